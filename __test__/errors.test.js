@@ -1,0 +1,150 @@
+'use strict'
+
+// Bad input: a clear error through the callback or promise, nothing written.
+const test = require('ava')
+const { randomUUID } = require('node:crypto')
+const { RedisSessionStore } = require('..')
+const { redisForTests } = require('./helpers/redis')
+const { RawRedis } = require('./helpers/raw')
+const path = require('node:path')
+const { promisify } = require('node:util')
+const execFileAsync = promisify(require('node:child_process').execFile)
+
+let redis
+let raw
+let store
+
+test.before(async () => {
+  redis = await redisForTests()
+  raw = await RawRedis.connect(redis.url)
+  store = new RedisSessionStore({ url: redis.url, prefix: `e:${randomUUID()}:` })
+})
+
+test.after.always(async () => {
+  if (store) await store.close()
+  if (raw) raw.close()
+  if (redis) await redis.dispose()
+})
+
+const good = () => ({ cookie: { originalMaxAge: 1000, expires: new Date(Date.now() + 60_000) } })
+
+async function keyCount() {
+  return (await raw.call('KEYS', `${store.prefix}*`)).length
+}
+
+for (const [name, sid] of [
+  ['a number', 1],
+  ['undefined', undefined],
+  ['an empty string', ''],
+  ['an object', {}],
+  ['over 4 KB', 'x'.repeat(5000)],
+  ['control characters', 'a\r\nb'],
+]) {
+  test.serial(`a sid that is ${name} is rejected by every call`, async (t) => {
+    for (const call of [
+      () => store.get(sid),
+      () => store.set(sid, good()),
+      () => store.touch(sid, good()),
+      () => store.destroy(sid),
+    ]) {
+      const err = await t.throwsAsync(call())
+      t.is(err.code, 'ERR_INVALID_ARG')
+    }
+    t.is(await keyCount(), 0)
+  })
+}
+
+test.serial('a circular session fails to serialize and nothing is written', async (t) => {
+  const sess = good()
+  sess.self = sess
+  const err = await t.throwsAsync(store.set('circ', sess))
+  t.is(err.code, 'ERR_SERIALIZE')
+  t.regex(err.message, /circular/i)
+  t.is(await keyCount(), 0)
+})
+
+test.serial('a BigInt in a session fails to serialize and nothing is written', async (t) => {
+  const err = await t.throwsAsync(store.set('big', { ...good(), n: 10n }))
+  t.is(err.code, 'ERR_SERIALIZE')
+  t.is(await keyCount(), 0)
+})
+
+test.serial('a session that is not an object is rejected', async (t) => {
+  for (const bad of [null, 'str', 5]) {
+    const err = await t.throwsAsync(store.set('x', bad))
+    t.is(err.code, 'ERR_INVALID_ARG')
+  }
+})
+
+test.serial('corrupt JSON in Redis gives an error naming the key', async (t) => {
+  await raw.call('SET', `${store.prefix}bad`, '{not json')
+  const err = await t.throwsAsync(store.get('bad'))
+  t.is(err.code, 'ERR_SESSION_CORRUPT')
+  t.true(err.message.includes(`${store.prefix}bad`))
+  await raw.call('DEL', `${store.prefix}bad`)
+})
+
+test.serial('binary data and wrong Redis types give errors naming the key', async (t) => {
+  await raw.call('SET', `${store.prefix}bin`, Buffer.from([0xff, 0xfe, 0x00]))
+  let err = await t.throwsAsync(store.get('bin'))
+  t.is(err.code, 'ERR_SESSION_CORRUPT')
+  t.true(err.message.includes(`${store.prefix}bin`))
+  await raw.call('HSET', `${store.prefix}hash`, 'f', 'v')
+  err = await t.throwsAsync(store.get('hash'))
+  t.is(err.code, 'ERR_REDIS_REPLY')
+  t.true(err.message.includes(`${store.prefix}hash`))
+  await raw.call('DEL', `${store.prefix}bin`, `${store.prefix}hash`)
+})
+
+test.serial('one bad operation does not fail the others issued in the same tick', async (t) => {
+  await raw.call('HSET', `${store.prefix}wrong`, 'f', 'v')
+  const [a, b, c] = await Promise.allSettled([store.set('ok1', good()), store.get('wrong'), store.get('ok1')])
+  t.is(a.status, 'fulfilled')
+  t.is(b.status, 'rejected')
+  t.is(c.status, 'fulfilled')
+  t.truthy(c.value.cookie)
+  await raw.call('DEL', `${store.prefix}wrong`, `${store.prefix}ok1`)
+})
+
+test.serial('a ttl function returning a non-number is an error', async (t) => {
+  const s = new RedisSessionStore({ url: redis.url, prefix: store.prefix, ttl: () => 'soon' })
+  const err = await t.throwsAsync(s.set('ttl', good()))
+  t.is(err.code, 'ERR_INVALID_ARG')
+  t.is(await keyCount(), 0)
+  await s.close()
+})
+
+test.serial('a callback that throws does not break the other callbacks of its batch', async (t) => {
+  const { stdout } = await execFileAsync(process.execPath, [path.join(__dirname, 'fixtures/throwing-callback.js')], {
+    env: { ...process.env, REDIS_URL: redis.url },
+    timeout: 20_000,
+  })
+  t.deepEqual(JSON.parse(stdout), ['first', 'second', 'uncaught:boom'])
+})
+
+test.serial('invalid options make the constructor throw a TypeError', (t) => {
+  for (const options of [
+    { url: 'http://localhost' },
+    { url: 42 },
+    { prefix: 1 },
+    { ttl: -1 },
+    { ttl: 'long' },
+    { disableTTL: 'yes' },
+    { serializer: {} },
+    { scanCount: 0 },
+    { commandTimeout: 0 },
+    { client: {} },
+    { unknownOption: 1 },
+    'redis://x',
+  ]) {
+    const err = t.throws(() => new RedisSessionStore(options), { instanceOf: TypeError })
+    t.regex(err.message, /RedisSessionStore/)
+  }
+})
+
+test.serial('after close, calls fail with a clear error', async (t) => {
+  const s = new RedisSessionStore({ url: redis.url, prefix: store.prefix })
+  await s.close()
+  const err = await t.throwsAsync(s.get('x'))
+  t.is(err.code, 'ERR_STORE_CLOSED')
+})

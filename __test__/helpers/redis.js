@@ -1,0 +1,95 @@
+'use strict'
+
+// Starts a real redis-server on a free loopback port for a test file, or
+// uses REDIS_URL when it is set. Stops what it started.
+const { spawn } = require('node:child_process')
+const net = require('node:net')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.unref()
+    srv.on('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address()
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+function ping(port, timeoutMs = 200) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ port, host: '127.0.0.1' })
+    const timer = setTimeout(() => finish(false), timeoutMs)
+    function finish(ok) {
+      clearTimeout(timer)
+      sock.destroy()
+      resolve(ok)
+    }
+    sock.on('error', () => finish(false))
+    sock.on('connect', () => sock.write('PING\r\n'))
+    sock.on('data', (d) => finish(d.toString().startsWith('+PONG')))
+  })
+}
+
+async function waitFor(check, timeoutMs, what) {
+  const until = Date.now() + timeoutMs
+  while (Date.now() < until) {
+    if (await check()) return
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+// A redis-server child process on its own port; restartable on the same port.
+class RedisServer {
+  constructor(port) {
+    this.port = port
+    this.url = `redis://127.0.0.1:${port}`
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rss-redis-'))
+    this.proc = null
+  }
+
+  static async start() {
+    const server = new RedisServer(await freePort())
+    await server.start()
+    return server
+  }
+
+  async start() {
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--dir', this.dir, '--daemonize', 'no', '--loglevel', 'warning']
+    const proc = spawn(process.env.REDIS_SERVER_BIN || 'redis-server', args, { stdio: 'ignore' })
+    this.proc = proc
+    const exited = new Promise((resolve) => proc.once('exit', resolve))
+    this.exited = exited
+    await waitFor(() => ping(this.port), 10_000, `redis-server on port ${this.port}`)
+  }
+
+  async stop() {
+    if (!this.proc) return
+    const proc = this.proc
+    this.proc = null
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL')
+      await this.exited
+    }
+  }
+
+  async dispose() {
+    await this.stop()
+    fs.rmSync(this.dir, { recursive: true, force: true })
+  }
+}
+
+// For a test file: { url, server } where server is null when REDIS_URL is used.
+async function redisForTests() {
+  if (process.env.REDIS_URL) return { url: process.env.REDIS_URL, server: null, dispose: async () => {} }
+  const server = await RedisServer.start()
+  return { url: server.url, server, dispose: () => server.dispose() }
+}
+
+module.exports = { RedisServer, redisForTests, freePort }

@@ -1,0 +1,224 @@
+'use strict'
+
+const { Store } = require('express-session')
+const { NativeStore } = require('./native.js')
+const { Batcher, GET, SET, TOUCH, REWRITE, DESTROY } = require('./lib/batcher')
+const { parseOptions } = require('./lib/options')
+const { RedisSessionStoreError, fromNative, invalidArg } = require('./lib/errors')
+
+const NO_TTL = Infinity
+const MAX_SID_LENGTH = 4096
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/
+
+function checkSid(sid) {
+  if (typeof sid !== 'string' || sid.length === 0) {
+    throw invalidArg(`session id must be a non-empty string, got ${sid === '' ? 'an empty string' : typeof sid}`)
+  }
+  if (sid.length > MAX_SID_LENGTH) throw invalidArg(`session id is longer than ${MAX_SID_LENGTH} characters`)
+  if (CONTROL_CHARS.test(sid)) throw invalidArg('session id contains control characters')
+}
+
+// Runs `start(done)` with a node-style callback, or returns a promise when
+// the caller gave none. Errors thrown while starting (bad input) reach the
+// callback asynchronously, as every other outcome does.
+function callOrPromise(cb, start) {
+  if (typeof cb === 'function') {
+    try {
+      start(cb)
+    } catch (err) {
+      process.nextTick(cb, err)
+    }
+    return undefined
+  }
+  return new Promise((resolve, reject) => {
+    start((err, value) => (err ? reject(err) : resolve(value)))
+  })
+}
+
+// destroy() and touch() are often fired and forgotten; a rejection nobody
+// awaits must not crash the process, while callers who await still see it.
+function quiet(promise) {
+  promise.catch(() => {})
+  return promise
+}
+
+class RedisSessionStore extends Store {
+  constructor(options) {
+    super()
+    const o = parseOptions(options)
+    this.prefix = o.prefix
+    this.ttl = o.ttl
+    this.disableTTL = o.disableTTL
+    this.disableTouch = o.disableTouch
+    this.serializer = o.serializer
+    this.scanCount = o.scanCount
+    this.commandTimeout = o.commandTimeout
+    try {
+      this._native = new NativeStore({
+        url: o.url,
+        prefix: o.prefix,
+        commandTimeoutMs: o.commandTimeout,
+        connectTimeoutMs: o.connectTimeout,
+      })
+    } catch (err) {
+      throw new TypeError(`RedisSessionStore: ${fromNative(err).message}`)
+    }
+    this._batcher = new Batcher(this._native)
+  }
+
+  get(sid, cb) {
+    return callOrPromise(cb, (done) => {
+      checkSid(sid)
+      this._batcher.push(GET, sid, '', NaN, (err, raw, expiresAt) => {
+        if (err) return done(err)
+        if (raw == null) return done(null, null)
+        let sess
+        try {
+          sess = this.serializer.parse(raw)
+        } catch (e) {
+          return done(this._corrupt(sid, `is not valid JSON (${e.message})`, e))
+        }
+        if (sess === null || typeof sess !== 'object') {
+          return done(this._corrupt(sid, 'is not a session object'))
+        }
+        this._refreshExpires(sess, expiresAt)
+        done(null, sess)
+      })
+    })
+  }
+
+  set(sid, sess, cb) {
+    return callOrPromise(cb, (done) => {
+      checkSid(sid)
+      const value = this._serialize(sess)
+      this._batcher.push(SET, sid, value, this._expiresAt(sess), (err) => done(err || null))
+    })
+  }
+
+  // Keeps express-session's contract: a later get() returns the new
+  // cookie.expires. With cookie-derived TTLs only the key's expiry moves
+  // (PEXPIREAT) and get() reads it back; otherwise the value is rewritten,
+  // but never recreated if it was destroyed meanwhile.
+  touch(sid, sess, cb) {
+    return quiet(
+      callOrPromise(cb, (done) => {
+        checkSid(sid)
+        if (this.disableTouch) return process.nextTick(done, null)
+        const at = this._expiresAt(sess)
+        if (this._expiryFollowsCookie()) {
+          this._batcher.push(TOUCH, sid, '', at, (err) => done(err || null))
+        } else {
+          this._batcher.push(REWRITE, sid, this._serialize(sess), at, (err) => done(err || null))
+        }
+      }) || Promise.resolve(),
+    )
+  }
+
+  destroy(sid, cb) {
+    return quiet(
+      callOrPromise(cb, (done) => {
+        checkSid(sid)
+        this._batcher.push(DESTROY, sid, '', NaN, (err) => done(err || null))
+      }) || Promise.resolve(),
+    )
+  }
+
+  all(cb) {
+    return callOrPromise(cb, (done) => {
+      this._native.all(this.scanCount).then(({ ids, values }) => {
+        const sessions = []
+        for (let i = 0; i < ids.length; i++) {
+          let sess
+          try {
+            sess = this.serializer.parse(values[i])
+          } catch (e) {
+            return done(this._corrupt(ids[i], `is not valid JSON (${e.message})`, e))
+          }
+          if (sess === null || typeof sess !== 'object') {
+            return done(this._corrupt(ids[i], 'is not a session object'))
+          }
+          sess.id = ids[i]
+          sessions.push(sess)
+        }
+        done(null, sessions)
+      }, (err) => done(fromNative(err)))
+    })
+  }
+
+  ids(cb) {
+    return callOrPromise(cb, (done) => {
+      this._native.ids(this.scanCount).then((ids) => done(null, ids), (err) => done(fromNative(err)))
+    })
+  }
+
+  length(cb) {
+    return callOrPromise(cb, (done) => {
+      this._native.ids(this.scanCount).then((ids) => done(null, ids.length), (err) => done(fromNative(err)))
+    })
+  }
+
+  clear(cb) {
+    return callOrPromise(cb, (done) => {
+      this._native.clear(this.scanCount).then(() => done(null), (err) => done(fromNative(err)))
+    })
+  }
+
+  /** Sends what is queued, waits for every pending call, and releases the connection. */
+  close(cb) {
+    return callOrPromise(cb, (done) => {
+      this._batcher.flush()
+      this._native.close().then(() => done(null), (err) => done(fromNative(err)))
+    })
+  }
+
+  _expiryFollowsCookie() {
+    return !this.disableTTL && typeof this.ttl !== 'function'
+  }
+
+  // Absolute expiry in epoch ms, as connect-redis decides it: a ttl function
+  // wins, then the cookie's expiry, then the ttl option. Infinity: no TTL.
+  _expiresAt(sess) {
+    if (this.disableTTL) return NO_TTL
+    if (typeof this.ttl === 'function') {
+      const seconds = this.ttl(sess)
+      if (typeof seconds !== 'number' || Number.isNaN(seconds)) {
+        throw invalidArg(`the ttl function must return a number of seconds, got ${String(seconds)}`)
+      }
+      return Date.now() + seconds * 1000
+    }
+    const expires = sess && sess.cookie && sess.cookie.expires
+    if (expires != null) {
+      const at = new Date(expires).getTime()
+      if (Number.isFinite(at)) return at
+    }
+    return Date.now() + this.ttl * 1000
+  }
+
+  // When the key's expiry is the cookie's, it is the truth after a touch.
+  _refreshExpires(sess, expiresAt) {
+    const cookie = sess.cookie
+    if (!this._expiryFollowsCookie() || !cookie || cookie.expires == null || Number.isNaN(expiresAt)) return
+    if (new Date(cookie.expires).getTime() === expiresAt) return
+    cookie.expires = cookie.expires instanceof Date ? new Date(expiresAt) : new Date(expiresAt).toISOString()
+  }
+
+  _serialize(sess) {
+    if (sess === null || typeof sess !== 'object') throw invalidArg('session must be an object')
+    let value
+    try {
+      value = this.serializer.stringify(sess)
+    } catch (e) {
+      throw new RedisSessionStoreError('ERR_SERIALIZE', `session cannot be serialized: ${e.message}`, e)
+    }
+    if (typeof value !== 'string') {
+      throw new RedisSessionStoreError('ERR_SERIALIZE', 'serializer.stringify did not return a string')
+    }
+    return value
+  }
+
+  _corrupt(sid, what, cause) {
+    return new RedisSessionStoreError('ERR_SESSION_CORRUPT', `value at key "${this.prefix + sid}" ${what}`, cause)
+  }
+}
+
+module.exports = { RedisSessionStore, RedisStore: RedisSessionStore, RedisSessionStoreError }

@@ -1,0 +1,4 @@
+import cjs from './index.js'
+
+export const { RedisSessionStore, RedisStore, RedisSessionStoreError } = cjs
+export default RedisSessionStore

@@ -1,0 +1,85 @@
+'use strict'
+
+const { fromNative, RedisSessionStoreError } = require('./errors')
+
+// Operation kinds on the wire; must match src/binding.rs.
+const GET = 0
+const SET = 1
+const TOUCH = 2
+const REWRITE = 3
+const DESTROY = 4
+
+// A user's callback that throws must not stop the others in its batch, nor
+// be called twice: rethrow it on its own tick, as Node does for callbacks.
+function settle(cb, err, value, expiresAt) {
+  try {
+    cb(err, value, expiresAt)
+  } catch (thrown) {
+    process.nextTick(() => {
+      throw thrown
+    })
+  }
+}
+
+// Gathers the operations issued in one tick of the event loop and sends
+// them to Rust in one call, at the end of the current microtask queue: no
+// operation waits for a later tick, and their order is kept.
+class Batcher {
+  constructor(native) {
+    this.native = native
+    this.scheduled = false
+    this.reset()
+    this.flush = this.flush.bind(this)
+  }
+
+  reset() {
+    this.kinds = []
+    this.sids = []
+    this.values = []
+    this.expires = []
+    this.callbacks = []
+  }
+
+  push(kind, sid, value, expiresAt, cb) {
+    this.kinds.push(kind)
+    this.sids.push(sid)
+    this.values.push(value)
+    this.expires.push(expiresAt)
+    this.callbacks.push(cb)
+    if (!this.scheduled) {
+      this.scheduled = true
+      queueMicrotask(this.flush)
+    }
+  }
+
+  flush() {
+    this.scheduled = false
+    const { kinds, sids, values, expires, callbacks } = this
+    if (kinds.length === 0) return
+    this.reset()
+    let pending
+    try {
+      pending = this.native.exec(kinds, sids, values, expires)
+    } catch (err) {
+      pending = Promise.reject(err)
+    }
+    pending.then(
+      (reply) => {
+        const { values: out, expiresAt, errorCodes, errorMessages } = reply
+        for (let i = 0; i < callbacks.length; i++) {
+          if (errorCodes && errorCodes[i]) {
+            settle(callbacks[i], new RedisSessionStoreError(errorCodes[i], errorMessages[i]))
+          } else {
+            settle(callbacks[i], null, out[i], expiresAt[i])
+          }
+        }
+      },
+      (err) => {
+        const error = fromNative(err)
+        for (const cb of callbacks) settle(cb, error)
+      },
+    )
+  }
+}
+
+module.exports = { Batcher, GET, SET, TOUCH, REWRITE, DESTROY }

@@ -1,0 +1,60 @@
+'use strict'
+
+const DEFAULTS = {
+  url: 'redis://127.0.0.1:6379',
+  prefix: 'sess:',
+  ttl: 86400,
+  disableTTL: false,
+  disableTouch: false,
+  serializer: JSON,
+  scanCount: 100,
+  commandTimeout: 2000,
+  connectTimeout: 1000,
+}
+
+const KNOWN = new Set(Object.keys(DEFAULTS))
+
+function fail(message) {
+  throw new TypeError(`RedisSessionStore: ${message}`)
+}
+
+function positiveInt(name, value, max) {
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    fail(`option "${name}" must be an integer from 1 to ${max}, got ${String(value)}`)
+  }
+}
+
+// Validates options up front so a typo fails at startup, not at the first
+// request. Names, defaults and meaning follow connect-redis 9.
+function parseOptions(options) {
+  if (options === undefined) options = {}
+  if (options === null || typeof options !== 'object') fail('options must be an object')
+  if ('client' in options) {
+    fail('the store owns its Redis connection: pass { url } instead of { client }')
+  }
+  for (const name of Object.keys(options)) {
+    if (!KNOWN.has(name)) fail(`unknown option "${name}"`)
+  }
+  const o = { ...DEFAULTS }
+  for (const [k, v] of Object.entries(options)) if (v !== undefined) o[k] = v
+
+  if (typeof o.url !== 'string' || !/^rediss?:\/\//.test(o.url)) {
+    fail(`option "url" must be a redis:// or rediss:// URL, got ${JSON.stringify(o.url)}`)
+  }
+  if (typeof o.prefix !== 'string') fail('option "prefix" must be a string')
+  if (typeof o.ttl !== 'function' && !(typeof o.ttl === 'number' && Number.isFinite(o.ttl) && o.ttl > 0)) {
+    fail('option "ttl" must be a positive number of seconds or a function (session) => seconds')
+  }
+  if (typeof o.disableTTL !== 'boolean') fail('option "disableTTL" must be a boolean')
+  if (typeof o.disableTouch !== 'boolean') fail('option "disableTouch" must be a boolean')
+  const s = o.serializer
+  if (!s || typeof s.stringify !== 'function' || typeof s.parse !== 'function') {
+    fail('option "serializer" must have stringify and parse functions')
+  }
+  positiveInt('scanCount', o.scanCount, 1e6)
+  positiveInt('commandTimeout', o.commandTimeout, 3600e3)
+  positiveInt('connectTimeout', o.connectTimeout, 3600e3)
+  return o
+}
+
+module.exports = { parseOptions }

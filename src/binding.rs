@@ -1,0 +1,196 @@
+//! The napi surface: thin. A batch crosses as parallel arrays (one napi call
+//! per event-loop tick); sessions stay JSON strings made and read by V8.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::commands::{Op, Outcome};
+use crate::connection::ConnectionOptions;
+use crate::error::{ErrorKind, StoreError};
+use crate::expiry::Expiry;
+use crate::scan;
+use crate::store::Store;
+
+#[napi(object)]
+pub struct NativeOptions {
+    pub url: String,
+    pub prefix: String,
+    pub command_timeout_ms: u32,
+    pub connect_timeout_ms: u32,
+}
+
+/// One entry per operation of the batch, in order. `errorCodes` and
+/// `errorMessages` are present only when some operation failed.
+#[napi(object)]
+pub struct BatchReply {
+    pub values: Vec<Option<String>>,
+    /// Absolute expiry (epoch ms) of each session read, or NaN.
+    pub expires_at: Vec<f64>,
+    pub error_codes: Option<Vec<Option<String>>>,
+    pub error_messages: Option<Vec<Option<String>>>,
+}
+
+#[napi(object)]
+pub struct AllReply {
+    pub ids: Vec<String>,
+    pub values: Vec<String>,
+}
+
+/// Operation kinds on the wire; must match `lib/ops.js`.
+const GET: u32 = 0;
+const SET: u32 = 1;
+const TOUCH: u32 = 2;
+const REWRITE: u32 = 3;
+const DESTROY: u32 = 4;
+
+#[napi]
+pub struct NativeStore {
+    inner: Arc<Store>,
+}
+
+fn to_napi(err: StoreError) -> Error {
+    // The JS layer splits the code back out of the message.
+    Error::new(Status::GenericFailure, err.to_string())
+}
+
+fn decode(
+    store: &Store,
+    kinds: Vec<u32>,
+    sids: Vec<String>,
+    values: Vec<String>,
+    expires: Vec<f64>,
+) -> std::result::Result<Vec<Op>, StoreError> {
+    let n = kinds.len();
+    if sids.len() != n || values.len() != n || expires.len() != n {
+        return Err(StoreError::new(
+            ErrorKind::InvalidArgument,
+            "batch arrays differ in length",
+        ));
+    }
+    let keys = store.keys();
+    kinds
+        .into_iter()
+        .zip(sids)
+        .zip(values)
+        .zip(expires)
+        .map(|(((kind, sid), value), at)| {
+            let key = keys.session(&sid);
+            let expiry = Expiry::from_wire(at);
+            Ok(match kind {
+                GET => Op::Get { key },
+                SET => Op::Set { key, value, expiry },
+                TOUCH => Op::Touch { key, expiry },
+                REWRITE => Op::Rewrite { key, value, expiry },
+                DESTROY => Op::Destroy { key },
+                other => {
+                    return Err(StoreError::new(
+                        ErrorKind::InvalidArgument,
+                        format!("unknown operation kind {other}"),
+                    ))
+                }
+            })
+        })
+        .collect()
+}
+
+fn encode(outcomes: Vec<Outcome>) -> BatchReply {
+    let n = outcomes.len();
+    let mut values = Vec::with_capacity(n);
+    let mut expires_at = Vec::with_capacity(n);
+    let mut codes: Option<Vec<Option<String>>> = None;
+    let mut messages: Option<Vec<Option<String>>> = None;
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Outcome::Session { value, expires_at: at } => {
+                values.push(value);
+                expires_at.push(at.map_or(f64::NAN, |t| t as f64));
+            }
+            Outcome::Done => {
+                values.push(None);
+                expires_at.push(f64::NAN);
+            }
+            Outcome::Failed(err) => {
+                values.push(None);
+                expires_at.push(f64::NAN);
+                codes.get_or_insert_with(|| vec![None; n])[i] = Some(err.kind.code().to_owned());
+                messages.get_or_insert_with(|| vec![None; n])[i] = Some(err.message);
+            }
+        }
+    }
+    BatchReply {
+        values,
+        expires_at,
+        error_codes: codes,
+        error_messages: messages,
+    }
+}
+
+#[napi]
+impl NativeStore {
+    #[napi(constructor)]
+    pub fn new(options: NativeOptions) -> Result<Self> {
+        let connection = ConnectionOptions {
+            url: options.url,
+            command_timeout: Duration::from_millis(options.command_timeout_ms.max(1) as u64),
+            connect_timeout: Duration::from_millis(options.connect_timeout_ms.max(1) as u64),
+        };
+        // The connection manager spawns onto tokio; the constructor is not
+        // called inside a runtime, so enter napi's.
+        let store = within_runtime_if_available(|| Store::open(&options.prefix, &connection))
+            .map_err(to_napi)?;
+        Ok(NativeStore {
+            inner: Arc::new(store),
+        })
+    }
+
+    /// Queues one tick's operations. Submission is synchronous, so batches
+    /// reach Redis in the order JS issued them.
+    #[napi(ts_return_type = "Promise<BatchReply>")]
+    pub fn exec<'env>(
+        &self,
+        env: &'env Env,
+        kinds: Vec<u32>,
+        sids: Vec<String>,
+        values: Vec<String>,
+        expires: Vec<f64>,
+    ) -> Result<PromiseRaw<'env, BatchReply>> {
+        let ops = decode(&self.inner, kinds, sids, values, expires).map_err(to_napi)?;
+        let pending = self.inner.submit(ops);
+        env.spawn_future(async move {
+            let outcomes = pending
+                .await
+                .map_err(|_| to_napi(StoreError::new(ErrorKind::Closed, "the store is closed")))?;
+            Ok(encode(outcomes))
+        })
+    }
+
+    #[napi]
+    pub async fn all(&self, scan_count: u32) -> Result<AllReply> {
+        let (ids, values) = scan::all(&self.inner, scan_count)
+            .await
+            .map_err(to_napi)?
+            .into_iter()
+            .unzip();
+        Ok(AllReply { ids, values })
+    }
+
+    #[napi]
+    pub async fn ids(&self, scan_count: u32) -> Result<Vec<String>> {
+        scan::ids(&self.inner, scan_count).await.map_err(to_napi)
+    }
+
+    #[napi]
+    pub async fn clear(&self, scan_count: u32) -> Result<f64> {
+        Ok(scan::clear(&self.inner, scan_count).await.map_err(to_napi)? as f64)
+    }
+
+    /// Settles queued calls, then releases the connection.
+    #[napi]
+    pub async fn close(&self) -> Result<()> {
+        self.inner.close().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,75 @@
+//! Error kinds the store reports. Each maps to a stable `code` string that the
+//! JS layer puts on the `Error` it hands to callbacks and promises.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Redis did not answer within the configured time.
+    Timeout,
+    /// No connection could be made, or it dropped mid-call.
+    Unavailable,
+    /// `close()` was called; no more calls are accepted.
+    Closed,
+    /// Redis answered with an error reply (e.g. WRONGTYPE).
+    Reply,
+    /// The stored value cannot be a session (not UTF-8).
+    Corrupt,
+    /// The caller passed something the store cannot use.
+    InvalidArgument,
+}
+
+impl ErrorKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "ERR_REDIS_TIMEOUT",
+            ErrorKind::Unavailable => "ERR_REDIS_UNAVAILABLE",
+            ErrorKind::Closed => "ERR_STORE_CLOSED",
+            ErrorKind::Reply => "ERR_REDIS_REPLY",
+            ErrorKind::Corrupt => "ERR_SESSION_CORRUPT",
+            ErrorKind::InvalidArgument => "ERR_INVALID_ARG",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl StoreError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        StoreError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Classifies a redis-rs error: the caller mostly needs to know whether
+    /// Redis was slow, gone, or said no.
+    pub fn from_redis(err: &redis::RedisError) -> Self {
+        let kind = if err.is_timeout() {
+            ErrorKind::Timeout
+        } else if err.is_io_error()
+            || err.is_connection_refusal()
+            || err.is_connection_dropped()
+            || err.is_unrecoverable_error()
+        {
+            ErrorKind::Unavailable
+        } else {
+            ErrorKind::Reply
+        };
+        StoreError::new(kind, format!("redis: {err}"))
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.code(), self.message)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type StoreResult<T> = Result<T, StoreError>;

@@ -1,0 +1,12 @@
+//! Native core of redis-session-store. Plain Rust modules do the work and are
+//! tested with `cargo test`; `binding` is the only napi-aware module.
+
+pub mod commands;
+pub mod connection;
+pub mod error;
+pub mod expiry;
+pub mod keys;
+pub mod scan;
+pub mod store;
+
+mod binding;

@@ -1,0 +1,103 @@
+//! Calls over every session (all, ids, length, clear): SCAN for the prefix,
+//! then MGET or UNLINK in chunks. Each round trip is bounded in time.
+
+use redis::aio::ConnectionManager;
+use redis::Value;
+
+use crate::error::{ErrorKind, StoreError, StoreResult};
+use crate::store::Store;
+
+async fn bounded<T, F>(store: &Store, fut: F) -> StoreResult<T>
+where
+    F: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    match tokio::time::timeout(store.command_timeout(), fut).await {
+        Ok(result) => result.map_err(|e| StoreError::from_redis(&e)),
+        Err(_) => Err(StoreError::new(
+            ErrorKind::Timeout,
+            format!(
+                "redis did not answer within {} ms",
+                store.command_timeout().as_millis()
+            ),
+        )),
+    }
+}
+
+/// Every key under the store's prefix.
+pub async fn keys(store: &Store, count: u32) -> StoreResult<Vec<String>> {
+    let mut conn = store.connection()?;
+    let pattern = store.keys().scan_pattern();
+    let mut cursor = 0u64;
+    let mut found = Vec::new();
+    loop {
+        let cmd = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(count)
+            .to_owned();
+        let (next, batch): (u64, Vec<String>) = bounded(store, cmd.query_async(&mut conn)).await?;
+        found.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    // SCAN may return a key twice during a rehash.
+    found.sort_unstable();
+    found.dedup();
+    Ok(found)
+}
+
+pub async fn ids(store: &Store, count: u32) -> StoreResult<Vec<String>> {
+    let keys = keys(store, count).await?;
+    Ok(keys
+        .iter()
+        .filter_map(|k| store.keys().sid(k).map(str::to_owned))
+        .collect())
+}
+
+/// `(sid, value)` for every live session; keys that expire mid-way are skipped.
+pub async fn all(store: &Store, count: u32) -> StoreResult<Vec<(String, String)>> {
+    let keys = keys(store, count).await?;
+    let mut conn: ConnectionManager = store.connection()?;
+    let mut sessions = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(count.max(1) as usize) {
+        let cmd = redis::cmd("MGET").arg(chunk).to_owned();
+        let values: Vec<Value> = bounded(store, cmd.query_async(&mut conn)).await?;
+        for (key, value) in chunk.iter().zip(values) {
+            let text = match value {
+                Value::Nil => continue,
+                Value::BulkString(bytes) => String::from_utf8(bytes).map_err(|_| {
+                    StoreError::new(
+                        ErrorKind::Corrupt,
+                        format!("value at key \"{key}\" is not UTF-8 text"),
+                    )
+                })?,
+                other => {
+                    return Err(StoreError::new(
+                        ErrorKind::Corrupt,
+                        format!("value at key \"{key}\" is not a string: {other:?}"),
+                    ))
+                }
+            };
+            if let Some(sid) = store.keys().sid(key) {
+                sessions.push((sid.to_owned(), text));
+            }
+        }
+    }
+    Ok(sessions)
+}
+
+/// Deletes every session; returns how many keys were removed.
+pub async fn clear(store: &Store, count: u32) -> StoreResult<u64> {
+    let keys = keys(store, count).await?;
+    let mut conn = store.connection()?;
+    let mut removed = 0;
+    for chunk in keys.chunks(count.max(1) as usize) {
+        let cmd = redis::cmd("UNLINK").arg(chunk).to_owned();
+        removed += bounded::<u64, _>(store, cmd.query_async(&mut conn)).await?;
+    }
+    Ok(removed)
+}
