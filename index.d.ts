@@ -75,4 +75,3 @@ export class RedisSessionStore extends Store {
 
 /** connect-redis 9's export name, for a one-line migration. */
 export { RedisSessionStore as RedisStore }
-export default RedisSessionStore

@@ -1,4 +1,3 @@
 import cjs from './index.js'
 
 export const { RedisSessionStore, RedisStore, RedisSessionStoreError } = cjs
-export default RedisSessionStore
