@@ -104,7 +104,10 @@ fn encode(outcomes: Vec<Outcome>) -> BatchReply {
     let mut messages: Option<Vec<Option<String>>> = None;
     for (i, outcome) in outcomes.into_iter().enumerate() {
         match outcome {
-            Outcome::Session { value, expires_at: at } => {
+            Outcome::Session {
+                value,
+                expires_at: at,
+            } => {
                 values.push(value);
                 expires_at.push(at.map_or(f64::NAN, |t| t as f64));
             }
@@ -184,7 +187,9 @@ impl NativeStore {
 
     #[napi]
     pub async fn clear(&self, scan_count: u32) -> Result<f64> {
-        Ok(scan::clear(&self.inner, scan_count).await.map_err(to_napi)? as f64)
+        Ok(scan::clear(&self.inner, scan_count)
+            .await
+            .map_err(to_napi)? as f64)
     }
 
     /// Settles queued calls, then releases the connection.

@@ -10,7 +10,9 @@ use crate::expiry::{from_expiretime, Expiry};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     /// Read a session and its absolute expiry.
-    Get { key: String },
+    Get {
+        key: String,
+    },
     /// Write a session; a deadline already past deletes it instead.
     Set {
         key: String,
@@ -18,14 +20,19 @@ pub enum Op {
         expiry: Expiry,
     },
     /// Move the expiry of an existing session without rewriting it.
-    Touch { key: String, expiry: Expiry },
+    Touch {
+        key: String,
+        expiry: Expiry,
+    },
     /// Rewrite an existing session (never recreates a destroyed one).
     Rewrite {
         key: String,
         value: String,
         expiry: Expiry,
     },
-    Destroy { key: String },
+    Destroy {
+        key: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -119,7 +126,10 @@ impl Op {
 }
 
 fn reply_error(key: &str, err: &redis::ServerError) -> StoreError {
-    StoreError::new(ErrorKind::Reply, format!("redis replied {err} for key \"{key}\""))
+    StoreError::new(
+        ErrorKind::Reply,
+        format!("redis replied {err} for key \"{key}\""),
+    )
 }
 
 fn read_string(key: &str, reply: &Value) -> StoreResult<Option<String>> {
@@ -144,7 +154,10 @@ fn read_string(key: &str, reply: &Value) -> StoreResult<Option<String>> {
 /// reply count so the replies can be split back.
 pub fn build(ops: &[Op], now_ms: i64) -> (Pipeline, Vec<usize>) {
     let mut pipe = redis::pipe();
-    let counts = ops.iter().map(|op| op.append_to(&mut pipe, now_ms)).collect();
+    let counts = ops
+        .iter()
+        .map(|op| op.append_to(&mut pipe, now_ms))
+        .collect();
     (pipe, counts)
 }
 
@@ -254,7 +267,9 @@ mod tests {
 
     #[test]
     fn binary_values_are_reported_with_their_key() {
-        let op = Op::Get { key: "sess:z".into() };
+        let op = Op::Get {
+            key: "sess:z".into(),
+        };
         match op.read(&[Value::BulkString(vec![0xff, 0xfe]), Value::Int(-1)]) {
             Outcome::Failed(e) => {
                 assert_eq!(e.kind, ErrorKind::Corrupt);

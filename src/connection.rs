@@ -31,6 +31,5 @@ pub fn open(options: &ConnectionOptions) -> StoreResult<ConnectionManager> {
         .set_number_of_retries(1)
         .set_min_delay(Duration::from_millis(20))
         .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_lazy_with_config(client, config)
-        .map_err(|e| StoreError::from_redis(&e))
+    ConnectionManager::new_lazy_with_config(client, config).map_err(|e| StoreError::from_redis(&e))
 }

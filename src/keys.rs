@@ -55,6 +55,9 @@ mod tests {
     #[test]
     fn scan_pattern_escapes_glob_characters() {
         assert_eq!(Keys::new("sess:").scan_pattern(), "sess:*");
-        assert_eq!(Keys::new("a*b?[c]\\").scan_pattern(), "a\\*b\\?\\[c\\]\\\\*");
+        assert_eq!(
+            Keys::new("a*b?[c]\\").scan_pattern(),
+            "a\\*b\\?\\[c\\]\\\\*"
+        );
     }
 }

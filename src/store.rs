@@ -98,7 +98,11 @@ fn closed() -> StoreError {
 }
 
 fn fail(job: Job, err: &StoreError) {
-    let outcomes = job.ops.iter().map(|_| Outcome::Failed(err.clone())).collect();
+    let outcomes = job
+        .ops
+        .iter()
+        .map(|_| Outcome::Failed(err.clone()))
+        .collect();
     let _ = job.reply.send(outcomes);
 }
 
@@ -142,7 +146,11 @@ async fn send(conn: &mut ConnectionManager, jobs: Vec<Job>, timeout: Duration) {
     let (pipe, counts) = commands::build(&ops, now_ms());
     let result = tokio::time::timeout_at(deadline, conn.req_packed_commands(&pipe, 0, pipe.len()))
         .await
-        .unwrap_or_else(|_| Err(redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))));
+        .unwrap_or_else(|_| {
+            Err(redis::RedisError::from(std::io::Error::from(
+                std::io::ErrorKind::TimedOut,
+            )))
+        });
 
     let mut outcomes = match result {
         Ok(values) => commands::read_all(&ops, &counts, &values),
