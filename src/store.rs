@@ -2,10 +2,12 @@
 //! batch; a single writer task sends queued batches to Redis in submission
 //! order as one pipeline, so a client's own operations are never reordered.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::{Pipeline, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -19,16 +21,41 @@ use crate::keys::Keys;
 /// Most operations merged into one pipeline; more wait for the next one.
 const MAX_PIPELINE_OPS: usize = 4096;
 
+/// Most operations waiting for Redis at once; beyond it calls fail fast, so
+/// a long outage cannot grow memory without bound.
+const MAX_QUEUED_OPS: usize = 200_000;
+
 struct Job {
     ops: Vec<Op>,
     deadline: Instant,
     reply: oneshot::Sender<Vec<Outcome>>,
 }
 
+/// The current connection, replaced when one stops answering.
+struct Link {
+    options: ConnectionOptions,
+    conn: Mutex<ConnectionManager>,
+}
+
+impl Link {
+    fn current(&self) -> ConnectionManager {
+        self.conn.lock().unwrap().clone()
+    }
+
+    /// A connection that timed out may be stalled for good (a black-holed
+    /// peer never resets it), so start a fresh one rather than wait on it.
+    fn reopen(&self) {
+        if let Ok(fresh) = connection::open(&self.options) {
+            *self.conn.lock().unwrap() = fresh;
+        }
+    }
+}
+
 pub struct Store {
     keys: Keys,
-    conn: ConnectionManager,
+    link: Arc<Link>,
     command_timeout: Duration,
+    queued: Arc<AtomicUsize>,
     queue: Mutex<Option<mpsc::UnboundedSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -36,13 +63,18 @@ pub struct Store {
 impl Store {
     /// Creates the store without connecting. Must run inside a tokio runtime.
     pub fn open(prefix: &str, options: &ConnectionOptions) -> StoreResult<Store> {
-        let conn = connection::open(options)?;
+        let link = Arc::new(Link {
+            conn: Mutex::new(connection::open(options)?),
+            options: options.clone(),
+        });
+        let queued = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(write_loop(rx, conn.clone(), options.command_timeout));
+        let writer = tokio::spawn(write_loop(rx, link.clone(), queued.clone()));
         Ok(Store {
             keys: Keys::new(prefix),
-            conn,
+            link,
             command_timeout: options.command_timeout,
+            queued,
             queue: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
         })
@@ -59,7 +91,7 @@ impl Store {
     /// A connection handle for multi-round-trip calls (all/ids/clear).
     pub fn connection(&self) -> StoreResult<ConnectionManager> {
         match self.queue.lock().unwrap().as_ref() {
-            Some(_) => Ok(self.conn.clone()),
+            Some(_) => Ok(self.link.current()),
             None => Err(closed()),
         }
     }
@@ -73,10 +105,23 @@ impl Store {
             ops,
             reply,
         };
+        let n = job.ops.len();
+        if self.queued.fetch_add(n, Ordering::AcqRel) + n > MAX_QUEUED_OPS {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            fail(
+                job,
+                &StoreError::new(
+                    ErrorKind::Unavailable,
+                    format!("more than {MAX_QUEUED_OPS} calls are waiting for redis"),
+                ),
+            );
+            return rx;
+        }
         if let Err(mpsc::error::SendError(job)) = match self.queue.lock().unwrap().as_ref() {
             Some(queue) => queue.send(job),
             None => Err(mpsc::error::SendError(job)),
         } {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
             fail(job, &closed());
         }
         rx
@@ -106,10 +151,17 @@ fn fail(job: Job, err: &StoreError) {
     let _ = job.reply.send(outcomes);
 }
 
+fn timed_out(timeout: Duration) -> StoreError {
+    StoreError::new(
+        ErrorKind::Timeout,
+        format!("redis did not answer within {} ms", timeout.as_millis()),
+    )
+}
+
 async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Job>,
-    mut conn: ConnectionManager,
-    timeout: Duration,
+    link: Arc<Link>,
+    queued: Arc<AtomicUsize>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
@@ -123,14 +175,51 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        send(&mut conn, jobs, timeout).await;
+        send(&link, jobs).await;
+        queued.fetch_sub(count, Ordering::AcqRel);
     }
 }
 
-async fn send(conn: &mut ConnectionManager, jobs: Vec<Job>, timeout: Duration) {
+/// Sends the pipeline, retrying once on a dropped connection. Every
+/// operation carries absolute values (the session text, PXAT/PEXPIREAT
+/// times), so a replay after a half-applied attempt leaves the same state.
+async fn attempt(
+    link: &Link,
+    pipe: &Pipeline,
+    deadline: Instant,
+) -> Result<Vec<Value>, StoreError> {
+    let timeout = link.options.command_timeout;
+    let mut retried = false;
+    loop {
+        let mut conn = link.current();
+        let sent =
+            tokio::time::timeout_at(deadline, conn.req_packed_commands(pipe, 0, pipe.len())).await;
+        match sent {
+            Ok(Ok(values)) => return Ok(values),
+            Ok(Err(e)) if e.is_timeout() => {
+                link.reopen();
+                return Err(timed_out(timeout));
+            }
+            Ok(Err(e))
+                if !retried
+                    && (e.is_io_error() || e.is_connection_dropped())
+                    && Instant::now() < deadline =>
+            {
+                retried = true;
+            }
+            Ok(Err(e)) => return Err(StoreError::from_redis(&e)),
+            Err(_) => {
+                link.reopen();
+                return Err(timed_out(timeout));
+            }
+        }
+    }
+}
+
+async fn send(link: &Link, jobs: Vec<Job>) {
     let now = Instant::now();
     let (live, late): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.deadline > now);
-    let expired = timed_out(timeout);
+    let expired = timed_out(link.options.command_timeout);
     late.into_iter().for_each(|job| fail(job, &expired));
     let Some(deadline) = live.iter().map(|j| j.deadline).min() else {
         return;
@@ -144,34 +233,12 @@ async fn send(conn: &mut ConnectionManager, jobs: Vec<Job>, timeout: Duration) {
         replies.push(job.reply);
     }
     let (pipe, counts) = commands::build(&ops, now_ms());
-    let result = tokio::time::timeout_at(deadline, conn.req_packed_commands(&pipe, 0, pipe.len()))
-        .await
-        .unwrap_or_else(|_| {
-            Err(redis::RedisError::from(std::io::Error::from(
-                std::io::ErrorKind::TimedOut,
-            )))
-        });
-
-    let mut outcomes = match result {
+    let mut outcomes = match attempt(link, &pipe, deadline).await {
         Ok(values) => commands::read_all(&ops, &counts, &values),
-        Err(e) => {
-            let err = if e.is_timeout() {
-                timed_out(timeout)
-            } else {
-                StoreError::from_redis(&e)
-            };
-            ops.iter().map(|_| Outcome::Failed(err.clone())).collect()
-        }
+        Err(err) => ops.iter().map(|_| Outcome::Failed(err.clone())).collect(),
     }
     .into_iter();
     for (reply, size) in replies.into_iter().zip(sizes) {
         let _ = reply.send(outcomes.by_ref().take(size).collect());
     }
-}
-
-fn timed_out(timeout: Duration) -> StoreError {
-    StoreError::new(
-        ErrorKind::Timeout,
-        format!("redis did not answer within {} ms", timeout.as_millis()),
-    )
 }

@@ -22,6 +22,10 @@ impl Server {
             .local_addr()
             .unwrap()
             .port();
+        Server::on(port)
+    }
+
+    fn on(port: u16) -> Server {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
@@ -215,4 +219,34 @@ async fn closing_fails_later_calls_and_settles_queued_ones() {
     assert!(matches!(queued.await.unwrap()[0], Outcome::Session { .. }));
     let after = run(&store, vec![Op::Get { key: "q:1".into() }]).await;
     assert!(matches!(&after[0], Outcome::Failed(e) if e.kind == ErrorKind::Closed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_reconnects_by_itself_after_a_restart() {
+    let server = Server::start();
+    let port = server.port;
+    let store = Store::open("r:", &options(server.url(), 1000)).unwrap();
+    let at = now_ms() + 60_000;
+    let set = |v: &str| Op::Set {
+        key: "r:1".into(),
+        value: v.into(),
+        expiry: Expiry::At(at),
+    };
+    assert_eq!(run(&store, vec![set("one")]).await[0], Outcome::Done);
+
+    drop(server);
+    let down = run(&store, vec![Op::Get { key: "r:1".into() }]).await;
+    assert!(matches!(&down[0], Outcome::Failed(_)), "{down:?}");
+
+    let _server = Server::on(port);
+    // Back within a second: the data is gone (no persistence) but calls work.
+    let until = Instant::now() + Duration::from_secs(1);
+    loop {
+        if run(&store, vec![set("two")]).await[0] == Outcome::Done {
+            break;
+        }
+        assert!(Instant::now() < until, "no recovery within 1 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store.close().await;
 }
