@@ -50,6 +50,7 @@ export class RedisSessionStore extends Store {
   readonly disableTouch: boolean
   readonly serializer: Serializer
   readonly scanCount: number
+  readonly commandTimeout: number
 
   get(sid: string, callback: (err: any, session?: SessionData | null) => void): void
   get(sid: string): Promise<SessionData | null>

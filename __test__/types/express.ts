@@ -1,0 +1,75 @@
+// Compile-only check of index.d.ts as an Express app uses it.
+import express from 'express'
+import session, { SessionData, Store } from 'express-session'
+import { RedisSessionStore, RedisStore, RedisSessionStoreError, RedisSessionStoreOptions, ErrorCode } from '../..'
+
+declare module 'express-session' {
+  interface SessionData {
+    user?: string
+  }
+}
+
+const options: RedisSessionStoreOptions = {
+  url: 'redis://127.0.0.1:6379/0',
+  prefix: 'myapp:',
+  ttl: (sess: SessionData) => (sess.user ? 3600 : 60),
+  scanCount: 200,
+  commandTimeout: 500,
+  connectTimeout: 500,
+  serializer: { stringify: JSON.stringify, parse: JSON.parse },
+}
+const store = new RedisSessionStore(options)
+const asBase: Store = store
+const migrated: RedisSessionStore = new RedisStore({ ttl: 600, disableTouch: true })
+new RedisSessionStore()
+
+const app = express()
+app.use(session({ store, secret: 's', resave: false, saveUninitialized: false, cookie: { maxAge: 60_000 } }))
+app.use(session({ store: migrated, secret: ['new', 'old'], resave: false, saveUninitialized: false }))
+
+app.post('/login', (req, res, next) => {
+  req.session.regenerate((err) => {
+    if (err) return next(err)
+    req.session.user = 'ada'
+    res.json({ id: req.sessionID })
+  })
+})
+
+async function admin(): Promise<void> {
+  const sess: SessionData | null = await store.get('sid')
+  if (sess) {
+    const user: string | undefined = sess.user
+    await store.set('sid', sess)
+    await store.touch('sid', sess)
+    void user
+  }
+  await store.destroy('sid')
+  const all: Array<SessionData & { id: string }> = await store.all()
+  const ids: string[] = await store.ids()
+  const n: number = await store.length()
+  await store.clear()
+  await store.close()
+  store.get('sid', (err, s) => void (err ?? s?.cookie.expires))
+  store.destroy('sid', (err) => void err)
+  void [all, ids, n]
+}
+
+function report(err: unknown): ErrorCode | undefined {
+  if (err instanceof RedisSessionStoreError) {
+    const code: ErrorCode = err.code
+    return code
+  }
+  return undefined
+}
+
+const prefix: string = store.prefix
+const ttl: number | ((sess: SessionData) => number) = store.ttl
+
+// @ts-expect-error ttl is seconds or a function, not a string
+new RedisSessionStore({ ttl: '1d' })
+// @ts-expect-error the store owns its connection: no client option
+new RedisSessionStore({ client: {} })
+// @ts-expect-error get returns a promise of a session, not a string
+const wrong: Promise<string> = store.get('sid')
+
+void [asBase, admin, report, prefix, ttl, wrong]
