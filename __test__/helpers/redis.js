@@ -62,21 +62,36 @@ class RedisServer {
   async start() {
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
       '--dir', this.dir, '--daemonize', 'no', '--loglevel', 'warning']
-    const proc = spawn(process.env.REDIS_SERVER_BIN || 'redis-server', args, { stdio: 'ignore' })
+    // A shell guard holds redis-server's pid and kills it when our stdin
+    // closes, so a test process that dies never leaves a server behind.
+    const guard = 'redis-server "$@" & pid=$!; echo $pid; read _; kill -9 $pid 2>/dev/null'
+    const proc = spawn('sh', ['-c', guard, 'sh', ...args], { stdio: ['pipe', 'pipe', 'ignore'] })
     this.proc = proc
-    const exited = new Promise((resolve) => proc.once('exit', resolve))
-    this.exited = exited
+    this.exited = new Promise((resolve) => proc.once('exit', resolve))
+    this.pid = await new Promise((resolve, reject) => {
+      proc.stdout.once('data', (d) => resolve(Number(String(d).trim())))
+      proc.once('error', reject)
+    })
     await waitFor(() => ping(this.port), 10_000, `redis-server on port ${this.port}`)
+  }
+
+  /** Sends a signal to redis-server itself (SIGSTOP/SIGCONT to stall it). */
+  signal(sig) {
+    process.kill(this.pid, sig)
   }
 
   async stop() {
     if (!this.proc) return
     const proc = this.proc
     this.proc = null
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGKILL')
-      await this.exited
+    try {
+      process.kill(this.pid, 'SIGKILL')
+    } catch {
+      // already gone
     }
+    proc.stdin.end()
+    await this.exited
+    await waitFor(async () => !(await ping(this.port)), 5_000, `redis-server on port ${this.port} to stop`)
   }
 
   async dispose() {
