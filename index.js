@@ -125,7 +125,7 @@ class RedisSessionStore extends Store {
 
   all(cb) {
     return callOrPromise(cb, (done) => {
-      this._native.all(this.scanCount).then(({ ids, values }) => {
+      this._native.all(this.scanCount).then(({ ids, values, expiresAt }) => {
         const sessions = []
         for (let i = 0; i < ids.length; i++) {
           let sess
@@ -137,6 +137,7 @@ class RedisSessionStore extends Store {
           if (sess === null || typeof sess !== 'object') {
             return done(this._corrupt(ids[i], 'is not a session object'))
           }
+          this._refreshExpires(sess, expiresAt[i])
           sess.id = ids[i]
           sessions.push(sess)
         }

@@ -121,6 +121,9 @@ test('touch moves the expiry in Redis and get returns the new cookie.expires', a
   const got = await store.get('t')
   t.is(got.cookie.expires, touched.cookie.expires)
   t.is(got.user, 'u')
+  // all() reads expiries the same way as get().
+  const [listed] = await store.all()
+  t.is(listed.cookie.expires, touched.cookie.expires)
 })
 
 test('touch with a ttl function rewrites the value, and never recreates a destroyed session', async (t) => {

@@ -37,6 +37,8 @@ pub struct BatchReply {
 pub struct AllReply {
     pub ids: Vec<String>,
     pub values: Vec<String>,
+    /// Absolute expiry (epoch ms) of each session's key, or NaN.
+    pub expires_at: Vec<f64>,
 }
 
 /// Operation kinds on the wire; must match `lib/ops.js`.
@@ -172,12 +174,20 @@ impl NativeStore {
 
     #[napi]
     pub async fn all(&self, scan_count: u32) -> Result<AllReply> {
-        let (ids, values) = scan::all(&self.inner, scan_count)
-            .await
-            .map_err(to_napi)?
-            .into_iter()
-            .unzip();
-        Ok(AllReply { ids, values })
+        let found = scan::all(&self.inner, scan_count).await.map_err(to_napi)?;
+        let mut reply = AllReply {
+            ids: Vec::with_capacity(found.len()),
+            values: Vec::with_capacity(found.len()),
+            expires_at: Vec::with_capacity(found.len()),
+        };
+        for session in found {
+            reply.ids.push(session.sid);
+            reply.values.push(session.value);
+            reply
+                .expires_at
+                .push(session.expires_at.map_or(f64::NAN, |t| t as f64));
+        }
+        Ok(reply)
     }
 
     #[napi]

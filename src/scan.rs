@@ -1,10 +1,11 @@
 //! Calls over every session (all, ids, length, clear): SCAN for the prefix,
 //! then MGET or UNLINK in chunks. Each round trip is bounded in time.
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::Value;
 
 use crate::error::{ErrorKind, StoreError, StoreResult};
+use crate::expiry::from_expiretime;
 use crate::store::Store;
 
 async fn bounded<T, F>(store: &Store, fut: F) -> StoreResult<T>
@@ -58,16 +59,39 @@ pub async fn ids(store: &Store, count: u32) -> StoreResult<Vec<String>> {
         .collect())
 }
 
-/// `(sid, value)` for every live session; keys that expire mid-way are skipped.
-pub async fn all(store: &Store, count: u32) -> StoreResult<Vec<(String, String)>> {
+/// A live session as `all()` returns it.
+pub struct Found {
+    pub sid: String,
+    pub value: String,
+    pub expires_at: Option<i64>,
+}
+
+/// Every live session with its key's expiry (as `get` reads it); keys that
+/// expire mid-way are skipped.
+pub async fn all(store: &Store, count: u32) -> StoreResult<Vec<Found>> {
     let keys = keys(store, count).await?;
     let mut conn: ConnectionManager = store.connection()?;
     let mut sessions = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(count.max(1) as usize) {
-        let cmd = redis::cmd("MGET").arg(chunk).to_owned();
-        let values: Vec<Value> = bounded(store, cmd.query_async(&mut conn)).await?;
-        for (key, value) in chunk.iter().zip(values) {
-            let text = match value {
+        let mut pipe = redis::pipe();
+        pipe.cmd("MGET").arg(chunk);
+        for key in chunk {
+            pipe.cmd("PEXPIRETIME").arg(key);
+        }
+        let mut replies: Vec<Value> =
+            bounded(store, conn.req_packed_commands(&pipe, 0, pipe.len())).await?;
+        let expiries = replies.split_off(1.min(replies.len()));
+        let values = match replies.pop() {
+            Some(Value::Array(values)) => values,
+            other => {
+                return Err(StoreError::new(
+                    ErrorKind::Reply,
+                    format!("unexpected MGET reply: {other:?}"),
+                ))
+            }
+        };
+        for ((key, value), expiry) in chunk.iter().zip(values).zip(expiries) {
+            let value = match value {
                 Value::Nil => continue,
                 Value::BulkString(bytes) => String::from_utf8(bytes).map_err(|_| {
                     StoreError::new(
@@ -82,8 +106,16 @@ pub async fn all(store: &Store, count: u32) -> StoreResult<Vec<(String, String)>
                     ))
                 }
             };
+            let expires_at = match expiry {
+                Value::Int(t) => from_expiretime(t),
+                _ => None,
+            };
             if let Some(sid) = store.keys().sid(key) {
-                sessions.push((sid.to_owned(), text));
+                sessions.push(Found {
+                    sid: sid.to_owned(),
+                    value,
+                    expires_at,
+                });
             }
         }
     }
