@@ -1,0 +1,212 @@
+'use strict'
+
+// Real faults: a proxy that stalls or refuses, and a redis-server that is
+// killed, stopped and restarted. Every call must settle; none may hang.
+const test = require('ava')
+const path = require('node:path')
+const { promisify } = require('node:util')
+const execFileAsync = promisify(require('node:child_process').execFile)
+const { randomUUID } = require('node:crypto')
+const express = require('express')
+const session = require('express-session')
+const request = require('supertest')
+const { RedisSessionStore } = require('..')
+const { RedisServer, freePort } = require('./helpers/redis')
+const { FaultProxy } = require('./helpers/proxy')
+
+// Correctness bounds, not speed measurements: "settles within the timeout
+// plus generous slack" is the guarantee under test.
+const TIMEOUT = 400
+const BOUND = TIMEOUT + 1000
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const sess = (extra = {}) => ({ cookie: { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000) }, ...extra })
+
+async function rig(t) {
+  const server = await RedisServer.start()
+  const proxy = await FaultProxy.start(server.port)
+  const store = new RedisSessionStore({ url: proxy.url, prefix: `f:${randomUUID()}:`, commandTimeout: TIMEOUT })
+  t.teardown(async () => {
+    await store.close()
+    await proxy.close()
+    await server.dispose()
+  })
+  return { server, proxy, store }
+}
+
+// Issues `n` mixed calls at once and reports how each settled and when.
+async function burst(store, n) {
+  const started = Date.now()
+  const calls = []
+  for (let i = 0; i < n; i++) {
+    const id = `b${i % 20}`
+    const p = i % 3 === 0 ? store.set(id, sess({ i })) : i % 3 === 1 ? store.get(id) : store.touch(id, sess())
+    calls.push(p.then(() => ({ ok: true, ms: Date.now() - started }), (err) => ({ ok: false, code: err.code, ms: Date.now() - started })))
+  }
+  return Promise.all(calls)
+}
+
+async function until(check, ms, what) {
+  const end = Date.now() + ms
+  for (;;) {
+    try {
+      if (await check()) return Date.now()
+    } catch {
+      // not yet
+    }
+    if (Date.now() > end) throw new Error(`${what} did not happen within ${ms} ms`)
+    await sleep(20)
+  }
+}
+
+test.serial('refused connections: every call fails fast with a clear error, then recovers', async (t) => {
+  const { proxy, store } = await rig(t)
+  await store.set('keep', sess({ v: 1 }))
+  await proxy.refuse()
+  const results = await burst(store, 300)
+  t.true(results.every((r) => !r.ok && ['ERR_REDIS_UNAVAILABLE', 'ERR_REDIS_TIMEOUT'].includes(r.code)), JSON.stringify(results.slice(0, 3)))
+  t.true(Math.max(...results.map((r) => r.ms)) < BOUND)
+  await proxy.heal()
+  const healed = Date.now()
+  const back = await until(async () => (await store.get('keep')).v === 1, 5000, 'recovery')
+  t.true(back - healed < 1000 + TIMEOUT, `recovered after ${back - healed} ms`)
+})
+
+test.serial('a stalled connection (nothing gets through): calls time out within the bound, the session survives', async (t) => {
+  const { proxy, store } = await rig(t)
+  await store.set('keep', sess({ v: 2 }))
+  proxy.stall()
+  const results = await burst(store, 300)
+  t.true(results.every((r) => !r.ok && r.code === 'ERR_REDIS_TIMEOUT'), JSON.stringify(results.slice(0, 3)))
+  t.true(Math.max(...results.map((r) => r.ms)) < BOUND)
+  const err = await t.throwsAsync(store.get('keep'))
+  t.regex(err.message, new RegExp(`within ${TIMEOUT} ms`))
+  await proxy.heal()
+  await until(async () => (await store.get('keep')).v === 2, 5000, 'recovery')
+  t.pass()
+})
+
+test.serial('a SIGSTOPped redis-server: calls time out within the bound, then work after SIGCONT', async (t) => {
+  const { server, store } = await rig(t)
+  await store.set('keep', sess({ v: 3 }))
+  server.signal('SIGSTOP')
+  try {
+    const results = await burst(store, 100)
+    t.true(results.every((r) => !r.ok && r.code === 'ERR_REDIS_TIMEOUT'))
+    t.true(Math.max(...results.map((r) => r.ms)) < BOUND)
+  } finally {
+    server.signal('SIGCONT')
+  }
+  await until(async () => (await store.get('keep')).v === 3, 5000, 'recovery')
+  t.pass()
+})
+
+test.serial('redis restarts under load: in-flight calls settle, the store reconnects by itself', async (t) => {
+  const { server, store } = await rig(t)
+  let stop = false
+  let issued = 0
+  let settled = 0
+  const worker = async () => {
+    while (!stop) {
+      issued++
+      await store.set(`w${issued % 50}`, sess()).catch(() => {})
+      settled++
+    }
+  }
+  const workers = Array.from({ length: 16 }, worker)
+  await sleep(100)
+  await server.stop()
+  await sleep(200)
+  await server.start()
+  const restarted = Date.now()
+  const back = await until(async () => {
+    await store.set('after', sess({ v: 4 }))
+    return (await store.get('after')).v === 4
+  }, 5000, 'recovery')
+  t.true(back - restarted < 1000 + TIMEOUT, `recovered after ${back - restarted} ms`)
+  stop = true
+  await Promise.all(workers)
+  t.is(settled, issued)
+})
+
+test.serial('the store can be created before redis exists, fails fast, then works', async (t) => {
+  const port = await freePort()
+  const store = new RedisSessionStore({ url: `redis://127.0.0.1:${port}`, prefix: 'early:', commandTimeout: TIMEOUT })
+  const server = new RedisServer(port)
+  t.teardown(async () => {
+    await store.close()
+    await server.dispose()
+  })
+  const err = await t.throwsAsync(store.get('x'))
+  t.true(['ERR_REDIS_UNAVAILABLE', 'ERR_REDIS_TIMEOUT'].includes(err.code), err.code)
+  await server.start()
+  await until(async () => (await store.get('x')) === null, 2000, 'first success')
+  t.pass()
+})
+
+test.serial('the default bound is 2 s: a stalled call fails within it', async (t) => {
+  const server = await RedisServer.start()
+  const proxy = await FaultProxy.start(server.port)
+  const store = new RedisSessionStore({ url: proxy.url, prefix: 'dflt:' })
+  t.teardown(async () => {
+    await store.close()
+    await proxy.close()
+    await server.dispose()
+  })
+  await store.set('a', sess())
+  proxy.stall()
+  const started = Date.now()
+  const err = await t.throwsAsync(store.get('a'))
+  t.is(err.code, 'ERR_REDIS_TIMEOUT')
+  t.true(Date.now() - started < 2000 + 1000)
+})
+
+test.serial('close() settles every pending call during an outage', async (t) => {
+  const { proxy, store } = await rig(t)
+  await store.get('warm')
+  proxy.stall()
+  const pending = burst(store, 50)
+  await store.close()
+  const results = await pending
+  t.is(results.length, 50)
+  t.true(results.every((r) => !r.ok))
+  t.is((await t.throwsAsync(store.get('x'))).code, 'ERR_STORE_CLOSED')
+})
+
+test.serial('an idle process exits by itself, with or without close()', async (t) => {
+  const server = await RedisServer.start()
+  t.teardown(() => server.dispose())
+  for (const mode of ['close', 'no-close']) {
+    const { stdout } = await execFileAsync(process.execPath, [path.join(__dirname, 'fixtures/idle-exit.js'), mode], {
+      env: { ...process.env, REDIS_URL: server.url },
+      timeout: 15_000,
+    })
+    t.is(stdout, 'done', mode)
+  }
+})
+
+test.serial('an Express app during an outage: requests fail with a clear 500, the login survives it', async (t) => {
+  const { proxy, store } = await rig(t)
+  const app = express()
+  app.use(session({ store, secret: 's', resave: false, saveUninitialized: false }))
+  app.post('/login', (req, res) => {
+    req.session.user = 'ada'
+    res.end()
+  })
+  app.get('/me', (req, res) => res.json({ user: req.session.user || null }))
+  app.use((err, req, res, next) => res.status(500).json({ code: err.code }))
+  const agent = request.agent(app)
+  await agent.post('/login').expect(200)
+  await agent.get('/me').expect(200, { user: 'ada' })
+
+  proxy.stall()
+  await agent.get('/me').expect(500, { code: 'ERR_REDIS_TIMEOUT' })
+  await proxy.refuse()
+  const res = await agent.get('/me')
+  t.is(res.status, 500)
+  t.true(['ERR_REDIS_UNAVAILABLE', 'ERR_REDIS_TIMEOUT'].includes(res.body.code))
+
+  await proxy.heal()
+  await until(async () => (await agent.get('/me')).body.user === 'ada', 5000, 'the same login after the outage')
+  t.pass()
+})

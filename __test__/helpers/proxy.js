@@ -1,0 +1,93 @@
+'use strict'
+
+// A TCP proxy in front of redis-server that injects network faults:
+// 'pass' forwards; 'stall' holds every byte in both directions, as a
+// partition does while TCP keeps retransmitting (sockets stay open, nothing
+// arrives), and delivers it on heal; 'refuse' closes the listener so new
+// connections are refused and cuts the open ones.
+const net = require('node:net')
+const { freePort } = require('./redis')
+
+class FaultProxy {
+  static async start(targetPort) {
+    const proxy = new FaultProxy(targetPort, await freePort())
+    await proxy.listen()
+    return proxy
+  }
+
+  constructor(targetPort, port) {
+    this.targetPort = targetPort
+    this.port = port
+    this.url = `redis://127.0.0.1:${port}`
+    this.mode = 'pass'
+    this.pairs = new Set()
+    this.server = null
+  }
+
+  listen() {
+    this.server = net.createServer((client) => this.accept(client))
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(this.port, '127.0.0.1', resolve)
+    })
+  }
+
+  accept(client) {
+    const upstream = net.connect({ port: this.targetPort, host: '127.0.0.1' })
+    const pair = { client, upstream }
+    this.pairs.add(pair)
+    pair.held = []
+    const forward = (from, to) =>
+      from.on('data', (chunk) => {
+        if (this.mode === 'pass') to.write(chunk)
+        else pair.held.push([to, chunk])
+      })
+    forward(client, upstream)
+    forward(upstream, client)
+    const close = () => {
+      this.pairs.delete(pair)
+      client.destroy()
+      upstream.destroy()
+    }
+    client.on('error', close).on('close', close)
+    upstream.on('error', close).on('close', close)
+  }
+
+  /** Nothing gets through and nothing is closed, until heal(). */
+  stall() {
+    this.mode = 'stall'
+  }
+
+  /** New connections are refused and open ones are cut. */
+  async refuse() {
+    this.mode = 'refuse'
+    // server.close() waits for open connections, so cut them first.
+    const closed = new Promise((resolve) => this.server.close(() => resolve()))
+    this.cut()
+    await closed
+  }
+
+  cut() {
+    for (const { client, upstream } of this.pairs) {
+      client.destroy()
+      upstream.destroy()
+    }
+    this.pairs.clear()
+  }
+
+  async heal() {
+    if (this.mode === 'refuse') await this.listen()
+    this.mode = 'pass'
+    for (const pair of this.pairs) {
+      for (const [to, chunk] of pair.held) if (!to.destroyed) to.write(chunk)
+      pair.held = []
+    }
+  }
+
+  async close() {
+    if (this.mode === 'refuse') return
+    await this.refuse()
+  }
+}
+
+module.exports = { FaultProxy }
