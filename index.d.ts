@@ -34,6 +34,7 @@ export type ErrorCode =
   | 'ERR_SESSION_CORRUPT'
   | 'ERR_SERIALIZE'
   | 'ERR_INVALID_ARG'
+  | 'ERR_INTERNAL'
   | 'ERR_NATIVE'
 
 export class RedisSessionStoreError extends Error {

@@ -135,7 +135,7 @@ fn encode(outcomes: Vec<Outcome>) -> BatchReply {
 
 #[napi]
 impl NativeStore {
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(options: NativeOptions) -> Result<Self> {
         let connection = ConnectionOptions {
             url: options.url,
@@ -153,7 +153,7 @@ impl NativeStore {
 
     /// Queues one tick's operations. Submission is synchronous, so batches
     /// reach Redis in the order JS issued them.
-    #[napi(ts_return_type = "Promise<BatchReply>")]
+    #[napi(ts_return_type = "Promise<BatchReply>", catch_unwind)]
     pub fn exec<'env>(
         &self,
         env: &'env Env,
@@ -165,9 +165,13 @@ impl NativeStore {
         let ops = decode(&self.inner, kinds, sids, values, expires).map_err(to_napi)?;
         let pending = self.inner.submit(ops);
         env.spawn_future(async move {
-            let outcomes = pending
-                .await
-                .map_err(|_| to_napi(StoreError::new(ErrorKind::Closed, "the store is closed")))?;
+            // The writer drops a batch's reply only when it panicked on it.
+            let outcomes = pending.await.map_err(|_| {
+                to_napi(StoreError::new(
+                    ErrorKind::Internal,
+                    "the native core failed while running this call",
+                ))
+            })?;
             Ok(encode(outcomes))
         })
     }

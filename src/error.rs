@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Corrupt,
     /// The caller passed something the store cannot use.
     InvalidArgument,
+    /// The native core failed (a panic, caught); the call did not complete.
+    Internal,
 }
 
 impl ErrorKind {
@@ -28,6 +30,7 @@ impl ErrorKind {
             ErrorKind::Reply => "ERR_REDIS_REPLY",
             ErrorKind::Corrupt => "ERR_SESSION_CORRUPT",
             ErrorKind::InvalidArgument => "ERR_INVALID_ARG",
+            ErrorKind::Internal => "ERR_INTERNAL",
         }
     }
 }

@@ -2,10 +2,12 @@
 //! batch; a single writer task sends queued batches to Redis in submission
 //! order as one pipeline, so a client's own operations are never reordered.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Pipeline, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -175,7 +177,9 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        send(&link, jobs).await;
+        // A panic fails this batch's calls (their reply senders drop) but
+        // must not stop the writer, or every later call would fail too.
+        let _ = AssertUnwindSafe(send(&link, jobs)).catch_unwind().await;
         queued.fetch_sub(count, Ordering::AcqRel);
     }
 }
