@@ -1,0 +1,84 @@
+'use strict'
+
+// Markdown tables of the medians and ratios.
+const f = (v, digits = 0) => (typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a')
+const x = (v) => (typeof v === 'number' && Number.isFinite(v) ? `${v.toFixed(2)}×` : 'n/a')
+
+function storeTables(store) {
+  const lines = []
+  lines.push(`### Store: redis-session-store ("ours") vs connect-redis 9 + node-redis 6`)
+  lines.push('')
+  lines.push(`Medians of ${store.rounds} alternating rounds; one request = get + touch (4 of 5) or set (1 of 5) = 2 ops. Ratios are ours ÷ connect-redis.`)
+  lines.push('')
+  lines.push('| session | conc. | ops/s ours | ops/s connect-redis | ops/s ratio | p50 ms ours | p50 ms c-r | p99 ms ours | p99 ms c-r |')
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+  for (const c of store.configs) {
+    const a = c.ours.median
+    const b = c['connect-redis'].median
+    lines.push(`| ${c.sizeLabel} | ${c.concurrency} | ${f(a.opsPerSec)} | ${f(b.opsPerSec)} | **${x(c.ratio.opsPerSec)}** | ${f(a.p50Ms, 2)} | ${f(b.p50Ms, 2)} | ${f(a.p99Ms, 2)} | ${f(b.p99Ms, 2)} |`)
+  }
+  lines.push('')
+  lines.push('| session | conc. | Node CPU µs/op ours | c-r | CPU ratio | event loop busy ours | c-r | Redis CPU µs/op ours | c-r |')
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+  for (const c of store.configs) {
+    const a = c.ours.median
+    const b = c['connect-redis'].median
+    const pct = (v) => (typeof v === 'number' ? `${(v * 100).toFixed(0)}%` : 'n/a')
+    lines.push(`| ${c.sizeLabel} | ${c.concurrency} | ${f(a.cpuUsPerOp, 1)} | ${f(b.cpuUsPerOp, 1)} | **${x(c.ratio.cpuUsPerOp)}** | ${pct(a.elu)} | ${pct(b.elu)} | ${f(a.redisCpuUsPerOp, 1)} | ${f(b.redisCpuUsPerOp, 1)} |`)
+  }
+  return lines
+}
+
+function httpTable(http) {
+  const lines = []
+  lines.push(`### HTTP: Express 5 + express-session, GET / with a logged-in session`)
+  lines.push('')
+  lines.push(`Medians of ${http.rounds} rounds, autocannon ${http.connections} connections × ${http.seconds} s from its own process; each connection has its own session. Ratios are ÷ MemoryStore.`)
+  lines.push('')
+  lines.push('| store | req/s | req/s ÷ Memory | p50 ms | p99 ms | server CPU µs/req | CPU ÷ Memory | server event loop busy | failures |')
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+  for (const s of http.stores) {
+    const m = s.median
+    const failures = s.runs.reduce((n, r) => n + (r.non2xx || 0) + (r.errors || 0), 0)
+    lines.push(`| ${s.label} | ${f(m.reqPerSec)} | ${x(s.ratioToMemory.reqPerSec)} | ${f(m.p50Ms, 1)} | ${f(m.p99Ms, 1)} | ${f(m.cpuUsPerReq, 0)} | ${x(s.ratioToMemory.cpuUsPerReq)} | ${typeof m.elu === 'number' ? `${(m.elu * 100).toFixed(0)}%` : 'n/a'} | ${failures} |`)
+  }
+  if (http.oursVsConnectRedis) {
+    lines.push('')
+    lines.push(`redis-session-store ÷ connect-redis: req/s **${x(http.oursVsConnectRedis.reqPerSec)}**, server CPU per request **${x(http.oursVsConnectRedis.cpuUsPerReq)}**.`)
+  }
+  return lines
+}
+
+function rssTable(rss) {
+  const lines = []
+  lines.push(`### RSS of redis-session-store's process (${rss.sizeLabel} sessions, ${rss.concurrency} concurrent)`)
+  lines.push('')
+  lines.push('| point | ops | RSS MB | heap used MB | external MB |')
+  lines.push('|---|---:|---:|---:|---:|')
+  const row = (name, ops, m) => m && lines.push(`| ${name} | ${f(ops)} | ${f(m.rssMB, 1)} | ${f(m.heapUsedMB, 1)} | ${f(m.externalMB, 1)} |`)
+  row('after warm-up', rss.warmupOps, rss.afterWarmup)
+  row('after run', rss.totalOps, rss.afterRun)
+  row('after run + forced GC', rss.totalOps, rss.afterGc)
+  lines.push('')
+  lines.push(`Peak RSS ${f(rss.peakRssMB, 1)} MB; RSS growth warm-up → end (after GC) ${f((rss.afterGc || rss.afterRun).rssMB - rss.afterWarmup.rssMB, 1)} MB; ${f(rss.opsPerSec)} ops/s during the run.${rss.cutShort ? ' **Cut short by the time limit.**' : ''}`)
+  return lines
+}
+
+function markdown(results) {
+  const lines = []
+  const m = results.meta
+  lines.push(`## Benchmark results (${m.date})`)
+  lines.push('')
+  lines.push(`Node ${m.node}, Redis ${m.redisVersion || '?'}, ${m.cpus}× ${m.cpuModel}; load average at start ${m.loadavgStart.map((v) => v.toFixed(2)).join(' ')}, at end ${(m.loadavgEnd || []).map((v) => v.toFixed(2)).join(' ')}.${m.config.quick ? ' **--quick: too short to mean anything.**' : ''}`)
+  if (results.store) lines.push('', ...storeTables(results.store))
+  if (results.rss) lines.push('', ...rssTable(results.rss))
+  if (results.http) lines.push('', ...httpTable(results.http))
+  if (results.problems.length) {
+    lines.push('', '### Problems', '')
+    for (const p of results.problems) lines.push(`- ${p}`)
+  }
+  lines.push('')
+  return lines.join('\n')
+}
+
+module.exports = { markdown }

@@ -1,0 +1,345 @@
+'use strict'
+
+// Benchmark: redis-session-store vs connect-redis 9 (+ node-redis 6).
+//
+//   node bench/run.js                 # default run, about 3 minutes on 2 cores
+//   node bench/run.js --quick         # smoke run, a few seconds, numbers meaningless
+//   node bench/run.js --only store    # store (+ RSS) only; also: http, rss, or a list
+//   REDIS_URL=redis://host:6379 node bench/run.js
+//
+// Every measured thing runs in a child process (fork): one per store and
+// round for the store benchmark, one per HTTP server, one for autocannon.
+// Writes bench/results/latest.json and bench/results/chart.svg (with
+// --quick: into a temporary directory, so a smoke test never overwrites them).
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { spawnChild, killAll } = require('./ipc')
+const { startRedis, redisVersion } = require('./redis')
+const { median, medians, ratio } = require('./stats')
+const { sizeLabel } = require('./sessions')
+const { STORES } = require('./stores')
+const { markdown } = require('./report')
+const { benchChart } = require('./chart')
+
+const HELP = `usage: node bench/run.js [options]
+  --quick                 a few seconds in all; checks that everything runs
+  --only LIST             store, http, rss (comma-separated; "store" includes rss)
+  --rounds N              store rounds, each store in a fresh process (default 3)
+  --http-rounds N         HTTP rounds (default 3)
+  --duration S            measured seconds per store run (default 2)
+  --warmup S              warm-up seconds per store run (default 0.5)
+  --sizes LIST            session sizes in bytes (default 200,2000,20000)
+  --concurrency LIST      concurrent requests (default 64,1)
+  --pool N                sessions per size (default 1000)
+  --http-duration S       measured seconds per HTTP run (default 4)
+  --http-warmup S         warm-up seconds per HTTP run (default 1)
+  --connections N         autocannon connections = logged-in sessions (default 64)
+  --rss-ops N             operations for the RSS check (default 1000000)
+  --rss-size B            session size for the RSS check (default 2000)
+  --out DIR               where latest.json and chart.svg go (default bench/results)
+REDIS_URL=...             use this Redis instead of starting redis-server`
+
+function parseArgs(argv) {
+  const a = {}
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    if (!arg.startsWith('--')) throw new Error(`unexpected argument ${arg}`)
+    const eq = arg.indexOf('=')
+    const key = eq > 0 ? arg.slice(2, eq) : arg.slice(2)
+    if (key === 'quick' || key === 'help') {
+      a[key] = true
+      continue
+    }
+    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i]
+    if (value === undefined) throw new Error(`${arg} needs a value`)
+    a[key] = value
+  }
+  return a
+}
+
+function config(argv) {
+  try {
+    return parseConfig(argv)
+  } catch (err) {
+    err.usage = true
+    throw err
+  }
+}
+
+function parseConfig(argv) {
+  const a = parseArgs(argv)
+  if (a.help) {
+    console.log(HELP)
+    process.exit(0)
+  }
+  const quick = !!a.quick
+  const num = (k, d) => {
+    if (a[k] === undefined) return d
+    const v = Number(a[k])
+    if (!Number.isFinite(v) || v < 0) throw new Error(`--${k} must be a number`)
+    return v
+  }
+  const list = (k, d) => (a[k] === undefined ? d : String(a[k]).split(',').map(Number))
+  const only = a.only ? String(a.only).split(',') : ['store', 'http']
+  for (const o of only) if (!['store', 'http', 'rss'].includes(o)) throw new Error(`--only takes store, http or rss, not ${o}`)
+  const c = {
+    quick,
+    parts: {
+      store: only.includes('store'),
+      rss: only.includes('store') || only.includes('rss'),
+      http: only.includes('http'),
+    },
+    rounds: Math.max(1, Math.round(num('rounds', quick ? 1 : 3))),
+    httpRounds: Math.max(1, Math.round(num('http-rounds', quick ? 1 : 3))),
+    durationMs: num('duration', quick ? 0.15 : 2) * 1000,
+    warmupMs: num('warmup', quick ? 0.05 : 0.5) * 1000,
+    sizes: list('sizes', [200, 2000, 20000]),
+    concurrency: list('concurrency', [64, 1]),
+    pool: Math.max(1, Math.round(num('pool', quick ? 100 : 1000))),
+    httpSeconds: num('http-duration', quick ? 0.5 : 4),
+    httpWarmupSeconds: num('http-warmup', quick ? 0 : 1),
+    connections: Math.max(1, Math.round(num('connections', quick ? 16 : 64))),
+    rssOps: Math.max(2, Math.round(num('rss-ops', quick ? 10000 : 1e6))),
+    rssSize: Math.round(num('rss-size', 2000)),
+    rssConcurrency: 64,
+    out: a.out ? path.resolve(a.out) : quick ? path.join(os.tmpdir(), 'redis-session-store-bench') : path.join(__dirname, 'results'),
+  }
+  for (const s of c.sizes) if (!(s > 0)) throw new Error('--sizes must be positive numbers')
+  for (const n of c.concurrency) if (!(n >= 1)) throw new Error('--concurrency must be numbers ≥ 1')
+  return c
+}
+
+const log = (...args) => console.error('[bench]', ...args)
+const STORE_FIELDS = ['opsPerSec', 'cpuUsPerOp', 'cpuUserUsPerOp', 'cpuSystemUsPerOp', 'elu', 'p50Ms', 'p99Ms', 'redisCpuUsPerOp']
+const KINDS = ['ours', 'connect-redis']
+
+async function openWorker(kind, url) {
+  const w = spawnChild('store-worker.js', [kind, url], { execArgv: ['--expose-gc'] })
+  await w.call('open', {}, 15_000)
+  return w
+}
+
+async function storeBench(c, url, problems) {
+  const configs = []
+  for (const size of c.sizes) {
+    for (const concurrency of c.concurrency) {
+      configs.push({ size, sizeLabel: sizeLabel(size), concurrency, ours: { runs: [] }, 'connect-redis': { runs: [] } })
+    }
+  }
+  const runTimeout = c.warmupMs + c.durationMs + 60_000
+  for (let round = 1; round <= c.rounds; round++) {
+    // A fresh process per store and round; while one runs, the other idles.
+    const workers = {}
+    try {
+      const opened = await Promise.all(KINDS.map((k) => openWorker(k, url)))
+      KINDS.forEach((k, i) => (workers[k] = opened[i]))
+      for (const cfg of configs) {
+        for (const kind of KINDS) {
+          const r = await workers[kind].call(
+            'run',
+            { size: cfg.size, pool: c.pool, concurrency: cfg.concurrency, warmupMs: c.warmupMs, durationMs: c.durationMs },
+            runTimeout,
+          )
+          cfg.sessionBytes = r.sessionBytes
+          cfg[kind].runs.push(r)
+          if (r.errors) problems.push(`store ${kind}, ${cfg.sizeLabel}, conc. ${cfg.concurrency}, round ${round}: ${r.errors} errors (first: ${r.firstError})`)
+          log(`round ${round}/${c.rounds} ${cfg.sizeLabel} conc ${cfg.concurrency} ${kind.padEnd(13)} ${Math.round(r.opsPerSec).toString().padStart(7)} ops/s  ${r.cpuUsPerOp.toFixed(1).padStart(6)} µs CPU/op  ELU ${(r.elu * 100).toFixed(0)}%  p50 ${r.p50Ms == null ? 'n/a' : r.p50Ms.toFixed(2)} ms`)
+        }
+      }
+    } finally {
+      await Promise.all(Object.values(workers).map((w) => w.stop()))
+    }
+  }
+  for (const cfg of configs) {
+    for (const kind of KINDS) cfg[kind].median = medians(cfg[kind].runs, STORE_FIELDS)
+    cfg.ratio = {}
+    for (const f of STORE_FIELDS) cfg.ratio[f] = ratio(cfg.ours.median[f], cfg['connect-redis'].median[f])
+  }
+  return { rounds: c.rounds, durationMs: c.durationMs, warmupMs: c.warmupMs, pool: c.pool, configs }
+}
+
+async function rssCheck(c, url, problems) {
+  const w = await openWorker('ours', url)
+  try {
+    const warmupOps = Math.min(Math.max(2, Math.round(c.rssOps / 20)), 100_000)
+    const maxMs = Math.max(20_000, c.rssOps / 5) // at least 5k ops/s, else cut short
+    log(`RSS check: ${c.rssOps.toLocaleString('en-US')} ops of ${sizeLabel(c.rssSize)} sessions (warm-up ${warmupOps.toLocaleString('en-US')})`)
+    const r = await w.call(
+      'rss',
+      { size: c.rssSize, pool: c.pool, concurrency: c.rssConcurrency, warmupOps, totalOps: c.rssOps, maxMs },
+      maxMs + 60_000,
+    )
+    if (r.errors) problems.push(`RSS check: ${r.errors} errors (first: ${r.firstError})`)
+    if (r.cutShort) problems.push(`RSS check cut short after ${r.totalOps} ops by its ${maxMs} ms limit`)
+    log(`RSS after warm-up ${r.afterWarmup.rssMB.toFixed(1)} MB, after ${r.totalOps.toLocaleString('en-US')} ops ${r.afterRun.rssMB.toFixed(1)} MB`)
+    return { ...r, size: c.rssSize, sizeLabel: sizeLabel(c.rssSize), concurrency: c.rssConcurrency, requestedOps: c.rssOps }
+  } finally {
+    await w.stop()
+  }
+}
+
+const HTTP_KINDS = ['memory', 'ours', 'connect-redis']
+const HTTP_FIELDS = ['reqPerSec', 'p50Ms', 'p99Ms', 'cpuUsPerReq', 'cpuUserUsPerReq', 'cpuSystemUsPerReq', 'elu']
+
+async function httpBench(c, url, problems) {
+  const stores = HTTP_KINDS.map((kind) => ({ kind, label: STORES[kind], runs: [] }))
+  const loader = spawnChild('http-load.js')
+  const loadTimeout = (s) => s * 1000 + 30_000
+  try {
+    for (let round = 1; round <= c.httpRounds; round++) {
+      for (const s of stores) {
+        const server = spawnChild('http-server.js', [s.kind, url])
+        try {
+          const { port } = await server.call('open', {}, 15_000)
+          await loader.call('login', { port, sessions: c.connections }, 30_000)
+          if (c.httpWarmupSeconds > 0) {
+            await loader.call('load', { port, connections: c.connections, seconds: c.httpWarmupSeconds }, loadTimeout(c.httpWarmupSeconds))
+          }
+          await server.call('mark', {}, 5_000)
+          const load = await loader.call('load', { port, connections: c.connections, seconds: c.httpSeconds }, loadTimeout(c.httpSeconds))
+          const srv = await server.call('report', {}, 5_000)
+          const r = { ...load, cpuUsPerReq: srv.cpuUsPerReq, cpuUserUsPerReq: srv.cpuUserUsPerReq, cpuSystemUsPerReq: srv.cpuSystemUsPerReq, elu: srv.elu, serverRequests: srv.requests, serverRssMB: srv.rssMB }
+          s.runs.push(r)
+          if (r.non2xx || r.errors) problems.push(`HTTP ${s.kind}, round ${round}: ${r.non2xx} non-2xx responses, ${r.errors} errors`)
+          log(`http round ${round}/${c.httpRounds} ${s.kind.padEnd(13)} ${Math.round(r.reqPerSec).toString().padStart(6)} req/s  ${Math.round(r.cpuUsPerReq).toString().padStart(5)} µs server CPU/req  ELU ${(r.elu * 100).toFixed(0)}%`)
+        } finally {
+          await server.stop()
+        }
+      }
+    }
+  } finally {
+    await loader.stop()
+  }
+  for (const s of stores) s.median = medians(s.runs, HTTP_FIELDS)
+  const mem = stores[0].median
+  for (const s of stores) {
+    s.ratioToMemory = { reqPerSec: ratio(s.median.reqPerSec, mem.reqPerSec), cpuUsPerReq: ratio(s.median.cpuUsPerReq, mem.cpuUsPerReq) }
+  }
+  const ours = stores.find((s) => s.kind === 'ours').median
+  const cr = stores.find((s) => s.kind === 'connect-redis').median
+  return {
+    rounds: c.httpRounds,
+    seconds: c.httpSeconds,
+    warmupSeconds: c.httpWarmupSeconds,
+    connections: c.connections,
+    stores,
+    oursVsConnectRedis: { reqPerSec: ratio(ours.reqPerSec, cr.reqPerSec), cpuUsPerReq: ratio(ours.cpuUsPerReq, cr.cpuUsPerReq) },
+  }
+}
+
+async function main() {
+  const c = config(process.argv.slice(2))
+  const started = Date.now()
+  let redis = null
+  const cleanupNow = () => {
+    killAll()
+    if (redis) redis.killNow()
+  }
+  process.on('exit', cleanupNow)
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.on(sig, () => {
+      cleanupNow()
+      process.exit(130)
+    })
+  }
+  // Last line of defence against a hang: a generous bound on the whole run.
+  const budgetMs =
+    60_000 +
+    3 * ((c.parts.store ? c.rounds * c.sizes.length * c.concurrency.length * 2 * (c.warmupMs + c.durationMs + 3000) : 0) +
+      (c.parts.rss ? Math.max(20_000, c.rssOps / 5) : 0) +
+      (c.parts.http ? c.httpRounds * 3 * ((c.httpSeconds + c.httpWarmupSeconds) * 1000 + 5000) : 0))
+  const watchdog = setTimeout(() => {
+    console.error(`[bench] gave up after ${Math.round(budgetMs / 1000)} s`)
+    cleanupNow()
+    process.exit(2)
+  }, budgetMs)
+  watchdog.unref()
+
+  const problems = []
+  const results = {
+    meta: {
+      date: new Date().toISOString(),
+      node: process.version,
+      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+      cpus: os.cpus().length,
+      cpuModel: (os.cpus()[0] || {}).model || '?',
+      loadavgStart: os.loadavg(),
+      redisVersion: null,
+      redisUrl: process.env.REDIS_URL ? 'REDIS_URL' : 'spawned redis-server on loopback',
+      versions: {
+        'connect-redis': readVersion('connect-redis'),
+        redis: readVersion('redis'),
+        express: readVersion('express'),
+        'express-session': readVersion('express-session'),
+        autocannon: readVersion('autocannon'),
+      },
+      config: { ...c, out: undefined },
+    },
+    store: null,
+    rss: null,
+    http: null,
+    problems,
+  }
+
+  let failed = null
+  try {
+    redis = await startRedis()
+    results.meta.redisVersion = await redisVersion(redis.url)
+    log(`Redis ${results.meta.redisVersion} at ${redis.external ? 'REDIS_URL' : redis.url}; load average ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`)
+    if (c.parts.store) results.store = await storeBench(c, redis.url, problems)
+    if (c.parts.rss) results.rss = await rssCheck(c, redis.url, problems)
+    if (c.parts.http) results.http = await httpBench(c, redis.url, problems)
+  } catch (err) {
+    failed = err
+    problems.push(`aborted: ${err.message}`)
+  } finally {
+    killAll()
+    if (redis) {
+      try {
+        await redis.stop()
+      } catch (err) {
+        problems.push(`stopping redis-server: ${err.message}`)
+        redis.killNow()
+      }
+    }
+    clearTimeout(watchdog)
+  }
+  results.meta.loadavgEnd = os.loadavg()
+  results.meta.seconds = (Date.now() - started) / 1000
+
+  console.log(markdown(results))
+  fs.mkdirSync(c.out, { recursive: true })
+  const jsonPath = path.join(c.out, 'latest.json')
+  fs.writeFileSync(jsonPath, JSON.stringify(results, null, 2) + '\n')
+  let chartPath = null
+  if (results.store || results.http) {
+    chartPath = path.join(c.out, 'chart.svg')
+    fs.writeFileSync(chartPath, benchChart(results))
+  }
+  log(`wrote ${path.relative(process.cwd(), jsonPath) || jsonPath}${chartPath ? ` and ${path.relative(process.cwd(), chartPath)}` : ''} in ${results.meta.seconds.toFixed(1)} s`)
+  if (failed) {
+    console.error(failed)
+    process.exitCode = 1
+  } else if (problems.length) {
+    process.exitCode = 1
+  }
+}
+
+function readVersion(name) {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'node_modules', name, 'package.json'), 'utf8')).version
+  } catch {
+    return null
+  }
+}
+
+main().catch((err) => {
+  if (err && err.usage) {
+    console.error(`bench: ${err.message}\n\n${HELP}`)
+    process.exit(2)
+  }
+  console.error(err)
+  killAll()
+  process.exit(1)
+})

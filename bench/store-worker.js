@@ -1,0 +1,238 @@
+'use strict'
+
+// Child process: one store, driven like express-session with resave:false.
+// Each "request" is a get, then a touch (4 of 5) or a set (1 of 5) of the
+// session it read. Commands arrive from run.js over IPC (see ipc.js).
+const { performance } = require('node:perf_hooks')
+const { serve } = require('./ipc')
+const { openStore } = require('./stores')
+const { makeSession } = require('./sessions')
+const { percentile } = require('./stats')
+const { redisCpuMicros } = require('./redis')
+
+const kind = process.argv[2]
+const url = process.argv[3]
+const prefix = `bench:${kind}:${process.pid}:`
+let opened = null
+const written = new Set()
+
+function cbToPromise(fn) {
+  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))))
+}
+
+// A few distinct session bodies per size, reused across the pool: enough
+// variety without a big long-lived heap that would slow every GC.
+const TEMPLATES = 50
+const templates = new Map()
+function template(size, i) {
+  if (!templates.has(size)) templates.set(size, Array.from({ length: TEMPLATES }, (_, k) => makeSession(size, k)))
+  return templates.get(size)[i % TEMPLATES]
+}
+
+async function prefill(store, size, pool) {
+  const sids = []
+  for (let i = 0; i < pool; i++) sids.push(`s${size}-${i}-`.padEnd(32, 'x'))
+  for (let i = 0; i < sids.length; i += 100) {
+    await Promise.all(sids.slice(i, i + 100).map((sid, k) => cbToPromise((cb) => store.set(sid, template(size, i + k), cb))))
+  }
+  for (const sid of sids) written.add(sid)
+  const bytes = JSON.stringify(template(size, 0)).length
+  return { sids, bytes }
+}
+
+function snapshot() {
+  return { t: performance.now(), cpu: process.cpuUsage(), elu: performance.eventLoopUtilization() }
+}
+
+// Runs `concurrency` request loops. Phases end after a time (ms) or a number
+// of completed requests (ops); maxMs bounds the whole run regardless.
+function load(store, sids, { concurrency, warmupMs, durationMs, warmupReqs, measureReqs, maxMs, onWarm }) {
+  return new Promise((resolve) => {
+    let phase = 'warmup'
+    let active = concurrency
+    let completed = 0
+    let errors = 0
+    let firstError = null
+    let writes = 0
+    let issued = 0
+    const lat = []
+    let start = null
+    let end = null
+    let startReqs = 0
+    let endReqs = 0
+    let measureT0 = Infinity
+    const timers = []
+    const t0 = performance.now()
+
+    function begin() {
+      if (phase !== 'warmup') return
+      if (onWarm) onWarm()
+      phase = 'measure'
+      start = snapshot()
+      measureT0 = start.t
+      startReqs = completed
+      if (durationMs != null) timers.push(setTimeout(stop, durationMs))
+    }
+    function stop() {
+      if (phase === 'stop') return
+      if (phase === 'warmup') begin()
+      end = snapshot()
+      endReqs = completed
+      phase = 'stop'
+    }
+    if (warmupMs != null) timers.push(setTimeout(begin, warmupMs))
+    timers.push(setTimeout(stop, maxMs))
+
+    function fail(err) {
+      errors++
+      if (!firstError) firstError = String((err && err.message) || err)
+    }
+    function request() {
+      const sid = sids[(Math.random() * sids.length) | 0]
+      const began = performance.now()
+      store.get(sid, (err, sess) => {
+        if (err || !sess) {
+          fail(err || new Error(`session ${sid} not found`))
+          return next(began)
+        }
+        // What express-session hands over: cookie.expires moved to now + maxAge.
+        sess.cookie.expires = new Date(Date.now() + sess.cookie.originalMaxAge)
+        const done = (e) => {
+          if (e) fail(e)
+          next(began)
+        }
+        if (++issued % 5 === 0) {
+          writes++
+          sess.lastSeen = Date.now()
+          store.set(sid, sess, done)
+        } else {
+          store.touch(sid, sess, done)
+        }
+      })
+    }
+    function next(began) {
+      completed++
+      if (phase === 'measure' && began >= measureT0) lat.push(performance.now() - began)
+      if (phase === 'warmup' && warmupReqs != null && completed >= warmupReqs) begin()
+      if (phase === 'measure' && measureReqs != null && completed - startReqs >= measureReqs) stop()
+      if (phase === 'stop') {
+        if (--active === 0) finish()
+        return
+      }
+      request()
+    }
+    function finish() {
+      for (const t of timers) clearTimeout(t)
+      const reqs = endReqs - startReqs
+      const ops = reqs * 2
+      const secs = (end.t - start.t) / 1000
+      const cpuMicros = end.cpu.user - start.cpu.user + (end.cpu.system - start.cpu.system)
+      const elu = performance.eventLoopUtilization(end.elu, start.elu).utilization
+      lat.sort((a, b) => a - b)
+      resolve({
+        seconds: secs,
+        requests: reqs,
+        ops,
+        opsPerSec: ops / secs,
+        cpuUsPerOp: cpuMicros / ops,
+        cpuUserUsPerOp: (end.cpu.user - start.cpu.user) / ops,
+        cpuSystemUsPerOp: (end.cpu.system - start.cpu.system) / ops,
+        cpuUserUs: end.cpu.user - start.cpu.user,
+        cpuSystemUs: end.cpu.system - start.cpu.system,
+        elu,
+        p50Ms: percentile(lat, 50),
+        p99Ms: percentile(lat, 99),
+        latencySamples: lat.length,
+        errors,
+        firstError,
+        writes,
+        wallSeconds: (performance.now() - t0) / 1000,
+        cutShort: end.t - t0 >= maxMs - 1,
+      })
+    }
+    for (let i = 0; i < concurrency; i++) request()
+  })
+}
+
+function mem() {
+  const m = process.memoryUsage()
+  return { rssMB: m.rss / 1048576, heapUsedMB: m.heapUsed / 1048576, externalMB: m.external / 1048576 }
+}
+
+serve({
+  async open() {
+    opened = await openStore(kind, { url, prefix })
+    return { pid: process.pid, prefix }
+  },
+
+  // One measured run: { size, pool, concurrency, warmupMs, durationMs }.
+  async run({ size, pool, concurrency, warmupMs, durationMs }) {
+    const { sids, bytes } = await prefill(opened.store, size, pool)
+    let redisStart = null
+    const pendingRedis = []
+    const result = await load(opened.store, sids, {
+      concurrency,
+      warmupMs,
+      durationMs,
+      maxMs: warmupMs + durationMs + 10_000,
+      onWarm: () => pendingRedis.push(redisCpuMicros(url).then((v) => (redisStart = v))),
+    })
+    await Promise.all(pendingRedis)
+    const redisEnd = await redisCpuMicros(url)
+    result.redisCpuUsPerOp = redisStart != null && redisEnd != null ? (redisEnd - redisStart) / result.ops : null
+    result.sessionBytes = bytes
+    return result
+  },
+
+  // RSS after warm-up and after totalOps operations (2 per request).
+  async rss({ size, pool, concurrency, warmupOps, totalOps, maxMs }) {
+    const { sids, bytes } = await prefill(opened.store, size, pool)
+    let afterWarmup = null
+    let peakRssMB = 0
+    const sampler = setInterval(() => (peakRssMB = Math.max(peakRssMB, process.memoryUsage().rss / 1048576)), 100)
+    const result = await load(opened.store, sids, {
+      concurrency,
+      warmupReqs: Math.ceil(warmupOps / 2),
+      measureReqs: Math.ceil((totalOps - warmupOps) / 2),
+      maxMs,
+      onWarm: () => {
+        afterWarmup = mem()
+      },
+    })
+    clearInterval(sampler)
+    const afterRun = mem()
+    let afterGc = null
+    if (global.gc) {
+      global.gc()
+      await new Promise((r) => setTimeout(r, 50))
+      global.gc()
+      afterGc = mem()
+    }
+    peakRssMB = Math.max(peakRssMB, afterRun.rssMB)
+    return {
+      sessionBytes: bytes,
+      totalOps: warmupOps + result.ops,
+      warmupOps,
+      opsPerSec: result.opsPerSec,
+      errors: result.errors,
+      firstError: result.firstError,
+      cutShort: result.cutShort,
+      afterWarmup,
+      afterRun,
+      afterGc,
+      peakRssMB,
+    }
+  },
+
+  // Deletes what this process wrote (matters with a shared REDIS_URL), closes.
+  async close() {
+    if (!opened) return null
+    const sids = [...written]
+    for (let i = 0; i < sids.length; i += 200) {
+      await Promise.all(sids.slice(i, i + 200).map((sid) => cbToPromise((cb) => opened.store.destroy(sid, cb)).catch(() => {})))
+    }
+    await opened.close()
+    opened = null
+    return null
+  },
+})
