@@ -53,17 +53,13 @@ class RedisSessionStore extends Store {
     this.serializer = o.serializer
     this.scanCount = o.scanCount
     this.commandTimeout = o.commandTimeout
+    const native = { url: o.url, prefix: o.prefix, commandTimeoutMs: o.commandTimeout, connectTimeoutMs: o.connectTimeout }
     try {
-      this._native = new NativeStore({
-        url: o.url,
-        prefix: o.prefix,
-        commandTimeoutMs: o.commandTimeout,
-        connectTimeoutMs: o.connectTimeout,
-      })
+      this._batcher = new Batcher((onReply) => new NativeStore(native, onReply))
     } catch (err) {
       throw new TypeError(`RedisSessionStore: ${fromNative(err).message}`)
     }
-    this._batcher = new Batcher(this._native)
+    this._native = this._batcher.native
   }
 
   get(sid, cb) {

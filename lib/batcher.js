@@ -23,13 +23,17 @@ function settle(cb, err, value, expiresAt) {
 
 // Gathers the operations issued in one tick of the event loop and sends
 // them to Rust in one call, at the end of the current microtask queue: no
-// operation waits for a later tick, and their order is kept.
+// operation waits for a later tick, and their order is kept. Outcomes come
+// back through one long-lived callback, by batch id.
 class Batcher {
-  constructor(native) {
-    this.native = native
+  // `open(onReply)` creates the native store with the reply callback.
+  constructor(open) {
     this.scheduled = false
+    this.nextId = 0
+    this.inFlight = new Map()
     this.reset()
     this.flush = this.flush.bind(this)
+    this.native = open(this.onReply.bind(this))
   }
 
   reset() {
@@ -57,28 +61,36 @@ class Batcher {
     const { kinds, sids, values, expires, callbacks } = this
     if (kinds.length === 0) return
     this.reset()
-    let pending
+    const id = this.nextId
+    this.nextId = (id + 1) >>> 0
     try {
-      pending = this.native.exec(kinds, sids, values, expires)
+      this.native.exec(id, kinds, sids, values, expires)
     } catch (err) {
-      pending = Promise.reject(err)
-    }
-    pending.then(
-      (reply) => {
-        const { values: out, expiresAt, errorCodes, errorMessages } = reply
-        for (let i = 0; i < callbacks.length; i++) {
-          if (errorCodes && errorCodes[i]) {
-            settle(callbacks[i], new RedisSessionStoreError(errorCodes[i], errorMessages[i]))
-          } else {
-            settle(callbacks[i], null, out[i], expiresAt[i])
-          }
-        }
-      },
-      (err) => {
-        const error = fromNative(err)
+      const error = fromNative(err)
+      process.nextTick(() => {
         for (const cb of callbacks) settle(cb, error)
-      },
-    )
+      })
+      return
+    }
+    // Keep Node alive only while something is in flight.
+    if (this.inFlight.size === 0) this.native.hold()
+    this.inFlight.set(id, callbacks)
+  }
+
+  // napi passes the (batchId, reply) tuple as one array.
+  onReply([id, reply]) {
+    const callbacks = this.inFlight.get(id)
+    if (!callbacks) return
+    this.inFlight.delete(id)
+    if (this.inFlight.size === 0) this.native.release()
+    const { values, expiresAt, errorCodes, errorMessages } = reply
+    for (let i = 0; i < callbacks.length; i++) {
+      if (errorCodes && errorCodes[i]) {
+        settle(callbacks[i], new RedisSessionStoreError(errorCodes[i], errorMessages[i]))
+      } else {
+        settle(callbacks[i], null, values[i], expiresAt[i])
+      }
+    }
   }
 }
 

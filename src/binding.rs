@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::commands::{Op, Outcome};
@@ -12,7 +13,27 @@ use crate::connection::ConnectionOptions;
 use crate::error::{ErrorKind, StoreError};
 use crate::expiry::Expiry;
 use crate::scan;
-use crate::store::Store;
+use crate::store::{Reply, Store};
+
+/// Called on the JS thread with `(batchId, reply)` as batches complete. One
+/// long-lived threadsafe function replaces a promise (and its own
+/// threadsafe function) per batch. Weak: it keeps Node alive only while JS
+/// holds it (`hold`/`release`), i.e. while batches are in flight.
+type OnReply =
+    ThreadsafeFunction<(u32, BatchReply), Unknown<'static>, (u32, BatchReply), Status, false, true>;
+
+/// One runtime worker: the writer, the connection's driver and the reply
+/// path then hand work over within one thread instead of waking others.
+#[napi_derive::module_init]
+fn init() {
+    if let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        create_custom_tokio_runtime(rt);
+    }
+}
 
 #[napi(object)]
 pub struct NativeOptions {
@@ -51,11 +72,22 @@ const DESTROY: u32 = 4;
 #[napi]
 pub struct NativeStore {
     inner: Arc<Store>,
+    on_reply: Arc<OnReply>,
 }
 
 fn to_napi(err: StoreError) -> Error {
     // The JS layer splits the code back out of the message.
     Error::new(Status::GenericFailure, err.to_string())
+}
+
+fn check(status: napi::sys::napi_status) -> Result<()> {
+    match status {
+        napi::sys::Status::napi_ok => Ok(()),
+        other => Err(Error::new(
+            Status::from(other),
+            "threadsafe function ref/unref failed",
+        )),
+    }
 }
 
 fn decode(
@@ -136,7 +168,11 @@ fn encode(outcomes: Vec<Outcome>) -> BatchReply {
 #[napi]
 impl NativeStore {
     #[napi(constructor, catch_unwind)]
-    pub fn new(options: NativeOptions) -> Result<Self> {
+    pub fn new(
+        options: NativeOptions,
+        #[napi(ts_arg_type = "(reply: [batchId: number, reply: BatchReply]) => void")]
+        on_reply: OnReply,
+    ) -> Result<Self> {
         let connection = ConnectionOptions {
             url: options.url,
             command_timeout: Duration::from_millis(options.command_timeout_ms.max(1) as u64),
@@ -148,32 +184,44 @@ impl NativeStore {
             .map_err(to_napi)?;
         Ok(NativeStore {
             inner: Arc::new(store),
+            on_reply: Arc::new(on_reply),
         })
     }
 
-    /// Queues one tick's operations. Submission is synchronous, so batches
-    /// reach Redis in the order JS issued them.
-    #[napi(ts_return_type = "Promise<BatchReply>", catch_unwind)]
-    pub fn exec<'env>(
+    /// Queues one tick's operations; the outcome arrives through `onReply`
+    /// with the same `batch_id`. Submission is synchronous, so batches reach
+    /// Redis in the order JS issued them.
+    #[napi(catch_unwind)]
+    pub fn exec(
         &self,
-        env: &'env Env,
+        batch_id: u32,
         kinds: Vec<u32>,
         sids: Vec<String>,
         values: Vec<String>,
         expires: Vec<f64>,
-    ) -> Result<PromiseRaw<'env, BatchReply>> {
+    ) -> Result<()> {
         let ops = decode(&self.inner, kinds, sids, values, expires).map_err(to_napi)?;
-        let pending = self.inner.submit(ops);
-        env.spawn_future(async move {
-            // The writer drops a batch's reply only when it panicked on it.
-            let outcomes = pending.await.map_err(|_| {
-                to_napi(StoreError::new(
-                    ErrorKind::Internal,
-                    "the native core failed while running this call",
-                ))
-            })?;
-            Ok(encode(outcomes))
-        })
+        let on_reply = self.on_reply.clone();
+        let reply = Reply::new(ops.len(), move |outcomes| {
+            on_reply.call(
+                (batch_id, encode(outcomes)),
+                ThreadsafeFunctionCallMode::NonBlocking,
+            );
+        });
+        self.inner.submit_with(ops, reply);
+        Ok(())
+    }
+
+    /// Keeps Node alive while batches are in flight.
+    #[napi]
+    pub fn hold(&self, env: Env) -> Result<()> {
+        check(unsafe { napi::sys::napi_ref_threadsafe_function(env.raw(), self.on_reply.raw()) })
+    }
+
+    /// Lets Node exit once no batch is in flight.
+    #[napi]
+    pub fn release(&self, env: Env) -> Result<()> {
+        check(unsafe { napi::sys::napi_unref_threadsafe_function(env.raw(), self.on_reply.raw()) })
     }
 
     #[napi]

@@ -27,10 +27,49 @@ const MAX_PIPELINE_OPS: usize = 4096;
 /// a long outage cannot grow memory without bound.
 const MAX_QUEUED_OPS: usize = 200_000;
 
+/// Delivers a batch's outcomes exactly once. Dropped undelivered (the
+/// writer panicked on it), it still answers, with an internal error, so no
+/// caller waits forever.
+pub struct Reply {
+    deliver: Option<Box<dyn FnOnce(Vec<Outcome>) + Send>>,
+    len: usize,
+}
+
+impl Reply {
+    pub fn new(len: usize, deliver: impl FnOnce(Vec<Outcome>) + Send + 'static) -> Self {
+        Reply {
+            deliver: Some(Box::new(deliver)),
+            len,
+        }
+    }
+
+    fn send(mut self, outcomes: Vec<Outcome>) {
+        if let Some(deliver) = self.deliver.take() {
+            deliver(outcomes);
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some(deliver) = self.deliver.take() {
+            let err = StoreError::new(
+                ErrorKind::Internal,
+                "the native core failed while running this call",
+            );
+            deliver(
+                (0..self.len)
+                    .map(|_| Outcome::Failed(err.clone()))
+                    .collect(),
+            );
+        }
+    }
+}
+
 struct Job {
     ops: Vec<Op>,
     deadline: Instant,
-    reply: oneshot::Sender<Vec<Outcome>>,
+    reply: Reply,
 }
 
 /// The current connection, replaced when one stops answering.
@@ -98,10 +137,20 @@ impl Store {
         }
     }
 
-    /// Queues a batch. Synchronous, so batches go out in the order they were
-    /// submitted; the receiver settles within `command_timeout`.
+    /// Queues a batch and returns a receiver for its outcomes.
     pub fn submit(&self, ops: Vec<Op>) -> oneshot::Receiver<Vec<Outcome>> {
-        let (reply, rx) = oneshot::channel();
+        let (tx, rx) = oneshot::channel();
+        let reply = Reply::new(ops.len(), move |outcomes| {
+            let _ = tx.send(outcomes);
+        });
+        self.submit_with(ops, reply);
+        rx
+    }
+
+    /// Queues a batch. Synchronous, so batches go out in the order they were
+    /// submitted; `reply` gets the outcomes within `command_timeout`, on a
+    /// runtime thread, or at once on this thread if the store is closed or full.
+    pub fn submit_with(&self, ops: Vec<Op>, reply: Reply) {
         let job = Job {
             deadline: Instant::now() + self.command_timeout,
             ops,
@@ -117,7 +166,7 @@ impl Store {
                     format!("more than {MAX_QUEUED_OPS} calls are waiting for redis"),
                 ),
             );
-            return rx;
+            return;
         }
         if let Err(mpsc::error::SendError(job)) = match self.queue.lock().unwrap().as_ref() {
             Some(queue) => queue.send(job),
@@ -126,7 +175,6 @@ impl Store {
             self.queued.fetch_sub(n, Ordering::AcqRel);
             fail(job, &closed());
         }
-        rx
     }
 
     /// Stops accepting calls, lets queued ones finish, then drops the
@@ -150,7 +198,7 @@ fn fail(job: Job, err: &StoreError) {
         .iter()
         .map(|_| Outcome::Failed(err.clone()))
         .collect();
-    let _ = job.reply.send(outcomes);
+    job.reply.send(outcomes);
 }
 
 fn timed_out(timeout: Duration) -> StoreError {
@@ -177,8 +225,8 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        // A panic fails this batch's calls (their reply senders drop) but
-        // must not stop the writer, or every later call would fail too.
+        // A panic fails this batch's calls (their replies drop, see Reply)
+        // but must not stop the writer, or every later call would fail too.
         let _ = AssertUnwindSafe(send(&link, jobs)).catch_unwind().await;
         queued.fetch_sub(count, Ordering::AcqRel);
     }
@@ -243,6 +291,6 @@ async fn send(link: &Link, jobs: Vec<Job>) {
     }
     .into_iter();
     for (reply, size) in replies.into_iter().zip(sizes) {
-        let _ = reply.send(outcomes.by_ref().take(size).collect());
+        reply.send(outcomes.by_ref().take(size).collect());
     }
 }
