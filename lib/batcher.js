@@ -52,7 +52,12 @@ class Batcher {
     this.callbacks.push(cb)
     if (!this.scheduled) {
       this.scheduled = true
-      queueMicrotask(this.flush)
+      // Idle: send at the end of this tick, for the lowest latency. While a
+      // batch is in flight Rust would hold this one until it returns anyway,
+      // so gather the rest of this event-loop iteration (other requests'
+      // I/O callbacks) into the same crossing.
+      if (this.inFlight.size === 0) queueMicrotask(this.flush)
+      else setImmediate(this.flush)
     }
   }
 
