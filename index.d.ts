@@ -24,6 +24,8 @@ export interface RedisSessionStoreOptions {
   commandTimeout?: number
   /** Upper bound in ms for opening a connection. Default 1000. */
   connectTimeout?: number
+  /** Largest serialized session accepted by set/touch, in bytes. Default 1 MiB. */
+  maxSessionBytes?: number
 }
 
 export type ErrorCode =
@@ -33,6 +35,7 @@ export type ErrorCode =
   | 'ERR_STORE_CLOSED'
   | 'ERR_SESSION_CORRUPT'
   | 'ERR_SERIALIZE'
+  | 'ERR_SESSION_TOO_LARGE'
   | 'ERR_INVALID_ARG'
   | 'ERR_INTERNAL'
   | 'ERR_NATIVE'
@@ -52,6 +55,7 @@ export class RedisSessionStore extends Store {
   readonly serializer: Serializer
   readonly scanCount: number
   readonly commandTimeout: number
+  readonly maxSessionBytes: number
 
   get(sid: string, callback: (err: any, session?: SessionData | null) => void): void
   get(sid: string): Promise<SessionData | null>

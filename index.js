@@ -53,6 +53,7 @@ class RedisSessionStore extends Store {
     this.serializer = o.serializer
     this.scanCount = o.scanCount
     this.commandTimeout = o.commandTimeout
+    this.maxSessionBytes = o.maxSessionBytes
     const native = { url: o.url, prefix: o.prefix, commandTimeoutMs: o.commandTimeout, connectTimeoutMs: o.connectTimeout }
     try {
       this._batcher = new Batcher((onReply) => new NativeStore(native, onReply))
@@ -209,6 +210,13 @@ class RedisSessionStore extends Store {
     }
     if (typeof value !== 'string') {
       throw new RedisSessionStoreError('ERR_SERIALIZE', 'serializer.stringify did not return a string')
+    }
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: count bytes only when it could matter.
+    if (value.length * 3 > this.maxSessionBytes && Buffer.byteLength(value) > this.maxSessionBytes) {
+      throw new RedisSessionStoreError(
+        'ERR_SESSION_TOO_LARGE',
+        `session is ${Buffer.byteLength(value)} bytes, over maxSessionBytes (${this.maxSessionBytes})`,
+      )
     }
     return value
   }

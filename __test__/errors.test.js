@@ -148,3 +148,15 @@ test.serial('after close, calls fail with a clear error', async (t) => {
   const err = await t.throwsAsync(s.get('x'))
   t.is(err.code, 'ERR_STORE_CLOSED')
 })
+
+test.serial('a session over maxSessionBytes is rejected and nothing is written', async (t) => {
+  const s = new RedisSessionStore({ url: redis.url, prefix: store.prefix, maxSessionBytes: 1000 })
+  t.is(s.maxSessionBytes, 1000)
+  await s.set('fits', { ...good(), pad: 'x'.repeat(800) })
+  const err = await t.throwsAsync(s.set('big', { ...good(), pad: 'é'.repeat(500) }))
+  t.is(err.code, 'ERR_SESSION_TOO_LARGE')
+  t.is(await s.get('big'), null)
+  t.truthy(await s.get('fits'))
+  await raw.call('DEL', `${store.prefix}fits`)
+  await s.close()
+})

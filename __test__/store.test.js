@@ -236,3 +236,16 @@ test('options are readable as instance properties with connect-redis defaults', 
   t.is(typeof store.regenerate, 'function')
   t.is(typeof store.createSession, 'function')
 })
+
+test('logout sticks: a write after destroy does not bring the session back', async (t) => {
+  const store = makeStore()
+  await store.set('late', session(60_000, { user: 'ada' }))
+  await store.destroy('late')
+  // A slower request of the same session ends after the logout.
+  await store.set('late', session(60_000, { user: 'ada', cart: [1] }))
+  await store.touch('late', session(60_000))
+  t.is(await store.get('late'), null)
+  t.is(await raw.call('EXISTS', `${store.prefix}late`), 0)
+  // The marker lives in the session key's cluster slot and expires by itself.
+  t.true((await raw.call('PTTL', `{${store.prefix}late}:gone`)) > 0)
+})

@@ -10,6 +10,7 @@ const DEFAULTS = {
   scanCount: 100,
   commandTimeout: 2000,
   connectTimeout: 1000,
+  maxSessionBytes: 1024 * 1024,
 }
 
 const KNOWN = new Set(Object.keys(DEFAULTS))
@@ -54,6 +55,7 @@ function parseOptions(options) {
   positiveInt('scanCount', o.scanCount, 1e6)
   positiveInt('commandTimeout', o.commandTimeout, 3600e3)
   positiveInt('connectTimeout', o.connectTimeout, 3600e3)
+  positiveInt('maxSessionBytes', o.maxSessionBytes, 512 * 1024 * 1024)
   return o
 }
 

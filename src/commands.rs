@@ -6,6 +6,20 @@ use redis::{Pipeline, Value};
 
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::{from_expiretime, Expiry};
+use crate::keys::tombstone;
+
+/// Writes a session unless it was destroyed recently: a slow request that
+/// ends after a logout must not bring the session back (connect-redis #328).
+/// KEYS: session, tombstone. ARGV: value, PXAT deadline or "" for none.
+const SET_UNLESS_DESTROYED: &str = "\
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if ARGV[2] == '' then redis.call('SET', KEYS[1], ARGV[1])
+else redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2]) end
+return 1";
+
+/// How long a destroyed session stays unwritable: longer than any request
+/// that could still be running when the user logged out.
+pub const TOMBSTONE_MS: u64 = 60 * 60 * 1000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
@@ -73,10 +87,17 @@ impl Op {
                 1
             }
             Op::Set { key, value, expiry } => {
-                pipe.cmd("SET").arg(key).arg(value);
-                if let Expiry::At(at) = expiry {
-                    pipe.arg("PXAT").arg(*at);
-                }
+                let at = match expiry {
+                    Expiry::At(at) => at.to_string(),
+                    Expiry::Never => String::new(),
+                };
+                pipe.cmd("EVAL")
+                    .arg(SET_UNLESS_DESTROYED)
+                    .arg(2)
+                    .arg(key)
+                    .arg(tombstone(key))
+                    .arg(value)
+                    .arg(at);
                 1
             }
             Op::Touch { key, expiry } => {
@@ -96,7 +117,12 @@ impl Op {
             }
             Op::Destroy { key } => {
                 pipe.cmd("DEL").arg(key);
-                1
+                pipe.cmd("SET")
+                    .arg(tombstone(key))
+                    .arg(1)
+                    .arg("PX")
+                    .arg(TOMBSTONE_MS);
+                2
             }
         }
     }
@@ -191,13 +217,17 @@ mod tests {
     }
 
     #[test]
-    fn set_uses_an_absolute_millisecond_deadline() {
+    fn set_uses_an_absolute_millisecond_deadline_and_respects_the_tombstone() {
         let op = Op::Set {
             key: "sess:a".into(),
             value: "{}".into(),
             expiry: Expiry::At(2_000),
         };
-        assert!(packed(&op, 1_000).contains("SET $6 sess:a $2 {} $4 PXAT $4 2000"));
+        let wire = packed(&op, 1_000);
+        assert!(
+            wire.contains("$1 2 $6 sess:a $13 {sess:a}:gone $2 {} $4 2000"),
+            "{wire}"
+        );
     }
 
     #[test]
@@ -239,11 +269,12 @@ mod tests {
             Op::Get { key: "c".into() },
         ];
         let (_, counts) = build(&ops, 0);
-        assert_eq!(counts, vec![2, 1, 2]);
+        assert_eq!(counts, vec![2, 2, 2]);
         let replies = vec![
             Value::BulkString(b"{\"x\":1}".to_vec()),
             Value::Int(42),
             Value::Int(1),
+            Value::Okay,
             Value::Nil,
             Value::Int(-2),
         ];

@@ -40,6 +40,12 @@ impl Keys {
     }
 }
 
+/// The key that marks a session as destroyed. Its hash tag is the whole
+/// session key, so on a cluster it lives in the session key's slot.
+pub fn tombstone(session_key: &str) -> String {
+    format!("{{{session_key}}}:gone")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,6 +56,11 @@ mod tests {
         assert_eq!(keys.session("abc"), "sess:abc");
         assert_eq!(keys.sid("sess:abc"), Some("abc"));
         assert_eq!(keys.sid("other:abc"), None);
+    }
+
+    #[test]
+    fn tombstones_share_the_session_key_slot() {
+        assert_eq!(tombstone("sess:abc"), "{sess:abc}:gone");
     }
 
     #[test]

@@ -250,3 +250,36 @@ async fn the_store_reconnects_by_itself_after_a_restart() {
     }
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_after_destroy_does_not_bring_the_session_back() {
+    let server = Server::start();
+    let store = Store::open("t:", &options(server.url(), 2000)).unwrap();
+    let key = store.keys().session("late");
+    let at = now_ms() + 60_000;
+    let set = Op::Set {
+        key: key.clone(),
+        value: session("ada", at),
+        expiry: Expiry::At(at),
+    };
+    let out = run(
+        &store,
+        vec![
+            set.clone(),
+            Op::Destroy { key: key.clone() },
+            // The slow request of the logged-out session ends now.
+            set,
+            Op::Get { key: key.clone() },
+        ],
+    )
+    .await;
+    assert_eq!(out[2], Outcome::Done);
+    assert_eq!(
+        out[3],
+        Outcome::Session {
+            value: None,
+            expires_at: None
+        }
+    );
+    store.close().await;
+}
