@@ -210,3 +210,16 @@ test.serial('an Express app during an outage: requests fail with a clear 500, th
   await until(async () => (await agent.get('/me')).body.user === 'ada', 5000, 'the same login after the outage')
   t.pass()
 })
+
+test.serial('a connection cut mid-call is retried once on a new connection, and the call succeeds', async (t) => {
+  const { proxy, store } = await rig(t)
+  await store.set('keep', sess({ v: 5 }))
+  proxy.stall()
+  const pending = Promise.all([store.get('keep'), store.set('other', sess({ v: 6 }))])
+  await sleep(50)
+  proxy.cut()
+  await proxy.heal()
+  const [got] = await pending
+  t.is(got.v, 5)
+  t.is((await store.get('other')).v, 6)
+})
