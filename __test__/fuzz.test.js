@@ -1,0 +1,99 @@
+'use strict'
+
+// Bounded random testing of what the JS layer parses from outside: options
+// given to the constructor, and values found in Redis. Seeded, so a failure
+// names the seed that reproduces it (FUZZ_SEED, FUZZ_RUNS to go longer).
+const test = require('ava')
+const { randomUUID } = require('node:crypto')
+const { RedisSessionStore } = require('..')
+const { redisForTests } = require('./helpers/redis')
+const { RawRedis } = require('./helpers/raw')
+
+const SEED = Number(process.env.FUZZ_SEED || 20261123)
+const RUNS = Number(process.env.FUZZ_RUNS || 400)
+
+function rng(seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = Math.imul(a ^ (a >>> 15), a | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+function anyValue(r, depth = 0) {
+  const pick = Math.floor(r() * 12)
+  switch (pick) {
+    case 0: return undefined
+    case 1: return null
+    case 2: return r() < 0.5
+    case 3: return Math.floor(r() * 2e6) - 1e6
+    case 4: return [NaN, Infinity, -Infinity, -0, 1e308, 0.5][Math.floor(r() * 6)]
+    case 5: return 'redis://127.0.0.1:1'
+    case 6: return String.fromCharCode(...Array.from({ length: Math.floor(r() * 12) }, () => Math.floor(r() * 0xffff)))
+    case 7: return () => (r() < 0.5 ? 60 : 'x')
+    case 8: return depth < 2 ? { stringify: anyValue(r, depth + 1), parse: anyValue(r, depth + 1) } : {}
+    case 9: return 10n
+    case 10: return depth < 2 ? [anyValue(r, depth + 1)] : []
+    default: return Symbol('s')
+  }
+}
+
+const NAMES = ['url', 'prefix', 'ttl', 'disableTTL', 'disableTouch', 'serializer', 'scanCount',
+  'commandTimeout', 'connectTimeout', 'maxSessionBytes', 'client', 'bogus']
+
+let redis
+let raw
+test.before(async () => {
+  redis = await redisForTests()
+  raw = await RawRedis.connect(redis.url)
+})
+test.after.always(async () => {
+  if (raw) raw.close()
+  if (redis) await redis.dispose()
+})
+
+test('random options either build a store or throw a TypeError, nothing else', async (t) => {
+  const r = rng(SEED)
+  let built = 0
+  for (let i = 0; i < RUNS; i++) {
+    const options = {}
+    for (const name of NAMES) if (r() < 0.3) options[name] = anyValue(r)
+    if (r() < 0.5) options.url = redis.url
+    let store
+    try {
+      store = new RedisSessionStore(options)
+    } catch (err) {
+      if (!(err instanceof TypeError)) t.fail(`seed ${SEED} run ${i}: ${err && err.stack}`)
+      continue
+    }
+    built++
+    await store.close()
+  }
+  t.true(built > 0, 'some random option sets are valid')
+})
+
+test('random bytes in Redis read back as a session or as ERR_SESSION_CORRUPT', async (t) => {
+  const r = rng(SEED + 1)
+  const store = new RedisSessionStore({ url: redis.url, prefix: `fz:${randomUUID()}:` })
+  t.teardown(() => store.close())
+  const samples = ['{}', '[]', 'null', '1', '"s"', '{"cookie":{"expires":"not a date"}}', '{"cookie":null}',
+    '{"cookie":{"expires":"2999-01-01T00:00:00.000Z"},"a":1}', '{"__proto__":{"x":1}}']
+  for (let i = 0; i < RUNS; i++) {
+    let value
+    if (i < samples.length) value = Buffer.from(samples[i])
+    else if (r() < 0.5) value = Buffer.from(Array.from({ length: Math.floor(r() * 64) }, () => Math.floor(r() * 256)))
+    else value = Buffer.from(JSON.stringify({ cookie: { expires: anyValue(r) === null ? null : new Date(Date.now() + 60e3) }, v: r().toString(36) }))
+    const sid = `s${i}`
+    await raw.callBinary('SET', `${store.prefix}${sid}`, value, 'PX', 60_000)
+    try {
+      const got = await store.get(sid)
+      t.true(got !== null && typeof got === 'object', `seed ${SEED} run ${i}`)
+    } catch (err) {
+      if (err.code !== 'ERR_SESSION_CORRUPT') t.fail(`seed ${SEED} run ${i}: ${err.code} ${err.message}`)
+    }
+  }
+  const all = await store.all().catch((err) => err)
+  t.true(Array.isArray(all) || all.code === 'ERR_SESSION_CORRUPT')
+})
