@@ -8,19 +8,10 @@ const { randomUUID } = require('node:crypto')
 const { RedisSessionStore } = require('..')
 const { redisForTests } = require('./helpers/redis')
 const { RawRedis } = require('./helpers/raw')
+const { prng } = require('./helpers/prng')
 
 const SEED = Number(process.env.FUZZ_SEED || 20261123)
 const RUNS = Number(process.env.FUZZ_RUNS || 400)
-
-function rng(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = Math.imul(a ^ (a >>> 15), a | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function anyValue(r, depth = 0) {
   const pick = Math.floor(r() * 12)
@@ -55,7 +46,7 @@ test.after.always(async () => {
 })
 
 test('random options either build a store or throw a TypeError, nothing else', async (t) => {
-  const r = rng(SEED)
+  const r = prng(SEED)
   let built = 0
   for (let i = 0; i < RUNS; i++) {
     const options = {}
@@ -75,7 +66,7 @@ test('random options either build a store or throw a TypeError, nothing else', a
 })
 
 test('random bytes in Redis read back as a session or as ERR_SESSION_CORRUPT', async (t) => {
-  const r = rng(SEED + 1)
+  const r = prng(SEED + 1)
   const store = new RedisSessionStore({ url: redis.url, prefix: `fz:${randomUUID()}:` })
   t.teardown(() => store.close())
   const samples = ['{}', '[]', 'null', '1', '"s"', '{"cookie":{"expires":"not a date"}}', '{"cookie":null}',

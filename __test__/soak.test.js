@@ -20,6 +20,7 @@
 const test = require('ava')
 const path = require('node:path')
 const { fork } = require('node:child_process')
+const { prng } = require('./helpers/prng')
 const { randomUUID } = require('node:crypto')
 const { RedisServer } = require('./helpers/redis')
 const { FaultProxy } = require('./helpers/proxy')
@@ -37,16 +38,6 @@ const FAULTS = ['stall', 'refuse', 'sigstop', 'flap', 'stall-then-cut']
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-function prng(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function shuffle(list, rand) {
   for (let i = list.length - 1; i > 0; i--) {

@@ -3,18 +3,9 @@
 // Realistic express-session objects of a target JSON size: the cookie as
 // express-session stores it, a user, a CSRF secret, then preferences, a cart
 // and recently viewed items until the size is reached.
-const DAY_MS = 86400e3
+const { prng } = require('../__test__/helpers/prng')
 
-function prng(seed) {
-  let a = seed >>> 0 || 1
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const DAY_MS = 86400e3
 
 const ALPHA = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_'
 function token(rnd, n) {
