@@ -223,3 +223,22 @@ test.serial('a connection cut mid-call is retried once on a new connection, and 
   t.is(got.v, 5)
   t.is((await store.get('other')).v, 6)
 })
+
+test.serial('memory stays flat while redis stops answering for a long time', async (t) => {
+  const server = await RedisServer.start()
+  const proxy = await FaultProxy.start(server.port)
+  t.teardown(async () => {
+    await proxy.close()
+    await server.dispose()
+  })
+  proxy.stall()
+  const { stdout } = await execFileAsync(process.execPath, ['--expose-gc', path.join(__dirname, 'fixtures/outage-rss.js')], {
+    env: { ...process.env, REDIS_URL: proxy.url, OUTAGE_SECONDS: '12' },
+    timeout: 60_000,
+  })
+  const { warm, end, calls, codes } = JSON.parse(stdout)
+  t.log(`RSS ${warm.toFixed(1)} → ${end.toFixed(1)} MB over ${calls} calls`, codes)
+  t.is(codes.ok, undefined)
+  t.true(codes.ERR_REDIS_TIMEOUT > 0)
+  t.true(end - warm < 20, `RSS grew ${(end - warm).toFixed(1)} MB`)
+})

@@ -294,3 +294,30 @@ async fn send(link: &Link, jobs: Vec<Job>) {
         reply.send(outcomes.by_ref().take(size).collect());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_dropped_undelivered_still_answers_with_internal_errors() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reply = Reply::new(2, move |outcomes| tx.send(outcomes).unwrap());
+        // What a panic in the writer does to the batch it was sending.
+        drop(reply);
+        let outcomes = rx.try_recv().expect("answered on drop");
+        assert_eq!(outcomes.len(), 2);
+        assert!(outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Failed(e) if e.kind == ErrorKind::Internal)));
+    }
+
+    #[test]
+    fn a_reply_answers_exactly_once() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reply = Reply::new(1, move |outcomes| tx.send(outcomes).unwrap());
+        reply.send(vec![Outcome::Done]);
+        assert_eq!(rx.try_recv().unwrap(), vec![Outcome::Done]);
+        assert!(rx.try_recv().is_err());
+    }
+}
