@@ -127,22 +127,25 @@ impl Op {
         }
     }
 
-    /// Reads back the replies that `append_to` asked for.
-    pub fn read(&self, replies: &[Value]) -> Outcome {
+    /// Reads back the replies that `append_to` asked for, taking the
+    /// session text out of them rather than copying it.
+    pub fn read(&self, replies: &mut [Value]) -> Outcome {
         let key = self.key();
         match self {
-            Op::Get { .. } => match read_string(key, &replies[0]) {
-                Ok(value) => Outcome::Session {
-                    // An unknown PEXPIRETIME (Redis < 7) only loses the
-                    // touch refresh of `cookie.expires`, not the session.
-                    expires_at: match (&value, &replies[1]) {
-                        (Some(_), Value::Int(t)) => from_expiretime(*t),
-                        _ => None,
+            Op::Get { .. } => {
+                match read_string(key, std::mem::replace(&mut replies[0], Value::Nil)) {
+                    Ok(value) => Outcome::Session {
+                        // An unknown PEXPIRETIME (Redis < 7) only loses the
+                        // touch refresh of `cookie.expires`, not the session.
+                        expires_at: match (&value, &replies[1]) {
+                            (Some(_), Value::Int(t)) => from_expiretime(*t),
+                            _ => None,
+                        },
+                        value,
                     },
-                    value,
-                },
-                Err(e) => Outcome::Failed(e),
-            },
+                    Err(e) => Outcome::Failed(e),
+                }
+            }
             _ => match &replies[0] {
                 Value::ServerError(e) => Outcome::Failed(reply_error(key, e)),
                 _ => Outcome::Done,
@@ -158,17 +161,17 @@ fn reply_error(key: &str, err: &redis::ServerError) -> StoreError {
     )
 }
 
-fn read_string(key: &str, reply: &Value) -> StoreResult<Option<String>> {
+fn read_string(key: &str, reply: Value) -> StoreResult<Option<String>> {
     match reply {
         Value::Nil => Ok(None),
-        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).map(Some).map_err(|_| {
+        Value::BulkString(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
             StoreError::new(
                 ErrorKind::Corrupt,
                 format!("value at key \"{key}\" is not UTF-8 text"),
             )
         }),
-        Value::SimpleString(s) => Ok(Some(s.clone())),
-        Value::ServerError(e) => Err(reply_error(key, e)),
+        Value::SimpleString(s) => Ok(Some(s)),
+        Value::ServerError(e) => Err(reply_error(key, &e)),
         other => Err(StoreError::new(
             ErrorKind::Corrupt,
             format!("value at key \"{key}\" is not a string: {other:?}"),
@@ -188,12 +191,12 @@ pub fn build(ops: &[Op], now_ms: i64) -> (Pipeline, Vec<usize>) {
 }
 
 /// Splits a pipeline's replies back into one outcome per operation.
-pub fn read_all(ops: &[Op], counts: &[usize], replies: &[Value]) -> Vec<Outcome> {
+pub fn read_all(ops: &[Op], counts: &[usize], mut replies: Vec<Value>) -> Vec<Outcome> {
     let mut at = 0;
     ops.iter()
         .zip(counts)
         .map(|(op, &n)| {
-            let outcome = match replies.get(at..at + n) {
+            let outcome = match replies.get_mut(at..at + n) {
                 Some(mine) => op.read(mine),
                 None => Outcome::Failed(StoreError::new(
                     ErrorKind::Reply,
@@ -278,7 +281,7 @@ mod tests {
             Value::Nil,
             Value::Int(-2),
         ];
-        let out = read_all(&ops, &counts, &replies);
+        let out = read_all(&ops, &counts, replies);
         assert_eq!(
             out[0],
             Outcome::Session {
@@ -301,7 +304,7 @@ mod tests {
         let op = Op::Get {
             key: "sess:z".into(),
         };
-        match op.read(&[Value::BulkString(vec![0xff, 0xfe]), Value::Int(-1)]) {
+        match op.read(&mut [Value::BulkString(vec![0xff, 0xfe]), Value::Int(-1)]) {
             Outcome::Failed(e) => {
                 assert_eq!(e.kind, ErrorKind::Corrupt);
                 assert!(e.message.contains("sess:z"));
@@ -313,7 +316,7 @@ mod tests {
     #[test]
     fn short_replies_fail_instead_of_panicking() {
         let ops = vec![Op::Get { key: "a".into() }];
-        let out = read_all(&ops, &[2], &[Value::Nil]);
+        let out = read_all(&ops, &[2], vec![Value::Nil]);
         assert!(matches!(out[0], Outcome::Failed(_)));
     }
 }

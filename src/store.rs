@@ -286,7 +286,7 @@ async fn send(link: &Link, jobs: Vec<Job>) {
     }
     let (pipe, counts) = commands::build(&ops, now_ms());
     let mut outcomes = match attempt(link, &pipe, deadline).await {
-        Ok(values) => commands::read_all(&ops, &counts, &values),
+        Ok(values) => commands::read_all(&ops, &counts, values),
         Err(err) => ops.iter().map(|_| Outcome::Failed(err.clone())).collect(),
     }
     .into_iter();

@@ -53,7 +53,7 @@ proptest! {
         now in any::<i64>(),
     ) {
         let (_, counts) = build(&ops, now);
-        let out = read_all(&ops, &counts, &replies);
+        let out = read_all(&ops, &counts, replies);
         prop_assert_eq!(out.len(), ops.len());
         for outcome in out {
             if let Outcome::Session { value: Some(v), .. } = outcome {
