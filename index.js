@@ -38,7 +38,7 @@ function callOrPromise(cb, start) {
 // destroy() and touch() are often fired and forgotten; a rejection nobody
 // awaits must not crash the process, while callers who await still see it.
 function quiet(promise) {
-  promise.catch(() => {})
+  if (promise) promise.catch(() => {})
   return promise
 }
 
@@ -107,7 +107,7 @@ class RedisSessionStore extends Store {
         } else {
           this._batcher.push(REWRITE, sid, this._serialize(sess), at, (err) => done(err || null))
         }
-      }) || Promise.resolve(),
+      }),
     )
   }
 
@@ -116,7 +116,7 @@ class RedisSessionStore extends Store {
       callOrPromise(cb, (done) => {
         checkSid(sid)
         this._batcher.push(DESTROY, sid, '', NaN, (err) => done(err || null))
-      }) || Promise.resolve(),
+      }),
     )
   }
 
