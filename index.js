@@ -66,7 +66,7 @@ class RedisSessionStore extends Store {
   get(sid, cb) {
     return callOrPromise(cb, (done) => {
       checkSid(sid)
-      this._batcher.push(GET, sid, '', NaN, (err, raw, expiresAt) => {
+      this._batcher.push(GET, sid, null, NaN, (err, raw, expiresAt) => {
         if (err) return done(err)
         if (raw == null) return done(null, null)
         let sess
@@ -103,7 +103,7 @@ class RedisSessionStore extends Store {
         if (this.disableTouch) return process.nextTick(done, null)
         const at = this._expiresAt(sess)
         if (this._expiryFollowsCookie()) {
-          this._batcher.push(TOUCH, sid, '', at, (err) => done(err || null))
+          this._batcher.push(TOUCH, sid, null, at, (err) => done(err || null))
         } else {
           this._batcher.push(REWRITE, sid, this._serialize(sess), at, (err) => done(err || null))
         }
@@ -115,7 +115,7 @@ class RedisSessionStore extends Store {
     return quiet(
       callOrPromise(cb, (done) => {
         checkSid(sid)
-        this._batcher.push(DESTROY, sid, '', NaN, (err) => done(err || null))
+        this._batcher.push(DESTROY, sid, null, NaN, (err) => done(err || null))
       }),
     )
   }
@@ -193,11 +193,17 @@ class RedisSessionStore extends Store {
   }
 
   // When the key's expiry is the cookie's, it is the truth after a touch.
+  // Compared as ISO text: formatting one Date is cheaper than parsing one.
   _refreshExpires(sess, expiresAt) {
     const cookie = sess.cookie
     if (!this._expiryFollowsCookie() || !cookie || cookie.expires == null || Number.isNaN(expiresAt)) return
-    if (new Date(cookie.expires).getTime() === expiresAt) return
-    cookie.expires = cookie.expires instanceof Date ? new Date(expiresAt) : new Date(expiresAt).toISOString()
+    const current = cookie.expires
+    if (current instanceof Date) {
+      if (current.getTime() !== expiresAt) cookie.expires = new Date(expiresAt)
+      return
+    }
+    const iso = new Date(expiresAt).toISOString()
+    if (current !== iso) cookie.expires = iso
   }
 
   _serialize(sess) {

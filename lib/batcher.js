@@ -44,10 +44,11 @@ class Batcher {
     this.callbacks = []
   }
 
+  // `value` is the session text for SET and REWRITE, null otherwise.
   push(kind, sid, value, expiresAt, cb) {
     this.kinds.push(kind)
     this.sids.push(sid)
-    this.values.push(value)
+    if (value !== null) this.values.push(value)
     this.expires.push(expiresAt)
     this.callbacks.push(cb)
     if (!this.scheduled) {
@@ -69,7 +70,9 @@ class Batcher {
     const id = this.nextId
     this.nextId = (id + 1) >>> 0
     try {
-      this.native.exec(id, kinds, sids, values, expires)
+      // Few napi conversions per batch: typed arrays, and the sids joined
+      // (checkSid keeps newlines out of them). See decode() in src/binding.rs.
+      this.native.exec(id, Uint8Array.from(kinds), sids.join('\n'), values, Float64Array.from(expires))
     } catch (err) {
       const error = fromNative(err)
       process.nextTick(() => {

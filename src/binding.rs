@@ -12,6 +12,7 @@ use crate::commands::{Op, Outcome};
 use crate::connection::ConnectionOptions;
 use crate::error::{ErrorKind, StoreError};
 use crate::expiry::Expiry;
+use crate::keys::Keys;
 use crate::scan;
 use crate::store::{Reply, Store};
 
@@ -63,11 +64,11 @@ pub struct AllReply {
 }
 
 /// Operation kinds on the wire; must match `lib/ops.js`.
-const GET: u32 = 0;
-const SET: u32 = 1;
-const TOUCH: u32 = 2;
-const REWRITE: u32 = 3;
-const DESTROY: u32 = 4;
+const GET: u8 = 0;
+const SET: u8 = 1;
+const TOUCH: u8 = 2;
+const REWRITE: u8 = 3;
+const DESTROY: u8 = 4;
 
 #[napi]
 pub struct NativeStore {
@@ -90,34 +91,43 @@ fn check(status: napi::sys::napi_status) -> Result<()> {
     }
 }
 
+/// Decodes a batch. Its wire form keeps napi conversions to a few per batch
+/// rather than several per operation: kinds and deadlines as typed arrays,
+/// the sids as one newline-joined string (JS rejects sids with control
+/// characters), and values only for the operations that carry one.
 fn decode(
-    store: &Store,
-    kinds: Vec<u32>,
-    sids: Vec<String>,
+    keys: &Keys,
+    kinds: &[u8],
+    sids: &str,
     values: Vec<String>,
-    expires: Vec<f64>,
+    expires: &[f64],
 ) -> std::result::Result<Vec<Op>, StoreError> {
-    let n = kinds.len();
-    if sids.len() != n || values.len() != n || expires.len() != n {
-        return Err(StoreError::new(
-            ErrorKind::InvalidArgument,
-            "batch arrays differ in length",
-        ));
+    let malformed = || StoreError::new(ErrorKind::InvalidArgument, "malformed batch");
+    if expires.len() != kinds.len() {
+        return Err(malformed());
     }
-    let keys = store.keys();
-    kinds
-        .into_iter()
-        .zip(sids)
-        .zip(values)
+    let mut sids = sids.split('\n');
+    let mut values = values.into_iter();
+    let ops = kinds
+        .iter()
         .zip(expires)
-        .map(|(((kind, sid), value), at)| {
-            let key = keys.session(&sid);
+        .map(|(&kind, &at)| {
+            let key = keys.session(sids.next().ok_or_else(malformed)?);
             let expiry = Expiry::from_wire(at);
+            let mut value = || values.next().ok_or_else(malformed);
             Ok(match kind {
                 GET => Op::Get { key },
-                SET => Op::Set { key, value, expiry },
+                SET => Op::Set {
+                    key,
+                    value: value()?,
+                    expiry,
+                },
                 TOUCH => Op::Touch { key, expiry },
-                REWRITE => Op::Rewrite { key, value, expiry },
+                REWRITE => Op::Rewrite {
+                    key,
+                    value: value()?,
+                    expiry,
+                },
                 DESTROY => Op::Destroy { key },
                 other => {
                     return Err(StoreError::new(
@@ -127,7 +137,11 @@ fn decode(
                 }
             })
         })
-        .collect()
+        .collect::<std::result::Result<Vec<Op>, StoreError>>()?;
+    if sids.next().is_some() || values.next().is_some() {
+        return Err(malformed());
+    }
+    Ok(ops)
 }
 
 fn encode(outcomes: Vec<Outcome>) -> BatchReply {
@@ -195,12 +209,12 @@ impl NativeStore {
     pub fn exec(
         &self,
         batch_id: u32,
-        kinds: Vec<u32>,
-        sids: Vec<String>,
+        kinds: Uint8Array,
+        sids: String,
         values: Vec<String>,
-        expires: Vec<f64>,
+        expires: Float64Array,
     ) -> Result<()> {
-        let ops = decode(&self.inner, kinds, sids, values, expires).map_err(to_napi)?;
+        let ops = decode(self.inner.keys(), &kinds, &sids, values, &expires).map_err(to_napi)?;
         let on_reply = self.on_reply.clone();
         let reply = Reply::new(ops.len(), move |outcomes| {
             on_reply.call(
@@ -259,5 +273,56 @@ impl NativeStore {
     pub async fn close(&self) -> Result<()> {
         self.inner.close().await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_decodes_in_order_with_values_only_where_needed() {
+        let keys = Keys::new("p:");
+        let ops = decode(
+            &keys,
+            &[GET, SET, DESTROY, REWRITE],
+            "a\nb\nc\nd",
+            vec!["vb".into(), "vd".into()],
+            &[f64::NAN, 10.0, f64::NAN, f64::INFINITY],
+        )
+        .unwrap();
+        assert_eq!(
+            ops,
+            vec![
+                Op::Get { key: "p:a".into() },
+                Op::Set {
+                    key: "p:b".into(),
+                    value: "vb".into(),
+                    expiry: Expiry::At(10)
+                },
+                Op::Destroy { key: "p:c".into() },
+                Op::Rewrite {
+                    key: "p:d".into(),
+                    value: "vd".into(),
+                    expiry: Expiry::Never
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_batches_are_refused_not_misread() {
+        let keys = Keys::new("p:");
+        for (kinds, sids, values, expires) in [
+            (vec![GET, GET], "a", vec![], vec![0.0, 0.0]),
+            (vec![GET], "a\nb", vec![], vec![0.0]),
+            (vec![SET], "a", vec![], vec![0.0]),
+            (vec![GET], "a", vec!["extra".to_string()], vec![0.0]),
+            (vec![GET], "a", vec![], vec![]),
+            (vec![9], "a", vec![], vec![0.0]),
+        ] {
+            let err = decode(&keys, &kinds, sids, values, &expires).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidArgument);
+        }
     }
 }
