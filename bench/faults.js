@@ -36,7 +36,6 @@
 
 const { fork } = require('node:child_process')
 const fs = require('node:fs')
-const net = require('node:net')
 const path = require('node:path')
 const { performance } = require('node:perf_hooks')
 
@@ -337,7 +336,7 @@ async function parent() {
   const calls = Number(args.calls || 20)
   const out = path.resolve(args.out || path.join(__dirname, 'results', 'faults.json'))
 
-  const { RedisServer } = require('../__test__/helpers/redis')
+  const { RedisServer, freePort: anyFreePort } = require('../__test__/helpers/redis')
   const { FaultProxy } = require('../__test__/helpers/proxy')
 
   // Everything started here, so every exit path can clean it up.
@@ -368,15 +367,7 @@ async function parent() {
   const usedPorts = new Set()
   async function freePort() {
     for (;;) {
-      const port = await new Promise((resolve, reject) => {
-        const srv = net.createServer()
-        srv.unref()
-        srv.on('error', reject)
-        srv.listen(0, '127.0.0.1', () => {
-          const { port } = srv.address()
-          srv.close(() => resolve(port))
-        })
-      })
+      const port = await anyFreePort()
       if (!usedPorts.has(port)) {
         usedPorts.add(port)
         return port
