@@ -17,6 +17,9 @@ pub struct ConnectionOptions {
 
 /// Opens a lazy connection manager. Must run inside a tokio runtime.
 pub fn open(options: &ConnectionOptions) -> StoreResult<ConnectionManager> {
+    // rediss:// needs a process-wide rustls crypto provider; installing it
+    // again (another store, or another addon) is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = redis::Client::open(options.url.as_str()).map_err(|e| {
         StoreError::new(
             ErrorKind::InvalidArgument,

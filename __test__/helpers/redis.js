@@ -4,6 +4,7 @@
 // uses REDIS_URL when it is set. Stops what it started.
 const { spawn } = require('node:child_process')
 const net = require('node:net')
+const tls = require('node:tls')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
@@ -20,9 +21,11 @@ function freePort() {
   })
 }
 
-function ping(port, timeoutMs = 200) {
+function ping(port, timeoutMs = 200, secure = false) {
   return new Promise((resolve) => {
-    const sock = net.connect({ port, host: '127.0.0.1' })
+    const sock = secure
+      ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+      : net.connect({ port, host: '127.0.0.1' })
     const timer = setTimeout(() => finish(false), timeoutMs)
     function finish(ok) {
       clearTimeout(timer)
@@ -30,7 +33,7 @@ function ping(port, timeoutMs = 200) {
       resolve(ok)
     }
     sock.on('error', () => finish(false))
-    sock.on('connect', () => sock.write('PING\r\n'))
+    sock.on(secure ? 'secureConnect' : 'connect', () => sock.write('PING\r\n'))
     sock.on('data', (d) => finish(d.toString().startsWith('+PONG')))
   })
 }
@@ -46,21 +49,28 @@ async function waitFor(check, timeoutMs, what) {
 
 // A redis-server child process on its own port; restartable on the same port.
 class RedisServer {
-  constructor(port) {
+  // `tls`: { cert, key, ca } file paths for a TLS-only server.
+  constructor(port, { tls: certs } = {}) {
     this.port = port
-    this.url = `redis://127.0.0.1:${port}`
+    this.certs = certs || null
+    this.url = `${certs ? 'rediss' : 'redis'}://127.0.0.1:${port}`
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rss-redis-'))
     this.proc = null
   }
 
-  static async start() {
-    const server = new RedisServer(await freePort())
+  static async start(options) {
+    const server = new RedisServer(await freePort(), options)
     await server.start()
     return server
   }
 
   async start() {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    const c = this.certs
+    const ports = c
+      ? ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', c.cert, '--tls-key-file', c.key,
+          '--tls-ca-cert-file', c.ca, '--tls-auth-clients', 'no']
+      : ['--port', String(this.port)]
+    const args = [...ports, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
       '--dir', this.dir, '--daemonize', 'no', '--loglevel', 'warning']
     // A shell guard holds redis-server's pid and kills it when our stdin
     // closes, so a test process that dies never leaves a server behind.
@@ -72,7 +82,7 @@ class RedisServer {
       proc.stdout.once('data', (d) => resolve(Number(String(d).trim())))
       proc.once('error', reject)
     })
-    await waitFor(() => ping(this.port), 10_000, `redis-server on port ${this.port}`)
+    await waitFor(() => ping(this.port, 200, !!this.certs), 10_000, `redis-server on port ${this.port}`)
   }
 
   /** Sends a signal to redis-server itself (SIGSTOP/SIGCONT to stall it). */
@@ -91,7 +101,7 @@ class RedisServer {
     }
     proc.stdin.end()
     await this.exited
-    await waitFor(async () => !(await ping(this.port)), 5_000, `redis-server on port ${this.port} to stop`)
+    await waitFor(async () => !(await ping(this.port, 200, !!this.certs)), 5_000, `redis-server on port ${this.port} to stop`)
   }
 
   async dispose() {
