@@ -71,14 +71,10 @@ class RedisSessionStore extends Store {
         if (raw == null) return done(null, null)
         let sess
         try {
-          sess = this.serializer.parse(raw)
+          sess = this._parse(sid, raw, expiresAt)
         } catch (e) {
-          return done(this._corrupt(sid, `is not valid JSON (${e.message})`, e))
+          return done(e)
         }
-        if (sess === null || typeof sess !== 'object') {
-          return done(this._corrupt(sid, 'is not a session object'))
-        }
-        this._refreshExpires(sess, expiresAt)
         done(null, sess)
       })
     })
@@ -127,14 +123,10 @@ class RedisSessionStore extends Store {
         for (let i = 0; i < ids.length; i++) {
           let sess
           try {
-            sess = this.serializer.parse(values[i])
+            sess = this._parse(ids[i], values[i], expiresAt[i])
           } catch (e) {
-            return done(this._corrupt(ids[i], `is not valid JSON (${e.message})`, e))
+            return done(e)
           }
-          if (sess === null || typeof sess !== 'object') {
-            return done(this._corrupt(ids[i], 'is not a session object'))
-          }
-          this._refreshExpires(sess, expiresAt[i])
           sess.id = ids[i]
           sessions.push(sess)
         }
@@ -225,6 +217,20 @@ class RedisSessionStore extends Store {
       )
     }
     return value
+  }
+
+  // Session text from Redis to the session object, with the key's expiry;
+  // throws an error naming the key when the text is not a session.
+  _parse(sid, raw, expiresAt) {
+    let sess
+    try {
+      sess = this.serializer.parse(raw)
+    } catch (e) {
+      throw this._corrupt(sid, `is not valid JSON (${e.message})`, e)
+    }
+    if (sess === null || typeof sess !== 'object') throw this._corrupt(sid, 'is not a session object')
+    this._refreshExpires(sess, expiresAt)
+    return sess
   }
 
   _corrupt(sid, what, cause) {

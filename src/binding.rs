@@ -222,7 +222,7 @@ impl NativeStore {
                 ThreadsafeFunctionCallMode::NonBlocking,
             );
         });
-        self.inner.submit_with(ops, reply);
+        self.inner.submit(ops, reply);
         Ok(())
     }
 

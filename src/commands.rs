@@ -161,7 +161,9 @@ fn reply_error(key: &str, err: &redis::ServerError) -> StoreError {
     )
 }
 
-fn read_string(key: &str, reply: Value) -> StoreResult<Option<String>> {
+/// The session text in a reply: `None` for a missing key, an error naming
+/// the key for anything that cannot be session text.
+pub fn read_string(key: &str, reply: Value) -> StoreResult<Option<String>> {
     match reply {
         Value::Nil => Ok(None),
         Value::BulkString(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {

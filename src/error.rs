@@ -49,6 +49,14 @@ impl StoreError {
         }
     }
 
+    /// Redis did not answer within `timeout`.
+    pub fn timed_out(timeout: std::time::Duration) -> Self {
+        StoreError::new(
+            ErrorKind::Timeout,
+            format!("redis did not answer within {} ms", timeout.as_millis()),
+        )
+    }
+
     /// Classifies a redis-rs error: the caller mostly needs to know whether
     /// Redis was slow, gone, or said no.
     pub fn from_redis(err: &redis::RedisError) -> Self {

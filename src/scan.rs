@@ -4,6 +4,7 @@
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::Value;
 
+use crate::commands::read_string;
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::from_expiretime;
 use crate::store::Store;
@@ -14,13 +15,7 @@ where
 {
     match tokio::time::timeout(store.command_timeout(), fut).await {
         Ok(result) => result.map_err(|e| StoreError::from_redis(&e)),
-        Err(_) => Err(StoreError::new(
-            ErrorKind::Timeout,
-            format!(
-                "redis did not answer within {} ms",
-                store.command_timeout().as_millis()
-            ),
-        )),
+        Err(_) => Err(StoreError::timed_out(store.command_timeout())),
     }
 }
 
@@ -91,20 +86,8 @@ pub async fn all(store: &Store, count: u32) -> StoreResult<Vec<Found>> {
             }
         };
         for ((key, value), expiry) in chunk.iter().zip(values).zip(expiries) {
-            let value = match value {
-                Value::Nil => continue,
-                Value::BulkString(bytes) => String::from_utf8(bytes).map_err(|_| {
-                    StoreError::new(
-                        ErrorKind::Corrupt,
-                        format!("value at key \"{key}\" is not UTF-8 text"),
-                    )
-                })?,
-                other => {
-                    return Err(StoreError::new(
-                        ErrorKind::Corrupt,
-                        format!("value at key \"{key}\" is not a string: {other:?}"),
-                    ))
-                }
+            let Some(value) = read_string(key, value)? else {
+                continue; // expired since the SCAN
             };
             let expires_at = match expiry {
                 Value::Int(t) => from_expiretime(t),

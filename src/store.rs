@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Pipeline, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -95,7 +95,6 @@ impl Link {
 pub struct Store {
     keys: Keys,
     link: Arc<Link>,
-    command_timeout: Duration,
     queued: Arc<AtomicUsize>,
     queue: Mutex<Option<mpsc::UnboundedSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -114,7 +113,6 @@ impl Store {
         Ok(Store {
             keys: Keys::new(prefix),
             link,
-            command_timeout: options.command_timeout,
             queued,
             queue: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
@@ -126,7 +124,7 @@ impl Store {
     }
 
     pub fn command_timeout(&self) -> Duration {
-        self.command_timeout
+        self.link.options.command_timeout
     }
 
     /// A connection handle for multi-round-trip calls (all/ids/clear).
@@ -137,22 +135,12 @@ impl Store {
         }
     }
 
-    /// Queues a batch and returns a receiver for its outcomes.
-    pub fn submit(&self, ops: Vec<Op>) -> oneshot::Receiver<Vec<Outcome>> {
-        let (tx, rx) = oneshot::channel();
-        let reply = Reply::new(ops.len(), move |outcomes| {
-            let _ = tx.send(outcomes);
-        });
-        self.submit_with(ops, reply);
-        rx
-    }
-
     /// Queues a batch. Synchronous, so batches go out in the order they were
     /// submitted; `reply` gets the outcomes within `command_timeout`, on a
     /// runtime thread, or at once on this thread if the store is closed or full.
-    pub fn submit_with(&self, ops: Vec<Op>, reply: Reply) {
+    pub fn submit(&self, ops: Vec<Op>, reply: Reply) {
         let job = Job {
-            deadline: Instant::now() + self.command_timeout,
+            deadline: Instant::now() + self.command_timeout(),
             ops,
             reply,
         };
@@ -201,13 +189,6 @@ fn fail(job: Job, err: &StoreError) {
     job.reply.send(outcomes);
 }
 
-fn timed_out(timeout: Duration) -> StoreError {
-    StoreError::new(
-        ErrorKind::Timeout,
-        format!("redis did not answer within {} ms", timeout.as_millis()),
-    )
-}
-
 async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Job>,
     link: Arc<Link>,
@@ -250,7 +231,7 @@ async fn attempt(
             Ok(Ok(values)) => return Ok(values),
             Ok(Err(e)) if e.is_timeout() => {
                 link.reopen();
-                return Err(timed_out(timeout));
+                return Err(StoreError::timed_out(timeout));
             }
             Ok(Err(e))
                 if !retried
@@ -262,7 +243,7 @@ async fn attempt(
             Ok(Err(e)) => return Err(StoreError::from_redis(&e)),
             Err(_) => {
                 link.reopen();
-                return Err(timed_out(timeout));
+                return Err(StoreError::timed_out(timeout));
             }
         }
     }
@@ -271,7 +252,7 @@ async fn attempt(
 async fn send(link: &Link, jobs: Vec<Job>) {
     let now = Instant::now();
     let (live, late): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.deadline > now);
-    let expired = timed_out(link.options.command_timeout);
+    let expired = StoreError::timed_out(link.options.command_timeout);
     late.into_iter().for_each(|job| fail(job, &expired));
     let Some(deadline) = live.iter().map(|j| j.deadline).min() else {
         return;

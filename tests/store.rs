@@ -8,7 +8,8 @@ use redis_session_store::commands::{Op, Outcome};
 use redis_session_store::connection::ConnectionOptions;
 use redis_session_store::error::ErrorKind;
 use redis_session_store::expiry::{now_ms, Expiry};
-use redis_session_store::store::Store;
+use redis_session_store::store::{Reply, Store};
+use tokio::sync::oneshot;
 
 struct Server {
     child: Child,
@@ -66,7 +67,17 @@ fn session(user: &str, expires_at: i64) -> String {
 }
 
 async fn run(store: &Store, ops: Vec<Op>) -> Vec<Outcome> {
-    store.submit(ops).await.expect("a reply for every batch")
+    submit(store, ops).await.expect("a reply for every batch")
+}
+
+/// Queues a batch; the receiver gets its outcomes.
+fn submit(store: &Store, ops: Vec<Op>) -> oneshot::Receiver<Vec<Outcome>> {
+    let (tx, rx) = oneshot::channel();
+    let reply = Reply::new(ops.len(), move |outcomes| {
+        let _ = tx.send(outcomes);
+    });
+    store.submit(ops, reply);
+    rx
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,7 +225,7 @@ async fn a_server_that_never_answers_times_out_within_the_bound() {
 async fn closing_fails_later_calls_and_settles_queued_ones() {
     let server = Server::start();
     let store = Store::open("q:", &options(server.url(), 2000)).unwrap();
-    let queued = store.submit(vec![Op::Get { key: "q:1".into() }]);
+    let queued = submit(&store, vec![Op::Get { key: "q:1".into() }]);
     store.close().await;
     assert!(matches!(queued.await.unwrap()[0], Outcome::Session { .. }));
     let after = run(&store, vec![Op::Get { key: "q:1".into() }]).await;
