@@ -26,6 +26,38 @@ export interface RedisSessionStoreOptions {
   connectTimeout?: number
   /** Largest serialized session accepted by set/touch, in bytes. Default 1 MiB. */
   maxSessionBytes?: number
+  /** Seconds since the session was created (first stored) after which it is gone, even if in use. Default: none. */
+  absoluteTimeout?: number
+  /** Seconds since the last set or touch after which the session is gone. Default: none. */
+  idleTimeout?: number
+  /**
+   * The owner of a session, for listUserSessions/destroyUserSessions/maxSessionsPerUser/stats.
+   * Default: `sess.userId ?? sess.passport?.user ?? sess.user?.id` (strings and numbers only).
+   */
+  userId?: (sess: SessionData) => string | number | undefined | null
+  /** When a user has more sessions than this, the least recently used are destroyed. Default: no limit. */
+  maxSessionsPerUser?: number
+}
+
+export interface UserSession {
+  /** The session id. */
+  id: string
+  session: SessionData
+  /** When the session was first stored. */
+  createdAt: Date
+  /** The last set or touch. */
+  lastAccess: Date
+  /** When Redis will drop the session, or null if never. */
+  expiresAt: Date | null
+}
+
+export interface SessionStats {
+  /** Live sessions. */
+  sessions: number
+  /** Distinct owners among live sessions. */
+  users: number
+  /** Live sessions set or touched within `activeWithin` seconds. */
+  active: number
 }
 
 export type ErrorCode =
@@ -56,6 +88,9 @@ export class RedisSessionStore extends Store {
   readonly scanCount: number
   readonly commandTimeout: number
   readonly maxSessionBytes: number
+  readonly absoluteTimeout: number | undefined
+  readonly idleTimeout: number | undefined
+  readonly maxSessionsPerUser: number | undefined
 
   get(sid: string, callback: (err: any, session?: SessionData | null) => void): void
   get(sid: string): Promise<SessionData | null>
@@ -74,6 +109,12 @@ export class RedisSessionStore extends Store {
   length(): Promise<number>
   clear(callback: (err?: any) => void): void
   clear(): Promise<void>
+  /** A user's live sessions, most recently used first. */
+  listUserSessions(userId: string | number): Promise<UserSession[]>
+  /** Destroys a user's sessions but those in `except`; resolves to how many were destroyed. */
+  destroyUserSessions(userId: string | number, options?: { except?: string | string[] }): Promise<number>
+  /** Counts over the live sessions; `activeWithin` in seconds, default 300. */
+  stats(options?: { activeWithin?: number }): Promise<SessionStats>
   /** Sends queued calls, waits for every pending one, and releases the connection. */
   close(callback: (err?: any) => void): void
   close(): Promise<void>

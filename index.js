@@ -10,6 +10,17 @@ const NO_TTL = Infinity
 const MAX_SID_LENGTH = 4096
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/
 
+const MAX_OWNER_LENGTH = 1024
+
+function checkOwner(userId) {
+  if ((typeof userId !== 'string' || userId.length === 0) && !(typeof userId === 'number' && Number.isFinite(userId))) {
+    throw invalidArg(`user id must be a non-empty string or a number, got ${userId === '' ? 'an empty string' : typeof userId}`)
+  }
+  const owner = String(userId)
+  if (owner.length > MAX_OWNER_LENGTH) throw invalidArg(`user id is longer than ${MAX_OWNER_LENGTH} characters`)
+  return owner
+}
+
 function checkSid(sid) {
   if (typeof sid !== 'string' || sid.length === 0) {
     throw invalidArg(`session id must be a non-empty string, got ${sid === '' ? 'an empty string' : typeof sid}`)
@@ -54,7 +65,19 @@ class RedisSessionStore extends Store {
     this.scanCount = o.scanCount
     this.commandTimeout = o.commandTimeout
     this.maxSessionBytes = o.maxSessionBytes
-    const native = { url: o.url, prefix: o.prefix, commandTimeoutMs: o.commandTimeout, connectTimeoutMs: o.connectTimeout }
+    this.absoluteTimeout = o.absoluteTimeout
+    this.idleTimeout = o.idleTimeout
+    this.userId = o.userId
+    this.maxSessionsPerUser = o.maxSessionsPerUser
+    const native = {
+      url: o.url,
+      prefix: o.prefix,
+      commandTimeoutMs: o.commandTimeout,
+      connectTimeoutMs: o.connectTimeout,
+      idleTimeoutMs: o.idleTimeout === undefined ? undefined : o.idleTimeout * 1000,
+      absoluteTimeoutMs: o.absoluteTimeout === undefined ? undefined : o.absoluteTimeout * 1000,
+      chunk: o.scanCount,
+    }
     try {
       this._batcher = new Batcher((onReply) => new NativeStore(native, onReply))
     } catch (err) {
@@ -66,7 +89,7 @@ class RedisSessionStore extends Store {
   get(sid, cb) {
     return callOrPromise(cb, (done) => {
       checkSid(sid)
-      this._batcher.push(GET, sid, null, NaN, (err, raw, expiresAt) => {
+      this._batcher.push(GET, sid, null, null, NaN, (err, raw, expiresAt) => {
         if (err) return done(err)
         if (raw == null) return done(null, null)
         let sess
@@ -84,7 +107,16 @@ class RedisSessionStore extends Store {
     return callOrPromise(cb, (done) => {
       checkSid(sid)
       const value = this._serialize(sess)
-      this._batcher.push(SET, sid, value, this._expiresAt(sess), (err) => done(err || null))
+      const owner = this._owner(sess)
+      this._batcher.push(SET, sid, value, owner, this._expiresAt(sess), (err, _, ownerSessions) => {
+        if (err) return done(err)
+        // A login past the limit: the least recently used sessions go.
+        if (!(ownerSessions > this.maxSessionsPerUser)) return done(null)
+        this._native.enforceLimit(owner, this.maxSessionsPerUser).then(
+          () => done(null),
+          (e) => done(fromNative(e)),
+        )
+      })
     })
   }
 
@@ -98,10 +130,11 @@ class RedisSessionStore extends Store {
         checkSid(sid)
         if (this.disableTouch) return process.nextTick(done, null)
         const at = this._expiresAt(sess)
+        const owner = this._owner(sess)
         if (this._expiryFollowsCookie()) {
-          this._batcher.push(TOUCH, sid, null, at, (err) => done(err || null))
+          this._batcher.push(TOUCH, sid, null, owner, at, (err) => done(err || null))
         } else {
-          this._batcher.push(REWRITE, sid, this._serialize(sess), at, (err) => done(err || null))
+          this._batcher.push(REWRITE, sid, this._serialize(sess), owner, at, (err) => done(err || null))
         }
       }),
     )
@@ -111,46 +144,85 @@ class RedisSessionStore extends Store {
     return quiet(
       callOrPromise(cb, (done) => {
         checkSid(sid)
-        this._batcher.push(DESTROY, sid, null, NaN, (err) => done(err || null))
+        this._batcher.push(DESTROY, sid, null, null, NaN, (err) => done(err || null))
       }),
     )
   }
 
-  all(cb) {
+  // The calls over many sessions read the indexes, never SCAN. Queued
+  // operations are sent first, and Rust waits for them, so a call sees
+  // every write made before it.
+  _admin(cb, call, map) {
     return callOrPromise(cb, (done) => {
-      this._native.all(this.scanCount).then(({ ids, values, expiresAt }) => {
-        const sessions = []
-        for (let i = 0; i < ids.length; i++) {
-          let sess
-          try {
-            sess = this._parse(ids[i], values[i], expiresAt[i])
-          } catch (e) {
-            return done(e)
-          }
-          sess.id = ids[i]
-          sessions.push(sess)
+      this._batcher.flush()
+      call().then((reply) => {
+        let result
+        try {
+          result = map(reply)
+        } catch (e) {
+          return done(e)
         }
-        done(null, sessions)
+        done(null, result)
       }, (err) => done(fromNative(err)))
     })
   }
 
+  all(cb) {
+    return this._admin(cb, () => this._native.all(), (r) =>
+      r.ids.map((id, i) => {
+        const sess = this._parse(id, r.values[i], r.cookieExpires[i])
+        sess.id = id
+        return sess
+      }),
+    )
+  }
+
   ids(cb) {
-    return callOrPromise(cb, (done) => {
-      this._native.ids(this.scanCount).then((ids) => done(null, ids), (err) => done(fromNative(err)))
-    })
+    return this._admin(cb, () => this._native.ids(), (ids) => ids)
   }
 
   length(cb) {
-    return callOrPromise(cb, (done) => {
-      this._native.ids(this.scanCount).then((ids) => done(null, ids.length), (err) => done(fromNative(err)))
-    })
+    return this._admin(cb, () => this._native.length(), (n) => n)
   }
 
   clear(cb) {
-    return callOrPromise(cb, (done) => {
-      this._native.clear(this.scanCount).then(() => done(null), (err) => done(fromNative(err)))
-    })
+    return this._admin(cb, () => this._native.clear(), () => undefined)
+  }
+
+  /** A user's live sessions, most recently used first. */
+  listUserSessions(userId, cb) {
+    return this._admin(cb, () => this._native.listUser(checkOwner(userId)), (r) =>
+      r.ids.map((id, i) => ({
+        id,
+        session: this._parse(id, r.values[i], r.cookieExpires[i]),
+        createdAt: new Date(r.createdAt[i]),
+        lastAccess: new Date(r.lastAccess[i]),
+        expiresAt: Number.isNaN(r.expiresAt[i]) ? null : new Date(r.expiresAt[i]),
+      })),
+    )
+  }
+
+  /** Destroys a user's sessions but those in `except`; resolves to how many. */
+  destroyUserSessions(userId, options, cb) {
+    if (typeof options === 'function') [options, cb] = [undefined, options]
+    return this._admin(cb, () => {
+      const owner = checkOwner(userId)
+      const except = options?.except === undefined ? [] : [].concat(options.except)
+      for (const sid of except) checkSid(sid)
+      return this._native.destroyUser(owner, except)
+    }, (n) => n)
+  }
+
+  /** `{ sessions, users, active }` over the live sessions; `activeWithin` in seconds (default 300). */
+  stats(options, cb) {
+    if (typeof options === 'function') [options, cb] = [undefined, options]
+    return this._admin(cb, () => {
+      const within = options?.activeWithin ?? 300
+      if (typeof within !== 'number' || !(within >= 0) || !Number.isFinite(within)) {
+        throw invalidArg(`activeWithin must be a non-negative number of seconds, got ${String(within)}`)
+      }
+      return this._native.stats(within * 1000)
+    }, (r) => ({ sessions: r.sessions, users: r.users, active: r.active }))
   }
 
   /** Sends what is queued, waits for every pending call, and releases the connection. */
@@ -159,6 +231,13 @@ class RedisSessionStore extends Store {
       this._batcher.flush()
       this._native.close().then(() => done(null), (err) => done(fromNative(err)))
     })
+  }
+
+  // The session's owner as the index stores it, '' for none.
+  _owner(sess) {
+    const id = this.userId(sess)
+    if (id === undefined || id === null) return ''
+    return checkOwner(id)
   }
 
   _expiryFollowsCookie() {
@@ -184,8 +263,10 @@ class RedisSessionStore extends Store {
     return Date.now() + this.ttl * 1000
   }
 
-  // When the key's expiry is the cookie's, it is the truth after a touch.
-  // Compared as ISO text: formatting one Date is cheaper than parsing one.
+  // `expiresAt` is the cookie deadline of the last set or touch (kept beside
+  // the session, so touch need not rewrite it): the truth when the TTL
+  // follows the cookie. Compared as ISO text: formatting one Date is cheaper
+  // than parsing one.
   _refreshExpires(sess, expiresAt) {
     const cookie = sess.cookie
     if (!this._expiryFollowsCookie() || !cookie || cookie.expires == null || Number.isNaN(expiresAt)) return

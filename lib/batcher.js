@@ -11,9 +11,9 @@ const DESTROY = 4
 
 // A user's callback that throws must not stop the others in its batch, nor
 // be called twice: rethrow it on its own tick, as Node does for callbacks.
-function settle(cb, err, value, expiresAt) {
+function settle(cb, err, value, number) {
   try {
-    cb(err, value, expiresAt)
+    cb(err, value, number)
   } catch (thrown) {
     process.nextTick(() => {
       throw thrown
@@ -40,15 +40,18 @@ class Batcher {
     this.kinds = []
     this.sids = []
     this.values = []
+    this.owners = []
     this.expires = []
     this.callbacks = []
   }
 
-  // `value` is the session text for SET and REWRITE, null otherwise.
-  push(kind, sid, value, expiresAt, cb) {
+  // `value` is the session text for SET and REWRITE, null otherwise;
+  // `owner` is a string ('' for none) for writes, null otherwise.
+  push(kind, sid, value, owner, expiresAt, cb) {
     this.kinds.push(kind)
     this.sids.push(sid)
     if (value !== null) this.values.push(value)
+    if (owner !== null) this.owners.push(owner)
     this.expires.push(expiresAt)
     this.callbacks.push(cb)
     if (!this.scheduled) {
@@ -64,7 +67,7 @@ class Batcher {
 
   flush() {
     this.scheduled = false
-    const { kinds, sids, values, expires, callbacks } = this
+    const { kinds, sids, values, owners, expires, callbacks } = this
     if (kinds.length === 0) return
     this.reset()
     const id = this.nextId
@@ -72,7 +75,7 @@ class Batcher {
     try {
       // Few napi conversions per batch: typed arrays, and the sids joined
       // (checkSid keeps newlines out of them). See decode() in src/binding.rs.
-      this.native.exec(id, Uint8Array.from(kinds), sids.join('\n'), values, Float64Array.from(expires))
+      this.native.exec(id, Uint8Array.from(kinds), sids.join('\n'), values, owners, Float64Array.from(expires))
     } catch (err) {
       const error = fromNative(err)
       process.nextTick(() => {
@@ -91,12 +94,12 @@ class Batcher {
     if (!callbacks) return
     this.inFlight.delete(id)
     if (this.inFlight.size === 0) this.native.release()
-    const { values, expiresAt, errorCodes, errorMessages } = reply
+    const { values, numbers, errorCodes, errorMessages } = reply
     for (let i = 0; i < callbacks.length; i++) {
       if (errorCodes && errorCodes[i]) {
         settle(callbacks[i], new RedisSessionStoreError(errorCodes[i], errorMessages[i]))
       } else {
-        settle(callbacks[i], null, values[i], expiresAt[i])
+        settle(callbacks[i], null, values[i], numbers[i])
       }
     }
   }

@@ -7,10 +7,21 @@ const DEFAULTS = {
   disableTTL: false,
   disableTouch: false,
   serializer: JSON,
-  scanCount: 100,
+  scanCount: 1000,
   commandTimeout: 2000,
   connectTimeout: 1000,
   maxSessionBytes: 1024 * 1024,
+  absoluteTimeout: undefined,
+  idleTimeout: undefined,
+  userId: defaultUserId,
+  maxSessionsPerUser: undefined,
+}
+
+// Who owns a session, as login code usually records it: an explicit
+// userId, passport's serialized user, or a user object with an id.
+function defaultUserId(sess) {
+  const id = sess.userId ?? sess.passport?.user ?? sess.user?.id
+  return typeof id === 'string' || typeof id === 'number' ? id : undefined
 }
 
 const KNOWN = new Set(Object.keys(DEFAULTS))
@@ -56,6 +67,14 @@ function parseOptions(options) {
   positiveInt('commandTimeout', o.commandTimeout, 3600e3)
   positiveInt('connectTimeout', o.connectTimeout, 3600e3)
   positiveInt('maxSessionBytes', o.maxSessionBytes, 512 * 1024 * 1024)
+  for (const name of ['absoluteTimeout', 'idleTimeout']) {
+    const v = o[name]
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v > 0 && v <= 10 * 365 * 86400)) {
+      fail(`option "${name}" must be a positive number of seconds, got ${String(v)}`)
+    }
+  }
+  if (typeof o.userId !== 'function') fail('option "userId" must be a function (session) => string | undefined')
+  if (o.maxSessionsPerUser !== undefined) positiveInt('maxSessionsPerUser', o.maxSessionsPerUser, 1e6)
   return o
 }
 

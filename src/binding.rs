@@ -8,12 +8,12 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use crate::commands::{Op, Outcome};
+use crate::commands::{Context, Op, Outcome};
 use crate::connection::ConnectionOptions;
 use crate::error::{ErrorKind, StoreError};
-use crate::expiry::Expiry;
+use crate::expiry::{Expiry, Lifetime};
+use crate::index::{self, Found};
 use crate::keys::Keys;
-use crate::scan;
 use crate::store::{Reply, Store};
 
 /// Called on the JS thread with `(batchId, reply)` as batches complete. One
@@ -42,6 +42,10 @@ pub struct NativeOptions {
     pub prefix: String,
     pub command_timeout_ms: u32,
     pub connect_timeout_ms: u32,
+    pub idle_timeout_ms: Option<f64>,
+    pub absolute_timeout_ms: Option<f64>,
+    /// Sessions per round trip for the calls over many sessions.
+    pub chunk: u32,
 }
 
 /// One entry per operation of the batch, in order. `errorCodes` and
@@ -49,18 +53,61 @@ pub struct NativeOptions {
 #[napi(object)]
 pub struct BatchReply {
     pub values: Vec<Option<String>>,
-    /// Absolute expiry (epoch ms) of each session read, or NaN.
-    pub expires_at: Vec<f64>,
+    /// Per operation: for a read, the cookie deadline (epoch ms) its last
+    /// touch set; for a write, the owner's session count when the session is
+    /// new to that owner; NaN otherwise.
+    pub numbers: Vec<f64>,
     pub error_codes: Option<Vec<Option<String>>>,
     pub error_messages: Option<Vec<Option<String>>>,
 }
 
+/// Sessions as the listing calls return them, as parallel arrays; times in
+/// epoch ms, NaN when unknown.
 #[napi(object)]
-pub struct AllReply {
+pub struct ListReply {
     pub ids: Vec<String>,
     pub values: Vec<String>,
-    /// Absolute expiry (epoch ms) of each session's key, or NaN.
+    /// The cookie deadline the last set/touch asked for.
+    pub cookie_expires: Vec<f64>,
+    pub created_at: Vec<f64>,
+    pub last_access: Vec<f64>,
+    /// When Redis drops the session.
     pub expires_at: Vec<f64>,
+}
+
+#[napi(object)]
+pub struct StatsReply {
+    pub sessions: f64,
+    pub users: f64,
+    pub active: f64,
+}
+
+fn ms(value: Option<i64>) -> f64 {
+    value.map_or(f64::NAN, |t| t as f64)
+}
+
+fn list_reply(found: Vec<Found>) -> ListReply {
+    let n = found.len();
+    let mut reply = ListReply {
+        ids: Vec::with_capacity(n),
+        values: Vec::with_capacity(n),
+        cookie_expires: Vec::with_capacity(n),
+        created_at: Vec::with_capacity(n),
+        last_access: Vec::with_capacity(n),
+        expires_at: Vec::with_capacity(n),
+    };
+    for f in found {
+        reply.ids.push(f.sid);
+        reply.values.push(f.value);
+        reply.expires_at.push(ms(f.expires_at));
+        let meta = f.meta.as_ref();
+        reply
+            .cookie_expires
+            .push(ms(meta.and_then(|m| m.cookie_expiry)));
+        reply.created_at.push(ms(meta.map(|m| m.created)));
+        reply.last_access.push(ms(meta.map(|m| m.last_access)));
+    }
+    reply
 }
 
 /// Operation kinds on the wire; must match `lib/ops.js`.
@@ -74,6 +121,7 @@ const DESTROY: u8 = 4;
 pub struct NativeStore {
     inner: Arc<Store>,
     on_reply: Arc<OnReply>,
+    chunk: usize,
 }
 
 fn to_napi(err: StoreError) -> Error {
@@ -94,12 +142,13 @@ fn check(status: napi::sys::napi_status) -> Result<()> {
 /// Decodes a batch. Its wire form keeps napi conversions to a few per batch
 /// rather than several per operation: kinds and deadlines as typed arrays,
 /// the sids as one newline-joined string (JS rejects sids with control
-/// characters), and values only for the operations that carry one.
+/// characters), and values and owners ("" for none) only for the operations
+/// that carry them.
 fn decode(
-    keys: &Keys,
     kinds: &[u8],
     sids: &str,
     values: Vec<String>,
+    owners: Vec<String>,
     expires: &[f64],
 ) -> std::result::Result<Vec<Op>, StoreError> {
     let malformed = || StoreError::new(ErrorKind::InvalidArgument, "malformed batch");
@@ -108,27 +157,40 @@ fn decode(
     }
     let mut sids = sids.split('\n');
     let mut values = values.into_iter();
+    let mut owners = owners.into_iter();
     let ops = kinds
         .iter()
         .zip(expires)
         .map(|(&kind, &at)| {
-            let key = keys.session(sids.next().ok_or_else(malformed)?);
+            let sid = sids.next().ok_or_else(malformed)?.to_owned();
             let expiry = Expiry::from_wire(at);
             let mut value = || values.next().ok_or_else(malformed);
+            let mut owner = || {
+                owners
+                    .next()
+                    .ok_or_else(malformed)
+                    .map(|o| Some(o).filter(|o| !o.is_empty()))
+            };
             Ok(match kind {
-                GET => Op::Get { key },
+                GET => Op::Get { sid },
                 SET => Op::Set {
-                    key,
+                    sid,
                     value: value()?,
                     expiry,
+                    owner: owner()?,
                 },
-                TOUCH => Op::Touch { key, expiry },
+                TOUCH => Op::Touch {
+                    sid,
+                    expiry,
+                    owner: owner()?,
+                },
                 REWRITE => Op::Rewrite {
-                    key,
+                    sid,
                     value: value()?,
                     expiry,
+                    owner: owner()?,
                 },
-                DESTROY => Op::Destroy { key },
+                DESTROY => Op::Destroy { sid },
                 other => {
                     return Err(StoreError::new(
                         ErrorKind::InvalidArgument,
@@ -138,7 +200,7 @@ fn decode(
             })
         })
         .collect::<std::result::Result<Vec<Op>, StoreError>>()?;
-    if sids.next().is_some() || values.next().is_some() {
+    if sids.next().is_some() || values.next().is_some() || owners.next().is_some() {
         return Err(malformed());
     }
     Ok(ops)
@@ -147,25 +209,26 @@ fn decode(
 fn encode(outcomes: Vec<Outcome>) -> BatchReply {
     let n = outcomes.len();
     let mut values = Vec::with_capacity(n);
-    let mut expires_at = Vec::with_capacity(n);
+    let mut numbers = Vec::with_capacity(n);
     let mut codes: Option<Vec<Option<String>>> = None;
     let mut messages: Option<Vec<Option<String>>> = None;
     for (i, outcome) in outcomes.into_iter().enumerate() {
         match outcome {
-            Outcome::Session {
-                value,
-                expires_at: at,
-            } => {
+            Outcome::Session { value, expires_at } => {
                 values.push(value);
-                expires_at.push(at.map_or(f64::NAN, |t| t as f64));
+                numbers.push(ms(expires_at));
+            }
+            Outcome::Written { owner_sessions } => {
+                values.push(None);
+                numbers.push(owner_sessions as f64);
             }
             Outcome::Done => {
                 values.push(None);
-                expires_at.push(f64::NAN);
+                numbers.push(f64::NAN);
             }
             Outcome::Failed(err) => {
                 values.push(None);
-                expires_at.push(f64::NAN);
+                numbers.push(f64::NAN);
                 codes.get_or_insert_with(|| vec![None; n])[i] = Some(err.kind.code().to_owned());
                 messages.get_or_insert_with(|| vec![None; n])[i] = Some(err.message);
             }
@@ -173,7 +236,7 @@ fn encode(outcomes: Vec<Outcome>) -> BatchReply {
     }
     BatchReply {
         values,
-        expires_at,
+        numbers,
         error_codes: codes,
         error_messages: messages,
     }
@@ -192,13 +255,21 @@ impl NativeStore {
             command_timeout: Duration::from_millis(options.command_timeout_ms.max(1) as u64),
             connect_timeout: Duration::from_millis(options.connect_timeout_ms.max(1) as u64),
         };
+        let ctx = Context {
+            keys: Keys::new(options.prefix),
+            lifetime: Lifetime {
+                idle_ms: options.idle_timeout_ms.map(|ms| ms.ceil() as i64),
+                absolute_ms: options.absolute_timeout_ms.map(|ms| ms.ceil() as i64),
+            },
+        };
         // The connection manager spawns onto tokio; the constructor is not
         // called inside a runtime, so enter napi's.
-        let store = within_runtime_if_available(|| Store::open(&options.prefix, &connection))
-            .map_err(to_napi)?;
+        let store =
+            within_runtime_if_available(|| Store::open(ctx, &connection)).map_err(to_napi)?;
         Ok(NativeStore {
             inner: Arc::new(store),
             on_reply: Arc::new(on_reply),
+            chunk: options.chunk.max(1) as usize,
         })
     }
 
@@ -212,9 +283,10 @@ impl NativeStore {
         kinds: Uint8Array,
         sids: String,
         values: Vec<String>,
+        owners: Vec<String>,
         expires: Float64Array,
     ) -> Result<()> {
-        let ops = decode(self.inner.keys(), &kinds, &sids, values, &expires).map_err(to_napi)?;
+        let ops = decode(&kinds, &sids, values, owners, &expires).map_err(to_napi)?;
         let on_reply = self.on_reply.clone();
         let reply = Reply::new(ops.len(), move |outcomes| {
             on_reply.call(
@@ -239,33 +311,68 @@ impl NativeStore {
     }
 
     #[napi]
-    pub async fn all(&self, scan_count: u32) -> Result<AllReply> {
-        let found = scan::all(&self.inner, scan_count).await.map_err(to_napi)?;
-        let mut reply = AllReply {
-            ids: Vec::with_capacity(found.len()),
-            values: Vec::with_capacity(found.len()),
-            expires_at: Vec::with_capacity(found.len()),
-        };
-        for session in found {
-            reply.ids.push(session.sid);
-            reply.values.push(session.value);
-            reply
-                .expires_at
-                .push(session.expires_at.map_or(f64::NAN, |t| t as f64));
-        }
-        Ok(reply)
+    pub async fn all(&self) -> Result<ListReply> {
+        let found = index::all(&self.inner, self.chunk).await.map_err(to_napi)?;
+        Ok(list_reply(found))
     }
 
     #[napi]
-    pub async fn ids(&self, scan_count: u32) -> Result<Vec<String>> {
-        scan::ids(&self.inner, scan_count).await.map_err(to_napi)
+    pub async fn ids(&self) -> Result<Vec<String>> {
+        index::ids(&self.inner, self.chunk).await.map_err(to_napi)
     }
 
     #[napi]
-    pub async fn clear(&self, scan_count: u32) -> Result<f64> {
-        Ok(scan::clear(&self.inner, scan_count)
+    pub async fn length(&self) -> Result<f64> {
+        Ok(index::length(&self.inner, self.chunk)
             .await
             .map_err(to_napi)? as f64)
+    }
+
+    #[napi]
+    pub async fn clear(&self) -> Result<f64> {
+        Ok(index::clear(&self.inner, self.chunk)
+            .await
+            .map_err(to_napi)? as f64)
+    }
+
+    #[napi]
+    pub async fn list_user(&self, owner: String) -> Result<ListReply> {
+        let found = index::list_user(&self.inner, &owner, self.chunk)
+            .await
+            .map_err(to_napi)?;
+        Ok(list_reply(found))
+    }
+
+    #[napi]
+    pub async fn destroy_user(&self, owner: String, except: Vec<String>) -> Result<f64> {
+        Ok(
+            index::destroy_user(&self.inner, &owner, &except, self.chunk)
+                .await
+                .map_err(to_napi)? as f64,
+        )
+    }
+
+    /// Keeps the owner's `max` most recently used sessions; returns how many
+    /// others were destroyed.
+    #[napi]
+    pub async fn enforce_limit(&self, owner: String, max: u32) -> Result<f64> {
+        Ok(
+            index::enforce_limit(&self.inner, &owner, max as usize, self.chunk)
+                .await
+                .map_err(to_napi)? as f64,
+        )
+    }
+
+    #[napi]
+    pub async fn stats(&self, active_within_ms: f64) -> Result<StatsReply> {
+        let stats = index::stats(&self.inner, active_within_ms as i64, self.chunk)
+            .await
+            .map_err(to_napi)?;
+        Ok(StatsReply {
+            sessions: stats.sessions as f64,
+            users: stats.users as f64,
+            active: stats.active as f64,
+        })
     }
 
     /// Settles queued calls, then releases the connection.
@@ -282,29 +389,35 @@ mod tests {
 
     #[test]
     fn a_batch_decodes_in_order_with_values_only_where_needed() {
-        let keys = Keys::new("p:");
         let ops = decode(
-            &keys,
-            &[GET, SET, DESTROY, REWRITE],
-            "a\nb\nc\nd",
+            &[GET, SET, DESTROY, REWRITE, TOUCH],
+            "a\nb\nc\nd\ne",
             vec!["vb".into(), "vd".into()],
-            &[f64::NAN, 10.0, f64::NAN, f64::INFINITY],
+            vec!["ada".into(), "".into(), "bo".into()],
+            &[f64::NAN, 10.0, f64::NAN, f64::INFINITY, 5.0],
         )
         .unwrap();
         assert_eq!(
             ops,
             vec![
-                Op::Get { key: "p:a".into() },
+                Op::Get { sid: "a".into() },
                 Op::Set {
-                    key: "p:b".into(),
+                    sid: "b".into(),
                     value: "vb".into(),
-                    expiry: Expiry::At(10)
+                    expiry: Expiry::At(10),
+                    owner: Some("ada".into()),
                 },
-                Op::Destroy { key: "p:c".into() },
+                Op::Destroy { sid: "c".into() },
                 Op::Rewrite {
-                    key: "p:d".into(),
+                    sid: "d".into(),
                     value: "vd".into(),
-                    expiry: Expiry::Never
+                    expiry: Expiry::Never,
+                    owner: None,
+                },
+                Op::Touch {
+                    sid: "e".into(),
+                    expiry: Expiry::At(5),
+                    owner: Some("bo".into()),
                 },
             ]
         );
@@ -312,16 +425,18 @@ mod tests {
 
     #[test]
     fn malformed_batches_are_refused_not_misread() {
-        let keys = Keys::new("p:");
-        for (kinds, sids, values, expires) in [
-            (vec![GET, GET], "a", vec![], vec![0.0, 0.0]),
-            (vec![GET], "a\nb", vec![], vec![0.0]),
-            (vec![SET], "a", vec![], vec![0.0]),
-            (vec![GET], "a", vec!["extra".to_string()], vec![0.0]),
-            (vec![GET], "a", vec![], vec![]),
-            (vec![9], "a", vec![], vec![0.0]),
+        let v = |s: &str| vec![s.to_string()];
+        for (kinds, sids, values, owners, expires) in [
+            (vec![GET, GET], "a", vec![], vec![], vec![0.0, 0.0]),
+            (vec![GET], "a\nb", vec![], vec![], vec![0.0]),
+            (vec![SET], "a", vec![], v(""), vec![0.0]),
+            (vec![SET], "a", v("x"), vec![], vec![0.0]),
+            (vec![GET], "a", v("extra"), vec![], vec![0.0]),
+            (vec![GET], "a", vec![], v("extra"), vec![0.0]),
+            (vec![GET], "a", vec![], vec![], vec![]),
+            (vec![9], "a", vec![], vec![], vec![0.0]),
         ] {
-            let err = decode(&keys, &kinds, sids, values, &expires).unwrap_err();
+            let err = decode(&kinds, sids, values, owners, &expires).unwrap_err();
             assert_eq!(err.kind, ErrorKind::InvalidArgument);
         }
     }

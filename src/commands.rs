@@ -5,47 +5,50 @@
 use redis::{Pipeline, Value};
 
 use crate::error::{ErrorKind, StoreError, StoreResult};
-use crate::expiry::{from_expiretime, Expiry};
-use crate::keys::tombstone;
-
-/// Writes a session unless it was destroyed recently: a slow request that
-/// ends after a logout must not bring the session back (connect-redis #328).
-/// KEYS: session, tombstone. ARGV: value, PXAT deadline or "" for none.
-const SET_UNLESS_DESTROYED: &str = "\
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-if ARGV[2] == '' then redis.call('SET', KEYS[1], ARGV[1])
-else redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2]) end
-return 1";
+use crate::expiry::{from_expiretime, Expiry, Lifetime};
+use crate::keys::{self, Keys};
+use crate::meta::Meta;
+use crate::scripts;
 
 /// How long a destroyed session stays unwritable: longer than any request
 /// that could still be running when the user logged out.
 pub const TOMBSTONE_MS: u64 = 60 * 60 * 1000;
 
+/// What every operation of a store shares: its key layout and limits.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub keys: Keys,
+    pub lifetime: Lifetime,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    /// Read a session and its absolute expiry.
+    /// Read a session and the cookie deadline its last touch set.
     Get {
-        key: String,
+        sid: String,
     },
     /// Write a session; a deadline already past deletes it instead.
     Set {
-        key: String,
+        sid: String,
         value: String,
         expiry: Expiry,
+        owner: Option<String>,
     },
     /// Move the expiry of an existing session without rewriting it.
     Touch {
-        key: String,
+        sid: String,
         expiry: Expiry,
+        owner: Option<String>,
     },
     /// Rewrite an existing session (never recreates a destroyed one).
     Rewrite {
-        key: String,
+        sid: String,
         value: String,
         expiry: Expiry,
+        owner: Option<String>,
     },
     Destroy {
-        key: String,
+        sid: String,
     },
 }
 
@@ -53,108 +56,193 @@ pub enum Op {
 pub enum Outcome {
     Session {
         value: Option<String>,
+        /// The cookie deadline the last set/touch asked for.
         expires_at: Option<i64>,
+    },
+    /// A write went through; `owner_sessions` is the owner's session count
+    /// when this session is new to that owner (a login), else 0.
+    Written {
+        owner_sessions: u32,
     },
     Done,
     Failed(StoreError),
 }
 
 impl Op {
-    pub fn key(&self) -> &str {
+    pub fn sid(&self) -> &str {
         match self {
-            Op::Get { key }
-            | Op::Set { key, .. }
-            | Op::Touch { key, .. }
-            | Op::Rewrite { key, .. }
-            | Op::Destroy { key } => key,
+            Op::Get { sid }
+            | Op::Set { sid, .. }
+            | Op::Touch { sid, .. }
+            | Op::Rewrite { sid, .. }
+            | Op::Destroy { sid } => sid,
         }
     }
 
     /// Appends this operation's commands; returns how many replies they produce.
-    pub fn append_to(&self, pipe: &mut Pipeline, now_ms: i64) -> usize {
+    pub fn append_to(&self, pipe: &mut Pipeline, ctx: &Context, now_ms: i64) -> usize {
+        let key = ctx.keys.session(self.sid());
         match self {
-            Op::Get { key } => {
-                pipe.cmd("GET").arg(key);
-                pipe.cmd("PEXPIRETIME").arg(key);
-                2
+            Op::Get { .. } => {
+                pipe.cmd("GET").arg(&key);
+                pipe.cmd("GET").arg(keys::meta(&key));
+                pipe.cmd("PEXPIRETIME").arg(&key);
+                3
             }
-            Op::Set { key, expiry, .. }
-            | Op::Touch { key, expiry }
-            | Op::Rewrite { key, expiry, .. }
+            Op::Set { expiry, owner, .. }
+            | Op::Touch { expiry, owner, .. }
+            | Op::Rewrite { expiry, owner, .. }
                 if expiry.is_past(now_ms) =>
             {
-                pipe.cmd("DEL").arg(key);
-                1
+                pipe.cmd("DEL").arg(&key).arg(keys::meta(&key));
+                1 + unindex(pipe, ctx, self.sid(), owner.as_deref())
             }
-            Op::Set { key, value, expiry } => {
-                let at = match expiry {
-                    Expiry::At(at) => at.to_string(),
-                    Expiry::Never => String::new(),
-                };
-                pipe.cmd("EVAL")
-                    .arg(SET_UNLESS_DESTROYED)
-                    .arg(2)
-                    .arg(key)
-                    .arg(tombstone(key))
-                    .arg(value)
-                    .arg(at);
-                1
+            Op::Set {
+                sid,
+                value,
+                expiry,
+                owner,
+            } => write(pipe, ctx, now_ms, ("set", sid, value, *expiry, owner)),
+            Op::Touch { sid, expiry, owner } => {
+                write(pipe, ctx, now_ms, ("touch", sid, "", *expiry, owner))
             }
-            Op::Touch { key, expiry } => {
-                match expiry {
-                    Expiry::At(at) => pipe.cmd("PEXPIREAT").arg(key).arg(*at),
-                    // Nothing to move: a session without TTL stays as it is.
-                    Expiry::Never => pipe.cmd("EXISTS").arg(key),
-                };
-                1
-            }
-            Op::Rewrite { key, value, expiry } => {
-                pipe.cmd("SET").arg(key).arg(value).arg("XX");
-                if let Expiry::At(at) = expiry {
-                    pipe.arg("PXAT").arg(*at);
-                }
-                1
-            }
-            Op::Destroy { key } => {
-                pipe.cmd("DEL").arg(key);
+            Op::Rewrite {
+                sid,
+                value,
+                expiry,
+                owner,
+            } => write(pipe, ctx, now_ms, ("rewrite", sid, value, *expiry, owner)),
+            Op::Destroy { sid } => {
+                pipe.cmd("DEL").arg(&key).arg(keys::meta(&key));
                 pipe.cmd("SET")
-                    .arg(tombstone(key))
+                    .arg(keys::tombstone(&key))
                     .arg(1)
                     .arg("PX")
                     .arg(TOMBSTONE_MS);
-                2
+                // The owner's index is pruned when next read.
+                2 + unindex(pipe, ctx, sid, None)
             }
         }
     }
 
     /// Reads back the replies that `append_to` asked for, taking the
     /// session text out of them rather than copying it.
-    pub fn read(&self, replies: &mut [Value]) -> Outcome {
-        let key = self.key();
+    pub fn read(&self, ctx: &Context, now_ms: i64, replies: &mut [Value]) -> Outcome {
+        let key = || ctx.keys.session(self.sid());
         match self {
-            Op::Get { .. } => {
-                match read_string(key, std::mem::replace(&mut replies[0], Value::Nil)) {
-                    Ok(value) => Outcome::Session {
-                        // An unknown PEXPIRETIME (Redis < 7) only loses the
-                        // touch refresh of `cookie.expires`, not the session.
-                        expires_at: match (&value, &replies[1]) {
-                            (Some(_), Value::Int(t)) => from_expiretime(*t),
+            Op::Get { .. } => match read_string(&key(), take(&mut replies[0])) {
+                Ok(None) => Outcome::Session {
+                    value: None,
+                    expires_at: None,
+                },
+                Ok(value) => Outcome::Session {
+                    // An error here (Redis < 7 has no PEXPIRETIME) only loses
+                    // what a touch from connect-redis did to cookie.expires.
+                    expires_at: Meta::cookie_expiry(
+                        meta_of(&replies[1]).as_ref(),
+                        match replies[2] {
+                            Value::Int(at) => from_expiretime(at),
                             _ => None,
                         },
-                        value,
+                        ctx.lifetime,
+                    ),
+                    value,
+                },
+                Err(e) => Outcome::Failed(e),
+            },
+            _ if replies.iter().any(is_error) => Outcome::Failed(
+                replies
+                    .iter()
+                    .find_map(|r| match r {
+                        Value::ServerError(e) => Some(reply_error(&key(), e)),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| StoreError::new(ErrorKind::Reply, "error reply")),
+            ),
+            Op::Set { expiry, .. } | Op::Touch { expiry, .. } | Op::Rewrite { expiry, .. } => {
+                Outcome::Written {
+                    owner_sessions: match replies.get(1) {
+                        Some(Value::Int(n)) if !expiry.is_past(now_ms) => {
+                            (*n).clamp(0, u32::MAX as i64) as u32
+                        }
+                        _ => 0,
                     },
-                    Err(e) => Outcome::Failed(e),
                 }
             }
-            _ => match &replies[0] {
-                Value::ServerError(e) => Outcome::Failed(reply_error(key, e)),
-                _ => Outcome::Done,
-            },
+            Op::Destroy { .. } => Outcome::Done,
         }
     }
 }
 
-fn reply_error(key: &str, err: &redis::ServerError) -> StoreError {
+/// The write script in the session's slot, then the index script in the
+/// index slot: two single-slot commands, two replies.
+fn write(
+    pipe: &mut Pipeline,
+    ctx: &Context,
+    now_ms: i64,
+    (mode, sid, value, expiry, owner): (&str, &str, &str, Expiry, &Option<String>),
+) -> usize {
+    let key = ctx.keys.session(sid);
+    let optional = |ms: Option<i64>| ms.map_or_else(String::new, |ms| ms.to_string());
+    pipe.cmd("EVALSHA")
+        .arg(&scripts::WRITE.hash)
+        .arg(3)
+        .arg(&key)
+        .arg(keys::meta(&key))
+        .arg(keys::tombstone(&key))
+        .arg(mode)
+        .arg(value)
+        .arg(optional(match expiry {
+            Expiry::At(at) => Some(at),
+            Expiry::Never => None,
+        }))
+        .arg(now_ms)
+        .arg(optional(ctx.lifetime.idle_ms))
+        .arg(optional(ctx.lifetime.absolute_ms))
+        .arg(owner.as_deref().unwrap_or(""));
+    let bound = match ctx.lifetime.bound(expiry, now_ms) {
+        Expiry::At(at) => at.to_string(),
+        Expiry::Never => "+inf".to_owned(),
+    };
+    pipe.cmd("EVALSHA").arg(&scripts::INDEX.hash);
+    match owner {
+        Some(owner) => pipe
+            .arg(2)
+            .arg(ctx.keys.all_index())
+            .arg(ctx.keys.user_index(owner)),
+        None => pipe.arg(1).arg(ctx.keys.all_index()),
+    };
+    pipe.arg(sid).arg(bound).arg(now_ms);
+    2
+}
+
+/// Removes a session from the indexes; returns the reply count.
+fn unindex(pipe: &mut Pipeline, ctx: &Context, sid: &str, owner: Option<&str>) -> usize {
+    pipe.cmd("ZREM").arg(ctx.keys.all_index()).arg(sid);
+    if let Some(owner) = owner {
+        pipe.cmd("ZREM").arg(ctx.keys.user_index(owner)).arg(sid);
+        return 2;
+    }
+    1
+}
+
+/// The meta in a reply, if it is one this store wrote.
+pub fn meta_of(reply: &Value) -> Option<Meta> {
+    match reply {
+        Value::BulkString(b) => std::str::from_utf8(b).ok().and_then(Meta::parse),
+        _ => None,
+    }
+}
+
+fn take(value: &mut Value) -> Value {
+    std::mem::replace(value, Value::Nil)
+}
+
+fn is_error(value: &Value) -> bool {
+    matches!(value, Value::ServerError(_))
+}
+
+pub fn reply_error(key: &str, err: &redis::ServerError) -> StoreError {
     StoreError::new(
         ErrorKind::Reply,
         format!("redis replied {err} for key \"{key}\""),
@@ -183,23 +271,29 @@ pub fn read_string(key: &str, reply: Value) -> StoreResult<Option<String>> {
 
 /// Builds one pipeline for a run of operations, remembering each one's
 /// reply count so the replies can be split back.
-pub fn build(ops: &[Op], now_ms: i64) -> (Pipeline, Vec<usize>) {
+pub fn build(ops: &[Op], ctx: &Context, now_ms: i64) -> (Pipeline, Vec<usize>) {
     let mut pipe = redis::pipe();
     let counts = ops
         .iter()
-        .map(|op| op.append_to(&mut pipe, now_ms))
+        .map(|op| op.append_to(&mut pipe, ctx, now_ms))
         .collect();
     (pipe, counts)
 }
 
 /// Splits a pipeline's replies back into one outcome per operation.
-pub fn read_all(ops: &[Op], counts: &[usize], mut replies: Vec<Value>) -> Vec<Outcome> {
+pub fn read_all(
+    ops: &[Op],
+    ctx: &Context,
+    now_ms: i64,
+    counts: &[usize],
+    mut replies: Vec<Value>,
+) -> Vec<Outcome> {
     let mut at = 0;
     ops.iter()
         .zip(counts)
         .map(|(op, &n)| {
             let outcome = match replies.get_mut(at..at + n) {
-                Some(mine) => op.read(mine),
+                Some(mine) => op.read(ctx, now_ms, mine),
                 None => Outcome::Failed(StoreError::new(
                     ErrorKind::Reply,
                     "redis sent fewer replies than commands",
@@ -215,22 +309,38 @@ pub fn read_all(ops: &[Op], counts: &[usize], mut replies: Vec<Value>) -> Vec<Ou
 mod tests {
     use super::*;
 
+    fn ctx() -> Context {
+        Context {
+            keys: Keys::new("sess:"),
+            lifetime: Lifetime {
+                idle_ms: Some(1_000),
+                absolute_ms: None,
+            },
+        }
+    }
+
     fn packed(op: &Op, now: i64) -> String {
         let mut pipe = redis::pipe();
-        op.append_to(&mut pipe, now);
+        op.append_to(&mut pipe, &ctx(), now);
         String::from_utf8_lossy(&pipe.get_packed_pipeline()).replace("\r\n", " ")
     }
 
     #[test]
-    fn set_uses_an_absolute_millisecond_deadline_and_respects_the_tombstone() {
+    fn set_runs_the_write_script_in_the_session_slot_then_indexes_by_owner() {
         let op = Op::Set {
-            key: "sess:a".into(),
+            sid: "a".into(),
             value: "{}".into(),
-            expiry: Expiry::At(2_000),
+            expiry: Expiry::At(5_000),
+            owner: Some("ada".into()),
         };
         let wire = packed(&op, 1_000);
         assert!(
-            wire.contains("$1 2 $6 sess:a $13 {sess:a}:gone $2 {} $4 2000"),
+            wire.contains("$1 3 $6 sess:a $13 {sess:a}:meta $13 {sess:a}:gone $3 set $2 {} $4 5000 $4 1000 $4 1000 $0  $3 ada"),
+            "{wire}"
+        );
+        // Indexed until the idle deadline, which comes before the cookie's.
+        assert!(
+            wire.contains("$1 2 $11 {sess:}:all $16 {sess:}:user:ada $1 a $4 2000 $4 1000"),
             "{wire}"
         );
     }
@@ -239,74 +349,70 @@ mod tests {
     fn writes_past_their_deadline_become_deletes() {
         for op in [
             Op::Set {
-                key: "k".into(),
+                sid: "k".into(),
                 value: "{}".into(),
                 expiry: Expiry::At(5),
+                owner: None,
             },
             Op::Touch {
-                key: "k".into(),
+                sid: "k".into(),
                 expiry: Expiry::At(5),
+                owner: Some("u".into()),
             },
         ] {
             let wire = packed(&op, 5);
             assert!(wire.contains("DEL"), "{wire}");
-            assert!(!wire.contains("SET"), "{wire}");
+            assert!(wire.contains("ZREM"), "{wire}");
+            assert!(!wire.contains("EVALSHA"), "{wire}");
         }
-    }
-
-    #[test]
-    fn rewrite_never_creates_a_missing_session() {
-        let op = Op::Rewrite {
-            key: "k".into(),
-            value: "{}".into(),
-            expiry: Expiry::Never,
-        };
-        let wire = packed(&op, 0);
-        assert!(wire.contains(" XX"), "{wire}");
-        assert!(!wire.contains("PXAT"), "{wire}");
     }
 
     #[test]
     fn replies_are_split_per_operation() {
         let ops = vec![
-            Op::Get { key: "a".into() },
-            Op::Destroy { key: "b".into() },
-            Op::Get { key: "c".into() },
+            Op::Get { sid: "a".into() },
+            Op::Destroy { sid: "b".into() },
+            Op::Touch {
+                sid: "c".into(),
+                expiry: Expiry::At(100),
+                owner: Some("u".into()),
+            },
         ];
-        let (_, counts) = build(&ops, 0);
-        assert_eq!(counts, vec![2, 2, 2]);
+        let ctx = ctx();
+        let (_, counts) = build(&ops, &ctx, 0);
+        assert_eq!(counts, vec![3, 3, 2]);
         let replies = vec![
             Value::BulkString(b"{\"x\":1}".to_vec()),
+            Value::BulkString(b"1:2:42:u".to_vec()),
             Value::Int(42),
             Value::Int(1),
             Value::Okay,
-            Value::Nil,
-            Value::Int(-2),
+            Value::Int(1),
+            Value::Int(1),
+            Value::Int(3),
         ];
-        let out = read_all(&ops, &counts, replies);
+        let out = read_all(&ops, &ctx, 0, &counts, replies);
         assert_eq!(
-            out[0],
-            Outcome::Session {
-                value: Some("{\"x\":1}".into()),
-                expires_at: Some(42)
-            }
-        );
-        assert_eq!(out[1], Outcome::Done);
-        assert_eq!(
-            out[2],
-            Outcome::Session {
-                value: None,
-                expires_at: None
-            }
+            out,
+            vec![
+                Outcome::Session {
+                    value: Some("{\"x\":1}".into()),
+                    expires_at: Some(42)
+                },
+                Outcome::Done,
+                Outcome::Written { owner_sessions: 3 },
+            ]
         );
     }
 
     #[test]
     fn binary_values_are_reported_with_their_key() {
-        let op = Op::Get {
-            key: "sess:z".into(),
-        };
-        match op.read(&mut [Value::BulkString(vec![0xff, 0xfe]), Value::Int(-1)]) {
+        let op = Op::Get { sid: "z".into() };
+        match op.read(
+            &ctx(),
+            0,
+            &mut [Value::BulkString(vec![0xff, 0xfe]), Value::Nil],
+        ) {
             Outcome::Failed(e) => {
                 assert_eq!(e.kind, ErrorKind::Corrupt);
                 assert!(e.message.contains("sess:z"));
@@ -317,8 +423,8 @@ mod tests {
 
     #[test]
     fn short_replies_fail_instead_of_panicking() {
-        let ops = vec![Op::Get { key: "a".into() }];
-        let out = read_all(&ops, &[2], vec![Value::Nil]);
+        let ops = vec![Op::Get { sid: "a".into() }];
+        let out = read_all(&ops, &ctx(), 0, &[3], vec![Value::Nil]);
         assert!(matches!(out[0], Outcome::Failed(_)));
     }
 }

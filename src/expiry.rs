@@ -1,7 +1,7 @@
 //! Expiry arithmetic. Deadlines cross from JS as absolute epoch milliseconds
 //! and go to Redis as absolute times (PXAT / PEXPIREAT), so the expiry Redis
-//! keeps is exactly the cookie's, with no drift from queueing latency, and
-//! PEXPIRETIME gives it back to the millisecond.
+//! keeps is exactly the cookie's, with no drift from queueing latency.
+//! Idle and absolute timeouts can only bring that deadline earlier.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -29,6 +29,29 @@ impl Expiry {
     /// must be deleted rather than written.
     pub fn is_past(self, now_ms: i64) -> bool {
         matches!(self, Expiry::At(at) if at <= now_ms)
+    }
+}
+
+/// The store's own limits on a session's life, on top of the cookie's.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Lifetime {
+    /// Gone this long after the last set or touch.
+    pub idle_ms: Option<i64>,
+    /// Gone this long after the session was first stored.
+    pub absolute_ms: Option<i64>,
+}
+
+impl Lifetime {
+    /// The latest a session written at `now_ms` can live: the cookie's
+    /// deadline or the idle one, whichever comes first. The absolute limit
+    /// needs the creation time, which only Redis knows; this bound is what
+    /// the indexes are scored by.
+    pub fn bound(self, expiry: Expiry, now_ms: i64) -> Expiry {
+        match (expiry, self.idle_ms) {
+            (Expiry::Never, Some(idle)) => Expiry::At(now_ms.saturating_add(idle)),
+            (Expiry::At(at), Some(idle)) => Expiry::At(at.min(now_ms.saturating_add(idle))),
+            (e, None) => e,
+        }
     }
 }
 
@@ -68,5 +91,17 @@ mod tests {
         assert_eq!(from_expiretime(-1), None);
         assert_eq!(from_expiretime(-2), None);
         assert_eq!(from_expiretime(1_700_000_000_000), Some(1_700_000_000_000));
+    }
+
+    #[test]
+    fn the_idle_limit_only_brings_deadlines_earlier() {
+        let idle = Lifetime {
+            idle_ms: Some(100),
+            absolute_ms: None,
+        };
+        assert_eq!(idle.bound(Expiry::At(50), 0), Expiry::At(50));
+        assert_eq!(idle.bound(Expiry::At(500), 0), Expiry::At(100));
+        assert_eq!(idle.bound(Expiry::Never, 7), Expiry::At(107));
+        assert_eq!(Lifetime::default().bound(Expiry::Never, 7), Expiry::Never);
     }
 }

@@ -1,16 +1,48 @@
 //! Key layout. Session keys are `prefix + sid`, exactly as connect-redis
-//! writes them, so either store can read the other's sessions.
+//! writes them, so either store can read the other's sessions. Every other
+//! key shares a cluster slot with what it describes, through hash tags.
 
 #[derive(Debug, Clone)]
 pub struct Keys {
     prefix: String,
+    /// Hash-tagged base of the index keys: all of them share one slot, so
+    /// each index update is one single-slot script.
+    index: String,
+}
+
+/// The part of a key Redis Cluster hashes: the first `{...}` with something
+/// inside, if there is one.
+fn hash_tag(key: &str) -> Option<&str> {
+    let open = key.find('{')?;
+    let close = key[open + 1..].find('}')?;
+    (close > 0).then(|| &key[open + 1..open + 1 + close])
+}
+
+/// A key that lands in the same cluster slot as `key`. Appending keeps an
+/// existing hash tag; otherwise the whole key becomes the tag.
+fn beside(key: &str, suffix: &str) -> String {
+    if hash_tag(key).is_some() || key.contains('}') {
+        // A stray `}` cannot be tagged; such keys only work on one node.
+        format!("{key}{suffix}")
+    } else {
+        format!("{{{key}}}{suffix}")
+    }
 }
 
 impl Keys {
     pub fn new(prefix: impl Into<String>) -> Self {
-        Keys {
-            prefix: prefix.into(),
-        }
+        let prefix = prefix.into();
+        // Index keys must never read as `prefix + sid`. Sids never hold
+        // control characters (the JS layer refuses them), so `\u{1}` keeps
+        // them apart where `{prefix}` cannot.
+        let index = match hash_tag(&prefix) {
+            Some(_) => format!("{prefix}\u{1}"),
+            None if prefix.is_empty() || prefix.contains(['{', '}']) => {
+                "{redis-session-store}\u{1}".into()
+            }
+            None => format!("{{{prefix}}}"),
+        };
+        Keys { prefix, index }
     }
 
     pub fn session(&self, sid: &str) -> String {
@@ -20,30 +52,26 @@ impl Keys {
         key
     }
 
-    /// The sid of a session key, if the key is one of ours.
-    pub fn sid<'a>(&self, key: &'a str) -> Option<&'a str> {
-        key.strip_prefix(self.prefix.as_str())
+    /// Every session, scored by an upper bound of its expiry.
+    pub fn all_index(&self) -> String {
+        format!("{}:all", self.index)
     }
 
-    /// A SCAN pattern matching exactly this prefix: glob characters in the
-    /// prefix are escaped so `sess[1]:` does not match `sess1:`.
-    pub fn scan_pattern(&self) -> String {
-        let mut pattern = String::with_capacity(self.prefix.len() * 2 + 1);
-        for c in self.prefix.chars() {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        }
-        pattern.push('*');
-        pattern
+    /// One user's sessions, scored by an upper bound of their expiry.
+    pub fn user_index(&self, user: &str) -> String {
+        format!("{}:user:{user}", self.index)
     }
 }
 
-/// The key that marks a session as destroyed. Its hash tag is the whole
-/// session key, so on a cluster it lives in the session key's slot.
+/// Per-session bookkeeping (created, last access, cookie expiry, owner),
+/// beside the session so one script updates both.
+pub fn meta(session_key: &str) -> String {
+    beside(session_key, ":meta")
+}
+
+/// The key that marks a session as destroyed, in the session key's slot.
 pub fn tombstone(session_key: &str) -> String {
-    format!("{{{session_key}}}:gone")
+    beside(session_key, ":gone")
 }
 
 #[cfg(test)]
@@ -54,21 +82,30 @@ mod tests {
     fn keys_are_prefix_plus_sid() {
         let keys = Keys::new("sess:");
         assert_eq!(keys.session("abc"), "sess:abc");
-        assert_eq!(keys.sid("sess:abc"), Some("abc"));
-        assert_eq!(keys.sid("other:abc"), None);
     }
 
     #[test]
-    fn tombstones_share_the_session_key_slot() {
+    fn companions_share_the_session_key_slot() {
         assert_eq!(tombstone("sess:abc"), "{sess:abc}:gone");
+        assert_eq!(meta("sess:abc"), "{sess:abc}:meta");
+        // An existing tag already decides the slot.
+        assert_eq!(meta("{app}sess:abc"), "{app}sess:abc:meta");
+        assert_eq!(hash_tag(&meta("sess:a{b")), Some("sess:a{b"));
+        assert_eq!(hash_tag("{}x"), None);
     }
 
     #[test]
-    fn scan_pattern_escapes_glob_characters() {
-        assert_eq!(Keys::new("sess:").scan_pattern(), "sess:*");
+    fn index_keys_share_one_slot_apart_from_sessions() {
+        let keys = Keys::new("sess:");
+        assert_eq!(keys.all_index(), "{sess:}:all");
+        assert_eq!(keys.user_index("ada"), "{sess:}:user:ada");
+        assert_eq!(hash_tag(&keys.user_index("{x}")), Some("sess:"));
+        let tagged = Keys::new("{app}:s:");
+        assert_eq!(hash_tag(&tagged.all_index()), Some("app"));
+        assert_eq!(tagged.all_index(), "{app}:s:\u{1}:all");
         assert_eq!(
-            Keys::new("a*b?[c]\\").scan_pattern(),
-            "a\\*b\\?\\[c\\]\\\\*"
+            hash_tag(&Keys::new("").all_index()),
+            Some("redis-session-store")
         );
     }
 }

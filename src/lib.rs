@@ -5,8 +5,10 @@ pub mod commands;
 pub mod connection;
 pub mod error;
 pub mod expiry;
+pub mod index;
 pub mod keys;
-pub mod scan;
+pub mod meta;
+pub mod scripts;
 pub mod store;
 
 mod binding;

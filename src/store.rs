@@ -3,7 +3,7 @@
 //! order as one pipeline, so a client's own operations are never reordered.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,11 +14,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::commands::{self, Op, Outcome};
+use crate::commands::{self, Context, Op, Outcome};
 use crate::connection::{self, ConnectionOptions};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::now_ms;
-use crate::keys::Keys;
+use crate::scripts;
 
 /// Most operations merged into one pipeline; more wait for the next one.
 const MAX_PIPELINE_OPS: usize = 4096;
@@ -76,6 +76,8 @@ struct Job {
 struct Link {
     options: ConnectionOptions,
     conn: Mutex<ConnectionManager>,
+    /// Cleared whenever the connection may have changed servers.
+    scripts_loaded: AtomicBool,
 }
 
 impl Link {
@@ -88,12 +90,13 @@ impl Link {
     fn reopen(&self) {
         if let Ok(fresh) = connection::open(&self.options) {
             *self.conn.lock().unwrap() = fresh;
+            self.scripts_loaded.store(false, Ordering::Release);
         }
     }
 }
 
 pub struct Store {
-    keys: Keys,
+    ctx: Arc<Context>,
     link: Arc<Link>,
     queued: Arc<AtomicUsize>,
     queue: Mutex<Option<mpsc::UnboundedSender<Job>>>,
@@ -102,16 +105,18 @@ pub struct Store {
 
 impl Store {
     /// Creates the store without connecting. Must run inside a tokio runtime.
-    pub fn open(prefix: &str, options: &ConnectionOptions) -> StoreResult<Store> {
+    pub fn open(ctx: Context, options: &ConnectionOptions) -> StoreResult<Store> {
         let link = Arc::new(Link {
             conn: Mutex::new(connection::open(options)?),
             options: options.clone(),
+            scripts_loaded: AtomicBool::new(false),
         });
         let queued = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(write_loop(rx, link.clone(), queued.clone()));
+        let ctx = Arc::new(ctx);
+        let writer = tokio::spawn(write_loop(rx, link.clone(), ctx.clone(), queued.clone()));
         Ok(Store {
-            keys: Keys::new(prefix),
+            ctx,
             link,
             queued,
             queue: Mutex::new(Some(tx)),
@@ -119,15 +124,28 @@ impl Store {
         })
     }
 
-    pub fn keys(&self) -> &Keys {
-        &self.keys
+    pub fn context(&self) -> &Context {
+        &self.ctx
     }
 
     pub fn command_timeout(&self) -> Duration {
         self.link.options.command_timeout
     }
 
-    /// A connection handle for multi-round-trip calls (all/ids/clear).
+    /// Resolves once every batch submitted before it has been answered, so
+    /// a call made on `connection()` after it cannot overtake them.
+    pub async fn fence(&self) -> StoreResult<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(
+            Vec::new(),
+            Reply::new(0, move |_| {
+                let _ = tx.send(());
+            }),
+        );
+        rx.await.map_err(|_| closed())
+    }
+
+    /// A connection handle for multi-round-trip calls (the index reads).
     pub fn connection(&self) -> StoreResult<ConnectionManager> {
         match self.queue.lock().unwrap().as_ref() {
             Some(_) => Ok(self.link.current()),
@@ -192,6 +210,7 @@ fn fail(job: Job, err: &StoreError) {
 async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Job>,
     link: Arc<Link>,
+    ctx: Arc<Context>,
     queued: Arc<AtomicUsize>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -208,14 +227,16 @@ async fn write_loop(
         }
         // A panic fails this batch's calls (their replies drop, see Reply)
         // but must not stop the writer, or every later call would fail too.
-        let _ = AssertUnwindSafe(send(&link, jobs)).catch_unwind().await;
+        let _ = AssertUnwindSafe(send(&link, &ctx, jobs))
+            .catch_unwind()
+            .await;
         queued.fetch_sub(count, Ordering::AcqRel);
     }
 }
 
 /// Sends the pipeline, retrying once on a dropped connection. Every
-/// operation carries absolute values (the session text, PXAT/PEXPIREAT
-/// times), so a replay after a half-applied attempt leaves the same state.
+/// operation carries absolute values (the session text, deadlines, `now`),
+/// so a replay after a half-applied attempt leaves the same state.
 async fn attempt(
     link: &Link,
     pipe: &Pipeline,
@@ -223,11 +244,27 @@ async fn attempt(
 ) -> Result<Vec<Value>, StoreError> {
     let timeout = link.options.command_timeout;
     let mut retried = false;
+    let mut reloaded = false;
     loop {
         let mut conn = link.current();
-        let sent =
-            tokio::time::timeout_at(deadline, conn.req_packed_commands(pipe, 0, pipe.len())).await;
+        let sent = tokio::time::timeout_at(deadline, async {
+            // A new connection may reach a server that lost the scripts (a
+            // restart, a failover): load them before anything runs, so a
+            // write cannot fail NOSCRIPT while the operations after it run.
+            if !link.scripts_loaded.load(Ordering::Acquire) {
+                let load = scripts::load_pipeline();
+                conn.req_packed_commands(&load, 0, load.len()).await?;
+                link.scripts_loaded.store(true, Ordering::Release);
+            }
+            conn.req_packed_commands(pipe, 0, pipe.len()).await
+        })
+        .await;
         match sent {
+            // Lost while connected (SCRIPT FLUSH): load and send again.
+            Ok(Ok(values)) if !reloaded && values.iter().any(scripts::is_noscript) => {
+                reloaded = true;
+                link.scripts_loaded.store(false, Ordering::Release);
+            }
             Ok(Ok(values)) => return Ok(values),
             Ok(Err(e)) if e.is_timeout() => {
                 link.reopen();
@@ -239,6 +276,7 @@ async fn attempt(
                     && Instant::now() < deadline =>
             {
                 retried = true;
+                link.scripts_loaded.store(false, Ordering::Release);
             }
             Ok(Err(e)) => return Err(StoreError::from_redis(&e)),
             Err(_) => {
@@ -249,7 +287,7 @@ async fn attempt(
     }
 }
 
-async fn send(link: &Link, jobs: Vec<Job>) {
+async fn send(link: &Link, ctx: &Context, jobs: Vec<Job>) {
     let now = Instant::now();
     let (live, late): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.deadline > now);
     let expired = StoreError::timed_out(link.options.command_timeout);
@@ -265,9 +303,15 @@ async fn send(link: &Link, jobs: Vec<Job>) {
         ops.extend(job.ops);
         replies.push(job.reply);
     }
-    let (pipe, counts) = commands::build(&ops, now_ms());
+    if ops.is_empty() {
+        // Only fences: nothing to send.
+        replies.into_iter().for_each(|r| r.send(Vec::new()));
+        return;
+    }
+    let wall = now_ms();
+    let (pipe, counts) = commands::build(&ops, ctx, wall);
     let mut outcomes = match attempt(link, &pipe, deadline).await {
-        Ok(values) => commands::read_all(&ops, &counts, values),
+        Ok(values) => commands::read_all(&ops, ctx, wall, &counts, values),
         Err(err) => ops.iter().map(|_| Outcome::Failed(err.clone())).collect(),
     }
     .into_iter();

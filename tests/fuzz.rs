@@ -5,9 +5,10 @@
 use proptest::prelude::*;
 use redis::Value;
 
-use redis_session_store::commands::{build, read_all, Op, Outcome};
-use redis_session_store::expiry::Expiry;
+use redis_session_store::commands::{build, read_all, Context, Op, Outcome};
+use redis_session_store::expiry::{Expiry, Lifetime};
 use redis_session_store::keys::Keys;
+use redis_session_store::meta::Meta;
 
 fn value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -24,23 +25,42 @@ fn value() -> impl Strategy<Value = Value> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let key = "[a-z:{}]{1,12}";
+    let sid = "[a-z:{}]{1,12}";
+    let owner = proptest::option::of("[a-z:{}]{0,6}");
     let expiry = prop_oneof![Just(Expiry::Never), any::<i64>().prop_map(Expiry::At)];
     prop_oneof![
-        key.prop_map(|key| Op::Get { key }),
-        (key, ".{0,16}", expiry.clone()).prop_map(|(key, value, expiry)| Op::Set {
-            key,
-            value,
-            expiry
+        sid.prop_map(|sid| Op::Get { sid }),
+        (sid, ".{0,16}", expiry.clone(), owner.clone()).prop_map(|(sid, value, expiry, owner)| {
+            Op::Set {
+                sid,
+                value,
+                expiry,
+                owner,
+            }
         }),
-        (key, expiry.clone()).prop_map(|(key, expiry)| Op::Touch { key, expiry }),
-        (key, ".{0,16}", expiry).prop_map(|(key, value, expiry)| Op::Rewrite {
-            key,
-            value,
-            expiry
+        (sid, expiry.clone(), owner.clone()).prop_map(|(sid, expiry, owner)| Op::Touch {
+            sid,
+            expiry,
+            owner
         }),
-        key.prop_map(|key| Op::Destroy { key }),
+        (sid, ".{0,16}", expiry, owner).prop_map(|(sid, value, expiry, owner)| Op::Rewrite {
+            sid,
+            value,
+            expiry,
+            owner,
+        }),
+        sid.prop_map(|sid| Op::Destroy { sid }),
     ]
+}
+
+fn context(idle_ms: Option<i64>, absolute_ms: Option<i64>) -> Context {
+    Context {
+        keys: Keys::new("p:"),
+        lifetime: Lifetime {
+            idle_ms,
+            absolute_ms,
+        },
+    }
 }
 
 proptest! {
@@ -51,9 +71,12 @@ proptest! {
         ops in proptest::collection::vec(op(), 0..8),
         replies in proptest::collection::vec(value(), 0..20),
         now in any::<i64>(),
+        idle in proptest::option::of(any::<i64>()),
+        absolute in proptest::option::of(any::<i64>()),
     ) {
-        let (_, counts) = build(&ops, now);
-        let out = read_all(&ops, &counts, replies);
+        let ctx = context(idle, absolute);
+        let (_, counts) = build(&ops, &ctx, now);
+        let out = read_all(&ops, &ctx, now, &counts, replies);
         prop_assert_eq!(out.len(), ops.len());
         for outcome in out {
             if let Outcome::Session { value: Some(v), .. } = outcome {
@@ -74,28 +97,40 @@ proptest! {
         }
     }
 
-    /// The SCAN pattern for a prefix matches exactly the keys that start
-    /// with it, whatever glob characters the prefix holds.
+    /// Meta and tombstone keys land in their session key's cluster slot,
+    /// and every index key in one slot, whatever braces the names hold
+    /// (but a stray `}` that no tag can cover: such keys work on one node).
     #[test]
-    fn scan_pattern_matches_only_the_prefix(prefix in "[a-c*?\\[\\]\\\\:]{0,8}", rest in "[a-c*?:]{0,6}", other in "[a-c*?\\[\\]\\\\:]{0,14}") {
+    fn companion_keys_share_their_slot(prefix in "[a-c:{}]{0,6}", sid in "[a-c:{}]{1,6}", owner in "[a-c:{}]{0,6}") {
         let keys = Keys::new(prefix.clone());
-        let pattern = keys.scan_pattern();
-        let own = format!("{prefix}{rest}");
-        prop_assert!(glob_match(pattern.as_bytes(), own.as_bytes()), "{} !~ {}", pattern, own);
-        prop_assert_eq!(glob_match(pattern.as_bytes(), other.as_bytes()), other.starts_with(&prefix));
+        let key = keys.session(&sid);
+        if cluster_tag(&key).len() < key.len() || !key.contains('}') {
+            prop_assert_eq!(cluster_tag(&redis_session_store::keys::meta(&key)), cluster_tag(&key));
+            prop_assert_eq!(cluster_tag(&redis_session_store::keys::tombstone(&key)), cluster_tag(&key));
+        }
+        prop_assert_eq!(cluster_tag(&keys.user_index(&owner)), cluster_tag(&keys.all_index()));
+        // No index key reads as `prefix + sid` (sids have no control characters).
+        for index in [keys.all_index(), keys.user_index(&owner)] {
+            prop_assert!(index.strip_prefix(&prefix).is_none_or(|rest| rest.contains('\u{1}')), "{:?}", index);
+        }
+    }
+
+    /// Meta as the write script formats it reads back whole.
+    #[test]
+    fn meta_round_trips(created in 0i64..1 << 50, last in 0i64..1 << 50, cookie in proptest::option::of(0i64..1 << 50), owner in ".{0,12}") {
+        let text = format!("{created}:{last}:{}:{owner}", cookie.map_or(String::new(), |c| c.to_string()));
+        prop_assert_eq!(Meta::parse(&text), Some(Meta { created, last_access: last, cookie_expiry: cookie, owner }));
     }
 }
 
-/// Redis's glob rules for the characters used above: `*`, `?`, `\x`
-/// (literal), and `[` `]` only matter unescaped, which the pattern never has.
-fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.first() {
-        None => text.is_empty(),
-        Some(b'*') => (0..=text.len()).any(|i| glob_match(&pattern[1..], &text[i..])),
-        Some(b'?') => !text.is_empty() && glob_match(&pattern[1..], &text[1..]),
-        Some(b'\\') if pattern.len() > 1 => {
-            text.first() == Some(&pattern[1]) && glob_match(&pattern[2..], &text[1..])
+/// What Redis Cluster hashes: the first non-empty `{...}`, else the key.
+fn cluster_tag(key: &str) -> String {
+    if let Some(open) = key.find('{') {
+        if let Some(len) = key[open + 1..].find('}') {
+            if len > 0 {
+                return key[open + 1..open + 1 + len].to_owned();
+            }
         }
-        Some(&c) => text.first() == Some(&c) && glob_match(&pattern[1..], &text[1..]),
     }
+    key.to_owned()
 }

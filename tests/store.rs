@@ -4,10 +4,12 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use redis_session_store::commands::{Op, Outcome};
+use redis_session_store::commands::{Context, Op, Outcome};
 use redis_session_store::connection::ConnectionOptions;
 use redis_session_store::error::ErrorKind;
-use redis_session_store::expiry::{now_ms, Expiry};
+use redis_session_store::expiry::{now_ms, Expiry, Lifetime};
+use redis_session_store::index;
+use redis_session_store::keys::Keys;
 use redis_session_store::store::{Reply, Store};
 use tokio::sync::oneshot;
 
@@ -61,6 +63,18 @@ fn options(url: String, timeout_ms: u64) -> ConnectionOptions {
     }
 }
 
+fn open(prefix: &str, options: &ConnectionOptions) -> Store {
+    open_with(prefix, Lifetime::default(), options)
+}
+
+fn open_with(prefix: &str, lifetime: Lifetime, options: &ConnectionOptions) -> Store {
+    let ctx = Context {
+        keys: Keys::new(prefix),
+        lifetime,
+    };
+    Store::open(ctx, options).unwrap()
+}
+
 fn session(user: &str, expires_at: i64) -> String {
     serde_json::json!({ "cookie": { "originalMaxAge": 60000, "expires": expires_at }, "user": user })
         .to_string()
@@ -83,9 +97,8 @@ fn submit(store: &Store, ops: Vec<Op>) -> oneshot::Receiver<Vec<Outcome>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_writes_reads_touches_and_destroys_in_order() {
     let server = Server::start();
-    let store = Store::open("sess:", &options(server.url(), 2000)).unwrap();
+    let store = open("sess:", &options(server.url(), 2000));
     let sid = uuid::Uuid::new_v4().to_string();
-    let key = store.keys().session(&sid);
     let at = now_ms() + 60_000;
     let later = at + 30_000;
     let value = session("ada", at);
@@ -94,23 +107,25 @@ async fn a_batch_writes_reads_touches_and_destroys_in_order() {
         &store,
         vec![
             Op::Set {
-                key: key.clone(),
+                sid: sid.clone(),
                 value: value.clone(),
                 expiry: Expiry::At(at),
+                owner: None,
             },
-            Op::Get { key: key.clone() },
+            Op::Get { sid: sid.clone() },
             Op::Touch {
-                key: key.clone(),
+                sid: sid.clone(),
                 expiry: Expiry::At(later),
+                owner: None,
             },
-            Op::Get { key: key.clone() },
-            Op::Destroy { key: key.clone() },
-            Op::Get { key: key.clone() },
+            Op::Get { sid: sid.clone() },
+            Op::Destroy { sid: sid.clone() },
+            Op::Get { sid: sid.clone() },
         ],
     )
     .await;
 
-    assert_eq!(out[0], Outcome::Done);
+    assert_eq!(out[0], Outcome::Written { owner_sessions: 0 });
     assert_eq!(
         out[1],
         Outcome::Session {
@@ -132,29 +147,36 @@ async fn a_batch_writes_reads_touches_and_destroys_in_order() {
             expires_at: None
         }
     );
+    // Its index entry, left by the late write, is dropped when read.
+    assert!(index::list_user(&store, "ada", 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(index::length(&store, 100).await.unwrap(), 0);
     store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_batches_each_get_their_own_replies() {
     let server = Server::start();
-    let store = std::sync::Arc::new(Store::open("c:", &options(server.url(), 2000)).unwrap());
+    let store = std::sync::Arc::new(open("c:", &options(server.url(), 2000)));
     let at = now_ms() + 60_000;
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
-                let key = store.keys().session(&format!("s{i}"));
+                let sid = format!("s{i}");
                 let value = session(&format!("user{i}"), at);
                 let out = run(
                     &store,
                     vec![
                         Op::Set {
-                            key: key.clone(),
+                            sid: sid.clone(),
                             value: value.clone(),
                             expiry: Expiry::At(at),
+                            owner: None,
                         },
-                        Op::Get { key },
+                        Op::Get { sid },
                     ],
                 )
                 .await;
@@ -182,9 +204,9 @@ async fn a_refused_connection_fails_fast_with_unavailable() {
         .local_addr()
         .unwrap()
         .port();
-    let store = Store::open("x:", &options(format!("redis://127.0.0.1:{port}"), 1000)).unwrap();
+    let store = open("x:", &options(format!("redis://127.0.0.1:{port}"), 1000));
     let started = Instant::now();
-    let out = run(&store, vec![Op::Get { key: "x:1".into() }]).await;
+    let out = run(&store, vec![Op::Get { sid: "1".into() }]).await;
     match &out[0] {
         Outcome::Failed(e) => assert!(
             matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Timeout),
@@ -205,9 +227,9 @@ async fn a_server_that_never_answers_times_out_within_the_bound() {
     // Accepts TCP (the kernel backlog does) but never speaks RESP.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
-    let store = Store::open("x:", &options(format!("redis://127.0.0.1:{port}"), 300)).unwrap();
+    let store = open("x:", &options(format!("redis://127.0.0.1:{port}"), 300));
     let started = Instant::now();
-    let out = run(&store, vec![Op::Get { key: "x:1".into() }]).await;
+    let out = run(&store, vec![Op::Get { sid: "1".into() }]).await;
     assert!(
         matches!(&out[0], Outcome::Failed(e) if e.kind == ErrorKind::Timeout || e.kind == ErrorKind::Unavailable),
         "{out:?}"
@@ -224,11 +246,11 @@ async fn a_server_that_never_answers_times_out_within_the_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_fails_later_calls_and_settles_queued_ones() {
     let server = Server::start();
-    let store = Store::open("q:", &options(server.url(), 2000)).unwrap();
-    let queued = submit(&store, vec![Op::Get { key: "q:1".into() }]);
+    let store = open("q:", &options(server.url(), 2000));
+    let queued = submit(&store, vec![Op::Get { sid: "1".into() }]);
     store.close().await;
     assert!(matches!(queued.await.unwrap()[0], Outcome::Session { .. }));
-    let after = run(&store, vec![Op::Get { key: "q:1".into() }]).await;
+    let after = run(&store, vec![Op::Get { sid: "1".into() }]).await;
     assert!(matches!(&after[0], Outcome::Failed(e) if e.kind == ErrorKind::Closed));
 }
 
@@ -236,24 +258,26 @@ async fn closing_fails_later_calls_and_settles_queued_ones() {
 async fn the_store_reconnects_by_itself_after_a_restart() {
     let server = Server::start();
     let port = server.port;
-    let store = Store::open("r:", &options(server.url(), 1000)).unwrap();
+    let store = open("r:", &options(server.url(), 1000));
     let at = now_ms() + 60_000;
     let set = |v: &str| Op::Set {
-        key: "r:1".into(),
+        sid: "1".into(),
         value: v.into(),
         expiry: Expiry::At(at),
+        owner: None,
     };
-    assert_eq!(run(&store, vec![set("one")]).await[0], Outcome::Done);
+    let written = Outcome::Written { owner_sessions: 0 };
+    assert_eq!(run(&store, vec![set("one")]).await[0], written);
 
     drop(server);
-    let down = run(&store, vec![Op::Get { key: "r:1".into() }]).await;
+    let down = run(&store, vec![Op::Get { sid: "1".into() }]).await;
     assert!(matches!(&down[0], Outcome::Failed(_)), "{down:?}");
 
     let _server = Server::on(port);
     // Back within a second: the data is gone (no persistence) but calls work.
     let until = Instant::now() + Duration::from_secs(1);
     loop {
-        if run(&store, vec![set("two")]).await[0] == Outcome::Done {
+        if run(&store, vec![set("two")]).await[0] == written {
             break;
         }
         assert!(Instant::now() < until, "no recovery within 1 s");
@@ -265,26 +289,27 @@ async fn the_store_reconnects_by_itself_after_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_after_destroy_does_not_bring_the_session_back() {
     let server = Server::start();
-    let store = Store::open("t:", &options(server.url(), 2000)).unwrap();
-    let key = store.keys().session("late");
+    let store = open("t:", &options(server.url(), 2000));
+    let sid = "late".to_string();
     let at = now_ms() + 60_000;
     let set = Op::Set {
-        key: key.clone(),
+        sid: sid.clone(),
         value: session("ada", at),
         expiry: Expiry::At(at),
+        owner: Some("ada".into()),
     };
     let out = run(
         &store,
         vec![
             set.clone(),
-            Op::Destroy { key: key.clone() },
+            Op::Destroy { sid: sid.clone() },
             // The slow request of the logged-out session ends now.
             set,
-            Op::Get { key: key.clone() },
+            Op::Get { sid: sid.clone() },
         ],
     )
     .await;
-    assert_eq!(out[2], Outcome::Done);
+    assert!(matches!(out[2], Outcome::Written { .. }), "{out:?}");
     assert_eq!(
         out[3],
         Outcome::Session {
@@ -292,5 +317,148 @@ async fn a_write_after_destroy_does_not_bring_the_session_back() {
             expires_at: None
         }
     );
+    // Its index entry, left by the late write, is dropped when read.
+    assert!(index::list_user(&store, "ada", 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(index::length(&store, 100).await.unwrap(), 0);
+    store.close().await;
+}
+
+fn set_op(sid: &str, at: i64, owner: Option<&str>) -> Op {
+    Op::Set {
+        sid: sid.into(),
+        value: session("ada", at),
+        expiry: Expiry::At(at),
+        owner: owner.map(Into::into),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_absolute_limits_end_a_session_before_its_cookie() {
+    let server = Server::start();
+    let lifetime = Lifetime {
+        idle_ms: Some(250),
+        absolute_ms: Some(600),
+    };
+    let store = open_with("l:", lifetime, &options(server.url(), 2000));
+    let cookie = now_ms() + 60_000;
+    run(
+        &store,
+        vec![set_op("busy", cookie, None), set_op("idle", cookie, None)],
+    )
+    .await;
+    // "busy" is touched every 100 ms: the idle limit never hits it, the
+    // absolute one does; "idle" is left alone and goes after 250 ms.
+    let started = Instant::now();
+    let mut idle_gone_at = None;
+    let busy_gone_at = loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let touch = Op::Touch {
+            sid: "busy".into(),
+            expiry: Expiry::At(cookie),
+            owner: None,
+        };
+        let out = run(
+            &store,
+            vec![
+                touch,
+                Op::Get { sid: "busy".into() },
+                Op::Get { sid: "idle".into() },
+            ],
+        )
+        .await;
+        let alive = |o: &Outcome| matches!(o, Outcome::Session { value: Some(_), .. });
+        if !alive(&out[2]) && idle_gone_at.is_none() {
+            idle_gone_at = Some(started.elapsed());
+        }
+        if !alive(&out[1]) {
+            break started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(3), "never expired");
+    };
+    let idle_gone_at = idle_gone_at.expect("idle session expired first");
+    assert!(
+        idle_gone_at < Duration::from_millis(450),
+        "{idle_gone_at:?}"
+    );
+    assert!(
+        busy_gone_at >= Duration::from_millis(500) && busy_gone_at < Duration::from_millis(1000),
+        "{busy_gone_at:?}"
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_lost_by_the_server_are_loaded_again() {
+    let server = Server::start();
+    let store = open("n:", &options(server.url(), 2000));
+    let at = now_ms() + 60_000;
+    run(&store, vec![set_op("a", at, Some("u"))]).await;
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let out = run(
+        &store,
+        vec![set_op("b", at, Some("u")), Op::Get { sid: "b".into() }],
+    )
+    .await;
+    assert_eq!(out[0], Outcome::Written { owner_sessions: 2 });
+    assert!(matches!(&out[1], Outcome::Session { value: Some(_), .. }));
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_sessions_are_listed_by_last_use_and_limited() {
+    let server = Server::start();
+    let store = open("u:", &options(server.url(), 2000));
+    let at = now_ms() + 60_000;
+    for sid in ["s1", "s2", "s3"] {
+        run(&store, vec![set_op(sid, at, Some("ada"))]).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    run(&store, vec![set_op("other", at, Some("bob"))]).await;
+    // s1 used again: now the most recent.
+    let touch = Op::Touch {
+        sid: "s1".into(),
+        expiry: Expiry::At(at),
+        owner: Some("ada".into()),
+    };
+    assert_eq!(
+        run(&store, vec![touch]).await[0],
+        Outcome::Written { owner_sessions: 0 }
+    );
+    let listed: Vec<String> = index::list_user(&store, "ada", 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.sid)
+        .collect();
+    assert_eq!(listed, ["s1", "s3", "s2"]);
+
+    assert_eq!(
+        index::enforce_limit(&store, "ada", 2, 100).await.unwrap(),
+        1
+    );
+    let out = run(&store, vec![Op::Get { sid: "s2".into() }]).await;
+    assert!(matches!(&out[0], Outcome::Session { value: None, .. }));
+    let stats = index::stats(&store, 60_000, 100).await.unwrap();
+    assert_eq!((stats.sessions, stats.users, stats.active), (3, 2, 3));
+
+    let except = ["s1".to_string()];
+    assert_eq!(
+        index::destroy_user(&store, "ada", &except, 100)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(index::ids(&store, 100).await.unwrap().len(), 2);
+    assert_eq!(index::clear(&store, 100).await.unwrap(), 2);
+    assert_eq!(index::length(&store, 100).await.unwrap(), 0);
     store.close().await;
 }

@@ -1,0 +1,371 @@
+//! Calls over many sessions (all, ids, length, clear, a user's sessions,
+//! stats). They read the indexes instead of scanning the keyspace, so they
+//! cost in proportion to the sessions involved, then check every listed
+//! session against its own keys and drop index entries that outlived it (an
+//! absolute timeout, a destroy, a race with a write): the indexes never need
+//! a cron or keyspace notifications to stay true. Each round trip is bounded.
+
+use std::collections::HashSet;
+
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::{Pipeline, Value};
+use tokio::sync::oneshot;
+
+use crate::commands::{meta_of, read_string, Op, Outcome};
+use crate::error::{ErrorKind, StoreError, StoreResult};
+use crate::expiry::{from_expiretime, now_ms};
+use crate::keys;
+use crate::meta::Meta;
+use crate::store::{Reply, Store};
+
+/// A live session as the listing calls return it.
+pub struct Found {
+    pub sid: String,
+    pub value: String,
+    pub meta: Option<Meta>,
+    /// When Redis drops the key (epoch ms), if it has a TTL.
+    pub expires_at: Option<i64>,
+    /// `cookie.expires` as of the last touch, as `get` reads it.
+    pub cookie_expiry: Option<i64>,
+}
+
+pub struct Stats {
+    pub sessions: u64,
+    pub users: u64,
+    pub active: u64,
+}
+
+/// What to read of each listed session.
+#[derive(Clone, Copy, PartialEq)]
+enum Read {
+    /// Whether it exists.
+    Exists,
+    /// Whether it exists, and its meta.
+    Meta,
+    /// Value, meta and expiry.
+    Full,
+}
+
+async fn round_trip(
+    store: &Store,
+    conn: &mut ConnectionManager,
+    pipe: &Pipeline,
+) -> StoreResult<Vec<Value>> {
+    let timeout = store.command_timeout();
+    match tokio::time::timeout(timeout, conn.req_packed_commands(pipe, 0, pipe.len())).await {
+        Ok(result) => result.map_err(|e| StoreError::from_redis(&e)),
+        Err(_) => Err(StoreError::timed_out(timeout)),
+    }
+}
+
+/// A connection that sees every write submitted before the call.
+async fn connection(store: &Store) -> StoreResult<ConnectionManager> {
+    store.fence().await?;
+    store.connection()
+}
+
+/// The members of an index not yet past their expiry bound; the others are
+/// dropped on the way.
+async fn members(
+    store: &Store,
+    conn: &mut ConnectionManager,
+    index: &str,
+) -> StoreResult<Vec<String>> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("ZREMRANGEBYSCORE")
+        .arg(index)
+        .arg("-inf")
+        .arg(now_ms());
+    pipe.cmd("ZRANGE").arg(index).arg(0).arg(-1);
+    let mut replies = round_trip(store, conn, &pipe).await?;
+    match replies.pop() {
+        Some(Value::Array(items)) => Ok(items
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::BulkString(b) => String::from_utf8(b).ok(),
+                _ => None,
+            })
+            .collect()),
+        Some(Value::ServerError(e)) => Err(crate::commands::reply_error(index, &e)),
+        other => Err(StoreError::new(
+            ErrorKind::Reply,
+            format!("unexpected ZRANGE reply for \"{index}\": {other:?}"),
+        )),
+    }
+}
+
+/// Reads the listed sessions, `chunk` per round trip.
+async fn probe(
+    store: &Store,
+    conn: &mut ConnectionManager,
+    sids: Vec<String>,
+    read: Read,
+    chunk: usize,
+) -> StoreResult<Vec<(String, Option<Found>)>> {
+    let mut out = Vec::with_capacity(sids.len());
+    let mut sids = sids.into_iter().peekable();
+    while sids.peek().is_some() {
+        let batch: Vec<String> = sids.by_ref().take(chunk.max(1)).collect();
+        let mut pipe = redis::pipe();
+        for sid in &batch {
+            let key = store.context().keys.session(sid);
+            match read {
+                Read::Exists => pipe.cmd("EXISTS").arg(&key),
+                Read::Meta => pipe
+                    .cmd("EXISTS")
+                    .arg(&key)
+                    .cmd("GET")
+                    .arg(keys::meta(&key)),
+                Read::Full => pipe
+                    .cmd("GET")
+                    .arg(&key)
+                    .cmd("GET")
+                    .arg(keys::meta(&key))
+                    .cmd("PEXPIRETIME")
+                    .arg(&key),
+            };
+        }
+        let replies = round_trip(store, conn, &pipe).await?;
+        let per = match read {
+            Read::Exists => 1,
+            Read::Meta => 2,
+            Read::Full => 3,
+        };
+        if replies.len() != batch.len() * per {
+            return Err(StoreError::new(
+                ErrorKind::Reply,
+                "redis sent fewer replies than commands",
+            ));
+        }
+        let mut replies = replies.into_iter();
+        for sid in batch {
+            let mine: Vec<Value> = replies.by_ref().take(per).collect();
+            let found = match read {
+                Read::Exists | Read::Meta => match &mine[0] {
+                    Value::Int(1) => Some(Found {
+                        sid: sid.clone(),
+                        value: String::new(),
+                        meta: mine.get(1).and_then(meta_of),
+                        expires_at: None,
+                        cookie_expiry: None,
+                    }),
+                    _ => None,
+                },
+                Read::Full => {
+                    let key = store.context().keys.session(&sid);
+                    let mut mine = mine.into_iter();
+                    let value = read_string(&key, mine.next().unwrap_or(Value::Nil))?;
+                    let meta = mine.next().as_ref().and_then(meta_of);
+                    let expires_at = match mine.next() {
+                        Some(Value::Int(at)) => from_expiretime(at),
+                        _ => None,
+                    };
+                    let lifetime = store.context().lifetime;
+                    value.map(|value| Found {
+                        sid: sid.clone(),
+                        value,
+                        cookie_expiry: Meta::cookie_expiry(meta.as_ref(), expires_at, lifetime),
+                        meta,
+                        expires_at,
+                    })
+                }
+            };
+            out.push((sid, found));
+        }
+    }
+    Ok(out)
+}
+
+async fn forget(
+    store: &Store,
+    conn: &mut ConnectionManager,
+    index: &str,
+    sids: &[String],
+    chunk: usize,
+) -> StoreResult<()> {
+    for part in sids.chunks(chunk.max(1)) {
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZREM").arg(index).arg(part);
+        round_trip(store, conn, &pipe).await?;
+    }
+    Ok(())
+}
+
+/// Live sessions of the all-sessions index, dropping dead entries.
+async fn live(store: &Store, read: Read, chunk: usize) -> StoreResult<Vec<Found>> {
+    let mut conn = connection(store).await?;
+    let index = store.context().keys.all_index();
+    let sids = members(store, &mut conn, &index).await?;
+    let probed = probe(store, &mut conn, sids, read, chunk).await?;
+    let mut dead = Vec::new();
+    let mut found = Vec::with_capacity(probed.len());
+    for (sid, p) in probed {
+        match p {
+            Some(f) => found.push(f),
+            None => dead.push(sid),
+        }
+    }
+    forget(store, &mut conn, &index, &dead, chunk).await?;
+    Ok(found)
+}
+
+pub async fn ids(store: &Store, chunk: usize) -> StoreResult<Vec<String>> {
+    Ok(live(store, Read::Exists, chunk)
+        .await?
+        .into_iter()
+        .map(|f| f.sid)
+        .collect())
+}
+
+pub async fn length(store: &Store, chunk: usize) -> StoreResult<usize> {
+    Ok(live(store, Read::Exists, chunk).await?.len())
+}
+
+/// Every live session with the cookie deadline its last touch set (as
+/// `get` reads it).
+pub async fn all(store: &Store, chunk: usize) -> StoreResult<Vec<Found>> {
+    live(store, Read::Full, chunk).await
+}
+
+pub async fn stats(store: &Store, active_within_ms: i64, chunk: usize) -> StoreResult<Stats> {
+    let found = live(store, Read::Meta, chunk).await?;
+    let since = now_ms() - active_within_ms;
+    let mut owners = HashSet::new();
+    let mut active = 0;
+    for meta in found.iter().filter_map(|f| f.meta.as_ref()) {
+        if !meta.owner.is_empty() {
+            owners.insert(meta.owner.as_str());
+        }
+        if meta.last_access >= since {
+            active += 1;
+        }
+    }
+    Ok(Stats {
+        sessions: found.len() as u64,
+        users: owners.len() as u64,
+        active,
+    })
+}
+
+/// Deletes every indexed session and the indexes; returns how many
+/// sessions were removed.
+pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
+    let found = live(store, Read::Meta, chunk).await?;
+    let mut conn = store.connection()?;
+    let keys = &store.context().keys;
+    let mut owners = HashSet::new();
+    for part in found.chunks(chunk.max(1)) {
+        let mut pipe = redis::pipe();
+        for f in part {
+            let key = keys.session(&f.sid);
+            pipe.cmd("DEL").arg(&key).arg(keys::meta(&key));
+            if let Some(meta) = f.meta.as_ref().filter(|m| !m.owner.is_empty()) {
+                owners.insert(meta.owner.clone());
+            }
+        }
+        round_trip(store, &mut conn, &pipe).await?;
+    }
+    let mut indexes: Vec<String> = owners.iter().map(|o| keys.user_index(o)).collect();
+    indexes.push(keys.all_index());
+    for part in indexes.chunks(chunk.max(1)) {
+        let mut pipe = redis::pipe();
+        for index in part {
+            pipe.cmd("DEL").arg(index);
+        }
+        round_trip(store, &mut conn, &pipe).await?;
+    }
+    Ok(found.len() as u64)
+}
+
+/// A user's live sessions, most recently used first.
+pub async fn list_user(store: &Store, owner: &str, chunk: usize) -> StoreResult<Vec<Found>> {
+    let mut conn = connection(store).await?;
+    let index = store.context().keys.user_index(owner);
+    let sids = members(store, &mut conn, &index).await?;
+    let probed = probe(store, &mut conn, sids, Read::Full, chunk).await?;
+    let mut stale = Vec::new();
+    let mut found = Vec::new();
+    for (sid, p) in probed {
+        // An entry whose session is gone, or now belongs to someone else.
+        match p.filter(|f| f.meta.as_ref().is_some_and(|m| m.owner == owner)) {
+            Some(f) => found.push(f),
+            None => stale.push(sid),
+        }
+    }
+    forget(store, &mut conn, &index, &stale, chunk).await?;
+    found.sort_by_key(|f| std::cmp::Reverse(f.meta.as_ref().map_or(0, |m| m.last_access)));
+    Ok(found)
+}
+
+/// Destroys sessions through the writer, as `destroy` does (tombstones, so
+/// a request still running cannot bring them back), and drops them from the
+/// owner's index. Returns how many were destroyed.
+async fn destroy_all(
+    store: &Store,
+    owner: &str,
+    sids: Vec<String>,
+    chunk: usize,
+) -> StoreResult<u64> {
+    if sids.is_empty() {
+        return Ok(0);
+    }
+    let (tx, rx) = oneshot::channel();
+    let ops: Vec<Op> = sids
+        .iter()
+        .map(|sid| Op::Destroy { sid: sid.clone() })
+        .collect();
+    store.submit(
+        ops,
+        Reply::new(sids.len(), move |outcomes| {
+            let _ = tx.send(outcomes);
+        }),
+    );
+    let outcomes = rx
+        .await
+        .map_err(|_| StoreError::new(ErrorKind::Internal, "the writer stopped"))?;
+    if let Some(Outcome::Failed(e)) = outcomes
+        .into_iter()
+        .find(|o| matches!(o, Outcome::Failed(_)))
+    {
+        return Err(e);
+    }
+    let mut conn = store.connection()?;
+    let index = store.context().keys.user_index(owner);
+    forget(store, &mut conn, &index, &sids, chunk).await?;
+    Ok(sids.len() as u64)
+}
+
+/// "Log out everywhere (else)": destroys the user's sessions but `except`.
+pub async fn destroy_user(
+    store: &Store,
+    owner: &str,
+    except: &[String],
+    chunk: usize,
+) -> StoreResult<u64> {
+    let sids = list_user(store, owner, chunk)
+        .await?
+        .into_iter()
+        .map(|f| f.sid)
+        .filter(|sid| !except.contains(sid))
+        .collect();
+    destroy_all(store, owner, sids, chunk).await
+}
+
+/// Keeps a user's `max` most recently used sessions and destroys the rest.
+/// Concurrent logins each run this; the order depends only on the sessions
+/// (last access, then sid), so all of them choose the same survivors among
+/// what they see, and the last one to be indexed sees every session.
+pub async fn enforce_limit(
+    store: &Store,
+    owner: &str,
+    max: usize,
+    chunk: usize,
+) -> StoreResult<u64> {
+    let mut sessions = list_user(store, owner, chunk).await?;
+    sessions.sort_by(|a, b| {
+        let last = |f: &Found| f.meta.as_ref().map_or(0, |m| m.last_access);
+        last(b).cmp(&last(a)).then_with(|| a.sid.cmp(&b.sid))
+    });
+    let extra = sessions.into_iter().skip(max).map(|f| f.sid).collect();
+    destroy_all(store, owner, extra, chunk).await
+}
