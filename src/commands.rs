@@ -6,8 +6,9 @@ use redis::{Pipeline, Value};
 
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::{from_expiretime, Expiry, Lifetime};
+use crate::indexed::Indexed;
 use crate::keys::{self, Keys};
-use crate::meta::Meta;
+use crate::meta::{self, Meta};
 use crate::scripts;
 
 /// How long a destroyed session stays unwritable: longer than any request
@@ -79,13 +80,22 @@ impl Op {
         }
     }
 
-    /// Appends this operation's commands; returns how many replies they produce.
-    pub fn append_to(&self, pipe: &mut Pipeline, ctx: &Context, now_ms: i64) -> usize {
+    /// Appends this operation's commands; returns how many replies they
+    /// produce. `seen` is what this process already wrote to the indexes.
+    pub fn append_to(
+        &self,
+        pipe: &mut Pipeline,
+        ctx: &Context,
+        now_ms: i64,
+        seen: &mut Indexed,
+    ) -> usize {
         let key = ctx.keys.session(self.sid());
         match self {
             Op::Get { .. } => {
                 pipe.cmd("GET").arg(&key);
-                pipe.cmd("GET").arg(keys::meta(&key));
+                pipe.cmd("HMGET")
+                    .arg(keys::meta(&key))
+                    .arg(&meta::FIELDS[..]);
                 pipe.cmd("PEXPIRETIME").arg(&key);
                 3
             }
@@ -94,6 +104,7 @@ impl Op {
             | Op::Rewrite { expiry, owner, .. }
                 if expiry.is_past(now_ms) =>
             {
+                seen.forget(self.sid());
                 pipe.cmd("DEL").arg(&key).arg(keys::meta(&key));
                 1 + unindex(pipe, ctx, self.sid(), owner.as_deref())
             }
@@ -102,17 +113,42 @@ impl Op {
                 value,
                 expiry,
                 owner,
-            } => write(pipe, ctx, now_ms, ("set", sid, value, *expiry, owner)),
-            Op::Touch { sid, expiry, owner } => {
-                write(pipe, ctx, now_ms, ("touch", sid, "", *expiry, owner))
+            } => {
+                script_write(pipe, ctx, now_ms, ("set", sid, value, *expiry, owner));
+                1 + index(
+                    pipe,
+                    ctx,
+                    now_ms,
+                    seen,
+                    (sid, *expiry, owner.as_deref()),
+                    Via::Set,
+                )
             }
-            Op::Rewrite {
-                sid,
-                value,
-                expiry,
-                owner,
-            } => write(pipe, ctx, now_ms, ("rewrite", sid, value, *expiry, owner)),
+            Op::Touch { sid, expiry, owner }
+            | Op::Rewrite {
+                sid, expiry, owner, ..
+            } => {
+                let value = match self {
+                    Op::Rewrite { value, .. } => Some(value.as_str()),
+                    _ => None,
+                };
+                let target = (sid.as_str(), *expiry, owner.as_deref());
+                // Plain commands need a deadline they can compute without
+                // the creation time, and one that ends what they may orphan.
+                let plain = ctx.lifetime.absolute_ms.is_none()
+                    && matches!(ctx.lifetime.bound(*expiry, now_ms), Expiry::At(_));
+                if plain {
+                    let n = plain_write(pipe, ctx, now_ms, (sid, value, *expiry, owner.as_deref()));
+                    n + index(pipe, ctx, now_ms, seen, target, Via::Plain)
+                } else {
+                    let mode = if value.is_some() { "rewrite" } else { "touch" };
+                    let args = (mode, sid.as_str(), value.unwrap_or(""), *expiry, owner);
+                    script_write(pipe, ctx, now_ms, args);
+                    1 + index(pipe, ctx, now_ms, seen, target, Via::Script)
+                }
+            }
             Op::Destroy { sid } => {
+                seen.forget(sid);
                 pipe.cmd("DEL").arg(&key).arg(keys::meta(&key));
                 pipe.cmd("SET")
                     .arg(keys::tombstone(&key))
@@ -139,7 +175,7 @@ impl Op {
                     // An error here (Redis < 7 has no PEXPIRETIME) only loses
                     // what a touch from connect-redis did to cookie.expires.
                     expires_at: Meta::cookie_expiry(
-                        meta_of(&replies[1]).as_ref(),
+                        Meta::read(&replies[1]).as_ref(),
                         match replies[2] {
                             Value::Int(at) => from_expiretime(at),
                             _ => None,
@@ -159,31 +195,40 @@ impl Op {
                     })
                     .unwrap_or_else(|| StoreError::new(ErrorKind::Reply, "error reply")),
             ),
-            Op::Set { expiry, .. } | Op::Touch { expiry, .. } | Op::Rewrite { expiry, .. } => {
-                Outcome::Written {
-                    owner_sessions: match replies.get(1) {
-                        Some(Value::Int(n)) if !expiry.is_past(now_ms) => {
-                            (*n).clamp(0, u32::MAX as i64) as u32
-                        }
-                        _ => 0,
-                    },
-                }
-            }
+            // A set's second reply is the index script's count.
+            Op::Set { expiry, .. } => Outcome::Written {
+                owner_sessions: match replies.get(1) {
+                    Some(Value::Int(n)) if !expiry.is_past(now_ms) => {
+                        (*n).clamp(0, u32::MAX as i64) as u32
+                    }
+                    _ => 0,
+                },
+            },
+            Op::Touch { .. } | Op::Rewrite { .. } => Outcome::Written { owner_sessions: 0 },
             Op::Destroy { .. } => Outcome::Done,
         }
     }
 }
 
-/// The write script in the session's slot, then the index script in the
-/// index slot: two single-slot commands, two replies.
-fn write(
+fn optional(ms: Option<i64>) -> String {
+    ms.map_or_else(String::new, |ms| ms.to_string())
+}
+
+fn deadline(expiry: Expiry) -> Option<i64> {
+    match expiry {
+        Expiry::At(at) => Some(at),
+        Expiry::Never => None,
+    }
+}
+
+/// The write script, in the session's slot: one reply.
+fn script_write(
     pipe: &mut Pipeline,
     ctx: &Context,
     now_ms: i64,
     (mode, sid, value, expiry, owner): (&str, &str, &str, Expiry, &Option<String>),
-) -> usize {
+) {
     let key = ctx.keys.session(sid);
-    let optional = |ms: Option<i64>| ms.map_or_else(String::new, |ms| ms.to_string());
     pipe.cmd("EVALSHA")
         .arg(&scripts::WRITE.hash)
         .arg(3)
@@ -192,18 +237,81 @@ fn write(
         .arg(keys::tombstone(&key))
         .arg(mode)
         .arg(value)
-        .arg(optional(match expiry {
-            Expiry::At(at) => Some(at),
-            Expiry::Never => None,
-        }))
+        .arg(optional(deadline(expiry)))
         .arg(now_ms)
         .arg(optional(ctx.lifetime.idle_ms))
         .arg(optional(ctx.lifetime.absolute_ms))
-        .arg(owner.as_deref().unwrap_or(""));
-    let bound = match ctx.lifetime.bound(expiry, now_ms) {
-        Expiry::At(at) => at.to_string(),
-        Expiry::Never => "+inf".to_owned(),
+        .arg(owner.as_deref().unwrap_or(""))
+        .arg(ctx.lifetime.meta_linger_ms());
+}
+
+/// A touch (or a rewrite, with `value`) without the script, when the
+/// deadline needs no creation time and exists: plain commands at an eighth
+/// of a Lua call's cost. The key is never recreated (PEXPIREAT, SET XX); on
+/// a session already gone the meta written here is an orphan that expires
+/// with the deadline. Returns the reply count.
+fn plain_write(
+    pipe: &mut Pipeline,
+    ctx: &Context,
+    now_ms: i64,
+    (sid, value, expiry, owner): (&str, Option<&str>, Expiry, Option<&str>),
+) -> usize {
+    let key = ctx.keys.session(sid);
+    let meta = keys::meta(&key);
+    let at = deadline(ctx.lifetime.bound(expiry, now_ms)).unwrap_or(i64::MAX);
+    match value {
+        Some(v) => pipe
+            .cmd("SET")
+            .arg(&key)
+            .arg(v)
+            .arg("XX")
+            .arg("PXAT")
+            .arg(at),
+        None => pipe.cmd("PEXPIREAT").arg(&key).arg(at),
     };
+    pipe.cmd("HSET")
+        .arg(&meta)
+        .arg("a")
+        .arg(now_ms)
+        .arg("e")
+        .arg(optional(deadline(expiry)))
+        .arg("u")
+        .arg(owner.unwrap_or(""));
+    pipe.cmd("PEXPIREAT")
+        .arg(&meta)
+        .arg(at.saturating_add(ctx.lifetime.meta_linger_ms()));
+    3
+}
+
+/// Which write an index update follows.
+#[derive(PartialEq)]
+enum Via {
+    /// A set: always indexed, its reply counts the owner's sessions.
+    Set,
+    /// A touch by script, which records the creation time itself.
+    Script,
+    /// A touch by plain commands.
+    Plain,
+}
+
+/// The index script, in the index slot, unless this process already
+/// recorded the session with a high enough score (sets always run it).
+/// After a plain touch, a session first seen here also gets a creation
+/// time if nothing recorded one (connect-redis created it). Returns the
+/// reply count.
+fn index(
+    pipe: &mut Pipeline,
+    ctx: &Context,
+    now_ms: i64,
+    seen: &mut Indexed,
+    (sid, expiry, owner): (&str, Expiry, Option<&str>),
+    via: Via,
+) -> usize {
+    let bound = ctx.lifetime.bound(expiry, now_ms);
+    if via != Via::Set && seen.covers(sid, owner, bound) {
+        return 0;
+    }
+    let score = seen.record(sid, owner, bound);
     pipe.cmd("EVALSHA").arg(&scripts::INDEX.hash);
     match owner {
         Some(owner) => pipe
@@ -212,7 +320,19 @@ fn write(
             .arg(ctx.keys.user_index(owner)),
         None => pipe.arg(1).arg(ctx.keys.all_index()),
     };
-    pipe.arg(sid).arg(bound).arg(now_ms);
+    let score = if score.is_finite() {
+        (score as i64).to_string()
+    } else {
+        "+inf".to_owned()
+    };
+    pipe.arg(sid).arg(score).arg(now_ms);
+    if via != Via::Plain {
+        return 1;
+    }
+    pipe.cmd("HSETNX")
+        .arg(keys::meta(&ctx.keys.session(sid)))
+        .arg("c")
+        .arg(now_ms);
     2
 }
 
@@ -224,14 +344,6 @@ fn unindex(pipe: &mut Pipeline, ctx: &Context, sid: &str, owner: Option<&str>) -
         return 2;
     }
     1
-}
-
-/// The meta in a reply, if it is one this store wrote.
-pub fn meta_of(reply: &Value) -> Option<Meta> {
-    match reply {
-        Value::BulkString(b) => std::str::from_utf8(b).ok().and_then(Meta::parse),
-        _ => None,
-    }
 }
 
 fn take(value: &mut Value) -> Value {
@@ -271,11 +383,11 @@ pub fn read_string(key: &str, reply: Value) -> StoreResult<Option<String>> {
 
 /// Builds one pipeline for a run of operations, remembering each one's
 /// reply count so the replies can be split back.
-pub fn build(ops: &[Op], ctx: &Context, now_ms: i64) -> (Pipeline, Vec<usize>) {
+pub fn build(ops: &[Op], ctx: &Context, now_ms: i64, seen: &mut Indexed) -> (Pipeline, Vec<usize>) {
     let mut pipe = redis::pipe();
     let counts = ops
         .iter()
-        .map(|op| op.append_to(&mut pipe, ctx, now_ms))
+        .map(|op| op.append_to(&mut pipe, ctx, now_ms, seen))
         .collect();
     (pipe, counts)
 }
@@ -321,7 +433,7 @@ mod tests {
 
     fn packed(op: &Op, now: i64) -> String {
         let mut pipe = redis::pipe();
-        op.append_to(&mut pipe, &ctx(), now);
+        op.append_to(&mut pipe, &ctx(), now, &mut Indexed::default());
         String::from_utf8_lossy(&pipe.get_packed_pipeline()).replace("\r\n", " ")
     }
 
@@ -338,9 +450,9 @@ mod tests {
             wire.contains("$1 3 $6 sess:a $13 {sess:a}:meta $13 {sess:a}:gone $3 set $2 {} $4 5000 $4 1000 $4 1000 $0  $3 ada"),
             "{wire}"
         );
-        // Indexed until the idle deadline, which comes before the cookie's.
+        // Indexed until the idle deadline (before the cookie's) plus slack.
         assert!(
-            wire.contains("$1 2 $11 {sess:}:all $16 {sess:}:user:ada $1 a $4 2000 $4 1000"),
+            wire.contains("$1 2 $11 {sess:}:all $16 {sess:}:user:ada $1 a $6 602000 $4 1000"),
             "{wire}"
         );
     }
@@ -372,18 +484,24 @@ mod tests {
         let ops = vec![
             Op::Get { sid: "a".into() },
             Op::Destroy { sid: "b".into() },
-            Op::Touch {
+            Op::Set {
                 sid: "c".into(),
+                value: "{}".into(),
                 expiry: Expiry::At(100),
                 owner: Some("u".into()),
             },
         ];
         let ctx = ctx();
-        let (_, counts) = build(&ops, &ctx, 0);
+        let (_, counts) = build(&ops, &ctx, 0, &mut Indexed::default());
         assert_eq!(counts, vec![3, 3, 2]);
         let replies = vec![
             Value::BulkString(b"{\"x\":1}".to_vec()),
-            Value::BulkString(b"1:2:42:u".to_vec()),
+            Value::Array(vec![
+                Value::BulkString(b"1".to_vec()),
+                Value::BulkString(b"2".to_vec()),
+                Value::BulkString(b"42".to_vec()),
+                Value::BulkString(b"u".to_vec()),
+            ]),
             Value::Int(42),
             Value::Int(1),
             Value::Okay,
@@ -402,6 +520,36 @@ mod tests {
                 Outcome::Done,
                 Outcome::Written { owner_sessions: 3 },
             ]
+        );
+    }
+
+    #[test]
+    fn touches_use_plain_commands_and_index_once_per_slack() {
+        let ctx = ctx();
+        let mut seen = Indexed::default();
+        let touch = |at| Op::Touch {
+            sid: "t".into(),
+            expiry: Expiry::At(at),
+            owner: Some("u".into()),
+        };
+        let mut pipe = redis::pipe();
+        // First touch here: PEXPIREAT, HSET, PEXPIREAT, the index script, HSETNX.
+        assert_eq!(touch(500).append_to(&mut pipe, &ctx, 0, &mut seen), 5);
+        let wire = String::from_utf8_lossy(&pipe.get_packed_pipeline()).replace("\r\n", " ");
+        assert!(!wire.contains(&scripts::WRITE.hash), "{wire}");
+        assert!(wire.contains("PEXPIREAT $6 sess:t $3 500"), "{wire}");
+        // Later touches within the slack skip the index.
+        assert_eq!(touch(600).append_to(&mut pipe, &ctx, 100, &mut seen), 3);
+        let far = 1_000 + crate::indexed::SLACK_MS;
+        assert_eq!(
+            touch(far).append_to(&mut pipe, &ctx, far - 900, &mut seen),
+            5
+        );
+        // A destroy forgets it.
+        Op::Destroy { sid: "t".into() }.append_to(&mut pipe, &ctx, 0, &mut seen);
+        assert_eq!(
+            touch(far).append_to(&mut pipe, &ctx, far - 900, &mut seen),
+            5
         );
     }
 

@@ -42,6 +42,17 @@ pub struct Lifetime {
 }
 
 impl Lifetime {
+    /// How long a session's meta outlives it: with idle or absolute limits,
+    /// long enough that a save arriving late finds the session ended rather
+    /// than new (as long as a logout's tombstone lasts).
+    pub fn meta_linger_ms(self) -> i64 {
+        if self.idle_ms.is_some() || self.absolute_ms.is_some() {
+            crate::commands::TOMBSTONE_MS as i64
+        } else {
+            0
+        }
+    }
+
     /// The latest a session written at `now_ms` can live: the cookie's
     /// deadline or the idle one, whichever comes first. The absolute limit
     /// needs the creation time, which only Redis knows; this bound is what

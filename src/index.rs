@@ -11,11 +11,11 @@ use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Pipeline, Value};
 use tokio::sync::oneshot;
 
-use crate::commands::{meta_of, read_string, Op, Outcome};
+use crate::commands::{read_string, Op, Outcome};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::{from_expiretime, now_ms};
 use crate::keys;
-use crate::meta::Meta;
+use crate::meta::{self, Meta};
 use crate::store::{Reply, Store};
 
 /// A live session as the listing calls return it.
@@ -114,13 +114,15 @@ async fn probe(
                 Read::Meta => pipe
                     .cmd("EXISTS")
                     .arg(&key)
-                    .cmd("GET")
-                    .arg(keys::meta(&key)),
+                    .cmd("HMGET")
+                    .arg(keys::meta(&key))
+                    .arg(&meta::FIELDS[..]),
                 Read::Full => pipe
                     .cmd("GET")
                     .arg(&key)
-                    .cmd("GET")
+                    .cmd("HMGET")
                     .arg(keys::meta(&key))
+                    .arg(&meta::FIELDS[..])
                     .cmd("PEXPIRETIME")
                     .arg(&key),
             };
@@ -145,7 +147,7 @@ async fn probe(
                     Value::Int(1) => Some(Found {
                         sid: sid.clone(),
                         value: String::new(),
-                        meta: mine.get(1).and_then(meta_of),
+                        meta: mine.get(1).and_then(Meta::read),
                         expires_at: None,
                         cookie_expiry: None,
                     }),
@@ -155,7 +157,7 @@ async fn probe(
                     let key = store.context().keys.session(&sid);
                     let mut mine = mine.into_iter();
                     let value = read_string(&key, mine.next().unwrap_or(Value::Nil))?;
-                    let meta = mine.next().as_ref().and_then(meta_of);
+                    let meta = mine.next().as_ref().and_then(Meta::read);
                     let expires_at = match mine.next() {
                         Some(Value::Int(at)) => from_expiretime(at),
                         _ => None,

@@ -6,6 +6,7 @@ pub mod connection;
 pub mod error;
 pub mod expiry;
 pub mod index;
+pub mod indexed;
 pub mod keys;
 pub mod meta;
 pub mod scripts;

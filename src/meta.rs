@@ -1,9 +1,14 @@
 //! Per-session bookkeeping kept beside each session key (see `keys::meta`):
-//! `created:lastAccess:cookieExpiry:owner`, written by the write script in
-//! `scripts.rs`. The session value itself stays exactly what connect-redis
-//! writes.
+//! a hash with fields `c` (created), `a` (last access), `e` (cookie
+//! deadline) and `u` (owner), read with `HMGET meta c a e u`. The session
+//! value itself stays exactly what connect-redis writes.
+
+use redis::Value;
 
 use crate::expiry::Lifetime;
+
+/// The fields `read` expects, in order.
+pub const FIELDS: [&str; 4] = ["c", "a", "e", "u"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
@@ -53,21 +58,24 @@ impl Meta {
         }
     }
 
-    /// `None` for anything not written by the script (a foreign value).
-    pub fn parse(text: &str) -> Option<Meta> {
-        let mut parts = text.splitn(4, ':');
-        let created = parts.next()?.parse().ok()?;
-        let last_access = parts.next()?.parse().ok()?;
-        let cookie_expiry = match parts.next()? {
-            "" => None,
-            at => Some(at.parse().ok()?),
+    /// Reads an `HMGET meta c a e u` reply: `None` without a last access
+    /// (no meta, or not one this store wrote). A touch can record a session
+    /// connect-redis created; it counts as created at its first access.
+    pub fn read(reply: &Value) -> Option<Meta> {
+        let Value::Array(fields) = reply else {
+            return None;
         };
-        let owner = parts.next()?.to_owned();
+        let text = |i: usize| match fields.get(i) {
+            Some(Value::BulkString(b)) => std::str::from_utf8(b).ok(),
+            _ => None,
+        };
+        let number = |i: usize| text(i).and_then(|t| t.parse::<i64>().ok());
+        let last_access = number(1)?;
         Some(Meta {
-            created,
+            created: number(0).unwrap_or(last_access),
             last_access,
-            cookie_expiry,
-            owner,
+            cookie_expiry: number(2),
+            owner: text(3).unwrap_or("").to_owned(),
         })
     }
 }
@@ -76,10 +84,24 @@ impl Meta {
 mod tests {
     use super::*;
 
+    fn reply(fields: [Option<&str>; 4]) -> Value {
+        Value::Array(
+            fields
+                .iter()
+                .map(|f| f.map_or(Value::Nil, |t| Value::BulkString(t.into())))
+                .collect(),
+        )
+    }
+
     #[test]
-    fn parses_what_the_script_writes_including_colons_in_the_owner() {
+    fn reads_the_hash_fields() {
         assert_eq!(
-            Meta::parse("10:20:30:user:42"),
+            Meta::read(&reply([
+                Some("10"),
+                Some("20"),
+                Some("30"),
+                Some("user:42")
+            ])),
             Some(Meta {
                 created: 10,
                 last_access: 20,
@@ -87,8 +109,11 @@ mod tests {
                 owner: "user:42".into()
             })
         );
-        let none = Meta::parse("10:20::").unwrap();
-        assert_eq!((none.cookie_expiry, none.owner.as_str()), (None, ""));
+        let bare = Meta::read(&reply([None, Some("20"), Some(""), None])).unwrap();
+        assert_eq!(
+            (bare.created, bare.cookie_expiry, bare.owner.as_str()),
+            (20, None, "")
+        );
     }
 
     #[test]
@@ -97,7 +122,7 @@ mod tests {
             idle_ms: Some(100),
             absolute_ms: Some(1_000),
         };
-        let m = Meta::parse("0:950:2000:u").unwrap();
+        let m = Meta::read(&reply([Some("0"), Some("950"), Some("2000"), Some("u")])).unwrap();
         // min(2000, 950 + 100, 0 + 1000) = 1000: the key's expiry as set here.
         assert_eq!(m.key_deadline(life), Some(1_000));
         assert_eq!(
@@ -113,9 +138,14 @@ mod tests {
     }
 
     #[test]
-    fn foreign_text_is_not_meta() {
-        for text in ["", "x", "1:2", "1:2:3", "a:2:3:u", "1:2:x:u"] {
-            assert_eq!(Meta::parse(text), None, "{text}");
+    fn foreign_values_are_not_meta() {
+        for value in [
+            Value::Nil,
+            Value::BulkString(b"1:2:3:u".to_vec()),
+            reply([Some("1"), None, Some("3"), Some("u")]),
+            reply([Some("1"), Some("x"), None, None]),
+        ] {
+            assert_eq!(Meta::read(&value), None, "{value:?}");
         }
     }
 }

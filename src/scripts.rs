@@ -20,12 +20,16 @@ impl Lua {
     }
 }
 
-/// Writes a session and its meta in the session's slot.
+/// Writes a session and its meta in the session's slot: every `set`, and
+/// touches when an absolute timeout needs the creation time (plain
+/// commands do the other touches, see `commands`).
 /// KEYS: session, meta, tombstone.
 /// ARGV: mode, value, cookie deadline ('' = none), now, idle ms ('' = none),
-/// absolute ms ('' = none), owner.
+/// absolute ms ('' = none), owner, how long the meta outlives the session.
 /// Modes: `set` writes unless the session was destroyed (a slow request that
-/// ends after a logout must not bring it back, connect-redis #328); `touch`
+/// ends after a logout must not bring it back, connect-redis #328) or has
+/// ended while its meta lingers (a save after an idle or absolute timeout
+/// must not restart the clock); `touch`
 /// moves the expiry of an existing session; `rewrite` replaces an existing
 /// one. The deadline is the earliest of the cookie's, now + idle and
 /// created + absolute; one already past deletes instead. Returns 1 when
@@ -34,44 +38,44 @@ pub static WRITE: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
 local mode, now = ARGV[1], tonumber(ARGV[4])
+local exists = redis.call('EXISTS', KEYS[1]) == 1
 if mode == 'set' then
   if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-elseif redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local created = now
-local meta = redis.call('GET', KEYS[2])
-if meta and (mode ~= 'set' or redis.call('EXISTS', KEYS[1]) == 1) then
-  created = tonumber(string.match(meta, '^(%d+):')) or now
-end
+  if not exists and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+elseif not exists then return 0 end
+local created = exists and tonumber(redis.call('HGET', KEYS[2], 'c')) or now
 local at = tonumber(ARGV[3])
 if ARGV[5] ~= '' and (not at or now + ARGV[5] < at) then at = now + ARGV[5] end
 if ARGV[6] ~= '' and (not at or created + ARGV[6] < at) then at = created + ARGV[6] end
+redis.call('DEL', KEYS[2])
 if at and at <= now then
-  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('DEL', KEYS[1])
   return 0
 end
-local m = string.format('%d:%d:%s:%s', created, now, ARGV[3], ARGV[7])
+redis.call('HSET', KEYS[2], 'c', created, 'a', now, 'e', ARGV[3], 'u', ARGV[7])
 if mode == 'touch' then
   if at then redis.call('PEXPIREAT', KEYS[1], at) else redis.call('PERSIST', KEYS[1]) end
 elseif at then redis.call('SET', KEYS[1], ARGV[2], 'PXAT', at)
 else redis.call('SET', KEYS[1], ARGV[2]) end
-if at then redis.call('SET', KEYS[2], m, 'PXAT', at) else redis.call('SET', KEYS[2], m) end
+if at then redis.call('PEXPIREAT', KEYS[2], at + ARGV[8]) end
 return 1
 ",
     )
 });
 
 /// Records a session in the indexes (one slot for all of them), scored by
-/// an upper bound of its expiry, dropping entries already past.
-/// KEYS: all-sessions index[, owner's index]. ARGV: sid, bound ('+inf' for
-/// none), now. The owner's index expires with its last session. Returns the
-/// owner's session count when the session is new to that owner, else 0.
+/// an upper bound of its expiry that only ever rises (GT), dropping entries
+/// already past. KEYS: all-sessions index[, owner's index]. ARGV: sid,
+/// bound ('+inf' for none), now. The owner's index expires with its last
+/// session. Returns the owner's session count when the session is new to
+/// that owner, else 0.
 pub static INDEX: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
 if not KEYS[2] then return 0 end
-local added = redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+local added = redis.call('ZADD', KEYS[2], 'GT', ARGV[2], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2]
 if not last then return 0 end

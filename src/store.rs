@@ -18,6 +18,7 @@ use crate::commands::{self, Context, Op, Outcome};
 use crate::connection::{self, ConnectionOptions};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::now_ms;
+use crate::indexed::Indexed;
 use crate::scripts;
 
 /// Most operations merged into one pipeline; more wait for the next one.
@@ -213,6 +214,7 @@ async fn write_loop(
     ctx: Arc<Context>,
     queued: Arc<AtomicUsize>,
 ) {
+    let mut seen = Indexed::default();
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         let mut count = jobs[0].ops.len();
@@ -227,7 +229,7 @@ async fn write_loop(
         }
         // A panic fails this batch's calls (their replies drop, see Reply)
         // but must not stop the writer, or every later call would fail too.
-        let _ = AssertUnwindSafe(send(&link, &ctx, jobs))
+        let _ = AssertUnwindSafe(send(&link, &ctx, &mut seen, jobs))
             .catch_unwind()
             .await;
         queued.fetch_sub(count, Ordering::AcqRel);
@@ -287,7 +289,7 @@ async fn attempt(
     }
 }
 
-async fn send(link: &Link, ctx: &Context, jobs: Vec<Job>) {
+async fn send(link: &Link, ctx: &Context, seen: &mut Indexed, jobs: Vec<Job>) {
     let now = Instant::now();
     let (live, late): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.deadline > now);
     let expired = StoreError::timed_out(link.options.command_timeout);
@@ -309,10 +311,13 @@ async fn send(link: &Link, ctx: &Context, jobs: Vec<Job>) {
         return;
     }
     let wall = now_ms();
-    let (pipe, counts) = commands::build(&ops, ctx, wall);
+    let (pipe, counts) = commands::build(&ops, ctx, wall, seen);
     let mut outcomes = match attempt(link, &pipe, deadline).await {
         Ok(values) => commands::read_all(&ops, ctx, wall, &counts, values),
-        Err(err) => ops.iter().map(|_| Outcome::Failed(err.clone())).collect(),
+        Err(err) => {
+            seen.clear();
+            ops.iter().map(|_| Outcome::Failed(err.clone())).collect()
+        }
     }
     .into_iter();
     for (reply, size) in replies.into_iter().zip(sizes) {
