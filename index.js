@@ -77,6 +77,7 @@ class RedisSessionStore extends Store {
       idleTimeoutMs: o.idleTimeout === undefined ? undefined : o.idleTimeout * 1000,
       absoluteTimeoutMs: o.absoluteTimeout === undefined ? undefined : o.absoluteTimeout * 1000,
       chunk: o.scanCount,
+      countLogins: o.maxSessionsPerUser !== undefined,
     }
     try {
       this._batcher = new Batcher((onReply) => new NativeStore(native, onReply))

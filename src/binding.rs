@@ -46,6 +46,8 @@ pub struct NativeOptions {
     pub absolute_timeout_ms: Option<f64>,
     /// Sessions per round trip for the calls over many sessions.
     pub chunk: u32,
+    /// Report each login's session count (`maxSessionsPerUser` is set).
+    pub count_logins: bool,
 }
 
 /// One entry per operation of the batch, in order. `errorCodes` and
@@ -261,6 +263,7 @@ impl NativeStore {
                 idle_ms: options.idle_timeout_ms.map(|ms| ms.ceil() as i64),
                 absolute_ms: options.absolute_timeout_ms.map(|ms| ms.ceil() as i64),
             },
+            count_logins: options.count_logins,
         };
         // The connection manager spawns onto tokio; the constructor is not
         // called inside a runtime, so enter napi's.
@@ -312,62 +315,78 @@ impl NativeStore {
 
     #[napi]
     pub async fn all(&self) -> Result<ListReply> {
-        let found = index::all(&self.inner, self.chunk).await.map_err(to_napi)?;
-        Ok(list_reply(found))
-    }
-
-    #[napi]
-    pub async fn ids(&self) -> Result<Vec<String>> {
-        index::ids(&self.inner, self.chunk).await.map_err(to_napi)
-    }
-
-    #[napi]
-    pub async fn length(&self) -> Result<f64> {
-        Ok(index::length(&self.inner, self.chunk)
-            .await
-            .map_err(to_napi)? as f64)
-    }
-
-    #[napi]
-    pub async fn clear(&self) -> Result<f64> {
-        Ok(index::clear(&self.inner, self.chunk)
-            .await
-            .map_err(to_napi)? as f64)
-    }
-
-    #[napi]
-    pub async fn list_user(&self, owner: String) -> Result<ListReply> {
-        let found = index::list_user(&self.inner, &owner, self.chunk)
+        let found = index::bounded(&self.inner, index::all(&self.inner, self.chunk))
             .await
             .map_err(to_napi)?;
         Ok(list_reply(found))
     }
 
     #[napi]
-    pub async fn destroy_user(&self, owner: String, except: Vec<String>) -> Result<f64> {
+    pub async fn ids(&self) -> Result<Vec<String>> {
+        index::bounded(&self.inner, index::ids(&self.inner, self.chunk))
+            .await
+            .map_err(to_napi)
+    }
+
+    #[napi]
+    pub async fn length(&self) -> Result<f64> {
         Ok(
-            index::destroy_user(&self.inner, &owner, &except, self.chunk)
+            index::bounded(&self.inner, index::length(&self.inner, self.chunk))
                 .await
                 .map_err(to_napi)? as f64,
         )
+    }
+
+    #[napi]
+    pub async fn clear(&self) -> Result<f64> {
+        Ok(
+            index::bounded(&self.inner, index::clear(&self.inner, self.chunk))
+                .await
+                .map_err(to_napi)? as f64,
+        )
+    }
+
+    #[napi]
+    pub async fn list_user(&self, owner: String) -> Result<ListReply> {
+        let found = index::bounded(
+            &self.inner,
+            index::list_user(&self.inner, &owner, self.chunk),
+        )
+        .await
+        .map_err(to_napi)?;
+        Ok(list_reply(found))
+    }
+
+    #[napi]
+    pub async fn destroy_user(&self, owner: String, except: Vec<String>) -> Result<f64> {
+        Ok(index::bounded(
+            &self.inner,
+            index::destroy_user(&self.inner, &owner, &except, self.chunk),
+        )
+        .await
+        .map_err(to_napi)? as f64)
     }
 
     /// Keeps the owner's `max` most recently used sessions; returns how many
     /// others were destroyed.
     #[napi]
     pub async fn enforce_limit(&self, owner: String, max: u32) -> Result<f64> {
-        Ok(
-            index::enforce_limit(&self.inner, &owner, max as usize, self.chunk)
-                .await
-                .map_err(to_napi)? as f64,
+        Ok(index::bounded(
+            &self.inner,
+            index::enforce_limit(&self.inner, &owner, max as usize, self.chunk),
         )
+        .await
+        .map_err(to_napi)? as f64)
     }
 
     #[napi]
     pub async fn stats(&self, active_within_ms: f64) -> Result<StatsReply> {
-        let stats = index::stats(&self.inner, active_within_ms as i64, self.chunk)
-            .await
-            .map_err(to_napi)?;
+        let stats = index::bounded(
+            &self.inner,
+            index::stats(&self.inner, active_within_ms as i64, self.chunk),
+        )
+        .await
+        .map_err(to_napi)?;
         Ok(StatsReply {
             sessions: stats.sessions as f64,
             users: stats.users as f64,

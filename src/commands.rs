@@ -20,6 +20,9 @@ pub const TOMBSTONE_MS: u64 = 60 * 60 * 1000;
 pub struct Context {
     pub keys: Keys,
     pub lifetime: Lifetime,
+    /// Sets report the owner's session count (for `maxSessionsPerUser`),
+    /// so they always run the index script.
+    pub count_logins: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -286,7 +289,7 @@ fn plain_write(
 /// Which write an index update follows.
 #[derive(PartialEq)]
 enum Via {
-    /// A set: always indexed, its reply counts the owner's sessions.
+    /// A set, whose index reply counts the owner's sessions.
     Set,
     /// A touch by script, which records the creation time itself.
     Script,
@@ -295,7 +298,8 @@ enum Via {
 }
 
 /// The index script, in the index slot, unless this process already
-/// recorded the session with a high enough score (sets always run it).
+/// recorded the session for this owner with a high enough score (sets run
+/// it anyway when their reply must count the owner's sessions).
 /// After a plain touch, a session first seen here also gets a creation
 /// time if nothing recorded one (connect-redis created it). Returns the
 /// reply count.
@@ -308,7 +312,8 @@ fn index(
     via: Via,
 ) -> usize {
     let bound = ctx.lifetime.bound(expiry, now_ms);
-    if via != Via::Set && seen.covers(sid, owner, bound) {
+    let must = via == Via::Set && ctx.count_logins;
+    if !must && seen.covers(sid, owner, bound) {
         return 0;
     }
     let score = seen.record(sid, owner, bound);
@@ -428,6 +433,7 @@ mod tests {
                 idle_ms: Some(1_000),
                 absolute_ms: None,
             },
+            count_logins: true,
         }
     }
 

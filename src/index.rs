@@ -11,7 +11,7 @@ use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Pipeline, Value};
 use tokio::sync::oneshot;
 
-use crate::commands::{read_string, Op, Outcome};
+use crate::commands::{read_string, reply_error, Op, Outcome};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::{from_expiretime, now_ms};
 use crate::keys;
@@ -44,6 +44,8 @@ enum Read {
     Meta,
     /// Value, meta and expiry.
     Full,
+    /// The value only: one MGET per round trip.
+    Values,
 }
 
 async fn round_trip(
@@ -56,6 +58,18 @@ async fn round_trip(
         Ok(result) => result.map_err(|e| StoreError::from_redis(&e)),
         Err(_) => Err(StoreError::timed_out(timeout)),
     }
+}
+
+/// Runs one whole call within the command timeout, from the moment it is
+/// made: however many round trips it takes, it settles in time.
+pub async fn bounded<T>(
+    store: &Store,
+    call: impl std::future::Future<Output = StoreResult<T>>,
+) -> StoreResult<T> {
+    let timeout = store.command_timeout();
+    tokio::time::timeout(timeout, call)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::timed_out(timeout)))
 }
 
 /// A connection that sees every write submitted before the call.
@@ -86,7 +100,7 @@ async fn members(
                 _ => None,
             })
             .collect()),
-        Some(Value::ServerError(e)) => Err(crate::commands::reply_error(index, &e)),
+        Some(Value::ServerError(e)) => Err(reply_error(index, &e)),
         other => Err(StoreError::new(
             ErrorKind::Reply,
             format!("unexpected ZRANGE reply for \"{index}\": {other:?}"),
@@ -107,6 +121,13 @@ async fn probe(
     while sids.peek().is_some() {
         let batch: Vec<String> = sids.by_ref().take(chunk.max(1)).collect();
         let mut pipe = redis::pipe();
+        if read == Read::Values {
+            let keys: Vec<String> = batch
+                .iter()
+                .map(|s| store.context().keys.session(s))
+                .collect();
+            pipe.cmd("MGET").arg(keys);
+        }
         for sid in &batch {
             let key = store.context().keys.session(sid);
             match read {
@@ -125,11 +146,24 @@ async fn probe(
                     .arg(&meta::FIELDS[..])
                     .cmd("PEXPIRETIME")
                     .arg(&key),
+                Read::Values => continue,
             };
         }
-        let replies = round_trip(store, conn, &pipe).await?;
+        let mut replies = round_trip(store, conn, &pipe).await?;
+        if read == Read::Values {
+            replies = match replies.pop() {
+                Some(Value::Array(values)) => values,
+                Some(Value::ServerError(e)) => return Err(reply_error("MGET", &e)),
+                other => {
+                    return Err(StoreError::new(
+                        ErrorKind::Reply,
+                        format!("unexpected MGET reply: {other:?}"),
+                    ))
+                }
+            };
+        }
         let per = match read {
-            Read::Exists => 1,
+            Read::Exists | Read::Values => 1,
             Read::Meta => 2,
             Read::Full => 3,
         };
@@ -153,6 +187,17 @@ async fn probe(
                     }),
                     _ => None,
                 },
+                Read::Values => {
+                    let key = store.context().keys.session(&sid);
+                    let value = read_string(&key, mine.into_iter().next().unwrap_or(Value::Nil))?;
+                    value.map(|value| Found {
+                        sid: sid.clone(),
+                        value,
+                        meta: None,
+                        expires_at: None,
+                        cookie_expiry: None,
+                    })
+                }
                 Read::Full => {
                     let key = store.context().keys.session(&sid);
                     let mut mine = mine.into_iter();
@@ -223,10 +268,10 @@ pub async fn length(store: &Store, chunk: usize) -> StoreResult<usize> {
     Ok(live(store, Read::Exists, chunk).await?.len())
 }
 
-/// Every live session with the cookie deadline its last touch set (as
-/// `get` reads it).
+/// Every live session, as stored (one MGET per chunk: `cookie.expires` is
+/// the value's own, as connect-redis's `all()` returns it).
 pub async fn all(store: &Store, chunk: usize) -> StoreResult<Vec<Found>> {
-    live(store, Read::Full, chunk).await
+    live(store, Read::Values, chunk).await
 }
 
 pub async fn stats(store: &Store, active_within_ms: i64, chunk: usize) -> StoreResult<Stats> {

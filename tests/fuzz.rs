@@ -61,6 +61,7 @@ fn context(idle_ms: Option<i64>, absolute_ms: Option<i64>) -> Context {
             idle_ms,
             absolute_ms,
         },
+        count_logins: absolute_ms.is_some(),
     }
 }
 

@@ -71,6 +71,7 @@ fn open_with(prefix: &str, lifetime: Lifetime, options: &ConnectionOptions) -> S
     let ctx = Context {
         keys: Keys::new(prefix),
         lifetime,
+        count_logins: true,
     };
     Store::open(ctx, options).unwrap()
 }
