@@ -64,6 +64,44 @@ function rssTable(rss) {
   return lines
 }
 
+function adminTable(admin) {
+  const lines = []
+  const cr = 'connect-redis'
+  lines.push(`### Admin calls: ${f(admin.sessionsPerStore)} sessions per store among ${f(admin.unrelatedKeys)} unrelated keys`)
+  lines.push('')
+  lines.push(
+    `Each store has its own ${f(admin.sessionsPerStore)} sessions (${f(admin.sessionBytes)} B; prefixes \`${admin.prefixes.ours}\` and \`${admin.prefixes[cr]}\`, ` +
+      `${f(admin.sessionsPerUser)} per user) in one Redis holding ${f(admin.dbsize)} keys. Medians of ${admin.rounds.ours} rounds (ours) and ` +
+      `${admin.rounds[cr]} (connect-redis); clear and destroyUserSessions once. Redis commands, SCANs and Redis CPU are per call, from INFO. ` +
+      `"× faster" is connect-redis's time ÷ ours.`,
+  )
+  lines.push('')
+  lines.push('| call | ms ours | ms connect-redis | × faster | Redis commands ours / c-r | SCANs ours / c-r | Redis CPU ms ours / c-r |')
+  lines.push('|---|---:|---:|---:|---:|---:|---:|')
+  const names = ['length', 'ids', 'all', 'clear', 'listUserSessions', 'stats', 'destroyUserSessions']
+  const label = {
+    listUserSessions: `listUserSessions (${admin.sessionsPerUser} sessions)`,
+    destroyUserSessions: `destroyUserSessions (${admin.sessionsPerUser} sessions)`,
+  }
+  for (const name of names) {
+    const slot = admin.calls[name]
+    if (!slot) continue
+    const a = (slot.ours && slot.ours.median) || {}
+    const b = slot[cr] && slot[cr].median
+    const pair = (field, digits) => `${f(a[field], digits)}${b ? ` / ${f(b[field], digits)}` : ''}`
+    const r = admin.ratios[name]
+    lines.push(
+      `| ${label[name] || `${name}()`} | ${f(a.ms, 2)} | ${b ? f(b.ms, 1) : '—'} | ${b ? `**${typeof r === 'number' && Number.isFinite(r) ? `${f(r, r < 10 ? 1 : 0)}×` : 'n/a'}**` : '—'} | ${pair('commands')} | ${pair('scans')} | ${pair('redisCpuMs', 1)} |`,
+    )
+  }
+  const t = admin.target
+  const verdict = t.calls.map((name) => `${name}() ${admin.meetsTarget[name] === true ? 'met' : admin.meetsTarget[name] === false ? '**not met**' : 'n/a'}`)
+  lines.push('')
+  const scale = admin.sessionsPerStore === 10_000 && admin.unrelatedKeys === 1_000_000 ? '' : ' (the target is for 10,000 sessions among 1,000,000 keys; the ratios grow with the unrelated keys)'
+  lines.push(`Target ≥ ${t.ratio}× faster than connect-redis: ${verdict.join(', ')}${scale}. Filling the unrelated keys (${admin.fill ? admin.fill.method : 'n/a'}) took ${admin.fill ? f(admin.fill.ms / 1000, 2) : 'n/a'} s.`)
+  return lines
+}
+
 function markdown(results) {
   const lines = []
   const m = results.meta
@@ -73,6 +111,7 @@ function markdown(results) {
   if (results.store) lines.push('', ...storeTables(results.store))
   if (results.rss) lines.push('', ...rssTable(results.rss))
   if (results.http) lines.push('', ...httpTable(results.http))
+  if (results.admin) lines.push('', ...adminTable(results.admin))
   if (results.problems.length) {
     lines.push('', '### Problems', '')
     for (const p of results.problems) lines.push(`- ${p}`)

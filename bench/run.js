@@ -4,11 +4,12 @@
 //
 //   node bench/run.js                 # default run, about 3 minutes on 2 cores
 //   node bench/run.js --quick         # smoke run, a few seconds, numbers meaningless
-//   node bench/run.js --only store    # store (+ RSS) only; also: http, rss, or a list
+//   node bench/run.js --only store    # store (+ RSS) only; also: http, rss, admin, or a list
 //   REDIS_URL=redis://host:6379 node bench/run.js
 //
 // Every measured thing runs in a child process (fork): one per store and
-// round for the store benchmark, one per HTTP server, one for autocannon.
+// round for the store benchmark, one per HTTP server, one for autocannon,
+// one per store for the admin calls (bench/admin.js).
 // Writes bench/results/latest.json and bench/results/chart.svg (with
 // --quick: into a temporary directory, so a smoke test never overwrites them).
 const fs = require('node:fs')
@@ -21,10 +22,12 @@ const { sizeLabel } = require('./sessions')
 const { STORES } = require('./stores')
 const { markdown } = require('./report')
 const { benchChart } = require('./chart')
+const { adminBench } = require('./admin')
 
 const HELP = `usage: node bench/run.js [options]
   --quick                 a few seconds in all; checks that everything runs
-  --only LIST             store, http, rss (comma-separated; "store" includes rss)
+  --only LIST             store, http, rss, admin (comma-separated; "store" includes
+                          rss; default store,http,admin)
   --rounds N              store rounds, each store in a fresh process (default 3)
   --http-rounds N         HTTP rounds (default 3)
   --duration S            measured seconds per store run (default 2)
@@ -37,6 +40,10 @@ const HELP = `usage: node bench/run.js [options]
   --connections N         autocannon connections = logged-in sessions (default 64)
   --rss-ops N             operations for the RSS check (default 1000000)
   --rss-size B            session size for the RSS check (default 2000)
+  --admin-keys N          unrelated keys in Redis for the admin calls (default 1000000)
+  --admin-sessions N      sessions written through each store (default 10000)
+  --admin-rounds N        timed rounds per admin call, connect-redis (default 3)
+  --admin-ours-rounds N   timed rounds per admin call, this store (default 10)
   --out DIR               where latest.json and chart.svg go (default bench/results)
 REDIS_URL=...             use this Redis instead of starting redis-server`
 
@@ -81,14 +88,15 @@ function parseConfig(argv) {
     return v
   }
   const list = (k, d) => (a[k] === undefined ? d : String(a[k]).split(',').map(Number))
-  const only = a.only ? String(a.only).split(',') : ['store', 'http']
-  for (const o of only) if (!['store', 'http', 'rss'].includes(o)) throw new Error(`--only takes store, http or rss, not ${o}`)
+  const only = a.only ? String(a.only).split(',') : ['store', 'http', 'admin']
+  for (const o of only) if (!['store', 'http', 'rss', 'admin'].includes(o)) throw new Error(`--only takes store, http, rss or admin, not ${o}`)
   const c = {
     quick,
     parts: {
       store: only.includes('store'),
       rss: only.includes('store') || only.includes('rss'),
       http: only.includes('http'),
+      admin: only.includes('admin'),
     },
     rounds: Math.max(1, Math.round(num('rounds', quick ? 1 : 3))),
     httpRounds: Math.max(1, Math.round(num('http-rounds', quick ? 1 : 3))),
@@ -103,6 +111,11 @@ function parseConfig(argv) {
     rssOps: Math.max(2, Math.round(num('rss-ops', quick ? 10000 : 1e6))),
     rssSize: Math.round(num('rss-size', 2000)),
     rssConcurrency: 64,
+    adminKeys: Math.round(num('admin-keys', quick ? 20_000 : 1e6)),
+    adminSessions: Math.max(1, Math.round(num('admin-sessions', quick ? 500 : 10_000))),
+    adminPerUser: 10,
+    adminRounds: Math.max(1, Math.round(num('admin-rounds', quick ? 1 : 3))),
+    adminOursRounds: Math.max(1, Math.round(num('admin-ours-rounds', quick ? 3 : 10))),
     out: a.out ? path.resolve(a.out) : quick ? path.join(os.tmpdir(), 'redis-session-store-bench') : path.join(__dirname, 'results'),
   }
   for (const s of c.sizes) if (!(s > 0)) throw new Error('--sizes must be positive numbers')
@@ -248,7 +261,10 @@ async function main() {
     60_000 +
     3 * ((c.parts.store ? c.rounds * c.sizes.length * c.concurrency.length * 2 * (c.warmupMs + c.durationMs + 3000) : 0) +
       (c.parts.rss ? Math.max(20_000, c.rssOps / 5) : 0) +
-      (c.parts.http ? c.httpRounds * 3 * ((c.httpSeconds + c.httpWarmupSeconds) * 1000 + 5000) : 0))
+      (c.parts.http ? c.httpRounds * 3 * ((c.httpSeconds + c.httpWarmupSeconds) * 1000 + 5000) : 0) +
+      // Filling, then connect-redis's SCANs of the whole keyspace (1.3-3 s
+      // per call per million keys on 2 cores; 10 s allowed), 3 calls a round.
+      (c.parts.admin ? 30_000 + (c.adminKeys / 1e6) * (60_000 + c.adminRounds * 3 * 10_000) + c.adminSessions * 2 : 0))
   const watchdog = setTimeout(() => {
     console.error(`[bench] gave up after ${Math.round(budgetMs / 1000)} s`)
     cleanupNow()
@@ -279,6 +295,7 @@ async function main() {
     store: null,
     rss: null,
     http: null,
+    admin: null,
     problems,
   }
 
@@ -290,6 +307,8 @@ async function main() {
     if (c.parts.store) results.store = await storeBench(c, redis.url, problems)
     if (c.parts.rss) results.rss = await rssCheck(c, redis.url, problems)
     if (c.parts.http) results.http = await httpBench(c, redis.url, problems)
+    // Last: it fills Redis with unrelated keys (and deletes them after).
+    if (c.parts.admin) results.admin = await adminBench(c, redis.url, problems)
   } catch (err) {
     failed = err
     problems.push(`aborted: ${err.message}`)

@@ -1,7 +1,15 @@
 // Compile-only check of index.d.ts as an Express app uses it.
 import express from 'express'
 import session, { SessionData, Store } from 'express-session'
-import { RedisSessionStore, RedisStore, RedisSessionStoreError, RedisSessionStoreOptions, ErrorCode } from '../..'
+import {
+  RedisSessionStore,
+  RedisStore,
+  RedisSessionStoreError,
+  RedisSessionStoreOptions,
+  ErrorCode,
+  UserSession,
+  SessionStats,
+} from '../..'
 
 declare module 'express-session' {
   interface SessionData {
@@ -17,6 +25,10 @@ const options: RedisSessionStoreOptions = {
   commandTimeout: 500,
   connectTimeout: 500,
   serializer: { stringify: JSON.stringify, parse: JSON.parse },
+  absoluteTimeout: 8 * 3600,
+  idleTimeout: 0.5,
+  maxSessionsPerUser: 3,
+  userId: (sess: SessionData) => sess.user,
 }
 const store = new RedisSessionStore(options)
 const asBase: Store = store
@@ -54,6 +66,27 @@ async function admin(): Promise<void> {
   void [all, ids, n]
 }
 
+// Active devices: list, log out the others, count.
+async function devices(currentSid: string, userId: string | number): Promise<void> {
+  const list: UserSession[] = await store.listUserSessions(userId)
+  for (const { id, session, createdAt, lastAccess, expiresAt } of list) {
+    const current: boolean = id === currentSid
+    const who: string | undefined = session.user
+    const age: number = lastAccess.getTime() - createdAt.getTime()
+    const left: number | null = expiresAt ? expiresAt.getTime() - Date.now() : null
+    void [current, who, age, left]
+  }
+  const destroyed: number = await store.destroyUserSessions(userId, { except: currentSid })
+  await store.destroyUserSessions(userId, { except: [currentSid, 'other'] })
+  await store.destroyUserSessions(42)
+  const stats: SessionStats = await store.stats({ activeWithin: 60 })
+  const { sessions, users, active }: { sessions: number; users: number; active: number } = await store.stats()
+  const idle: number | undefined = store.idleTimeout
+  const absolute: number | undefined = store.absoluteTimeout
+  const max: number | undefined = store.maxSessionsPerUser
+  void [destroyed, stats, sessions, users, active, idle, absolute, max]
+}
+
 function report(err: unknown): ErrorCode | undefined {
   if (err instanceof RedisSessionStoreError) {
     const code: ErrorCode = err.code
@@ -71,5 +104,15 @@ new RedisSessionStore({ ttl: '1d' })
 new RedisSessionStore({ client: {} })
 // @ts-expect-error get returns a promise of a session, not a string
 const wrong: Promise<string> = store.get('sid')
+// @ts-expect-error maxSessionsPerUser is a number
+new RedisSessionStore({ maxSessionsPerUser: '3' })
+// @ts-expect-error userId is a function of the session, not a field name
+new RedisSessionStore({ userId: 'userId' })
+// @ts-expect-error a user id is a string or a number
+store.listUserSessions({ id: 'ada' })
+// @ts-expect-error except is a sid or an array of sids
+store.destroyUserSessions('ada', { except: 5 })
+// @ts-expect-error listUserSessions resolves to sessions with metadata, not bare sessions
+const bare: Promise<SessionData[]> = store.listUserSessions('ada')
 
-void [asBase, admin, report, prefix, ttl, wrong]
+void [asBase, admin, devices, report, prefix, ttl, wrong, bare]
