@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -313,84 +314,132 @@ impl NativeStore {
         check(unsafe { napi::sys::napi_unref_threadsafe_function(env.raw(), self.on_reply.raw()) })
     }
 
-    #[napi]
-    pub async fn all(&self) -> Result<ListReply> {
-        let found = index::bounded(&self.inner, index::all(&self.inner, self.chunk))
-            .await
-            .map_err(to_napi)?;
-        Ok(list_reply(found))
+    /// Runs a call over many sessions behind every batch already submitted
+    /// (fenced now, in call order) and within the command timeout. A call
+    /// that destroys (`exclusive`) also holds back the operations issued
+    /// after it until it is done, so a login made after "log out
+    /// everywhere" survives it; calls that only read see a snapshot.
+    fn admin<'env, T, Fut>(
+        &self,
+        env: &'env Env,
+        exclusive: bool,
+        call: impl FnOnce(Arc<Store>) -> Fut,
+    ) -> Result<PromiseRaw<'env, T>>
+    where
+        T: 'static + Send + ToNapiValue,
+        Fut: std::future::Future<Output = std::result::Result<T, StoreError>> + Send + 'static,
+    {
+        let (fence, hold) = if exclusive {
+            let (fence, hold) = self.inner.exclusive();
+            (fence.boxed(), Some(hold))
+        } else {
+            (self.inner.fence().boxed(), None)
+        };
+        let store = self.inner.clone();
+        let work = call(self.inner.clone());
+        env.spawn_future(async move {
+            let fenced = async move {
+                fence.await?;
+                let done = work.await;
+                drop(hold);
+                done
+            };
+            index::bounded(&store, fenced).await.map_err(to_napi)
+        })
     }
 
-    #[napi]
-    pub async fn ids(&self) -> Result<Vec<String>> {
-        index::bounded(&self.inner, index::ids(&self.inner, self.chunk))
-            .await
-            .map_err(to_napi)
+    #[napi(ts_return_type = "Promise<ListReply>")]
+    pub fn all<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ListReply>> {
+        let chunk = self.chunk;
+        self.admin(env, false, move |s| async move {
+            index::all(&s, chunk).await.map(list_reply)
+        })
     }
 
-    #[napi]
-    pub async fn length(&self) -> Result<f64> {
-        Ok(
-            index::bounded(&self.inner, index::length(&self.inner, self.chunk))
+    #[napi(ts_return_type = "Promise<Array<string>>")]
+    pub fn ids<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<String>>> {
+        let chunk = self.chunk;
+        self.admin(
+            env,
+            false,
+            move |s| async move { index::ids(&s, chunk).await },
+        )
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn length<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, f64>> {
+        let chunk = self.chunk;
+        self.admin(env, false, move |s| async move {
+            index::length(&s, chunk).await.map(|n| n as f64)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn clear<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, f64>> {
+        let chunk = self.chunk;
+        self.admin(env, false, move |s| async move {
+            index::clear(&s, chunk).await.map(|n| n as f64)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<ListReply>")]
+    pub fn list_user<'env>(
+        &self,
+        env: &'env Env,
+        owner: String,
+    ) -> Result<PromiseRaw<'env, ListReply>> {
+        let chunk = self.chunk;
+        self.admin(env, false, move |s| async move {
+            index::list_user(&s, &owner, chunk).await.map(list_reply)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn destroy_user<'env>(
+        &self,
+        env: &'env Env,
+        owner: String,
+        except: Vec<String>,
+    ) -> Result<PromiseRaw<'env, f64>> {
+        let chunk = self.chunk;
+        self.admin(env, true, move |s| async move {
+            index::destroy_user(&s, &owner, &except, chunk)
                 .await
-                .map_err(to_napi)? as f64,
-        )
+                .map(|n| n as f64)
+        })
     }
 
-    #[napi]
-    pub async fn clear(&self) -> Result<f64> {
-        Ok(
-            index::bounded(&self.inner, index::clear(&self.inner, self.chunk))
+    /// Keeps the owner's `max` most recently used sessions; resolves to how
+    /// many others were destroyed.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn enforce_limit<'env>(
+        &self,
+        env: &'env Env,
+        owner: String,
+        max: u32,
+    ) -> Result<PromiseRaw<'env, f64>> {
+        let chunk = self.chunk;
+        self.admin(env, true, move |s| async move {
+            index::enforce_limit(&s, &owner, max as usize, chunk)
                 .await
-                .map_err(to_napi)? as f64,
-        )
+                .map(|n| n as f64)
+        })
     }
 
-    #[napi]
-    pub async fn list_user(&self, owner: String) -> Result<ListReply> {
-        let found = index::bounded(
-            &self.inner,
-            index::list_user(&self.inner, &owner, self.chunk),
-        )
-        .await
-        .map_err(to_napi)?;
-        Ok(list_reply(found))
-    }
-
-    #[napi]
-    pub async fn destroy_user(&self, owner: String, except: Vec<String>) -> Result<f64> {
-        Ok(index::bounded(
-            &self.inner,
-            index::destroy_user(&self.inner, &owner, &except, self.chunk),
-        )
-        .await
-        .map_err(to_napi)? as f64)
-    }
-
-    /// Keeps the owner's `max` most recently used sessions; returns how many
-    /// others were destroyed.
-    #[napi]
-    pub async fn enforce_limit(&self, owner: String, max: u32) -> Result<f64> {
-        Ok(index::bounded(
-            &self.inner,
-            index::enforce_limit(&self.inner, &owner, max as usize, self.chunk),
-        )
-        .await
-        .map_err(to_napi)? as f64)
-    }
-
-    #[napi]
-    pub async fn stats(&self, active_within_ms: f64) -> Result<StatsReply> {
-        let stats = index::bounded(
-            &self.inner,
-            index::stats(&self.inner, active_within_ms as i64, self.chunk),
-        )
-        .await
-        .map_err(to_napi)?;
-        Ok(StatsReply {
-            sessions: stats.sessions as f64,
-            users: stats.users as f64,
-            active: stats.active as f64,
+    #[napi(ts_return_type = "Promise<StatsReply>")]
+    pub fn stats<'env>(
+        &self,
+        env: &'env Env,
+        active_within_ms: f64,
+    ) -> Result<PromiseRaw<'env, StatsReply>> {
+        let chunk = self.chunk;
+        self.admin(env, false, move |s| async move {
+            let stats = index::stats(&s, active_within_ms as i64, chunk).await?;
+            Ok(StatsReply {
+                sessions: stats.sessions as f64,
+                users: stats.users as f64,
+                active: stats.active as f64,
+            })
         })
     }
 

@@ -3,20 +3,22 @@
 //! cost in proportion to the sessions involved, then check every listed
 //! session against its own keys and drop index entries that outlived it (an
 //! absolute timeout, a destroy, a race with a write): the indexes never need
-//! a cron or keyspace notifications to stay true. Each round trip is bounded.
+//! a cron or keyspace notifications to stay true. Callers run each call
+//! behind `Store::fence` and within `bounded`, so it sees exactly the
+//! operations issued before it and settles in time.
 
 use std::collections::HashSet;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Pipeline, Value};
-use tokio::sync::oneshot;
 
-use crate::commands::{read_string, reply_error, Op, Outcome};
+use crate::commands::{self, read_string, reply_error, Op, Outcome};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::{from_expiretime, now_ms};
+use crate::indexed::Indexed;
 use crate::keys;
 use crate::meta::{self, Meta};
-use crate::store::{Reply, Store};
+use crate::store::Store;
 
 /// A live session as the listing calls return it.
 pub struct Found {
@@ -70,12 +72,6 @@ pub async fn bounded<T>(
     tokio::time::timeout(timeout, call)
         .await
         .unwrap_or_else(|_| Err(StoreError::timed_out(timeout)))
-}
-
-/// A connection that sees every write submitted before the call.
-async fn connection(store: &Store) -> StoreResult<ConnectionManager> {
-    store.fence().await?;
-    store.connection()
 }
 
 /// The members of an index not yet past their expiry bound; the others are
@@ -240,7 +236,7 @@ async fn forget(
 
 /// Live sessions of the all-sessions index, dropping dead entries.
 async fn live(store: &Store, read: Read, chunk: usize) -> StoreResult<Vec<Found>> {
-    let mut conn = connection(store).await?;
+    let mut conn = store.connection()?;
     let index = store.context().keys.all_index();
     let sids = members(store, &mut conn, &index).await?;
     let probed = probe(store, &mut conn, sids, read, chunk).await?;
@@ -326,7 +322,7 @@ pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
 
 /// A user's live sessions, most recently used first.
 pub async fn list_user(store: &Store, owner: &str, chunk: usize) -> StoreResult<Vec<Found>> {
-    let mut conn = connection(store).await?;
+    let mut conn = store.connection()?;
     let index = store.context().keys.user_index(owner);
     let sids = members(store, &mut conn, &index).await?;
     let probed = probe(store, &mut conn, sids, Read::Full, chunk).await?;
@@ -344,40 +340,37 @@ pub async fn list_user(store: &Store, owner: &str, chunk: usize) -> StoreResult<
     Ok(found)
 }
 
-/// Destroys sessions through the writer, as `destroy` does (tombstones, so
-/// a request still running cannot bring them back), and drops them from the
-/// owner's index. Returns how many were destroyed.
+/// Destroys sessions as `destroy` does (with the logout marker, so a
+/// request still running cannot bring them back), directly on the
+/// connection: these calls run while the writer holds (`Store::exclusive`).
+/// Drops them from the owner's index too. Returns how many were destroyed.
 async fn destroy_all(
     store: &Store,
     owner: &str,
     sids: Vec<String>,
     chunk: usize,
 ) -> StoreResult<u64> {
-    if sids.is_empty() {
-        return Ok(0);
-    }
-    let (tx, rx) = oneshot::channel();
-    let ops: Vec<Op> = sids
-        .iter()
-        .map(|sid| Op::Destroy { sid: sid.clone() })
-        .collect();
-    store.submit(
-        ops,
-        Reply::new(sids.len(), move |outcomes| {
-            let _ = tx.send(outcomes);
-        }),
-    );
-    let outcomes = rx
-        .await
-        .map_err(|_| StoreError::new(ErrorKind::Internal, "the writer stopped"))?;
-    if let Some(Outcome::Failed(e)) = outcomes
-        .into_iter()
-        .find(|o| matches!(o, Outcome::Failed(_)))
-    {
-        return Err(e);
-    }
     let mut conn = store.connection()?;
-    let index = store.context().keys.user_index(owner);
+    let ctx = store.context();
+    for part in sids.chunks(chunk.max(1)) {
+        let ops: Vec<Op> = part
+            .iter()
+            .map(|sid| Op::Destroy { sid: sid.clone() })
+            .collect();
+        let now = now_ms();
+        let (pipe, counts) = commands::build(&ops, ctx, now, &mut Indexed::default());
+        let replies = round_trip(store, &mut conn, &pipe).await?;
+        let failed = commands::read_all(&ops, ctx, now, &counts, replies)
+            .into_iter()
+            .find_map(|o| match o {
+                Outcome::Failed(e) => Some(e),
+                _ => None,
+            });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+    }
+    let index = ctx.keys.user_index(owner);
     forget(store, &mut conn, &index, &sids, chunk).await?;
     Ok(sids.len() as u64)
 }

@@ -2,6 +2,7 @@
 //! batch; a single writer task sends queued batches to Redis in submission
 //! order as one pipeline, so a client's own operations are never reordered.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,8 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Pipeline, Value};
-use tokio::sync::mpsc;
+
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -71,6 +73,14 @@ struct Job {
     ops: Vec<Op>,
     deadline: Instant,
     reply: Reply,
+    /// After this job the writer waits for the receiver to close (or the
+    /// deadline): an exclusive call is running on the connection.
+    hold: Option<oneshot::Receiver<()>>,
+}
+
+/// Lets the writer go on when dropped.
+pub struct Hold {
+    _release: oneshot::Sender<()>,
 }
 
 /// The current connection, replaced when one stops answering.
@@ -133,17 +143,31 @@ impl Store {
         self.link.options.command_timeout
     }
 
-    /// Resolves once every batch submitted before it has been answered, so
-    /// a call made on `connection()` after it cannot overtake them.
-    pub async fn fence(&self) -> StoreResult<()> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(
-            Vec::new(),
-            Reply::new(0, move |_| {
-                let _ = tx.send(());
-            }),
-        );
-        rx.await.map_err(|_| closed())
+    /// Queues a marker behind every batch submitted so far (now, not when
+    /// polled); the future resolves once they have all been answered, so a
+    /// call made on `connection()` after it does not overtake them.
+    pub fn fence(&self) -> impl Future<Output = StoreResult<()>> + Send + 'static {
+        self.marker(None)
+    }
+
+    /// A fence after which the writer also waits until the returned `Hold`
+    /// is dropped (at most the command timeout): operations issued after an
+    /// exclusive call wait for it, so it sees none of them.
+    pub fn exclusive(&self) -> (impl Future<Output = StoreResult<()>> + Send + 'static, Hold) {
+        let (release, hold) = oneshot::channel();
+        (self.marker(Some(hold)), Hold { _release: release })
+    }
+
+    fn marker(
+        &self,
+        hold: Option<oneshot::Receiver<()>>,
+    ) -> impl Future<Output = StoreResult<()>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let reply = Reply::new(0, move |_| {
+            let _ = tx.send(());
+        });
+        self.enqueue(Vec::new(), reply, hold);
+        async move { rx.await.map_err(|_| closed()) }
     }
 
     /// A connection handle for multi-round-trip calls (the index reads).
@@ -158,10 +182,15 @@ impl Store {
     /// submitted; `reply` gets the outcomes within `command_timeout`, on a
     /// runtime thread, or at once on this thread if the store is closed or full.
     pub fn submit(&self, ops: Vec<Op>, reply: Reply) {
+        self.enqueue(ops, reply, None)
+    }
+
+    fn enqueue(&self, ops: Vec<Op>, reply: Reply, hold: Option<oneshot::Receiver<()>>) {
         let job = Job {
             deadline: Instant::now() + self.command_timeout(),
             ops,
             reply,
+            hold,
         };
         let n = job.ops.len();
         if self.queued.fetch_add(n, Ordering::AcqRel) + n > MAX_QUEUED_OPS {
@@ -215,13 +244,15 @@ async fn write_loop(
     queued: Arc<AtomicUsize>,
 ) {
     let mut seen = Indexed::default();
-    while let Some(first) = rx.recv().await {
+    while let Some(mut first) = rx.recv().await {
+        let mut hold = first.hold.take().map(|h| (h, first.deadline));
         let mut jobs = vec![first];
         let mut count = jobs[0].ops.len();
-        while count < MAX_PIPELINE_OPS {
+        while count < MAX_PIPELINE_OPS && hold.is_none() {
             match rx.try_recv() {
-                Ok(job) => {
+                Ok(mut job) => {
                     count += job.ops.len();
+                    hold = job.hold.take().map(|h| (h, job.deadline));
                     jobs.push(job);
                 }
                 Err(_) => break,
@@ -233,6 +264,9 @@ async fn write_loop(
             .catch_unwind()
             .await;
         queued.fetch_sub(count, Ordering::AcqRel);
+        if let Some((hold, deadline)) = hold {
+            let _ = tokio::time::timeout_at(deadline, hold).await;
+        }
     }
 }
 
