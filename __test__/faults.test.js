@@ -242,3 +242,38 @@ test.serial('memory stays flat while redis stops answering for a long time', asy
   t.true(codes.ERR_REDIS_TIMEOUT > 0)
   t.true(end - warm < 20, `RSS grew ${(end - warm).toFixed(1)} MB`)
 })
+
+test.serial('calls over many sessions settle within the bound as a whole, however many round trips', async (t) => {
+  const { proxy, store } = await rig(t)
+  for (let i = 0; i < 20; i++) await store.set(`s${i}`, sess({ userId: 'ada' }))
+  proxy.stall()
+  // Queued first: each call below waits behind it, then does its own reads.
+  const before = store.get('s0').catch((err) => err)
+  const calls = {
+    length: () => store.length(),
+    ids: () => store.ids(),
+    all: () => store.all(),
+    stats: () => store.stats(),
+    clear: () => store.clear(),
+    listUserSessions: () => store.listUserSessions('ada'),
+    destroyUserSessions: () => store.destroyUserSessions('ada'),
+  }
+  const started = Date.now()
+  const settled = await Promise.all(
+    Object.entries(calls).map(([name, call]) =>
+      call().then(
+        () => ({ name, code: 'resolved', ms: Date.now() - started }),
+        (err) => ({ name, code: err.code, ms: Date.now() - started }),
+      ),
+    ),
+  )
+  for (const { name, code, ms } of settled) {
+    t.is(code, 'ERR_REDIS_TIMEOUT', name)
+    // One bound for the whole call (a fence plus several round trips took
+    // twice the timeout when each round trip had its own).
+    t.true(ms < TIMEOUT + 350, `${name} settled after ${ms} ms`)
+  }
+  t.is((await before).code, 'ERR_REDIS_TIMEOUT')
+  proxy.heal()
+  await until(async () => (await store.length()) === 20, 3000, 'recovery')
+})
