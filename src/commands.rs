@@ -6,9 +6,9 @@ use redis::{Pipeline, Value};
 
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::{from_expiretime, Expiry, Lifetime};
-use crate::indexed::Indexed;
 use crate::keys::{self, Keys};
 use crate::meta::{self, Meta};
+use crate::recent::Recent;
 use crate::scripts;
 
 /// How long a destroyed session stays unwritable: longer than any request
@@ -90,17 +90,22 @@ impl Op {
         pipe: &mut Pipeline,
         ctx: &Context,
         now_ms: i64,
-        seen: &mut Indexed,
+        seen: &mut Recent,
     ) -> usize {
         let key = ctx.keys.session(self.sid());
         match self {
             Op::Get { .. } => {
                 pipe.cmd("GET").arg(&key);
-                pipe.cmd("HMGET")
-                    .arg(keys::meta(&key))
-                    .arg(&meta::FIELDS[..]);
                 pipe.cmd("PEXPIRETIME").arg(&key);
-                3
+                // With idle/absolute limits the key's expiry is not the
+                // cookie's: the meta has that.
+                if ctx.lifetime.has_limits() {
+                    pipe.cmd("HMGET")
+                        .arg(keys::meta(&key))
+                        .arg(&meta::FIELDS[..]);
+                    return 3;
+                }
+                2
             }
             Op::Set { expiry, owner, .. }
             | Op::Touch { expiry, owner, .. }
@@ -118,6 +123,7 @@ impl Op {
                 owner,
             } => {
                 script_write(pipe, ctx, now_ms, ("set", sid, value, *expiry, owner));
+                seen.meta_written(sid, owner.as_deref(), now_ms);
                 1 + index(
                     pipe,
                     ctx,
@@ -141,7 +147,12 @@ impl Op {
                 let plain = ctx.lifetime.absolute_ms.is_none()
                     && matches!(ctx.lifetime.bound(*expiry, now_ms), Expiry::At(_));
                 if plain {
-                    let n = plain_write(pipe, ctx, now_ms, (sid, value, *expiry, owner.as_deref()));
+                    let n = plain_write(
+                        pipe,
+                        ctx,
+                        (now_ms, seen),
+                        (sid, value, *expiry, owner.as_deref()),
+                    );
                     n + index(pipe, ctx, now_ms, seen, target, Via::Plain)
                 } else {
                     let mode = if value.is_some() { "rewrite" } else { "touch" };
@@ -176,10 +187,10 @@ impl Op {
                 },
                 Ok(value) => Outcome::Session {
                     // An error here (Redis < 7 has no PEXPIRETIME) only loses
-                    // what a touch from connect-redis did to cookie.expires.
+                    // what a touch did to cookie.expires.
                     expires_at: Meta::cookie_expiry(
-                        Meta::read(&replies[1]).as_ref(),
-                        match replies[2] {
+                        replies.get(2).and_then(Meta::read).as_ref(),
+                        match replies[1] {
                             Value::Int(at) => from_expiretime(at),
                             _ => None,
                         },
@@ -252,11 +263,13 @@ fn script_write(
 /// deadline needs no creation time and exists: plain commands at an eighth
 /// of a Lua call's cost. The key is never recreated (PEXPIREAT, SET XX); on
 /// a session already gone the meta written here is an orphan that expires
-/// with the deadline. Returns the reply count.
+/// with the deadline. For a session with no owner and no idle/absolute
+/// limits the meta only feeds `stats().active`, so it is rewritten at most
+/// every `META_EVERY_MS` (see `recent`). Returns the reply count.
 fn plain_write(
     pipe: &mut Pipeline,
     ctx: &Context,
-    now_ms: i64,
+    (now_ms, seen): (i64, &mut Recent),
     (sid, value, expiry, owner): (&str, Option<&str>, Expiry, Option<&str>),
 ) -> usize {
     let key = ctx.keys.session(sid);
@@ -272,6 +285,10 @@ fn plain_write(
             .arg(at),
         None => pipe.cmd("PEXPIREAT").arg(&key).arg(at),
     };
+    if owner.is_none() && !ctx.lifetime.has_limits() && seen.meta_fresh(sid, owner, now_ms) {
+        return 1;
+    }
+    seen.meta_written(sid, owner, now_ms);
     pipe.cmd("HSET")
         .arg(&meta)
         .arg("a")
@@ -307,7 +324,7 @@ fn index(
     pipe: &mut Pipeline,
     ctx: &Context,
     now_ms: i64,
-    seen: &mut Indexed,
+    seen: &mut Recent,
     (sid, expiry, owner): (&str, Expiry, Option<&str>),
     via: Via,
 ) -> usize {
@@ -388,7 +405,7 @@ pub fn read_string(key: &str, reply: Value) -> StoreResult<Option<String>> {
 
 /// Builds one pipeline for a run of operations, remembering each one's
 /// reply count so the replies can be split back.
-pub fn build(ops: &[Op], ctx: &Context, now_ms: i64, seen: &mut Indexed) -> (Pipeline, Vec<usize>) {
+pub fn build(ops: &[Op], ctx: &Context, now_ms: i64, seen: &mut Recent) -> (Pipeline, Vec<usize>) {
     let mut pipe = redis::pipe();
     let counts = ops
         .iter()
@@ -439,7 +456,7 @@ mod tests {
 
     fn packed(op: &Op, now: i64) -> String {
         let mut pipe = redis::pipe();
-        op.append_to(&mut pipe, &ctx(), now, &mut Indexed::default());
+        op.append_to(&mut pipe, &ctx(), now, &mut Recent::default());
         String::from_utf8_lossy(&pipe.get_packed_pipeline()).replace("\r\n", " ")
     }
 
@@ -456,7 +473,7 @@ mod tests {
             wire.contains("$1 3 $6 sess:a $13 {sess:a}:meta $13 {sess:a}:gone $3 set $2 {} $4 5000 $4 1000 $4 1000 $0  $3 ada"),
             "{wire}"
         );
-        // Indexed until the idle deadline (before the cookie's) plus slack.
+        // Recent until the idle deadline (before the cookie's) plus slack.
         assert!(
             wire.contains("$1 2 $11 {sess:}:all $16 {sess:}:user:ada $1 a $6 602000 $4 1000"),
             "{wire}"
@@ -498,17 +515,17 @@ mod tests {
             },
         ];
         let ctx = ctx();
-        let (_, counts) = build(&ops, &ctx, 0, &mut Indexed::default());
+        let (_, counts) = build(&ops, &ctx, 0, &mut Recent::default());
         assert_eq!(counts, vec![3, 3, 2]);
         let replies = vec![
             Value::BulkString(b"{\"x\":1}".to_vec()),
+            Value::Int(42),
             Value::Array(vec![
                 Value::BulkString(b"1".to_vec()),
                 Value::BulkString(b"2".to_vec()),
                 Value::BulkString(b"42".to_vec()),
                 Value::BulkString(b"u".to_vec()),
             ]),
-            Value::Int(42),
             Value::Int(1),
             Value::Okay,
             Value::Int(1),
@@ -532,7 +549,7 @@ mod tests {
     #[test]
     fn touches_use_plain_commands_and_index_once_per_slack() {
         let ctx = ctx();
-        let mut seen = Indexed::default();
+        let mut seen = Recent::default();
         let touch = |at| Op::Touch {
             sid: "t".into(),
             expiry: Expiry::At(at),
@@ -546,7 +563,7 @@ mod tests {
         assert!(wire.contains("PEXPIREAT $6 sess:t $3 500"), "{wire}");
         // Later touches within the slack skip the index.
         assert_eq!(touch(600).append_to(&mut pipe, &ctx, 100, &mut seen), 3);
-        let far = 1_000 + crate::indexed::SLACK_MS;
+        let far = 1_000 + crate::recent::SLACK_MS;
         assert_eq!(
             touch(far).append_to(&mut pipe, &ctx, far - 900, &mut seen),
             5
@@ -556,6 +573,33 @@ mod tests {
         assert_eq!(
             touch(far).append_to(&mut pipe, &ctx, far - 900, &mut seen),
             5
+        );
+    }
+
+    #[test]
+    fn without_limits_touches_rewrite_the_meta_only_now_and_then() {
+        let ctx = Context {
+            lifetime: Lifetime::default(),
+            ..ctx()
+        };
+        let mut seen = Recent::default();
+        let touch = Op::Touch {
+            sid: "t".into(),
+            expiry: Expiry::At(500_000),
+            owner: None,
+        };
+        let mut pipe = redis::pipe();
+        // PEXPIREAT, HSET, PEXPIREAT, then the index script and HSETNX.
+        assert_eq!(touch.append_to(&mut pipe, &ctx, 0, &mut seen), 5);
+        // The next touches move the key's expiry only...
+        assert_eq!(touch.append_to(&mut pipe, &ctx, 1, &mut seen), 1);
+        // ...until the meta is due again.
+        let due = crate::recent::META_EVERY_MS;
+        assert_eq!(touch.append_to(&mut pipe, &ctx, due, &mut seen), 3);
+        // Reads need no meta either: the key's expiry is the cookie's.
+        assert_eq!(
+            Op::Get { sid: "t".into() }.append_to(&mut pipe, &ctx, 0, &mut seen),
+            2
         );
     }
 

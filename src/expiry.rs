@@ -42,14 +42,19 @@ pub struct Lifetime {
 }
 
 impl Lifetime {
-    /// How long a session's meta outlives it: with idle or absolute limits,
-    /// long enough that a save arriving late finds the session ended rather
-    /// than new (as long as a logout's tombstone lasts).
+    pub fn has_limits(self) -> bool {
+        self.idle_ms.is_some() || self.absolute_ms.is_some()
+    }
+
+    /// How long a session's meta outlives it: long enough that a save
+    /// arriving late finds the session ended rather than new (with idle or
+    /// absolute limits, as long as a logout's tombstone lasts), and longer
+    /// than the session while touches skip rewriting it (see `recent`).
     pub fn meta_linger_ms(self) -> i64 {
-        if self.idle_ms.is_some() || self.absolute_ms.is_some() {
+        if self.has_limits() {
             crate::commands::TOMBSTONE_MS as i64
         } else {
-            0
+            crate::recent::SLACK_MS
         }
     }
 

@@ -15,9 +15,9 @@ use redis::{Pipeline, Value};
 use crate::commands::{self, read_string, reply_error, Op, Outcome};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::{from_expiretime, now_ms};
-use crate::indexed::Indexed;
 use crate::keys;
 use crate::meta::{self, Meta};
+use crate::recent::Recent;
 use crate::store::Store;
 
 /// A live session as the listing calls return it.
@@ -358,7 +358,7 @@ async fn destroy_all(
             .map(|sid| Op::Destroy { sid: sid.clone() })
             .collect();
         let now = now_ms();
-        let (pipe, counts) = commands::build(&ops, ctx, now, &mut Indexed::default());
+        let (pipe, counts) = commands::build(&ops, ctx, now, &mut Recent::default());
         let replies = round_trip(store, &mut conn, &pipe).await?;
         let failed = commands::read_all(&ops, ctx, now, &counts, replies)
             .into_iter()

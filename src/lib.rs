@@ -6,9 +6,9 @@ pub mod connection;
 pub mod error;
 pub mod expiry;
 pub mod index;
-pub mod indexed;
 pub mod keys;
 pub mod meta;
+pub mod recent;
 pub mod scripts;
 pub mod store;
 

@@ -41,7 +41,7 @@ local mode, now = ARGV[1], tonumber(ARGV[4])
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 if mode == 'set' then
   if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-  if not exists and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+  if not exists and redis.call('HEXISTS', KEYS[2], 'c') == 1 then return 0 end
 elseif not exists then return 0 end
 local created = exists and tonumber(redis.call('HGET', KEYS[2], 'c')) or now
 local at = tonumber(ARGV[3])

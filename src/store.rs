@@ -20,7 +20,7 @@ use crate::commands::{self, Context, Op, Outcome};
 use crate::connection::{self, ConnectionOptions};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::now_ms;
-use crate::indexed::Indexed;
+use crate::recent::Recent;
 use crate::scripts;
 
 /// Most operations merged into one pipeline; more wait for the next one.
@@ -243,7 +243,7 @@ async fn write_loop(
     ctx: Arc<Context>,
     queued: Arc<AtomicUsize>,
 ) {
-    let mut seen = Indexed::default();
+    let mut seen = Recent::default();
     while let Some(mut first) = rx.recv().await {
         let mut hold = first.hold.take().map(|h| (h, first.deadline));
         let mut jobs = vec![first];
@@ -323,7 +323,7 @@ async fn attempt(
     }
 }
 
-async fn send(link: &Link, ctx: &Context, seen: &mut Indexed, jobs: Vec<Job>) {
+async fn send(link: &Link, ctx: &Context, seen: &mut Recent, jobs: Vec<Job>) {
     let now = Instant::now();
     let (live, late): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.deadline > now);
     let expired = StoreError::timed_out(link.options.command_timeout);
