@@ -11,6 +11,8 @@ const MAX_SID_LENGTH = 4096
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/
 
 const MAX_OWNER_LENGTH = 1024
+// Sids this process recently read; see set().
+const MAX_KNOWN = 10_000
 
 function checkOwner(userId) {
   if ((typeof userId !== 'string' || userId.length === 0) && !(typeof userId === 'number' && Number.isFinite(userId))) {
@@ -85,6 +87,7 @@ class RedisSessionStore extends Store {
       throw new TypeError(`RedisSessionStore: ${fromNative(err).message}`)
     }
     this._native = this._batcher.native
+    this._known = new Set()
   }
 
   get(sid, cb) {
@@ -93,6 +96,8 @@ class RedisSessionStore extends Store {
       this._batcher.push(GET, sid, null, null, NaN, (err, raw, expiresAt) => {
         if (err) return done(err)
         if (raw == null) return done(null, null)
+        if (this._known.size >= MAX_KNOWN) this._known.clear()
+        this._known.add(sid)
         let sess
         try {
           sess = this._parse(sid, raw, expiresAt)
@@ -109,7 +114,12 @@ class RedisSessionStore extends Store {
       checkSid(sid)
       const value = this._serialize(sess)
       const owner = this._owner(sess)
-      this._batcher.push(SET, sid, value, owner, this._expiresAt(sess), (err, _, ownerSessions) => {
+      // Saving a session just read (most saves) needs no logout check: SET
+      // XX writes only a key that still exists, and destroy deletes it. A
+      // session that vanished meanwhile stays gone, as the check would
+      // decide. Logins (new ids) and counted logins go through the check.
+      const kind = this._known.has(sid) && this.maxSessionsPerUser === undefined ? REWRITE : SET
+      this._batcher.push(kind, sid, value, owner, this._expiresAt(sess), (err, _, ownerSessions) => {
         if (err) return done(err)
         // A login past the limit: the least recently used sessions go.
         if (!(ownerSessions > this.maxSessionsPerUser)) return done(null)
@@ -145,6 +155,7 @@ class RedisSessionStore extends Store {
     return quiet(
       callOrPromise(cb, (done) => {
         checkSid(sid)
+        this._known.delete(sid)
         this._batcher.push(DESTROY, sid, null, null, NaN, (err) => done(err || null))
       }),
     )
