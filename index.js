@@ -182,7 +182,7 @@ class RedisSessionStore extends Store {
   all(cb) {
     return this._admin(cb, () => this._native.all(), (r) =>
       r.ids.map((id, i) => {
-        const sess = this._parse(id, r.values[i], r.cookieExpires[i])
+        const sess = this._parse(id, r.values[i], NaN)
         sess.id = id
         return sess
       }),

@@ -78,6 +78,13 @@ pub struct ListReply {
     pub expires_at: Vec<f64>,
 }
 
+/// Every session, as stored.
+#[napi(object)]
+pub struct AllReply {
+    pub ids: Vec<String>,
+    pub values: Vec<String>,
+}
+
 #[napi(object)]
 pub struct StatsReply {
     pub sessions: f64,
@@ -348,11 +355,15 @@ impl NativeStore {
         })
     }
 
-    #[napi(ts_return_type = "Promise<ListReply>")]
-    pub fn all<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ListReply>> {
+    #[napi(ts_return_type = "Promise<AllReply>")]
+    pub fn all<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, AllReply>> {
         let chunk = self.chunk;
         self.admin(env, false, move |s| async move {
-            index::all(&s, chunk).await.map(list_reply)
+            let found = index::all(&s, chunk).await?;
+            Ok(AllReply {
+                ids: found.iter().map(|f| f.sid.clone()).collect(),
+                values: found.into_iter().map(|f| f.value).collect(),
+            })
         })
     }
 

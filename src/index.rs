@@ -104,7 +104,12 @@ async fn members(
     }
 }
 
-/// Reads the listed sessions, `chunk` per round trip.
+/// Chunks sent per round trip: enough to hide the latency, few enough to
+/// keep one reply small.
+const CHUNKS_PER_TRIP: usize = 16;
+
+/// Reads the listed sessions: `chunk` per MGET, or per run of commands,
+/// `CHUNKS_PER_TRIP` chunks per round trip.
 async fn probe(
     store: &Store,
     conn: &mut ConnectionManager,
@@ -115,14 +120,16 @@ async fn probe(
     let mut out = Vec::with_capacity(sids.len());
     let mut sids = sids.into_iter().peekable();
     while sids.peek().is_some() {
-        let batch: Vec<String> = sids.by_ref().take(chunk.max(1)).collect();
+        let batch: Vec<String> = sids.by_ref().take(chunk.max(1) * CHUNKS_PER_TRIP).collect();
         let mut pipe = redis::pipe();
         if read == Read::Values {
-            let keys: Vec<String> = batch
-                .iter()
-                .map(|s| store.context().keys.session(s))
-                .collect();
-            pipe.cmd("MGET").arg(keys);
+            for part in batch.chunks(chunk.max(1)) {
+                let keys: Vec<String> = part
+                    .iter()
+                    .map(|s| store.context().keys.session(s))
+                    .collect();
+                pipe.cmd("MGET").arg(keys);
+            }
         }
         for sid in &batch {
             let key = store.context().keys.session(sid);
@@ -147,16 +154,20 @@ async fn probe(
         }
         let mut replies = round_trip(store, conn, &pipe).await?;
         if read == Read::Values {
-            replies = match replies.pop() {
-                Some(Value::Array(values)) => values,
-                Some(Value::ServerError(e)) => return Err(reply_error("MGET", &e)),
-                other => {
-                    return Err(StoreError::new(
-                        ErrorKind::Reply,
-                        format!("unexpected MGET reply: {other:?}"),
-                    ))
+            let mut values = Vec::with_capacity(batch.len());
+            for reply in replies {
+                match reply {
+                    Value::Array(part) => values.extend(part),
+                    Value::ServerError(e) => return Err(reply_error("MGET", &e)),
+                    other => {
+                        return Err(StoreError::new(
+                            ErrorKind::Reply,
+                            format!("unexpected MGET reply: {other:?}"),
+                        ))
+                    }
                 }
-            };
+            }
+            replies = values;
         }
         let per = match read {
             Read::Exists | Read::Values => 1,
