@@ -7,9 +7,9 @@ use redis::Value;
 
 use redis_session_store::commands::{build, read_all, Context, Op, Outcome};
 use redis_session_store::expiry::{Expiry, Lifetime};
-use redis_session_store::indexed::Indexed;
 use redis_session_store::keys::Keys;
 use redis_session_store::meta::Meta;
+use redis_session_store::recent::Recent;
 
 fn value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -77,7 +77,7 @@ proptest! {
         absolute in proptest::option::of(any::<i64>()),
     ) {
         let ctx = context(idle, absolute);
-        let (_, counts) = build(&ops, &ctx, now, &mut Indexed::default());
+        let (_, counts) = build(&ops, &ctx, now, &mut Recent::default());
         let out = read_all(&ops, &ctx, now, &counts, replies);
         prop_assert_eq!(out.len(), ops.len());
         for outcome in out {
