@@ -3,39 +3,9 @@
 // The store contract as express-session uses it, against a real redis-server.
 const test = require('ava')
 const { randomUUID } = require('node:crypto')
-const { RedisSessionStore } = require('..')
-const { redisForTests } = require('./helpers/redis')
-const { RawRedis } = require('./helpers/raw')
+const { storeSuite, session, sleep } = require('./helpers/suite')
 
-let redis
-let raw
-const stores = []
-
-test.before(async () => {
-  redis = await redisForTests()
-  raw = await RawRedis.connect(redis.url)
-})
-
-test.after.always(async () => {
-  await Promise.all(stores.map((s) => s.close()))
-  if (raw) raw.close()
-  if (redis) await redis.dispose()
-})
-
-function makeStore(options = {}) {
-  const store = new RedisSessionStore({ url: redis.url, prefix: `t:${randomUUID()}:`, ...options })
-  stores.push(store)
-  return store
-}
-
-function session(maxAgeMs = 60_000, extra = {}) {
-  return {
-    cookie: { originalMaxAge: maxAgeMs, expires: new Date(Date.now() + maxAgeMs).toISOString(), httpOnly: true, path: '/' },
-    ...extra,
-  }
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const { redis, raw, makeStore } = storeSuite(test, 't')
 
 test('set then get returns the same session; missing gives null', async (t) => {
   const store = makeStore()

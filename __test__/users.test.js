@@ -6,43 +6,14 @@
 const test = require('ava')
 const { randomUUID } = require('node:crypto')
 const { RedisSessionStore, RedisSessionStoreError } = require('..')
-const { redisForTests } = require('./helpers/redis')
-const { RawRedis } = require('./helpers/raw')
+const { storeSuite, session, sleep } = require('./helpers/suite')
 
-let redis
-let raw
-const stores = []
-
-test.before(async () => {
-  redis = await redisForTests()
-  raw = await RawRedis.connect(redis.url)
-})
-
-test.after.always(async () => {
-  await Promise.all(stores.map((s) => s.close()))
-  if (raw) raw.close()
-  if (redis) await redis.dispose()
-})
-
-function makeStore(options = {}) {
-  const store = new RedisSessionStore({ url: redis.url, prefix: `u:${randomUUID()}:`, ...options })
-  stores.push(store)
-  return store
-}
+const { redis, raw, makeStore } = storeSuite(test, 'u')
 
 // A second store instance (its own connection) on the same prefix, as another app server would be.
 function sibling(store, options = {}) {
   return makeStore({ prefix: store.prefix, ...options })
 }
-
-function session(maxAgeMs = 60_000, extra = {}) {
-  return {
-    cookie: { originalMaxAge: maxAgeMs, expires: new Date(Date.now() + maxAgeMs).toISOString(), httpOnly: true, path: '/' },
-    ...extra,
-  }
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const user = () => `user-${randomUUID()}`
 const listedIds = async (store, userId) => (await store.listUserSessions(userId)).map((s) => s.id)
 const exists = (store, sid) => raw.call('EXISTS', `${store.prefix}${sid}`)
