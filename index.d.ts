@@ -18,7 +18,7 @@ export interface RedisSessionStoreOptions {
   disableTouch?: boolean
   /** How sessions become strings in Redis. Default JSON. */
   serializer?: Serializer
-  /** SCAN COUNT hint for all/ids/length/clear. Default 100. */
+  /** Sessions per command group for all/ids/length/clear/stats and the per-user calls (16 groups per round trip); nothing SCANs. Default 100. */
   scanCount?: number
   /** Upper bound in ms for any one call, from the moment it is made. Default 2000. */
   commandTimeout?: number

@@ -7,7 +7,7 @@ const DEFAULTS = {
   disableTTL: false,
   disableTouch: false,
   serializer: JSON,
-  scanCount: 1000,
+  scanCount: 100,
   commandTimeout: 2000,
   connectTimeout: 1000,
   maxSessionBytes: 1024 * 1024,

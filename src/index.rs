@@ -108,6 +108,11 @@ async fn members(
 /// keep one reply small.
 const CHUNKS_PER_TRIP: usize = 16;
 
+/// Sessions handled per round trip.
+fn per_trip(chunk: usize) -> usize {
+    chunk.max(1) * CHUNKS_PER_TRIP
+}
+
 /// Reads the listed sessions: `chunk` per MGET, or per run of commands,
 /// `CHUNKS_PER_TRIP` chunks per round trip.
 async fn probe(
@@ -120,7 +125,7 @@ async fn probe(
     let mut out = Vec::with_capacity(sids.len());
     let mut sids = sids.into_iter().peekable();
     while sids.peek().is_some() {
-        let batch: Vec<String> = sids.by_ref().take(chunk.max(1) * CHUNKS_PER_TRIP).collect();
+        let batch: Vec<String> = sids.by_ref().take(per_trip(chunk)).collect();
         let mut pipe = redis::pipe();
         if read == Read::Values {
             for part in batch.chunks(chunk.max(1)) {
@@ -237,7 +242,7 @@ async fn forget(
     sids: &[String],
     chunk: usize,
 ) -> StoreResult<()> {
-    for part in sids.chunks(chunk.max(1)) {
+    for part in sids.chunks(per_trip(chunk)) {
         let mut pipe = redis::pipe();
         pipe.cmd("ZREM").arg(index).arg(part);
         round_trip(store, conn, &pipe).await?;
@@ -308,7 +313,7 @@ pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
     let mut conn = store.connection()?;
     let keys = &store.context().keys;
     let mut owners = HashSet::new();
-    for part in found.chunks(chunk.max(1)) {
+    for part in found.chunks(per_trip(chunk)) {
         let mut pipe = redis::pipe();
         for f in part {
             let key = keys.session(&f.sid);
@@ -321,7 +326,7 @@ pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
     }
     let mut indexes: Vec<String> = owners.iter().map(|o| keys.user_index(o)).collect();
     indexes.push(keys.all_index());
-    for part in indexes.chunks(chunk.max(1)) {
+    for part in indexes.chunks(per_trip(chunk)) {
         let mut pipe = redis::pipe();
         for index in part {
             pipe.cmd("DEL").arg(index);
@@ -363,7 +368,7 @@ async fn destroy_all(
 ) -> StoreResult<u64> {
     let mut conn = store.connection()?;
     let ctx = store.context();
-    for part in sids.chunks(chunk.max(1)) {
+    for part in sids.chunks(per_trip(chunk)) {
         let ops: Vec<Op> = part
             .iter()
             .map(|sid| Op::Destroy { sid: sid.clone() })
