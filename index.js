@@ -179,14 +179,44 @@ class RedisSessionStore extends Store {
     })
   }
 
+  // Rust hands the sessions over a page per round trip while it fetches the
+  // next, so parsing here overlaps Redis's work. Pages and the final count
+  // may arrive in either order.
   all(cb) {
-    return this._admin(cb, () => this._native.all(), (r) =>
-      r.ids.map((id, i) => {
-        const sess = this._parse(id, r.values[i], NaN)
-        sess.id = id
-        return sess
-      }),
-    )
+    return callOrPromise(cb, (done) => {
+      this._batcher.flush()
+      const sessions = []
+      let failure = null
+      let received = 0
+      let expected = -1
+      let settled = false
+      const finish = (err) => {
+        if (settled) return
+        settled = true
+        done(err, err ? undefined : sessions)
+      }
+      const onPage = ({ ids, values }) => {
+        received++
+        if (settled) return
+        if (failure === null) try {
+          for (let i = 0; i < ids.length; i++) {
+            const sess = this._parse(ids[i], values[i], NaN)
+            sess.id = ids[i]
+            sessions.push(sess)
+          }
+        } catch (e) {
+          failure = failure || e
+        }
+        if (received === expected) finish(failure)
+      }
+      this._native.all(onPage).then(
+        (pages) => {
+          expected = pages
+          if (received === expected) finish(failure)
+        },
+        (err) => finish(fromNative(err)),
+      )
+    })
   }
 
   ids(cb) {

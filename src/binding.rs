@@ -78,12 +78,15 @@ pub struct ListReply {
     pub expires_at: Vec<f64>,
 }
 
-/// Every session, as stored.
+/// One page of `all()`: sessions as stored.
 #[napi(object)]
-pub struct AllReply {
+pub struct AllPage {
     pub ids: Vec<String>,
     pub values: Vec<String>,
 }
+
+/// Receives the pages of one `all()` call on the JS thread.
+type OnPage = ThreadsafeFunction<AllPage, Unknown<'static>, AllPage, Status, false>;
 
 #[napi(object)]
 pub struct StatsReply {
@@ -355,15 +358,25 @@ impl NativeStore {
         })
     }
 
-    #[napi(ts_return_type = "Promise<AllReply>")]
-    pub fn all<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, AllReply>> {
+    /// Hands every session to `onPage`, a page per round trip, while the
+    /// next is fetched; resolves to the number of pages once all are sent.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn all<'env>(
+        &self,
+        env: &'env Env,
+        #[napi(ts_arg_type = "(page: AllPage) => void")] on_page: OnPage,
+    ) -> Result<PromiseRaw<'env, u32>> {
         let chunk = self.chunk;
         self.admin(env, false, move |s| async move {
-            let found = index::all(&s, chunk).await?;
-            Ok(AllReply {
-                ids: found.iter().map(|f| f.sid.clone()).collect(),
-                values: found.into_iter().map(|f| f.value).collect(),
+            let pages = index::all(&s, chunk, |found| {
+                let page = AllPage {
+                    ids: found.iter().map(|f| f.sid.clone()).collect(),
+                    values: found.into_iter().map(|f| f.value).collect(),
+                };
+                on_page.call(page, ThreadsafeFunctionCallMode::NonBlocking);
             })
+            .await?;
+            Ok(pages as u32)
         })
     }
 

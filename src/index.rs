@@ -114,15 +114,15 @@ fn per_trip(chunk: usize) -> usize {
 }
 
 /// Reads the listed sessions: `chunk` per MGET, or per run of commands,
-/// `CHUNKS_PER_TRIP` chunks per round trip.
+/// `CHUNKS_PER_TRIP` chunks per round trip, handing each round trip's
+/// results (`None`: the session is gone) to `on_trip` as they come.
 async fn probe(
     store: &Store,
     conn: &mut ConnectionManager,
     sids: Vec<String>,
-    read: Read,
-    chunk: usize,
-) -> StoreResult<Vec<(String, Option<Found>)>> {
-    let mut out = Vec::with_capacity(sids.len());
+    (read, chunk): (Read, usize),
+    mut on_trip: impl FnMut(Vec<(String, Option<Found>)>),
+) -> StoreResult<()> {
     let mut sids = sids.into_iter().peekable();
     while sids.peek().is_some() {
         let batch: Vec<String> = sids.by_ref().take(per_trip(chunk)).collect();
@@ -186,6 +186,7 @@ async fn probe(
             ));
         }
         let mut replies = replies.into_iter();
+        let mut out = Vec::with_capacity(batch.len());
         for sid in batch {
             let mine: Vec<Value> = replies.by_ref().take(per).collect();
             let found = match read {
@@ -231,8 +232,20 @@ async fn probe(
             };
             out.push((sid, found));
         }
+        on_trip(out);
     }
-    Ok(out)
+    Ok(())
+}
+
+async fn probe_all(
+    store: &Store,
+    conn: &mut ConnectionManager,
+    sids: Vec<String>,
+    how: (Read, usize),
+) -> StoreResult<Vec<(String, Option<Found>)>> {
+    let mut all = Vec::with_capacity(sids.len());
+    probe(store, conn, sids, how, |trip| all.extend(trip)).await?;
+    Ok(all)
 }
 
 async fn forget(
@@ -250,44 +263,62 @@ async fn forget(
     Ok(())
 }
 
-/// Live sessions of the all-sessions index, dropping dead entries.
-async fn live(store: &Store, read: Read, chunk: usize) -> StoreResult<Vec<Found>> {
+/// The live sessions of the all-sessions index, handed to `page` a round
+/// trip at a time; dead entries are dropped from the index at the end.
+/// Returns how many pages were handed over.
+async fn live(
+    store: &Store,
+    how: (Read, usize),
+    mut page: impl FnMut(Vec<Found>),
+) -> StoreResult<usize> {
     let mut conn = store.connection()?;
     let index = store.context().keys.all_index();
     let sids = members(store, &mut conn, &index).await?;
-    let probed = probe(store, &mut conn, sids, read, chunk).await?;
     let mut dead = Vec::new();
-    let mut found = Vec::with_capacity(probed.len());
-    for (sid, p) in probed {
-        match p {
-            Some(f) => found.push(f),
-            None => dead.push(sid),
+    let mut pages = 0;
+    probe(store, &mut conn, sids, how, |trip| {
+        let mut found = Vec::with_capacity(trip.len());
+        for (sid, p) in trip {
+            match p {
+                Some(f) => found.push(f),
+                None => dead.push(sid),
+            }
         }
-    }
-    forget(store, &mut conn, &index, &dead, chunk).await?;
-    Ok(found)
+        pages += 1;
+        page(found);
+    })
+    .await?;
+    forget(store, &mut conn, &index, &dead, how.1).await?;
+    Ok(pages)
+}
+
+async fn live_all(store: &Store, how: (Read, usize)) -> StoreResult<Vec<Found>> {
+    let mut all = Vec::new();
+    live(store, how, |found| all.extend(found)).await?;
+    Ok(all)
 }
 
 pub async fn ids(store: &Store, chunk: usize) -> StoreResult<Vec<String>> {
-    Ok(live(store, Read::Exists, chunk)
-        .await?
-        .into_iter()
-        .map(|f| f.sid)
-        .collect())
+    let found = live_all(store, (Read::Exists, chunk)).await?;
+    Ok(found.into_iter().map(|f| f.sid).collect())
 }
 
 pub async fn length(store: &Store, chunk: usize) -> StoreResult<usize> {
-    Ok(live(store, Read::Exists, chunk).await?.len())
+    let mut n = 0;
+    live(store, (Read::Exists, chunk), |found| n += found.len()).await?;
+    Ok(n)
 }
 
 /// Every live session, as stored (one MGET per chunk: `cookie.expires` is
-/// the value's own, as connect-redis's `all()` returns it).
-pub async fn all(store: &Store, chunk: usize) -> StoreResult<Vec<Found>> {
-    live(store, Read::Values, chunk).await
+/// the value's own, as connect-redis's `all()` returns it), handed to
+/// `page` a round trip at a time so JS parses one page while Redis serves
+/// the next. Returns how many pages were handed over.
+pub async fn all(store: &Store, chunk: usize, page: impl FnMut(Vec<Found>)) -> StoreResult<usize> {
+    live(store, (Read::Values, chunk), page).await
 }
 
 pub async fn stats(store: &Store, active_within_ms: i64, chunk: usize) -> StoreResult<Stats> {
-    let found = live(store, Read::Meta, chunk).await?;
+    let found = live_all(store, (Read::Meta, chunk)).await?;
     let since = now_ms() - active_within_ms;
     let mut owners = HashSet::new();
     let mut active = 0;
@@ -309,7 +340,7 @@ pub async fn stats(store: &Store, active_within_ms: i64, chunk: usize) -> StoreR
 /// Deletes every indexed session and the indexes; returns how many
 /// sessions were removed.
 pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
-    let found = live(store, Read::Meta, chunk).await?;
+    let found = live_all(store, (Read::Meta, chunk)).await?;
     let mut conn = store.connection()?;
     let keys = &store.context().keys;
     let mut owners = HashSet::new();
@@ -341,7 +372,7 @@ pub async fn list_user(store: &Store, owner: &str, chunk: usize) -> StoreResult<
     let mut conn = store.connection()?;
     let index = store.context().keys.user_index(owner);
     let sids = members(store, &mut conn, &index).await?;
-    let probed = probe(store, &mut conn, sids, Read::Full, chunk).await?;
+    let probed = probe_all(store, &mut conn, sids, (Read::Full, chunk)).await?;
     let mut stale = Vec::new();
     let mut found = Vec::new();
     for (sid, p) in probed {
