@@ -109,6 +109,8 @@ export class RedisSessionStore extends Store {
   length(): Promise<number>
   clear(callback: (err?: any) => void): void
   clear(): Promise<void>
+  /** Records sessions this store did not write (connect-redis's, an older version's) in its indexes; SCANs once. */
+  reindex(): Promise<{ indexed: number; skipped: number }>
   /** A user's live sessions, most recently used first. */
   listUserSessions(userId: string | number): Promise<UserSession[]>
   /** Destroys a user's sessions but those in `except`; resolves to how many were destroyed. */

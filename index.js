@@ -2,7 +2,7 @@
 
 const { Store } = require('express-session')
 const { NativeStore } = require('./native.js')
-const { Batcher, GET, SET, TOUCH, REWRITE, DESTROY } = require('./lib/batcher')
+const { Batcher, GET, SET, TOUCH, REWRITE, DESTROY, ADOPT } = require('./lib/batcher')
 const { parseOptions } = require('./lib/options')
 const { RedisSessionStoreError, fromNative, invalidArg } = require('./lib/errors')
 
@@ -229,6 +229,46 @@ class RedisSessionStore extends Store {
 
   clear(cb) {
     return this._admin(cb, () => this._native.clear(), () => undefined)
+  }
+
+  /**
+   * Records in the indexes the sessions this store did not write (moving
+   * from connect-redis or an older version): the one call that SCANs, once.
+   * Resolves to `{ indexed, skipped }`; values that are not sessions are
+   * left alone.
+   */
+  reindex(cb) {
+    return callOrPromise(cb, (done) => {
+      let indexed = 0
+      let skipped = 0
+      const step = (cursor) => {
+        this._native.scan(cursor).then((page) => {
+          const adopted = []
+          for (let i = 0; i < page.ids.length; i++) {
+            let owner
+            try {
+              const sess = this.serializer.parse(page.values[i])
+              if (sess === null || typeof sess !== 'object' || !sess.cookie) throw new Error('not a session')
+              owner = this._owner(sess)
+            } catch {
+              skipped++
+              continue
+            }
+            adopted.push(
+              new Promise((resolve) => this._batcher.push(ADOPT, page.ids[i], null, owner, page.expiresAt[i], resolve)),
+            )
+          }
+          Promise.all(adopted).then((errors) => {
+            const failed = errors.find(Boolean)
+            if (failed) return done(failed)
+            indexed += adopted.length
+            if (page.cursor === '0') done(null, { indexed, skipped })
+            else step(page.cursor)
+          })
+        }, (err) => done(fromNative(err)))
+      }
+      step('0')
+    })
   }
 
   /** A user's live sessions, most recently used first. */

@@ -209,3 +209,28 @@ test('disableTTL on both: no expiry, and the other side reads it unchanged', asy
   t.deepEqual(await ours.get('n1'), json(sess))
   t.deepEqual(await theirs.get('n2'), json(sess))
 })
+
+test('reindex() records the sessions connect-redis wrote, once, leaving them as they are', async (t) => {
+  const { prefix, theirs, ours } = pair()
+  await theirs.set('r1', session({ userId: 'ada' }))
+  await theirs.set('r2', sessionNoExpiry({ user: { id: 7 } }))
+  await client.set(`${prefix}junk`, 'not json')
+  await client.hSet(`${prefix}hash`, 'x', '1')
+  const before = await client.get(`${prefix}r1`)
+  const expiry = await client.pExpireTime(`${prefix}r1`)
+  const expiry2 = await client.pExpireTime(`${prefix}r2`)
+  t.is(await ours.length(), 0)
+
+  t.deepEqual(await ours.reindex(), { indexed: 2, skipped: 1 })
+  t.deepEqual((await ours.ids()).sort(), ['r1', 'r2'])
+  t.deepEqual((await ours.listUserSessions('ada')).map((s) => s.id), ['r1'])
+  t.deepEqual((await ours.listUserSessions(7)).map((s) => s.id), ['r2'])
+  // The sessions themselves are untouched.
+  t.is(await client.get(`${prefix}r1`), before)
+  t.is(await client.pExpireTime(`${prefix}r1`), expiry)
+  t.is(await client.pExpireTime(`${prefix}r2`), expiry2)
+  // Running it again changes nothing; a destroyed session is not brought back.
+  await ours.destroy('r2')
+  t.deepEqual(await ours.reindex(), { indexed: 1, skipped: 1 })
+  t.deepEqual(await ours.ids(), ['r1'])
+})

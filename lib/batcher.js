@@ -8,6 +8,7 @@ const SET = 1
 const TOUCH = 2
 const REWRITE = 3
 const DESTROY = 4
+const ADOPT = 5
 
 // A user's callback that throws must not stop the others in its batch, nor
 // be called twice: rethrow it on its own tick, as Node does for callbacks.
@@ -46,7 +47,7 @@ class Batcher {
   }
 
   // `value` is the session text for SET and REWRITE, null otherwise;
-  // `owner` is a string ('' for none) for writes, null otherwise.
+  // `owner` is a string ('' for none) for writes and ADOPT, null otherwise.
   push(kind, sid, value, owner, expiresAt, cb) {
     this.kinds.push(kind)
     this.sids.push(sid)
@@ -105,4 +106,4 @@ class Batcher {
   }
 }
 
-module.exports = { Batcher, GET, SET, TOUCH, REWRITE, DESTROY }
+module.exports = { Batcher, GET, SET, TOUCH, REWRITE, DESTROY, ADOPT }

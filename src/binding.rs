@@ -85,6 +85,17 @@ pub struct AllPage {
     pub values: Vec<String>,
 }
 
+/// One SCAN step of `reindex()`.
+#[napi(object)]
+pub struct ScanReply {
+    /// Where the next step starts; "0" when done.
+    pub cursor: String,
+    pub ids: Vec<String>,
+    pub values: Vec<String>,
+    /// Each key's expiry (epoch ms), or NaN for none.
+    pub expires_at: Vec<f64>,
+}
+
 /// Receives the pages of one `all()` call on the JS thread.
 type OnPage = ThreadsafeFunction<AllPage, Unknown<'static>, AllPage, Status, false>;
 
@@ -129,6 +140,7 @@ const SET: u8 = 1;
 const TOUCH: u8 = 2;
 const REWRITE: u8 = 3;
 const DESTROY: u8 = 4;
+const ADOPT: u8 = 5;
 
 #[napi]
 pub struct NativeStore {
@@ -204,6 +216,11 @@ fn decode(
                     owner: owner()?,
                 },
                 DESTROY => Op::Destroy { sid },
+                ADOPT => Op::Adopt {
+                    sid,
+                    expiry,
+                    owner: owner()?,
+                },
                 other => {
                     return Err(StoreError::new(
                         ErrorKind::InvalidArgument,
@@ -377,6 +394,31 @@ impl NativeStore {
             })
             .await?;
             Ok(pages as u32)
+        })
+    }
+
+    /// One SCAN step over the prefix, for `reindex()`.
+    #[napi(ts_return_type = "Promise<ScanReply>")]
+    pub fn scan<'env>(
+        &self,
+        env: &'env Env,
+        cursor: String,
+    ) -> Result<PromiseRaw<'env, ScanReply>> {
+        let chunk = self.chunk;
+        self.admin(env, false, move |s| async move {
+            let page = index::scan_page(&s, &cursor, chunk).await?;
+            let mut reply = ScanReply {
+                cursor: page.cursor,
+                ids: Vec::with_capacity(page.sessions.len()),
+                values: Vec::with_capacity(page.sessions.len()),
+                expires_at: Vec::with_capacity(page.sessions.len()),
+            };
+            for f in page.sessions {
+                reply.ids.push(f.sid);
+                reply.values.push(f.value);
+                reply.expires_at.push(ms(f.expires_at));
+            }
+            Ok(reply)
         })
     }
 

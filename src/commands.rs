@@ -54,6 +54,14 @@ pub enum Op {
     Destroy {
         sid: String,
     },
+    /// Record a session this store did not write (connect-redis's, or an
+    /// older version's) in the meta and indexes, leaving it as it is.
+    Adopt {
+        sid: String,
+        /// The key's current expiry.
+        expiry: Expiry,
+        owner: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -79,7 +87,8 @@ impl Op {
             | Op::Set { sid, .. }
             | Op::Touch { sid, .. }
             | Op::Rewrite { sid, .. }
-            | Op::Destroy { sid } => sid,
+            | Op::Destroy { sid }
+            | Op::Adopt { sid, .. } => sid,
         }
     }
 
@@ -110,6 +119,7 @@ impl Op {
             Op::Set { expiry, owner, .. }
             | Op::Touch { expiry, owner, .. }
             | Op::Rewrite { expiry, owner, .. }
+            | Op::Adopt { expiry, owner, .. }
                 if expiry.is_past(now_ms) =>
             {
                 seen.forget(self.sid());
@@ -172,6 +182,29 @@ impl Op {
                 // The owner's index is pruned when next read.
                 2 + unindex(pipe, ctx, sid, None)
             }
+            Op::Adopt { sid, expiry, owner } => {
+                // First seen now: created and last accessed, as far as
+                // this store can tell.
+                let meta = keys::meta(&key);
+                pipe.cmd("HSETNX").arg(&meta).arg("c").arg(now_ms);
+                pipe.cmd("HSET")
+                    .arg(&meta)
+                    .arg("a")
+                    .arg(now_ms)
+                    .arg("e")
+                    .arg(optional(deadline(*expiry)))
+                    .arg("u")
+                    .arg(owner.as_deref().unwrap_or(""));
+                match deadline(*expiry) {
+                    Some(at) => pipe
+                        .cmd("PEXPIREAT")
+                        .arg(&meta)
+                        .arg(at.saturating_add(ctx.lifetime.meta_linger_ms())),
+                    None => pipe.cmd("PERSIST").arg(&meta),
+                };
+                let target = (sid.as_str(), *expiry, owner.as_deref());
+                3 + index(pipe, ctx, now_ms, seen, target, Via::Adopt)
+            }
         }
     }
 
@@ -219,7 +252,7 @@ impl Op {
                 },
             },
             Op::Touch { .. } | Op::Rewrite { .. } => Outcome::Written { owner_sessions: 0 },
-            Op::Destroy { .. } => Outcome::Done,
+            Op::Destroy { .. } | Op::Adopt { .. } => Outcome::Done,
         }
     }
 }
@@ -312,6 +345,8 @@ enum Via {
     Script,
     /// A touch by plain commands.
     Plain,
+    /// An adoption: always indexed, creation time already recorded.
+    Adopt,
 }
 
 /// The index script, in the index slot, unless this process already
@@ -329,7 +364,7 @@ fn index(
     via: Via,
 ) -> usize {
     let bound = ctx.lifetime.bound(expiry, now_ms);
-    let must = via == Via::Set && ctx.count_logins;
+    let must = (via == Via::Set && ctx.count_logins) || via == Via::Adopt;
     if !must && seen.covers(sid, owner, bound) {
         return 0;
     }
@@ -601,6 +636,19 @@ mod tests {
             Op::Get { sid: "t".into() }.append_to(&mut pipe, &ctx, 0, &mut seen),
             2
         );
+    }
+
+    #[test]
+    fn adopting_records_meta_and_indexes_without_touching_the_session() {
+        let op = Op::Adopt {
+            sid: "a".into(),
+            expiry: Expiry::At(5_000),
+            owner: Some("ada".into()),
+        };
+        let wire = packed(&op, 1_000);
+        assert!(!wire.contains("$6 sess:a "), "{wire}");
+        assert!(wire.contains("HSETNX $13 {sess:a}:meta $1 c"), "{wire}");
+        assert!(wire.contains(&scripts::INDEX.hash), "{wire}");
     }
 
     #[test]

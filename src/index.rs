@@ -456,3 +456,83 @@ pub async fn enforce_limit(
     let extra = sessions.into_iter().skip(max).map(|f| f.sid).collect();
     destroy_all(store, owner, extra, chunk).await
 }
+
+/// One SCAN step over the sessions under the prefix, for `reindex()`: the
+/// only call that scans the keyspace, run once when moving to this store.
+pub struct ScanPage {
+    /// Where the next step starts; "0" when done.
+    pub cursor: String,
+    pub sessions: Vec<Found>,
+}
+
+/// Reads the string keys of one SCAN step with their values and expiries.
+/// Keys that vanish meanwhile, or are not UTF-8 text, are left out.
+pub async fn scan_page(store: &Store, cursor: &str, chunk: usize) -> StoreResult<ScanPage> {
+    let mut conn = store.connection()?;
+    let keys = &store.context().keys;
+    let mut scan = redis::pipe();
+    scan.cmd("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(keys.scan_pattern())
+        .arg("COUNT")
+        .arg(chunk.max(1))
+        .arg("TYPE")
+        .arg("string");
+    let (next, found): (String, Vec<String>) =
+        match round_trip(store, &mut conn, &scan).await?.pop() {
+            Some(Value::Array(mut reply)) if reply.len() == 2 => {
+                let found =
+                    redis::from_redis_value(reply.pop().unwrap_or(Value::Nil)).unwrap_or_default();
+                let next =
+                    redis::from_redis_value(reply.pop().unwrap_or(Value::Nil)).unwrap_or_default();
+                (next, found)
+            }
+            other => {
+                return Err(StoreError::new(
+                    ErrorKind::Reply,
+                    format!("unexpected SCAN reply: {other:?}"),
+                ))
+            }
+        };
+    let sids: Vec<String> = found
+        .iter()
+        .filter_map(|k| keys.sid(k))
+        .filter(|sid| !sid.is_empty() && !sid.contains(|c: char| c.is_control()))
+        .map(str::to_owned)
+        .collect();
+    let mut pipe = redis::pipe();
+    for sid in &sids {
+        let key = keys.session(sid);
+        pipe.cmd("GET").arg(&key).cmd("PEXPIRETIME").arg(&key);
+    }
+    let replies = if sids.is_empty() {
+        Vec::new()
+    } else {
+        round_trip(store, &mut conn, &pipe).await?
+    };
+    let mut replies = replies.into_iter();
+    let mut sessions = Vec::with_capacity(sids.len());
+    for sid in sids {
+        let (value, at) = (replies.next(), replies.next());
+        if let Some(Value::BulkString(bytes)) = value {
+            if let Ok(value) = String::from_utf8(bytes) {
+                let expires_at = match at {
+                    Some(Value::Int(t)) => from_expiretime(t),
+                    _ => None,
+                };
+                sessions.push(Found {
+                    sid,
+                    value,
+                    meta: None,
+                    expires_at,
+                    cookie_expiry: None,
+                });
+            }
+        }
+    }
+    Ok(ScanPage {
+        cursor: next,
+        sessions,
+    })
+}

@@ -52,6 +52,25 @@ impl Keys {
         key
     }
 
+    /// The sid of a key under this prefix.
+    pub fn sid<'a>(&self, key: &'a str) -> Option<&'a str> {
+        key.strip_prefix(self.prefix.as_str())
+    }
+
+    /// A SCAN pattern matching exactly this prefix: glob characters in the
+    /// prefix are escaped so `sess[1]:` does not match `sess1:`.
+    pub fn scan_pattern(&self) -> String {
+        let mut pattern = String::with_capacity(self.prefix.len() * 2 + 1);
+        for c in self.prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        pattern
+    }
+
     /// Every session, scored by an upper bound of its expiry.
     pub fn all_index(&self) -> String {
         format!("{}:all", self.index)
@@ -82,6 +101,17 @@ mod tests {
     fn keys_are_prefix_plus_sid() {
         let keys = Keys::new("sess:");
         assert_eq!(keys.session("abc"), "sess:abc");
+    }
+
+    #[test]
+    fn scan_pattern_escapes_glob_characters() {
+        assert_eq!(Keys::new("sess:").scan_pattern(), "sess:*");
+        assert_eq!(
+            Keys::new("a*b?[c]\\").scan_pattern(),
+            "a\\*b\\?\\[c\\]\\\\*"
+        );
+        assert_eq!(Keys::new("sess:").sid("sess:abc"), Some("abc"));
+        assert_eq!(Keys::new("sess:").sid("other:abc"), None);
     }
 
     #[test]

@@ -80,6 +80,8 @@ async function devices(currentSid: string, userId: string | number): Promise<voi
   await store.destroyUserSessions(userId, { except: [currentSid, 'other'] })
   await store.destroyUserSessions(42)
   const stats: SessionStats = await store.stats({ activeWithin: 60 })
+  const { indexed, skipped }: { indexed: number; skipped: number } = await store.reindex()
+  void [indexed, skipped]
   const { sessions, users, active }: { sessions: number; users: number; active: number } = await store.stats()
   const idle: number | undefined = store.idleTimeout
   const absolute: number | undefined = store.absoluteTimeout
