@@ -4,8 +4,9 @@
 //! session against its own keys and drop index entries that outlived it (an
 //! absolute timeout, a destroy, a race with a write): the indexes never need
 //! a cron or keyspace notifications to stay true. Callers run each call
-//! behind `Store::fence` and within `bounded`, so it sees exactly the
-//! operations issued before it and settles in time.
+//! behind `Store::fence` and within `bounded`, so it sees the operations
+//! issued before it and settles in time. `scan_page`, for the one-off
+//! `reindex()`, is the only SCAN.
 
 use std::collections::HashSet;
 
@@ -46,7 +47,7 @@ enum Read {
     Meta,
     /// Value, meta and expiry.
     Full,
-    /// The value only: one MGET per round trip.
+    /// The value only: one MGET per chunk.
     Values,
 }
 
