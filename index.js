@@ -198,14 +198,16 @@ class RedisSessionStore extends Store {
       const onPage = ({ ids, values }) => {
         received++
         if (settled) return
-        if (failure === null) try {
-          for (let i = 0; i < ids.length; i++) {
-            const sess = this._parse(ids[i], values[i], NaN)
-            sess.id = ids[i]
-            sessions.push(sess)
+        if (failure === null) {
+          try {
+            for (let i = 0; i < ids.length; i++) {
+              const sess = this._parse(ids[i], values[i], NaN)
+              sess.id = ids[i]
+              sessions.push(sess)
+            }
+          } catch (e) {
+            failure = e
           }
-        } catch (e) {
-          failure = failure || e
         }
         if (received === expected) finish(failure)
       }
