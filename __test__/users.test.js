@@ -580,3 +580,16 @@ test('calls over many sessions keep call order with the writes around them', asy
     t.not(await store.get(`new-${i}`), null)
   }
 })
+
+test('all() returns every session across pages, and names a corrupt one', async (t) => {
+  const store = makeStore({ scanCount: 10 }) // 160 sessions per page
+  await Promise.all(Array.from({ length: 500 }, (_, i) => store.set(`p${i}`, session(60_000, { n: i }))))
+  const all = await store.all()
+  t.is(all.length, 500)
+  t.deepEqual(new Set(all.map((s) => s.id)).size, 500)
+  t.true(all.every((s) => s.n === Number(s.id.slice(1))))
+  await raw.call('SET', `${store.prefix}p321`, 'not json')
+  const err = await t.throwsAsync(store.all())
+  t.is(err.code, 'ERR_SESSION_CORRUPT')
+  t.true(err.message.includes(`${store.prefix}p321`))
+})
