@@ -37,6 +37,16 @@ export interface RedisSessionStoreOptions {
   userId?: (sess: SessionData) => string | number | undefined | null
   /** When a user has more sessions than this, the least recently used are destroyed. Default: no limit. */
   maxSessionsPerUser?: number
+  /** TLS beyond what a rediss:// URL says (needs a rediss:// URL). PEM as strings or Buffers. */
+  tls?: {
+    /** CA certificate(s) to verify the server with, instead of the system's roots. */
+    ca?: string | Buffer
+    /** Client certificate, for servers that require one (with `key`). */
+    cert?: string | Buffer
+    key?: string | Buffer
+    /** false: do not verify the server's certificate (like the URL's `#insecure`). Default true. */
+    rejectUnauthorized?: boolean
+  }
 }
 
 export interface UserSession {

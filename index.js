@@ -80,6 +80,10 @@ class RedisSessionStore extends Store {
       absoluteTimeoutMs: o.absoluteTimeout === undefined ? undefined : o.absoluteTimeout * 1000,
       chunk: o.scanCount,
       countLogins: o.maxSessionsPerUser !== undefined,
+      tlsCa: o.tls?.ca,
+      tlsCert: o.tls?.cert,
+      tlsKey: o.tls?.key,
+      tlsVerify: o.tls?.verify ?? true,
     }
     try {
       this._batcher = new Batcher((onReply) => new NativeStore(native, onReply))

@@ -1,8 +1,8 @@
 'use strict'
 
-// rediss:// against a TLS-only redis-server whose certificates the test makes
-// with openssl. `#insecure` (redis-rs's URL flag) skips verification; without
-// it the server must present a certificate the system trusts.
+// rediss:// against TLS-only redis-servers whose certificates the test makes
+// with openssl: a CA, a server certificate it signs, and a client
+// certificate for the server that requires one (mutual TLS).
 const test = require('ava')
 const fs = require('node:fs')
 const os = require('node:os')
@@ -11,42 +11,97 @@ const { execFileSync } = require('node:child_process')
 const { RedisSessionStore } = require('..')
 const { RedisServer } = require('./helpers/redis')
 
-let server
+let server // verifies nothing of the client
+let mutual // requires a client certificate signed by the CA
 let dir
+const pem = (name) => fs.readFileSync(path.join(dir, name), 'utf8')
+
+function openssl(...args) {
+  execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' })
+}
+
+// A key and a certificate signed by the CA, for `cn`.
+function issue(name, cn, ext) {
+  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`)
+  fs.writeFileSync(path.join(dir, `${name}.ext`), ext)
+  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
+    '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`)
+}
 
 test.before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rss-tls-'))
-  const cert = path.join(dir, 'cert.pem')
-  const key = path.join(dir, 'key.pem')
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert,
-    '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' })
-  server = await RedisServer.start({ tls: { cert, key, ca: cert } })
+  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2',
+    '-subj', '/CN=test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign')
+  issue('server', 'localhost', 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n')
+  issue('client', 'session-store', 'extendedKeyUsage=clientAuth\n')
+  const certs = { cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key'), ca: path.join(dir, 'ca.pem') }
+  server = await RedisServer.start({ tls: certs })
+  // Its readiness check presents the server's own pair, which the CA signed too.
+  mutual = await RedisServer.start({ tls: { ...certs, authClients: true } })
 })
 
 test.after.always(async () => {
   if (server) await server.dispose()
+  if (mutual) await mutual.dispose()
   if (dir) fs.rmSync(dir, { recursive: true, force: true })
 })
 
-test('a rediss:// URL talks TLS', async (t) => {
-  const store = new RedisSessionStore({ url: `${server.url}/#insecure`, prefix: 'tls:' })
+const sess = () => ({ cookie: { originalMaxAge: 1000, expires: new Date(Date.now() + 60_000).toISOString() }, user: 'ada' })
+
+function storeFor(t, options) {
+  const store = new RedisSessionStore({ prefix: 'tls:', commandTimeout: 1000, ...options })
   t.teardown(() => store.close())
-  const sess = { cookie: { originalMaxAge: 1000, expires: new Date(Date.now() + 60_000).toISOString() }, user: 'ada' }
-  await store.set('a', sess)
-  t.deepEqual(await store.get('a'), sess)
+  return store
+}
+
+let sids = 0
+async function roundTrip(t, store) {
+  const s = sess()
+  const sid = `s${sids++}`
+  await store.set(sid, s)
+  t.deepEqual(await store.get(sid), s)
+}
+
+test('a rediss:// URL talks TLS, verifying the server with the given CA', async (t) => {
+  await roundTrip(t, storeFor(t, { url: server.url, tls: { ca: pem('ca.pem') } }))
+  await roundTrip(t, storeFor(t, { url: server.url, tls: { ca: fs.readFileSync(path.join(dir, 'ca.pem')) } }))
 })
 
 test('a certificate the system does not trust is refused with a clear error', async (t) => {
-  const store = new RedisSessionStore({ url: server.url, prefix: 'tls:', commandTimeout: 1000 })
-  t.teardown(() => store.close())
-  const err = await t.throwsAsync(store.get('a'))
+  const err = await t.throwsAsync(storeFor(t, { url: server.url }).get('a'))
   t.is(err.code, 'ERR_REDIS_UNAVAILABLE')
   t.regex(err.message, /certificate/i)
 })
 
+test('rejectUnauthorized: false, or #insecure, skips verifying the server', async (t) => {
+  await roundTrip(t, storeFor(t, { url: server.url, tls: { rejectUnauthorized: false } }))
+  await roundTrip(t, storeFor(t, { url: `${server.url}/#insecure` }))
+})
+
+test('mutual TLS: a client certificate signed by the CA is accepted; none is refused', async (t) => {
+  const tls = { ca: pem('ca.pem'), cert: pem('client.pem'), key: pem('client.key') }
+  await roundTrip(t, storeFor(t, { url: mutual.url, tls }))
+  const err = await t.throwsAsync(storeFor(t, { url: mutual.url, tls: { ca: pem('ca.pem') } }).get('a'))
+  t.true(['ERR_REDIS_UNAVAILABLE', 'ERR_REDIS_TIMEOUT'].includes(err.code), `${err.code}: ${err.message}`)
+})
+
 test('a plain redis:// URL to the TLS port does not hang', async (t) => {
-  const store = new RedisSessionStore({ url: `redis://127.0.0.1:${server.port}`, prefix: 'tls:', commandTimeout: 500 })
-  t.teardown(() => store.close())
+  const store = storeFor(t, { url: `redis://127.0.0.1:${server.port}`, commandTimeout: 500 })
   const err = await t.throwsAsync(store.get('a'))
   t.true(['ERR_REDIS_UNAVAILABLE', 'ERR_REDIS_TIMEOUT'].includes(err.code), err.code)
+})
+
+test('bad tls options fail at construction', (t) => {
+  for (const [options, pattern] of [
+    [{ url: 'redis://127.0.0.1:1', tls: { ca: pem('ca.pem') } }, /rediss:\/\//],
+    [{ url: 'rediss://127.0.0.1:1', tls: 'yes' }, /must be an object/],
+    [{ url: 'rediss://127.0.0.1:1', tls: { cert: pem('client.pem') } }, /go together/],
+    [{ url: 'rediss://127.0.0.1:1', tls: { ca: 42 } }, /PEM/],
+    [{ url: 'rediss://127.0.0.1:1', tls: { servername: 'h' } }, /servername/],
+    [{ url: 'rediss://127.0.0.1:1', tls: { rejectUnauthorized: 'no' } }, /boolean/],
+    [{ url: 'rediss://127.0.0.1:1', tls: { passphrase: 'p' } }, /unknown option "tls.passphrase"/],
+    [{ url: 'rediss://127.0.0.1:1', tls: { ca: 'not a certificate' } }, /PEM/],
+  ]) {
+    t.throws(() => new RedisSessionStore(options), { instanceOf: TypeError, message: pattern }, JSON.stringify(options))
+  }
 })

@@ -15,6 +15,7 @@ const DEFAULTS = {
   idleTimeout: undefined,
   userId: defaultUserId,
   maxSessionsPerUser: undefined,
+  tls: undefined,
 }
 
 // Who owns a session, as login code usually records it: an explicit
@@ -34,6 +35,35 @@ function positiveInt(name, value, max) {
   if (!Number.isInteger(value) || value < 1 || value > max) {
     fail(`option "${name}" must be an integer from 1 to ${max}, got ${String(value)}`)
   }
+}
+
+const TLS_FIELDS = new Set(['ca', 'cert', 'key', 'rejectUnauthorized'])
+
+function pem(name, value) {
+  if (value === undefined) return undefined
+  const text = Buffer.isBuffer(value) ? value.toString('utf8') : value
+  if (typeof text !== 'string' || !/-----BEGIN [A-Z0-9 ]+-----/.test(text)) {
+    fail(`option "tls.${name}" must be PEM text (a string or a Buffer with -----BEGIN ...-----)`)
+  }
+  return text
+}
+
+// { ca, cert, key } as PEM text for rustls, and whether to verify the
+// server; only for rediss:// URLs.
+function parseTls(tls, url) {
+  if (tls === null || typeof tls !== 'object') fail('option "tls" must be an object')
+  for (const name of Object.keys(tls)) {
+    if (name === 'servername') fail('option "tls.servername" is not supported: the URL\'s host name is the server name')
+    if (!TLS_FIELDS.has(name)) fail(`unknown option "tls.${name}"`)
+  }
+  if (!url.startsWith('rediss://')) fail('option "tls" needs a rediss:// URL')
+  const out = { ca: pem('ca', tls.ca), cert: pem('cert', tls.cert), key: pem('key', tls.key), verify: true }
+  if ((out.cert === undefined) !== (out.key === undefined)) fail('options "tls.cert" and "tls.key" go together')
+  if (tls.rejectUnauthorized !== undefined) {
+    if (typeof tls.rejectUnauthorized !== 'boolean') fail('option "tls.rejectUnauthorized" must be a boolean')
+    out.verify = tls.rejectUnauthorized
+  }
+  return out
 }
 
 // Validates options up front so a typo fails at startup, not at the first
@@ -75,6 +105,7 @@ function parseOptions(options) {
   }
   if (typeof o.userId !== 'function') fail('option "userId" must be a function (session) => string | undefined')
   if (o.maxSessionsPerUser !== undefined) positiveInt('maxSessionsPerUser', o.maxSessionsPerUser, 1e6)
+  if (o.tls !== undefined) o.tls = parseTls(o.tls, o.url)
   return o
 }
 

@@ -10,7 +10,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::commands::{Context, Op, Outcome};
-use crate::connection::ConnectionOptions;
+use crate::connection::{ConnectionOptions, Tls};
 use crate::error::{ErrorKind, StoreError};
 use crate::expiry::{Expiry, Lifetime};
 use crate::index::{self, Found};
@@ -49,6 +49,13 @@ pub struct NativeOptions {
     pub chunk: u32,
     /// Report each login's session count (`maxSessionsPerUser` is set).
     pub count_logins: bool,
+    /// PEM: the CA to verify the server with (instead of the system's).
+    pub tls_ca: Option<String>,
+    /// PEM: a client certificate and its key, for servers that ask for one.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    /// False skips verifying the server's certificate.
+    pub tls_verify: bool,
 }
 
 /// One entry per operation of the batch, in order. `errorCodes` and
@@ -281,6 +288,11 @@ impl NativeStore {
         on_reply: OnReply,
     ) -> Result<Self> {
         let connection = ConnectionOptions {
+            tls: Tls {
+                ca: options.tls_ca,
+                client: options.tls_cert.zip(options.tls_key),
+                verify: options.tls_verify,
+            },
             url: options.url,
             command_timeout: Duration::from_millis(options.command_timeout_ms.max(1) as u64),
             connect_timeout: Duration::from_millis(options.connect_timeout_ms.max(1) as u64),

@@ -4,12 +4,48 @@
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::IntoConnectionInfo;
 
 use crate::error::{ErrorKind, StoreError, StoreResult};
+
+/// TLS settings beyond what a rediss:// URL says.
+#[derive(Clone)]
+pub struct Tls {
+    /// PEM CA certificate(s) to verify the server with, instead of the
+    /// system's roots.
+    pub ca: Option<String>,
+    /// PEM client certificate and key.
+    pub client: Option<(String, String)>,
+    /// False: accept any server certificate (like the URL's `#insecure`).
+    pub verify: bool,
+}
+
+impl Default for Tls {
+    /// The system's roots, no client certificate, verified.
+    fn default() -> Self {
+        Tls {
+            ca: None,
+            client: None,
+            verify: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("Tls")
+            .field("ca", &self.ca.is_some())
+            .field("client", &self.client.is_some())
+            .field("verify", &self.verify)
+            .finish()
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ConnectionOptions {
     pub url: String,
+    pub tls: Tls,
     /// Upper bound for any one call, from the moment it is issued.
     pub command_timeout: Duration,
     pub connect_timeout: Duration,
@@ -20,12 +56,48 @@ pub fn open(options: &ConnectionOptions) -> StoreResult<ConnectionManager> {
     // rediss:// needs a process-wide rustls crypto provider; installing it
     // again (another store, or another addon) is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = redis::Client::open(options.url.as_str()).map_err(|e| {
+    let invalid = |e: redis::RedisError| {
         StoreError::new(
             ErrorKind::InvalidArgument,
-            format!("invalid redis url: {e}"),
+            format!("invalid redis url or tls option: {e}"),
         )
-    })?;
+    };
+    let mut info = options
+        .url
+        .as_str()
+        .into_connection_info()
+        .map_err(invalid)?;
+    if !options.tls.verify {
+        let addr = info.addr().clone();
+        info = info.set_addr(match addr {
+            redis::ConnectionAddr::TcpTls {
+                host,
+                port,
+                tls_params,
+                ..
+            } => redis::ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: true,
+                tls_params,
+            },
+            other => other,
+        });
+    }
+    let client = match (&options.tls.ca, &options.tls.client) {
+        (None, None) => redis::Client::open(info),
+        (ca, client) => redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: client.as_ref().map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.clone().into_bytes(),
+                    client_key: key.clone().into_bytes(),
+                }),
+                root_cert: ca.as_ref().map(|ca| ca.clone().into_bytes()),
+            },
+        ),
+    }
+    .map_err(invalid)?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(options.connect_timeout))
         .set_response_timeout(Some(options.command_timeout))

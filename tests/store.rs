@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis_session_store::commands::{Context, Op, Outcome};
-use redis_session_store::connection::ConnectionOptions;
+use redis_session_store::connection::{ConnectionOptions, Tls};
 use redis_session_store::error::ErrorKind;
 use redis_session_store::expiry::{now_ms, Expiry, Lifetime};
 use redis_session_store::index;
@@ -58,6 +58,7 @@ impl Drop for Server {
 fn options(url: String, timeout_ms: u64) -> ConnectionOptions {
     ConnectionOptions {
         url,
+        tls: Tls::default(),
         command_timeout: Duration::from_millis(timeout_ms),
         connect_timeout: Duration::from_millis(timeout_ms),
     }

@@ -21,10 +21,12 @@ function freePort() {
   })
 }
 
-function ping(port, timeoutMs = 200, secure = false) {
+// `certs`: the server's { cert, key } files for a TLS server (presented as
+// the client certificate too, for servers that ask for one), or null.
+function ping(port, timeoutMs = 200, certs = null) {
   return new Promise((resolve) => {
-    const sock = secure
-      ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+    const sock = certs
+      ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, cert: fs.readFileSync(certs.cert), key: fs.readFileSync(certs.key) })
       : net.connect({ port, host: '127.0.0.1' })
     const timer = setTimeout(() => finish(false), timeoutMs)
     function finish(ok) {
@@ -33,7 +35,7 @@ function ping(port, timeoutMs = 200, secure = false) {
       resolve(ok)
     }
     sock.on('error', () => finish(false))
-    sock.on(secure ? 'secureConnect' : 'connect', () => sock.write('PING\r\n'))
+    sock.on(certs ? 'secureConnect' : 'connect', () => sock.write('PING\r\n'))
     sock.on('data', (d) => finish(d.toString().startsWith('+PONG')))
   })
 }
@@ -49,7 +51,8 @@ async function waitFor(check, timeoutMs, what) {
 
 // A redis-server child process on its own port; restartable on the same port.
 class RedisServer {
-  // `tls`: { cert, key, ca } file paths for a TLS-only server.
+  // `tls`: { cert, key, ca } file paths for a TLS-only server, and
+  // `authClients: true` to require client certificates signed by `ca`.
   constructor(port, { tls: certs } = {}) {
     this.port = port
     this.certs = certs || null
@@ -68,7 +71,7 @@ class RedisServer {
     const c = this.certs
     const ports = c
       ? ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', c.cert, '--tls-key-file', c.key,
-          '--tls-ca-cert-file', c.ca, '--tls-auth-clients', 'no']
+          '--tls-ca-cert-file', c.ca, '--tls-auth-clients', c.authClients ? 'yes' : 'no']
       : ['--port', String(this.port)]
     const args = [...ports, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
       '--dir', this.dir, '--daemonize', 'no', '--loglevel', 'warning']
@@ -82,7 +85,7 @@ class RedisServer {
       proc.stdout.once('data', (d) => resolve(Number(String(d).trim())))
       proc.once('error', reject)
     })
-    await waitFor(() => ping(this.port, 200, !!this.certs), 10_000, `redis-server on port ${this.port}`)
+    await waitFor(() => ping(this.port, 200, this.certs), 10_000, `redis-server on port ${this.port}`)
   }
 
   /** Sends a signal to redis-server itself (SIGSTOP/SIGCONT to stall it). */
@@ -101,7 +104,7 @@ class RedisServer {
     }
     proc.stdin.end()
     await this.exited
-    await waitFor(async () => !(await ping(this.port, 200, !!this.certs)), 5_000, `redis-server on port ${this.port} to stop`)
+    await waitFor(async () => !(await ping(this.port, 200, this.certs)), 5_000, `redis-server on port ${this.port} to stop`)
   }
 
   async dispose() {

@@ -30,6 +30,8 @@ const options: RedisSessionStoreOptions = {
   maxSessionsPerUser: 3,
   userId: (sess: SessionData) => sess.user,
 }
+const withTls = new RedisSessionStore({ url: 'rediss://h:6380', tls: { ca: Buffer.from(''), cert: '', key: '', rejectUnauthorized: true } })
+void withTls
 const store = new RedisSessionStore(options)
 const asBase: Store = store
 const migrated: RedisSessionStore = new RedisStore({ ttl: 600, disableTouch: true })
