@@ -37,6 +37,13 @@ export interface RedisSessionStoreOptions {
   userId?: (sess: SessionData) => string | number | undefined | null
   /** When a user has more sessions than this, the least recently used are destroyed. Default: no limit. */
   maxSessionsPerUser?: number
+  /** Find the master through Redis Sentinel instead of `url`, and follow its failovers. */
+  sentinel?: {
+    /** The sentinels, as redis:// URLs. */
+    nodes: string[]
+    /** The master's name, as the sentinels know it. */
+    name: string
+  }
   /** TLS beyond what a rediss:// URL says (needs a rediss:// URL). PEM as strings or Buffers. */
   tls?: {
     /** CA certificate(s) to verify the server with, instead of the system's roots. */

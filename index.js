@@ -84,6 +84,8 @@ class RedisSessionStore extends Store {
       tlsCert: o.tls?.cert,
       tlsKey: o.tls?.key,
       tlsVerify: o.tls?.verify ?? true,
+      sentinelNodes: o.sentinel?.nodes,
+      sentinelName: o.sentinel?.name,
     }
     try {
       this._batcher = new Batcher((onReply) => new NativeStore(native, onReply))

@@ -16,6 +16,7 @@ const DEFAULTS = {
   userId: defaultUserId,
   maxSessionsPerUser: undefined,
   tls: undefined,
+  sentinel: undefined,
 }
 
 // Who owns a session, as login code usually records it: an explicit
@@ -66,6 +67,21 @@ function parseTls(tls, url) {
   return out
 }
 
+// { nodes: ['redis://host:26379', ...], name: 'mymaster' }: the sentinels
+// to ask where the master of `name` is.
+function parseSentinel(sentinel) {
+  if (sentinel === null || typeof sentinel !== 'object') fail('option "sentinel" must be an object')
+  for (const name of Object.keys(sentinel)) {
+    if (name !== 'nodes' && name !== 'name') fail(`unknown option "sentinel.${name}"`)
+  }
+  const { nodes, name } = sentinel
+  if (!Array.isArray(nodes) || nodes.length === 0 || !nodes.every((n) => typeof n === 'string' && /^redis:\/\//.test(n))) {
+    fail('option "sentinel.nodes" must be a non-empty array of redis:// URLs')
+  }
+  if (typeof name !== 'string' || name === '') fail('option "sentinel.name" must be the master\'s name')
+  return { nodes: [...nodes], name }
+}
+
 // Validates options up front so a typo fails at startup, not at the first
 // request. Names, defaults and meaning follow connect-redis 9.
 function parseOptions(options) {
@@ -106,6 +122,11 @@ function parseOptions(options) {
   if (typeof o.userId !== 'function') fail('option "userId" must be a function (session) => string | undefined')
   if (o.maxSessionsPerUser !== undefined) positiveInt('maxSessionsPerUser', o.maxSessionsPerUser, 1e6)
   if (o.tls !== undefined) o.tls = parseTls(o.tls, o.url)
+  if (o.sentinel !== undefined) {
+    if (options.url !== undefined) fail('give either "url" or "sentinel", not both')
+    if (o.tls !== undefined) fail('option "tls" is not supported with "sentinel" yet')
+    o.sentinel = parseSentinel(o.sentinel)
+  }
   return o
 }
 

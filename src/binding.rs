@@ -10,7 +10,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::commands::{Context, Op, Outcome};
-use crate::connection::{ConnectionOptions, Tls};
+use crate::connection::{ConnectionOptions, SentinelOptions, Tls};
 use crate::error::{ErrorKind, StoreError};
 use crate::expiry::{Expiry, Lifetime};
 use crate::index::{self, Found};
@@ -56,6 +56,9 @@ pub struct NativeOptions {
     pub tls_key: Option<String>,
     /// False skips verifying the server's certificate.
     pub tls_verify: bool,
+    /// Sentinel addresses and the master's name, instead of `url`.
+    pub sentinel_nodes: Option<Vec<String>>,
+    pub sentinel_name: Option<String>,
 }
 
 /// One entry per operation of the batch, in order. `errorCodes` and
@@ -294,6 +297,10 @@ impl NativeStore {
                 verify: options.tls_verify,
             },
             url: options.url,
+            sentinel: options
+                .sentinel_nodes
+                .zip(options.sentinel_name)
+                .map(|(nodes, name)| SentinelOptions { nodes, name }),
             command_timeout: Duration::from_millis(options.command_timeout_ms.max(1) as u64),
             connect_timeout: Duration::from_millis(options.connect_timeout_ms.max(1) as u64),
         };

@@ -42,26 +42,68 @@ impl std::fmt::Debug for Tls {
     }
 }
 
+/// Sentinels to ask where the master of `name` is.
+#[derive(Debug, Clone)]
+pub struct SentinelOptions {
+    pub nodes: Vec<String>,
+    pub name: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct ConnectionOptions {
+    /// The server, unless `sentinel` says where it is.
     pub url: String,
+    pub sentinel: Option<SentinelOptions>,
     pub tls: Tls,
     /// Upper bound for any one call, from the moment it is issued.
     pub command_timeout: Duration,
     pub connect_timeout: Duration,
 }
 
-/// Opens a lazy connection manager. Must run inside a tokio runtime.
+fn invalid(e: redis::RedisError) -> StoreError {
+    StoreError::new(
+        ErrorKind::InvalidArgument,
+        format!("invalid redis url or tls option: {e}"),
+    )
+}
+
+/// Checks the sentinel addresses without connecting.
+pub fn check_sentinels(sentinel: &SentinelOptions) -> StoreResult<()> {
+    redis::sentinel::Sentinel::build(sentinel.nodes.clone())
+        .map(|_| ())
+        .map_err(invalid)
+}
+
+/// Asks the sentinels where the master is now, then opens a lazy
+/// connection manager to it. redis-rs's own sentinel client does not follow
+/// a failover; the store calls this again whenever the master it has may
+/// have changed (see `store::Link`).
+pub async fn resolve(
+    options: &ConnectionOptions,
+    sentinel: &SentinelOptions,
+) -> StoreResult<ConnectionManager> {
+    let mut sentinels =
+        redis::sentinel::Sentinel::build(sentinel.nodes.clone()).map_err(invalid)?;
+    let master = sentinels
+        .async_master_for(&sentinel.name, None)
+        .await
+        .map_err(|e| {
+            StoreError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "no master for \"{}\" from the sentinels: {e}",
+                    sentinel.name
+                ),
+            )
+        })?;
+    manage(master, options)
+}
+
+/// Opens a lazy connection manager to `url`. Must run inside a tokio runtime.
 pub fn open(options: &ConnectionOptions) -> StoreResult<ConnectionManager> {
     // rediss:// needs a process-wide rustls crypto provider; installing it
     // again (another store, or another addon) is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let invalid = |e: redis::RedisError| {
-        StoreError::new(
-            ErrorKind::InvalidArgument,
-            format!("invalid redis url or tls option: {e}"),
-        )
-    };
     let mut info = options
         .url
         .as_str()
@@ -98,6 +140,10 @@ pub fn open(options: &ConnectionOptions) -> StoreResult<ConnectionManager> {
         ),
     }
     .map_err(invalid)?;
+    manage(client, options)
+}
+
+fn manage(client: redis::Client, options: &ConnectionOptions) -> StoreResult<ConnectionManager> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(options.connect_timeout))
         .set_response_timeout(Some(options.command_timeout))

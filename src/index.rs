@@ -272,7 +272,7 @@ async fn live(
     how: (Read, usize),
     mut page: impl FnMut(Vec<Found>),
 ) -> StoreResult<usize> {
-    let mut conn = store.connection()?;
+    let mut conn = store.connection().await?;
     let index = store.context().keys.all_index();
     let sids = members(store, &mut conn, &index).await?;
     let mut dead = Vec::new();
@@ -342,7 +342,7 @@ pub async fn stats(store: &Store, active_within_ms: i64, chunk: usize) -> StoreR
 /// sessions were removed.
 pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
     let found = live_all(store, (Read::Meta, chunk)).await?;
-    let mut conn = store.connection()?;
+    let mut conn = store.connection().await?;
     let keys = &store.context().keys;
     let mut owners = HashSet::new();
     for part in found.chunks(per_trip(chunk)) {
@@ -370,7 +370,7 @@ pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
 
 /// A user's live sessions, most recently used first.
 pub async fn list_user(store: &Store, owner: &str, chunk: usize) -> StoreResult<Vec<Found>> {
-    let mut conn = store.connection()?;
+    let mut conn = store.connection().await?;
     let index = store.context().keys.user_index(owner);
     let sids = members(store, &mut conn, &index).await?;
     let probed = probe_all(store, &mut conn, sids, (Read::Full, chunk)).await?;
@@ -398,7 +398,7 @@ async fn destroy_all(
     sids: Vec<String>,
     chunk: usize,
 ) -> StoreResult<u64> {
-    let mut conn = store.connection()?;
+    let mut conn = store.connection().await?;
     let ctx = store.context();
     for part in sids.chunks(per_trip(chunk)) {
         let ops: Vec<Op> = part
@@ -469,7 +469,7 @@ pub struct ScanPage {
 /// Reads the string keys of one SCAN step with their values and expiries.
 /// Keys that vanish meanwhile, or are not UTF-8 text, are left out.
 pub async fn scan_page(store: &Store, cursor: &str, chunk: usize) -> StoreResult<ScanPage> {
-    let mut conn = store.connection()?;
+    let mut conn = store.connection().await?;
     let keys = &store.context().keys;
     let mut scan = redis::pipe();
     scan.cmd("SCAN")

@@ -86,22 +86,53 @@ pub struct Hold {
 /// The current connection, replaced when one stops answering.
 struct Link {
     options: ConnectionOptions,
-    conn: Mutex<ConnectionManager>,
+    /// None until the sentinels have said where the master is, and again
+    /// whenever it may have moved.
+    conn: Mutex<Option<ConnectionManager>>,
     /// Cleared whenever the connection may have changed servers.
     scripts_loaded: AtomicBool,
 }
 
 impl Link {
-    fn current(&self) -> ConnectionManager {
-        self.conn.lock().unwrap().clone()
+    fn open(options: &ConnectionOptions) -> StoreResult<Link> {
+        let conn = match &options.sentinel {
+            Some(sentinel) => {
+                connection::check_sentinels(sentinel)?;
+                None
+            }
+            None => Some(connection::open(options)?),
+        };
+        Ok(Link {
+            conn: Mutex::new(conn),
+            options: options.clone(),
+            scripts_loaded: AtomicBool::new(false),
+        })
+    }
+
+    async fn current(&self) -> StoreResult<ConnectionManager> {
+        if let Some(conn) = self.conn.lock().unwrap().clone() {
+            return Ok(conn);
+        }
+        let fresh = match &self.options.sentinel {
+            Some(sentinel) => connection::resolve(&self.options, sentinel).await?,
+            None => connection::open(&self.options)?,
+        };
+        self.scripts_loaded.store(false, Ordering::Release);
+        Ok(self.conn.lock().unwrap().get_or_insert(fresh).clone())
     }
 
     /// A connection that timed out may be stalled for good (a black-holed
     /// peer never resets it), so start a fresh one rather than wait on it.
     fn reopen(&self) {
-        if let Ok(fresh) = connection::open(&self.options) {
-            *self.conn.lock().unwrap() = fresh;
-            self.scripts_loaded.store(false, Ordering::Release);
+        self.conn.lock().unwrap().take();
+        self.scripts_loaded.store(false, Ordering::Release);
+    }
+
+    /// The server dropped us or stopped taking writes: with sentinels, the
+    /// master may have moved, so ask again. A plain URL reconnects by itself.
+    fn lost(&self) {
+        if self.options.sentinel.is_some() {
+            self.reopen();
         }
     }
 }
@@ -117,11 +148,7 @@ pub struct Store {
 impl Store {
     /// Creates the store without connecting. Must run inside a tokio runtime.
     pub fn open(ctx: Context, options: &ConnectionOptions) -> StoreResult<Store> {
-        let link = Arc::new(Link {
-            conn: Mutex::new(connection::open(options)?),
-            options: options.clone(),
-            scripts_loaded: AtomicBool::new(false),
-        });
+        let link = Arc::new(Link::open(options)?);
         let queued = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = mpsc::unbounded_channel();
         let ctx = Arc::new(ctx);
@@ -171,11 +198,11 @@ impl Store {
     }
 
     /// A connection handle for multi-round-trip calls (the index reads).
-    pub fn connection(&self) -> StoreResult<ConnectionManager> {
-        match self.queue.lock().unwrap().as_ref() {
-            Some(_) => Ok(self.link.current()),
-            None => Err(closed()),
+    pub async fn connection(&self) -> StoreResult<ConnectionManager> {
+        if self.queue.lock().unwrap().is_none() {
+            return Err(closed());
         }
+        self.link.current().await
     }
 
     /// Queues a batch. Synchronous, so batches go out in the order they were
@@ -282,8 +309,8 @@ async fn attempt(
     let mut retried = false;
     let mut reloaded = false;
     loop {
-        let mut conn = link.current();
         let sent = tokio::time::timeout_at(deadline, async {
+            let mut conn = link.current().await.map_err(Failed::Store)?;
             // A new connection may reach a server that lost the scripts (a
             // restart, a failover): load them before anything runs, so a
             // write cannot fail NOSCRIPT while the operations after it run.
@@ -292,7 +319,7 @@ async fn attempt(
                 conn.req_packed_commands(&load, 0, load.len()).await?;
                 link.scripts_loaded.store(true, Ordering::Release);
             }
-            conn.req_packed_commands(pipe, 0, pipe.len()).await
+            Ok(conn.req_packed_commands(pipe, 0, pipe.len()).await?)
         })
         .await;
         match sent {
@@ -301,26 +328,58 @@ async fn attempt(
                 reloaded = true;
                 link.scripts_loaded.store(false, Ordering::Release);
             }
+            // A master demoted by a failover: find the new one, send again.
+            Ok(Ok(values))
+                if !retried
+                    && link.options.sentinel.is_some()
+                    && values.iter().any(is_readonly) =>
+            {
+                retried = true;
+                link.lost();
+            }
             Ok(Ok(values)) => return Ok(values),
-            Ok(Err(e)) if e.is_timeout() => {
+            Ok(Err(Failed::Store(e))) => return Err(e),
+            Ok(Err(Failed::Redis(e))) if e.is_timeout() => {
                 link.reopen();
                 return Err(StoreError::timed_out(timeout));
             }
-            Ok(Err(e))
+            Ok(Err(Failed::Redis(e)))
                 if !retried
                     && (e.is_io_error() || e.is_connection_dropped())
                     && Instant::now() < deadline =>
             {
                 retried = true;
                 link.scripts_loaded.store(false, Ordering::Release);
+                link.lost();
             }
-            Ok(Err(e)) => return Err(StoreError::from_redis(&e)),
+            Ok(Err(Failed::Redis(e))) => {
+                if e.is_io_error() || e.is_connection_dropped() {
+                    link.lost();
+                }
+                return Err(StoreError::from_redis(&e));
+            }
             Err(_) => {
                 link.reopen();
                 return Err(StoreError::timed_out(timeout));
             }
         }
     }
+}
+
+/// Why an attempt failed: finding the server, or talking to it.
+enum Failed {
+    Store(StoreError),
+    Redis(redis::RedisError),
+}
+
+impl From<redis::RedisError> for Failed {
+    fn from(e: redis::RedisError) -> Self {
+        Failed::Redis(e)
+    }
+}
+
+fn is_readonly(reply: &Value) -> bool {
+    matches!(reply, Value::ServerError(e) if e.code() == "READONLY")
 }
 
 async fn send(link: &Link, ctx: &Context, seen: &mut Recent, jobs: Vec<Job>) {

@@ -58,6 +58,7 @@ impl Drop for Server {
 fn options(url: String, timeout_ms: u64) -> ConnectionOptions {
     ConnectionOptions {
         url,
+        sentinel: None,
         tls: Tls::default(),
         command_timeout: Duration::from_millis(timeout_ms),
         connect_timeout: Duration::from_millis(timeout_ms),

@@ -53,9 +53,13 @@ async function waitFor(check, timeoutMs, what) {
 class RedisServer {
   // `tls`: { cert, key, ca } file paths for a TLS-only server, and
   // `authClients: true` to require client certificates signed by `ca`.
-  constructor(port, { tls: certs } = {}) {
+  // `args`: more redis-server arguments (e.g. --replicaof). `sentinel`: the
+  // text of a sentinel configuration, to run a sentinel instead.
+  constructor(port, { tls: certs, args = [], sentinel } = {}) {
     this.port = port
     this.certs = certs || null
+    this.extra = args
+    this.sentinel = sentinel
     this.url = `${certs ? 'rediss' : 'redis'}://127.0.0.1:${port}`
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rss-redis-'))
     this.proc = null
@@ -73,8 +77,14 @@ class RedisServer {
       ? ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', c.cert, '--tls-key-file', c.key,
           '--tls-ca-cert-file', c.ca, '--tls-auth-clients', c.authClients ? 'yes' : 'no']
       : ['--port', String(this.port)]
-    const args = [...ports, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--dir', this.dir, '--daemonize', 'no', '--loglevel', 'warning']
+    const common = ['--bind', '127.0.0.1', '--dir', this.dir, '--daemonize', 'no', '--loglevel', 'warning']
+    let args = [...ports, ...common, '--save', '', '--appendonly', 'no', ...this.extra]
+    if (this.sentinel !== undefined) {
+      // Sentinels rewrite their configuration file, so each gets its own.
+      const conf = path.join(this.dir, 'sentinel.conf')
+      if (!fs.existsSync(conf)) fs.writeFileSync(conf, this.sentinel)
+      args = [conf, '--sentinel', ...ports, ...common]
+    }
     // A shell guard holds redis-server's pid and kills it when our stdin
     // closes, so a test process that dies never leaves a server behind.
     const guard = 'redis-server "$@" & pid=$!; echo $pid; read _; kill -9 $pid 2>/dev/null'

@@ -32,6 +32,8 @@ const options: RedisSessionStoreOptions = {
 }
 const withTls = new RedisSessionStore({ url: 'rediss://h:6380', tls: { ca: Buffer.from(''), cert: '', key: '', rejectUnauthorized: true } })
 void withTls
+const viaSentinel = new RedisSessionStore({ sentinel: { nodes: ['redis://h:26379'], name: 'mymaster' } })
+void viaSentinel
 const store = new RedisSessionStore(options)
 const asBase: Store = store
 const migrated: RedisSessionStore = new RedisStore({ ttl: 600, disableTouch: true })

@@ -1,0 +1,119 @@
+'use strict'
+
+// Redis Sentinel: a master, a replica and three sentinels on free loopback
+// ports. The store finds the master through the sentinels and follows a
+// failover when the master is killed.
+const test = require('ava')
+const { RedisSessionStore } = require('..')
+const { RedisServer, freePort } = require('./helpers/redis')
+const { RawRedis } = require('./helpers/raw')
+
+const NAME = 'sessions-master'
+const TIMEOUT = 500
+let master
+let replica
+const sentinels = []
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const sess = (n) => ({ cookie: { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000).toISOString() }, n, userId: 'ada' })
+
+async function masterPort() {
+  const raw = await RawRedis.connect(sentinels[0].url)
+  try {
+    const [, port] = await raw.call('SENTINEL', 'get-master-addr-by-name', NAME)
+    return Number(port)
+  } finally {
+    raw.close()
+  }
+}
+
+test.before(async () => {
+  master = await RedisServer.start()
+  replica = await RedisServer.start({ args: ['--replicaof', '127.0.0.1', String(master.port)] })
+  for (let i = 0; i < 3; i++) {
+    const conf = [
+      `sentinel monitor ${NAME} 127.0.0.1 ${master.port} 2`,
+      `sentinel down-after-milliseconds ${NAME} 400`,
+      `sentinel failover-timeout ${NAME} 2000`,
+      `sentinel parallel-syncs ${NAME} 1`,
+      '',
+    ].join('\n')
+    sentinels.push(await RedisServer.start({ sentinel: conf }))
+  }
+  // The replica is in sync, and every sentinel knows it.
+  const until = Date.now() + 10_000
+  for (;;) {
+    const raw = await RawRedis.connect(sentinels[2].url)
+    const replicas = await raw.call('SENTINEL', 'replicas', NAME)
+    raw.close()
+    if (replicas.length === 1) break
+    if (Date.now() > until) throw new Error('the sentinels never saw the replica')
+    await sleep(100)
+  }
+})
+
+test.after.always(async () => {
+  for (const s of [...sentinels, replica, master]) if (s) await s.dispose()
+})
+
+test('the store finds the master through the sentinels and follows a failover', async (t) => {
+  const store = new RedisSessionStore({
+    sentinel: { nodes: sentinels.map((s) => s.url), name: NAME },
+    prefix: 'sent:',
+    commandTimeout: TIMEOUT,
+  })
+  t.teardown(() => store.close())
+  await store.set('before', sess(1))
+  t.is((await store.get('before')).n, 1)
+  t.deepEqual((await store.listUserSessions('ada')).map((s) => s.id), ['before'])
+  // Let the replica catch up, then kill the master.
+  const raw = await RawRedis.connect(master.url)
+  t.is(await raw.call('WAIT', '1', '5000'), 1, 'the replica acknowledged the writes')
+  raw.close()
+  await master.stop()
+
+  // Calls fail with clear errors, each within the bound, until the sentinels
+  // promote the replica; then the same store works, with the data.
+  const started = Date.now()
+  const failures = new Set()
+  let recovered = null
+  while (Date.now() - started < 20_000) {
+    const call = Date.now()
+    try {
+      await store.set(`after-${call}`, sess(2))
+      recovered = Date.now() - started
+      break
+    } catch (err) {
+      failures.add(err.code)
+      t.true(Date.now() - call < TIMEOUT + 300, `a call took ${Date.now() - call} ms`)
+      await sleep(50)
+    }
+  }
+  t.not(recovered, null, 'the store never recovered')
+  t.log(`recovered ${recovered} ms after the master died; failures seen: ${[...failures].join(', ') || 'none'}`)
+  t.is(await masterPort(), replica.port)
+  t.is((await store.get('before')).n, 1)
+  t.true((await store.length()) >= 2)
+})
+
+test('bad sentinel options fail at construction', (t) => {
+  for (const [options, pattern] of [
+    [{ sentinel: { nodes: [], name: 'm' } }, /non-empty array/],
+    [{ sentinel: { nodes: ['http://x'], name: 'm' } }, /redis:\/\//],
+    [{ sentinel: { nodes: ['redis://127.0.0.1:1'] } }, /name/],
+    [{ sentinel: { nodes: ['redis://127.0.0.1:1'], name: 'm', other: 1 } }, /unknown option "sentinel.other"/],
+    [{ url: 'redis://127.0.0.1:1', sentinel: { nodes: ['redis://127.0.0.1:1'], name: 'm' } }, /either/],
+  ]) {
+    t.throws(() => new RedisSessionStore(options), { instanceOf: TypeError, message: pattern })
+  }
+})
+
+test('unreachable sentinels fail calls fast with a clear error', async (t) => {
+  const port = await freePort()
+  const store = new RedisSessionStore({ sentinel: { nodes: [`redis://127.0.0.1:${port}`], name: NAME }, commandTimeout: TIMEOUT })
+  t.teardown(() => store.close())
+  const started = Date.now()
+  const err = await t.throwsAsync(store.get('x'))
+  t.true(['ERR_REDIS_UNAVAILABLE', 'ERR_REDIS_TIMEOUT'].includes(err.code), `${err.code}: ${err.message}`)
+  t.true(Date.now() - started < TIMEOUT + 300)
+})
