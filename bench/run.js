@@ -2,7 +2,7 @@
 
 // Benchmark: redis-session-store vs connect-redis 9 (+ node-redis 6).
 //
-//   node bench/run.js                 # default run, about 3 minutes on 2 cores
+//   node bench/run.js                 # default run, about 3½ minutes on 2 cores
 //   node bench/run.js --quick         # smoke run, a few seconds, numbers meaningless
 //   node bench/run.js --only store    # store (+ RSS) only; also: http, rss, admin, or a list
 //   REDIS_URL=redis://host:6379 node bench/run.js
