@@ -5,16 +5,10 @@
 const express = require('express')
 const session = require('express-session')
 const { RedisSessionStore } = require('..')
-const { RedisServer } = require('../__test__/helpers/redis')
+const { exampleRedis } = require('./redis')
 
 async function main() {
-  let server = null
-  let url = process.env.REDIS_URL
-  if (!url) {
-    server = await RedisServer.start()
-    url = server.url
-    console.log(`started redis-server at ${url}`)
-  }
+  const { url, server } = await exampleRedis()
 
   const store = new RedisSessionStore({ url })
   const app = express()

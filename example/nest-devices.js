@@ -34,6 +34,7 @@ const {
 } = require('@nestjs/common')
 const { NestFactory } = require('@nestjs/core')
 const { RedisSessionStore } = require('..')
+const { exampleRedis } = require('./redis')
 
 const SESSION_STORE = Symbol('SESSION_STORE')
 
@@ -159,14 +160,7 @@ async function createApp({ url, secret = process.env.SESSION_SECRET || 'change-m
 }
 
 async function main() {
-  let server = null
-  let url = process.env.REDIS_URL
-  if (!url) {
-    const { RedisServer } = require('../__test__/helpers/redis')
-    server = await RedisServer.start()
-    url = server.url
-    console.log(`started redis-server at ${url}`)
-  }
+  const { url, server } = await exampleRedis()
   const { app, store } = await createApp({ url })
   const port = Number(process.env.PORT || 3001)
   await app.listen(port, '127.0.0.1')
