@@ -43,6 +43,10 @@ export interface RedisSessionStoreOptions {
     nodes: string[]
     /** The master's name, as the sentinels know it. */
     name: string
+    /** The master's ACL user and password (a sentinel's own go in its URL), and database index. */
+    username?: string
+    password?: string
+    db?: number
   }
   /** TLS beyond what a rediss:// URL says (needs a rediss:// URL). PEM as strings or Buffers. */
   tls?: {

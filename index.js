@@ -86,6 +86,9 @@ class RedisSessionStore extends Store {
       tlsVerify: o.tls?.verify ?? true,
       sentinelNodes: o.sentinel?.nodes,
       sentinelName: o.sentinel?.name,
+      sentinelUsername: o.sentinel?.username,
+      sentinelPassword: o.sentinel?.password,
+      sentinelDb: o.sentinel?.db,
     }
     try {
       this._batcher = new Batcher((onReply) => new NativeStore(native, onReply))

@@ -1,14 +1,15 @@
 'use strict'
 
-// Redis Sentinel: a master, a replica and three sentinels on free loopback
-// ports. The store finds the master through the sentinels and follows a
-// failover when the master is killed.
+// Redis Sentinel: a master and a replica with a password, and three
+// sentinels, on free loopback ports. The store finds the master through the
+// sentinels, logs in, and follows a failover when the master is killed.
 const test = require('ava')
 const { RedisSessionStore } = require('..')
 const { RedisServer, freePort } = require('./helpers/redis')
 const { RawRedis } = require('./helpers/raw')
 
 const NAME = 'sessions-master'
+const PASSWORD = 's3cret'
 const TIMEOUT = 500
 let master
 let replica
@@ -28,11 +29,13 @@ async function masterPort() {
 }
 
 test.before(async () => {
-  master = await RedisServer.start()
-  replica = await RedisServer.start({ args: ['--replicaof', '127.0.0.1', String(master.port)] })
+  const auth = ['--requirepass', PASSWORD, '--masterauth', PASSWORD]
+  master = await RedisServer.start({ args: auth })
+  replica = await RedisServer.start({ args: [...auth, '--replicaof', '127.0.0.1', String(master.port)] })
   for (let i = 0; i < 3; i++) {
     const conf = [
       `sentinel monitor ${NAME} 127.0.0.1 ${master.port} 2`,
+      `sentinel auth-pass ${NAME} ${PASSWORD}`,
       `sentinel down-after-milliseconds ${NAME} 400`,
       `sentinel failover-timeout ${NAME} 2000`,
       `sentinel parallel-syncs ${NAME} 1`,
@@ -58,7 +61,7 @@ test.after.always(async () => {
 
 test('the store finds the master through the sentinels and follows a failover', async (t) => {
   const store = new RedisSessionStore({
-    sentinel: { nodes: sentinels.map((s) => s.url), name: NAME },
+    sentinel: { nodes: sentinels.map((s) => s.url), name: NAME, password: PASSWORD, db: 3 },
     prefix: 'sent:',
     commandTimeout: TIMEOUT,
   })
@@ -66,8 +69,11 @@ test('the store finds the master through the sentinels and follows a failover', 
   await store.set('before', sess(1))
   t.is((await store.get('before')).n, 1)
   t.deepEqual((await store.listUserSessions('ada')).map((s) => s.id), ['before'])
-  // Let the replica catch up, then kill the master.
+  // Logged in, in database 3. Let the replica catch up, then kill the master.
   const raw = await RawRedis.connect(master.url)
+  await raw.call('AUTH', PASSWORD)
+  await raw.call('SELECT', '3')
+  t.is(await raw.call('EXISTS', 'sent:before'), 1)
   t.is(await raw.call('WAIT', '1', '5000'), 1, 'the replica acknowledged the writes')
   raw.close()
   await master.stop()
@@ -103,9 +109,24 @@ test('bad sentinel options fail at construction', (t) => {
     [{ sentinel: { nodes: ['redis://127.0.0.1:1'] } }, /name/],
     [{ sentinel: { nodes: ['redis://127.0.0.1:1'], name: 'm', other: 1 } }, /unknown option "sentinel.other"/],
     [{ url: 'redis://127.0.0.1:1', sentinel: { nodes: ['redis://127.0.0.1:1'], name: 'm' } }, /either/],
+    [{ sentinel: { nodes: ['redis://127.0.0.1:1'], name: 'm', password: '' } }, /password/],
+    [{ sentinel: { nodes: ['redis://127.0.0.1:1'], name: 'm', db: -1 } }, /database/],
   ]) {
     t.throws(() => new RedisSessionStore(options), { instanceOf: TypeError, message: pattern })
   }
+})
+
+test('a wrong master password fails calls with a clear error, not a hang', async (t) => {
+  const store = new RedisSessionStore({
+    sentinel: { nodes: sentinels.map((s) => s.url), name: NAME, password: 'wrong' },
+    commandTimeout: TIMEOUT,
+  })
+  t.teardown(() => store.close())
+  const started = Date.now()
+  const err = await t.throwsAsync(store.get('x'))
+  t.true(['ERR_REDIS_UNAVAILABLE', 'ERR_REDIS_REPLY', 'ERR_REDIS_TIMEOUT'].includes(err.code), `${err.code}: ${err.message}`)
+  t.log(`${err.code}: ${err.message}`)
+  t.true(Date.now() - started < TIMEOUT + 300)
 })
 
 test('unreachable sentinels fail calls fast with a clear error', async (t) => {

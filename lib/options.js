@@ -67,19 +67,26 @@ function parseTls(tls, url) {
   return out
 }
 
-// { nodes: ['redis://host:26379', ...], name: 'mymaster' }: the sentinels
-// to ask where the master of `name` is.
+const SENTINEL_FIELDS = new Set(['nodes', 'name', 'username', 'password', 'db'])
+
+// { nodes: ['redis://host:26379', ...], name: 'mymaster', username?,
+// password?, db? }: the sentinels to ask where the master of `name` is, and
+// the master's login (a sentinel's own goes in its URL).
 function parseSentinel(sentinel) {
   if (sentinel === null || typeof sentinel !== 'object') fail('option "sentinel" must be an object')
   for (const name of Object.keys(sentinel)) {
-    if (name !== 'nodes' && name !== 'name') fail(`unknown option "sentinel.${name}"`)
+    if (!SENTINEL_FIELDS.has(name)) fail(`unknown option "sentinel.${name}"`)
   }
-  const { nodes, name } = sentinel
+  const { nodes, name, username, password, db } = sentinel
+  for (const [field, value] of [['username', username], ['password', password]]) {
+    if (value !== undefined && (typeof value !== 'string' || value === '')) fail(`option "sentinel.${field}" must be a non-empty string`)
+  }
+  if (db !== undefined && !(Number.isInteger(db) && db >= 0 && db < 65536)) fail('option "sentinel.db" must be a database index')
   if (!Array.isArray(nodes) || nodes.length === 0 || !nodes.every((n) => typeof n === 'string' && /^redis:\/\//.test(n))) {
     fail('option "sentinel.nodes" must be a non-empty array of redis:// URLs')
   }
   if (typeof name !== 'string' || name === '') fail('option "sentinel.name" must be the master\'s name')
-  return { nodes: [...nodes], name }
+  return { nodes: [...nodes], name, username, password, db }
 }
 
 // Validates options up front so a typo fails at startup, not at the first

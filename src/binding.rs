@@ -56,9 +56,13 @@ pub struct NativeOptions {
     pub tls_key: Option<String>,
     /// False skips verifying the server's certificate.
     pub tls_verify: bool,
-    /// Sentinel addresses and the master's name, instead of `url`.
+    /// Sentinel addresses and the master's name, instead of `url`, and
+    /// the master's login.
     pub sentinel_nodes: Option<Vec<String>>,
     pub sentinel_name: Option<String>,
+    pub sentinel_username: Option<String>,
+    pub sentinel_password: Option<String>,
+    pub sentinel_db: Option<u32>,
 }
 
 /// One entry per operation of the batch, in order. `errorCodes` and
@@ -300,7 +304,13 @@ impl NativeStore {
             sentinel: options
                 .sentinel_nodes
                 .zip(options.sentinel_name)
-                .map(|(nodes, name)| SentinelOptions { nodes, name }),
+                .map(|(nodes, name)| SentinelOptions {
+                    nodes,
+                    name,
+                    username: options.sentinel_username,
+                    password: options.sentinel_password,
+                    db: options.sentinel_db.unwrap_or(0) as i64,
+                }),
             command_timeout: Duration::from_millis(options.command_timeout_ms.max(1) as u64),
             connect_timeout: Duration::from_millis(options.connect_timeout_ms.max(1) as u64),
         };

@@ -42,11 +42,26 @@ impl std::fmt::Debug for Tls {
     }
 }
 
-/// Sentinels to ask where the master of `name` is.
-#[derive(Debug, Clone)]
+/// Sentinels to ask where the master of `name` is, and how to log in to it.
+#[derive(Clone)]
 pub struct SentinelOptions {
     pub nodes: Vec<String>,
     pub name: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub db: i64,
+}
+
+impl std::fmt::Debug for SentinelOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the password.
+        f.debug_struct("SentinelOptions")
+            .field("nodes", &self.nodes)
+            .field("name", &self.name)
+            .field("username", &self.username)
+            .field("db", &self.db)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -84,8 +99,17 @@ pub async fn resolve(
 ) -> StoreResult<ConnectionManager> {
     let mut sentinels =
         redis::sentinel::Sentinel::build(sentinel.nodes.clone()).map_err(invalid)?;
+    let mut login = redis::RedisConnectionInfo::default().set_db(sentinel.db);
+    if let Some(username) = &sentinel.username {
+        login = login.set_username(username);
+    }
+    if let Some(password) = &sentinel.password {
+        login = login.set_password(password);
+    }
+    let master_info =
+        redis::sentinel::SentinelNodeConnectionInfo::default().set_redis_connection_info(login);
     let master = sentinels
-        .async_master_for(&sentinel.name, None)
+        .async_master_for(&sentinel.name, Some(&master_info))
         .await
         .map_err(|e| {
             StoreError::new(

@@ -36,7 +36,8 @@ function ping(port, timeoutMs = 200, certs = null) {
     }
     sock.on('error', () => finish(false))
     sock.on(certs ? 'secureConnect' : 'connect', () => sock.write('PING\r\n'))
-    sock.on('data', (d) => finish(d.toString().startsWith('+PONG')))
+    // A server with a password answers NOAUTH: it is up.
+    sock.on('data', (d) => finish(/^(\+PONG|-NOAUTH)/.test(d.toString())))
   })
 }
 
