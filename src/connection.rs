@@ -1,6 +1,10 @@
 //! The Redis connection: one multiplexed connection that reconnects by
-//! itself, created lazily so a store can exist before Redis is reachable.
+//! itself, created lazily so a store can exist before Redis is reachable;
+//! with Sentinel, found through the sentinels and found again when the
+//! master may have moved (`Link`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -177,4 +181,58 @@ fn manage(client: redis::Client, options: &ConnectionOptions) -> StoreResult<Con
         .set_min_delay(Duration::from_millis(20))
         .set_max_delay(Duration::from_millis(500));
     ConnectionManager::new_lazy_with_config(client, config).map_err(|e| StoreError::from_redis(&e))
+}
+
+/// The current connection, replaced when one stops answering.
+pub struct Link {
+    pub options: ConnectionOptions,
+    /// None until the sentinels have said where the master is, and again
+    /// whenever it may have moved.
+    conn: Mutex<Option<ConnectionManager>>,
+    /// Cleared whenever the connection may have changed servers.
+    pub scripts_loaded: AtomicBool,
+}
+
+impl Link {
+    pub fn open(options: &ConnectionOptions) -> StoreResult<Link> {
+        let conn = match &options.sentinel {
+            Some(sentinel) => {
+                check_sentinels(sentinel)?;
+                None
+            }
+            None => Some(open(options)?),
+        };
+        Ok(Link {
+            conn: Mutex::new(conn),
+            options: options.clone(),
+            scripts_loaded: AtomicBool::new(false),
+        })
+    }
+
+    pub async fn current(&self) -> StoreResult<ConnectionManager> {
+        if let Some(conn) = self.conn.lock().unwrap().clone() {
+            return Ok(conn);
+        }
+        let fresh = match &self.options.sentinel {
+            Some(sentinel) => resolve(&self.options, sentinel).await?,
+            None => open(&self.options)?,
+        };
+        self.scripts_loaded.store(false, Ordering::Release);
+        Ok(self.conn.lock().unwrap().get_or_insert(fresh).clone())
+    }
+
+    /// A connection that timed out may be stalled for good (a black-holed
+    /// peer never resets it), so start a fresh one rather than wait on it.
+    pub fn reopen(&self) {
+        self.conn.lock().unwrap().take();
+        self.scripts_loaded.store(false, Ordering::Release);
+    }
+
+    /// The server dropped us or stopped taking writes: with sentinels, the
+    /// master may have moved, so ask again. A plain URL reconnects by itself.
+    pub fn lost(&self) {
+        if self.options.sentinel.is_some() {
+            self.reopen();
+        }
+    }
 }

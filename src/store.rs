@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::commands::{self, Context, Op, Outcome};
-use crate::connection::{self, ConnectionOptions};
+use crate::connection::{ConnectionOptions, Link};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::now_ms;
 use crate::recent::Recent;
@@ -81,60 +81,6 @@ struct Job {
 /// Lets the writer go on when dropped.
 pub struct Hold {
     _release: oneshot::Sender<()>,
-}
-
-/// The current connection, replaced when one stops answering.
-struct Link {
-    options: ConnectionOptions,
-    /// None until the sentinels have said where the master is, and again
-    /// whenever it may have moved.
-    conn: Mutex<Option<ConnectionManager>>,
-    /// Cleared whenever the connection may have changed servers.
-    scripts_loaded: AtomicBool,
-}
-
-impl Link {
-    fn open(options: &ConnectionOptions) -> StoreResult<Link> {
-        let conn = match &options.sentinel {
-            Some(sentinel) => {
-                connection::check_sentinels(sentinel)?;
-                None
-            }
-            None => Some(connection::open(options)?),
-        };
-        Ok(Link {
-            conn: Mutex::new(conn),
-            options: options.clone(),
-            scripts_loaded: AtomicBool::new(false),
-        })
-    }
-
-    async fn current(&self) -> StoreResult<ConnectionManager> {
-        if let Some(conn) = self.conn.lock().unwrap().clone() {
-            return Ok(conn);
-        }
-        let fresh = match &self.options.sentinel {
-            Some(sentinel) => connection::resolve(&self.options, sentinel).await?,
-            None => connection::open(&self.options)?,
-        };
-        self.scripts_loaded.store(false, Ordering::Release);
-        Ok(self.conn.lock().unwrap().get_or_insert(fresh).clone())
-    }
-
-    /// A connection that timed out may be stalled for good (a black-holed
-    /// peer never resets it), so start a fresh one rather than wait on it.
-    fn reopen(&self) {
-        self.conn.lock().unwrap().take();
-        self.scripts_loaded.store(false, Ordering::Release);
-    }
-
-    /// The server dropped us or stopped taking writes: with sentinels, the
-    /// master may have moved, so ask again. A plain URL reconnects by itself.
-    fn lost(&self) {
-        if self.options.sentinel.is_some() {
-            self.reopen();
-        }
-    }
 }
 
 pub struct Store {
