@@ -173,7 +173,7 @@ class RedisSessionStore extends Store {
   // The calls over many sessions read the indexes, never SCAN. Queued
   // operations are sent first, and Rust waits for them, so a call sees
   // every write made before it.
-  _admin(cb, call, map) {
+  _admin(cb, call, map = (reply) => reply) {
     return callOrPromise(cb, (done) => {
       this._batcher.flush()
       call().then((reply) => {
@@ -231,11 +231,11 @@ class RedisSessionStore extends Store {
   }
 
   ids(cb) {
-    return this._admin(cb, () => this._native.ids(), (ids) => ids)
+    return this._admin(cb, () => this._native.ids())
   }
 
   length(cb) {
-    return this._admin(cb, () => this._native.length(), (n) => n)
+    return this._admin(cb, () => this._native.length())
   }
 
   clear(cb) {
@@ -258,8 +258,8 @@ class RedisSessionStore extends Store {
           for (let i = 0; i < page.ids.length; i++) {
             let owner
             try {
-              const sess = this.serializer.parse(page.values[i])
-              if (sess === null || typeof sess !== 'object' || !sess.cookie) throw new Error('not a session')
+              const sess = this._parse(page.ids[i], page.values[i], NaN)
+              if (!sess.cookie) throw new Error('not a session')
               owner = this._owner(sess)
             } catch {
               skipped++
@@ -303,7 +303,7 @@ class RedisSessionStore extends Store {
       const except = options?.except === undefined ? [] : [].concat(options.except)
       for (const sid of except) checkSid(sid)
       return this._native.destroyUser(owner, except)
-    }, (n) => n)
+    })
   }
 
   /** `{ sessions, users, active }` over the live sessions; `activeWithin` in seconds (default 300). */
@@ -315,7 +315,7 @@ class RedisSessionStore extends Store {
         throw invalidArg(`activeWithin must be a non-negative number of seconds, got ${String(within)}`)
       }
       return this._native.stats(within * 1000)
-    }, (r) => ({ sessions: r.sessions, users: r.users, active: r.active }))
+    })
   }
 
   /** Sends what is queued, waits for every pending call, and releases the connection. */

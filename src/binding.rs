@@ -379,7 +379,7 @@ impl NativeStore {
         &self,
         env: &'env Env,
         exclusive: bool,
-        call: impl FnOnce(Arc<Store>) -> Fut,
+        call: impl FnOnce(Arc<Store>, usize) -> Fut,
     ) -> Result<PromiseRaw<'env, T>>
     where
         T: 'static + Send + ToNapiValue,
@@ -392,7 +392,7 @@ impl NativeStore {
             (self.inner.fence().boxed(), None)
         };
         let store = self.inner.clone();
-        let work = call(self.inner.clone());
+        let work = call(self.inner.clone(), self.chunk);
         env.spawn_future(async move {
             let fenced = async move {
                 fence.await?;
@@ -412,8 +412,7 @@ impl NativeStore {
         env: &'env Env,
         #[napi(ts_arg_type = "(page: AllPage) => void")] on_page: OnPage,
     ) -> Result<PromiseRaw<'env, u32>> {
-        let chunk = self.chunk;
-        self.admin(env, false, move |s| async move {
+        self.admin(env, false, move |s, chunk| async move {
             let pages = index::all(&s, chunk, |found| {
                 let page = AllPage {
                     ids: found.iter().map(|f| f.sid.clone()).collect(),
@@ -433,8 +432,7 @@ impl NativeStore {
         env: &'env Env,
         cursor: String,
     ) -> Result<PromiseRaw<'env, ScanReply>> {
-        let chunk = self.chunk;
-        self.admin(env, false, move |s| async move {
+        self.admin(env, false, move |s, chunk| async move {
             let page = index::scan_page(&s, &cursor, chunk).await?;
             let mut reply = ScanReply {
                 cursor: page.cursor,
@@ -453,26 +451,21 @@ impl NativeStore {
 
     #[napi(ts_return_type = "Promise<Array<string>>")]
     pub fn ids<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<String>>> {
-        let chunk = self.chunk;
-        self.admin(
-            env,
-            false,
-            move |s| async move { index::ids(&s, chunk).await },
-        )
+        self.admin(env, false, move |s, chunk| async move {
+            index::ids(&s, chunk).await
+        })
     }
 
     #[napi(ts_return_type = "Promise<number>")]
     pub fn length<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, f64>> {
-        let chunk = self.chunk;
-        self.admin(env, false, move |s| async move {
+        self.admin(env, false, move |s, chunk| async move {
             index::length(&s, chunk).await.map(|n| n as f64)
         })
     }
 
     #[napi(ts_return_type = "Promise<number>")]
     pub fn clear<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, f64>> {
-        let chunk = self.chunk;
-        self.admin(env, false, move |s| async move {
+        self.admin(env, false, move |s, chunk| async move {
             index::clear(&s, chunk).await.map(|n| n as f64)
         })
     }
@@ -483,8 +476,7 @@ impl NativeStore {
         env: &'env Env,
         owner: String,
     ) -> Result<PromiseRaw<'env, ListReply>> {
-        let chunk = self.chunk;
-        self.admin(env, false, move |s| async move {
+        self.admin(env, false, move |s, chunk| async move {
             index::list_user(&s, &owner, chunk).await.map(list_reply)
         })
     }
@@ -496,8 +488,7 @@ impl NativeStore {
         owner: String,
         except: Vec<String>,
     ) -> Result<PromiseRaw<'env, f64>> {
-        let chunk = self.chunk;
-        self.admin(env, true, move |s| async move {
+        self.admin(env, true, move |s, chunk| async move {
             index::destroy_user(&s, &owner, &except, chunk)
                 .await
                 .map(|n| n as f64)
@@ -513,8 +504,7 @@ impl NativeStore {
         owner: String,
         max: u32,
     ) -> Result<PromiseRaw<'env, f64>> {
-        let chunk = self.chunk;
-        self.admin(env, true, move |s| async move {
+        self.admin(env, true, move |s, chunk| async move {
             index::enforce_limit(&s, &owner, max as usize, chunk)
                 .await
                 .map(|n| n as f64)
@@ -527,8 +517,7 @@ impl NativeStore {
         env: &'env Env,
         active_within_ms: f64,
     ) -> Result<PromiseRaw<'env, StatsReply>> {
-        let chunk = self.chunk;
-        self.admin(env, false, move |s| async move {
+        self.admin(env, false, move |s, chunk| async move {
             let stats = index::stats(&s, active_within_ms as i64, chunk).await?;
             Ok(StatsReply {
                 sessions: stats.sessions as f64,

@@ -132,16 +132,10 @@ impl Op {
                 expiry,
                 owner,
             } => {
-                script_write(pipe, ctx, now_ms, ("set", sid, value, *expiry, owner));
+                script_write(pipe, ctx, now_ms, &key, ("set", value, *expiry, owner));
                 seen.meta_written(sid, owner.as_deref(), now_ms);
-                1 + index(
-                    pipe,
-                    ctx,
-                    now_ms,
-                    seen,
-                    (sid, *expiry, owner.as_deref()),
-                    Via::Set,
-                )
+                let target = (sid.as_str(), *expiry, owner.as_deref());
+                1 + index(pipe, ctx, now_ms, seen, target, ctx.count_logins)
             }
             Op::Touch { sid, expiry, owner }
             | Op::Rewrite {
@@ -156,19 +150,23 @@ impl Op {
                 // the creation time, and one that ends what they may orphan.
                 let plain = ctx.lifetime.absolute_ms.is_none()
                     && matches!(ctx.lifetime.bound(*expiry, now_ms), Expiry::At(_));
-                if plain {
-                    let n = plain_write(
-                        pipe,
-                        ctx,
-                        (now_ms, seen),
-                        (sid, value, *expiry, owner.as_deref()),
-                    );
-                    n + index(pipe, ctx, now_ms, seen, target, Via::Plain)
-                } else {
+                if !plain {
                     let mode = if value.is_some() { "rewrite" } else { "touch" };
-                    let args = (mode, sid.as_str(), value.unwrap_or(""), *expiry, owner);
-                    script_write(pipe, ctx, now_ms, args);
-                    1 + index(pipe, ctx, now_ms, seen, target, Via::Script)
+                    let args = (mode, value.unwrap_or(""), *expiry, owner);
+                    script_write(pipe, ctx, now_ms, &key, args);
+                    return 1 + index(pipe, ctx, now_ms, seen, target, false);
+                }
+                let written = plain_write(
+                    pipe,
+                    ctx,
+                    (now_ms, seen),
+                    &key,
+                    (sid, value, *expiry, owner.as_deref()),
+                );
+                match index(pipe, ctx, now_ms, seen, target, false) {
+                    // First seen here: connect-redis may have created it.
+                    0 => written,
+                    n => written + n + stamp_created(pipe, &keys::meta(&key), now_ms),
                 }
             }
             Op::Destroy { sid } => {
@@ -186,24 +184,12 @@ impl Op {
                 // First seen now: created and last accessed, as far as
                 // this store can tell.
                 let meta = keys::meta(&key);
-                pipe.cmd("HSETNX").arg(&meta).arg("c").arg(now_ms);
-                pipe.cmd("HSET")
-                    .arg(&meta)
-                    .arg("a")
-                    .arg(now_ms)
-                    .arg("e")
-                    .arg(optional(deadline(*expiry)))
-                    .arg("u")
-                    .arg(owner.as_deref().unwrap_or(""));
-                match deadline(*expiry) {
-                    Some(at) => pipe
-                        .cmd("PEXPIREAT")
-                        .arg(&meta)
-                        .arg(at.saturating_add(ctx.lifetime.meta_linger_ms())),
-                    None => pipe.cmd("PERSIST").arg(&meta),
-                };
+                let linger = ctx.lifetime.meta_linger_ms();
+                let meta_until = expiry.at().map(|at| at.saturating_add(linger));
                 let target = (sid.as_str(), *expiry, owner.as_deref());
-                3 + index(pipe, ctx, now_ms, seen, target, Via::Adopt)
+                stamp_created(pipe, &meta, now_ms)
+                    + write_meta(pipe, &meta, now_ms, (*expiry, owner.as_deref()), meta_until)
+                    + index(pipe, ctx, now_ms, seen, target, true)
             }
         }
     }
@@ -261,30 +247,23 @@ fn optional(ms: Option<i64>) -> String {
     ms.map_or_else(String::new, |ms| ms.to_string())
 }
 
-fn deadline(expiry: Expiry) -> Option<i64> {
-    match expiry {
-        Expiry::At(at) => Some(at),
-        Expiry::Never => None,
-    }
-}
-
 /// The write script, in the session's slot: one reply.
 fn script_write(
     pipe: &mut Pipeline,
     ctx: &Context,
     now_ms: i64,
-    (mode, sid, value, expiry, owner): (&str, &str, &str, Expiry, &Option<String>),
+    key: &str,
+    (mode, value, expiry, owner): (&str, &str, Expiry, &Option<String>),
 ) {
-    let key = ctx.keys.session(sid);
     pipe.cmd("EVALSHA")
         .arg(&scripts::WRITE.hash)
         .arg(3)
-        .arg(&key)
-        .arg(keys::meta(&key))
-        .arg(keys::tombstone(&key))
+        .arg(key)
+        .arg(keys::meta(key))
+        .arg(keys::tombstone(key))
         .arg(mode)
         .arg(value)
-        .arg(optional(deadline(expiry)))
+        .arg(optional(expiry.at()))
         .arg(now_ms)
         .arg(optional(ctx.lifetime.idle_ms))
         .arg(optional(ctx.lifetime.absolute_ms))
@@ -303,69 +282,78 @@ fn plain_write(
     pipe: &mut Pipeline,
     ctx: &Context,
     (now_ms, seen): (i64, &mut Recent),
+    key: &str,
     (sid, value, expiry, owner): (&str, Option<&str>, Expiry, Option<&str>),
 ) -> usize {
-    let key = ctx.keys.session(sid);
-    let meta = keys::meta(&key);
-    let at = deadline(ctx.lifetime.bound(expiry, now_ms)).unwrap_or(i64::MAX);
+    let at = ctx.lifetime.bound(expiry, now_ms).at().unwrap_or(i64::MAX);
     match value {
         Some(v) => pipe
             .cmd("SET")
-            .arg(&key)
+            .arg(key)
             .arg(v)
             .arg("XX")
             .arg("PXAT")
             .arg(at),
-        None => pipe.cmd("PEXPIREAT").arg(&key).arg(at),
+        None => pipe.cmd("PEXPIREAT").arg(key).arg(at),
     };
     if owner.is_none() && !ctx.lifetime.has_limits() && seen.meta_fresh(sid, owner, now_ms) {
         return 1;
     }
     seen.meta_written(sid, owner, now_ms);
+    let meta_until = at.saturating_add(ctx.lifetime.meta_linger_ms());
+    1 + write_meta(
+        pipe,
+        &keys::meta(key),
+        now_ms,
+        (expiry, owner),
+        Some(meta_until),
+    )
+}
+
+/// Last access, cookie deadline and owner into the meta, which then lives
+/// until `until` (None: no TTL). Returns the reply count.
+fn write_meta(
+    pipe: &mut Pipeline,
+    meta: &str,
+    now_ms: i64,
+    (expiry, owner): (Expiry, Option<&str>),
+    until: Option<i64>,
+) -> usize {
     pipe.cmd("HSET")
-        .arg(&meta)
+        .arg(meta)
         .arg("a")
         .arg(now_ms)
         .arg("e")
-        .arg(optional(deadline(expiry)))
+        .arg(optional(expiry.at()))
         .arg("u")
         .arg(owner.unwrap_or(""));
-    pipe.cmd("PEXPIREAT")
-        .arg(&meta)
-        .arg(at.saturating_add(ctx.lifetime.meta_linger_ms()));
-    3
+    match until {
+        Some(at) => pipe.cmd("PEXPIREAT").arg(meta).arg(at),
+        None => pipe.cmd("PERSIST").arg(meta),
+    };
+    2
 }
 
-/// Which write an index update follows.
-#[derive(PartialEq)]
-enum Via {
-    /// A set, whose index reply counts the owner's sessions.
-    Set,
-    /// A touch by script, which records the creation time itself.
-    Script,
-    /// A touch by plain commands.
-    Plain,
-    /// An adoption: always indexed, creation time already recorded.
-    Adopt,
+/// Records a creation time unless one is recorded. Returns the reply count.
+fn stamp_created(pipe: &mut Pipeline, meta: &str, now_ms: i64) -> usize {
+    pipe.cmd("HSETNX").arg(meta).arg("c").arg(now_ms);
+    1
 }
 
 /// The index script, in the index slot, unless this process already
-/// recorded the session for this owner with a high enough score (sets run
-/// it anyway when their reply must count the owner's sessions).
-/// After a plain touch, a session first seen here also gets a creation
-/// time if nothing recorded one (connect-redis created it). Returns the
-/// reply count.
+/// recorded the session for this owner with a high enough score (`force`:
+/// run it anyway, when its reply must count the owner's sessions, or to
+/// adopt a session). Returns the reply count: 1 if it runs, else 0.
 fn index(
     pipe: &mut Pipeline,
     ctx: &Context,
     now_ms: i64,
     seen: &mut Recent,
     (sid, expiry, owner): (&str, Expiry, Option<&str>),
-    via: Via,
+    force: bool,
 ) -> usize {
     let bound = ctx.lifetime.bound(expiry, now_ms);
-    let must = (via == Via::Set && ctx.count_logins) || via == Via::Adopt;
-    if !must && seen.covers(sid, owner, bound) {
+    if !force && seen.covers(sid, owner, bound) {
         return 0;
     }
     let score = seen.record(sid, owner, bound);
@@ -383,14 +371,7 @@ fn index(
         "+inf".to_owned()
     };
     pipe.arg(sid).arg(score).arg(now_ms);
-    if via != Via::Plain {
-        return 1;
-    }
-    pipe.cmd("HSETNX")
-        .arg(keys::meta(&ctx.keys.session(sid)))
-        .arg("c")
-        .arg(now_ms);
-    2
+    1
 }
 
 /// Removes a session from the indexes; returns the reply count.

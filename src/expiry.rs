@@ -15,6 +15,14 @@ pub enum Expiry {
 }
 
 impl Expiry {
+    /// The deadline, if there is one.
+    pub fn at(self) -> Option<i64> {
+        match self {
+            Expiry::At(at) => Some(at),
+            Expiry::Never => None,
+        }
+    }
+
     /// Decodes the wire form: a non-finite number means "no TTL".
     pub fn from_wire(at_ms: f64) -> Self {
         if at_ms.is_finite() {

@@ -51,16 +51,12 @@ enum Read {
     Values,
 }
 
-async fn round_trip(
-    store: &Store,
-    conn: &mut ConnectionManager,
-    pipe: &Pipeline,
-) -> StoreResult<Vec<Value>> {
-    let timeout = store.command_timeout();
-    match tokio::time::timeout(timeout, conn.req_packed_commands(pipe, 0, pipe.len())).await {
-        Ok(result) => result.map_err(|e| StoreError::from_redis(&e)),
-        Err(_) => Err(StoreError::timed_out(timeout)),
-    }
+/// One round trip. Not timed here: every call runs within `bounded` as a
+/// whole, and the connection bounds each request too.
+async fn round_trip(conn: &mut ConnectionManager, pipe: &Pipeline) -> StoreResult<Vec<Value>> {
+    conn.req_packed_commands(pipe, 0, pipe.len())
+        .await
+        .map_err(|e| StoreError::from_redis(&e))
 }
 
 /// Runs one whole call within the command timeout, from the moment it is
@@ -77,18 +73,14 @@ pub async fn bounded<T>(
 
 /// The members of an index not yet past their expiry bound; the others are
 /// dropped on the way.
-async fn members(
-    store: &Store,
-    conn: &mut ConnectionManager,
-    index: &str,
-) -> StoreResult<Vec<String>> {
+async fn members(conn: &mut ConnectionManager, index: &str) -> StoreResult<Vec<String>> {
     let mut pipe = redis::pipe();
     pipe.cmd("ZREMRANGEBYSCORE")
         .arg(index)
         .arg("-inf")
         .arg(now_ms());
     pipe.cmd("ZRANGE").arg(index).arg(0).arg(-1);
-    let mut replies = round_trip(store, conn, &pipe).await?;
+    let mut replies = round_trip(conn, &pipe).await?;
     match replies.pop() {
         Some(Value::Array(items)) => Ok(items
             .into_iter()
@@ -114,67 +106,52 @@ fn per_trip(chunk: usize) -> usize {
     chunk.max(1) * CHUNKS_PER_TRIP
 }
 
+/// A listed session as read back: `Err(sid)` when it is gone.
+type Probed = Result<Found, String>;
+
 /// Reads the listed sessions: `chunk` per MGET, or per run of commands,
 /// `CHUNKS_PER_TRIP` chunks per round trip, handing each round trip's
-/// results (`None`: the session is gone) to `on_trip` as they come.
+/// results to `on_trip` as they come.
 async fn probe(
     store: &Store,
     conn: &mut ConnectionManager,
     sids: Vec<String>,
     (read, chunk): (Read, usize),
-    mut on_trip: impl FnMut(Vec<(String, Option<Found>)>),
+    mut on_trip: impl FnMut(Vec<Probed>),
 ) -> StoreResult<()> {
+    let keys = &store.context().keys;
     let mut sids = sids.into_iter().peekable();
     while sids.peek().is_some() {
         let batch: Vec<String> = sids.by_ref().take(per_trip(chunk)).collect();
         let mut pipe = redis::pipe();
         if read == Read::Values {
             for part in batch.chunks(chunk.max(1)) {
-                let keys: Vec<String> = part
-                    .iter()
-                    .map(|s| store.context().keys.session(s))
-                    .collect();
-                pipe.cmd("MGET").arg(keys);
+                pipe.cmd("MGET")
+                    .arg(part.iter().map(|s| keys.session(s)).collect::<Vec<_>>());
             }
-        }
-        for sid in &batch {
-            let key = store.context().keys.session(sid);
-            match read {
-                Read::Exists => pipe.cmd("EXISTS").arg(&key),
-                Read::Meta => pipe
-                    .cmd("EXISTS")
-                    .arg(&key)
-                    .cmd("HMGET")
-                    .arg(keys::meta(&key))
-                    .arg(&meta::FIELDS[..]),
-                Read::Full => pipe
-                    .cmd("GET")
-                    .arg(&key)
-                    .cmd("HMGET")
-                    .arg(keys::meta(&key))
-                    .arg(&meta::FIELDS[..])
-                    .cmd("PEXPIRETIME")
-                    .arg(&key),
-                Read::Values => continue,
-            };
-        }
-        let mut replies = round_trip(store, conn, &pipe).await?;
-        if read == Read::Values {
-            let mut values = Vec::with_capacity(batch.len());
-            for reply in replies {
-                match reply {
-                    Value::Array(part) => values.extend(part),
-                    Value::ServerError(e) => return Err(reply_error("MGET", &e)),
-                    other => {
-                        return Err(StoreError::new(
-                            ErrorKind::Reply,
-                            format!("unexpected MGET reply: {other:?}"),
-                        ))
-                    }
+        } else {
+            for sid in &batch {
+                let key = keys.session(sid);
+                match read {
+                    Read::Exists | Read::Meta => pipe.cmd("EXISTS").arg(&key),
+                    Read::Full | Read::Values => pipe.cmd("GET").arg(&key),
+                };
+                if read != Read::Exists {
+                    pipe.cmd("HMGET")
+                        .arg(keys::meta(&key))
+                        .arg(&meta::FIELDS[..]);
+                }
+                if read == Read::Full {
+                    pipe.cmd("PEXPIRETIME").arg(&key);
                 }
             }
-            replies = values;
         }
+        let replies = round_trip(conn, &pipe).await?;
+        let replies = if read == Read::Values {
+            flatten_mgets(replies)?
+        } else {
+            replies
+        };
         let per = match read {
             Read::Exists | Read::Values => 1,
             Read::Meta => 2,
@@ -190,52 +167,61 @@ async fn probe(
         let mut out = Vec::with_capacity(batch.len());
         for sid in batch {
             let mine: Vec<Value> = replies.by_ref().take(per).collect();
-            let found = match read {
-                Read::Exists | Read::Meta => match &mine[0] {
-                    Value::Int(1) => Some(Found {
-                        sid: sid.clone(),
-                        value: String::new(),
-                        meta: mine.get(1).and_then(Meta::read),
-                        expires_at: None,
-                        cookie_expiry: None,
-                    }),
-                    _ => None,
-                },
-                Read::Values => {
-                    let key = store.context().keys.session(&sid);
-                    let value = read_string(&key, mine.into_iter().next().unwrap_or(Value::Nil))?;
-                    value.map(|value| Found {
-                        sid: sid.clone(),
-                        value,
-                        meta: None,
-                        expires_at: None,
-                        cookie_expiry: None,
-                    })
-                }
-                Read::Full => {
-                    let key = store.context().keys.session(&sid);
-                    let mut mine = mine.into_iter();
-                    let value = read_string(&key, mine.next().unwrap_or(Value::Nil))?;
-                    let meta = mine.next().as_ref().and_then(Meta::read);
-                    let expires_at = match mine.next() {
-                        Some(Value::Int(at)) => from_expiretime(at),
-                        _ => None,
-                    };
-                    let lifetime = store.context().lifetime;
-                    value.map(|value| Found {
-                        sid: sid.clone(),
-                        value,
-                        cookie_expiry: Meta::cookie_expiry(meta.as_ref(), expires_at, lifetime),
-                        meta,
-                        expires_at,
-                    })
-                }
-            };
-            out.push((sid, found));
+            out.push(decode(store, read, sid, mine)?);
         }
         on_trip(out);
     }
     Ok(())
+}
+
+/// The values of a round trip of MGETs, in order.
+fn flatten_mgets(replies: Vec<Value>) -> StoreResult<Vec<Value>> {
+    let mut values = Vec::new();
+    for reply in replies {
+        match reply {
+            Value::Array(part) => values.extend(part),
+            Value::ServerError(e) => return Err(reply_error("MGET", &e)),
+            other => {
+                return Err(StoreError::new(
+                    ErrorKind::Reply,
+                    format!("unexpected MGET reply: {other:?}"),
+                ))
+            }
+        }
+    }
+    Ok(values)
+}
+
+/// One listed session from its replies (see `probe` for which).
+fn decode(store: &Store, read: Read, sid: String, mine: Vec<Value>) -> StoreResult<Probed> {
+    let mut mine = mine.into_iter();
+    let first = mine.next().unwrap_or(Value::Nil);
+    let value = match read {
+        Read::Exists | Read::Meta if matches!(first, Value::Int(1)) => String::new(),
+        Read::Exists | Read::Meta => return Ok(Err(sid)),
+        Read::Values | Read::Full => {
+            match read_string(&store.context().keys.session(&sid), first)? {
+                Some(value) => value,
+                None => return Ok(Err(sid)),
+            }
+        }
+    };
+    let meta = mine.next().as_ref().and_then(Meta::read);
+    let expires_at = match mine.next() {
+        Some(Value::Int(at)) => from_expiretime(at),
+        _ => None,
+    };
+    let cookie_expiry = match read {
+        Read::Full => Meta::cookie_expiry(meta.as_ref(), expires_at, store.context().lifetime),
+        _ => None,
+    };
+    Ok(Ok(Found {
+        sid,
+        value,
+        meta,
+        expires_at,
+        cookie_expiry,
+    }))
 }
 
 async fn probe_all(
@@ -243,14 +229,13 @@ async fn probe_all(
     conn: &mut ConnectionManager,
     sids: Vec<String>,
     how: (Read, usize),
-) -> StoreResult<Vec<(String, Option<Found>)>> {
+) -> StoreResult<Vec<Probed>> {
     let mut all = Vec::with_capacity(sids.len());
     probe(store, conn, sids, how, |trip| all.extend(trip)).await?;
     Ok(all)
 }
 
 async fn forget(
-    store: &Store,
     conn: &mut ConnectionManager,
     index: &str,
     sids: &[String],
@@ -259,7 +244,7 @@ async fn forget(
     for part in sids.chunks(per_trip(chunk)) {
         let mut pipe = redis::pipe();
         pipe.cmd("ZREM").arg(index).arg(part);
-        round_trip(store, conn, &pipe).await?;
+        round_trip(conn, &pipe).await?;
     }
     Ok(())
 }
@@ -274,22 +259,22 @@ async fn live(
 ) -> StoreResult<usize> {
     let mut conn = store.connection().await?;
     let index = store.context().keys.all_index();
-    let sids = members(store, &mut conn, &index).await?;
+    let sids = members(&mut conn, &index).await?;
     let mut dead = Vec::new();
     let mut pages = 0;
     probe(store, &mut conn, sids, how, |trip| {
         let mut found = Vec::with_capacity(trip.len());
-        for (sid, p) in trip {
+        for p in trip {
             match p {
-                Some(f) => found.push(f),
-                None => dead.push(sid),
+                Ok(f) => found.push(f),
+                Err(sid) => dead.push(sid),
             }
         }
         pages += 1;
         page(found);
     })
     .await?;
-    forget(store, &mut conn, &index, &dead, how.1).await?;
+    forget(&mut conn, &index, &dead, how.1).await?;
     Ok(pages)
 }
 
@@ -354,7 +339,7 @@ pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
                 owners.insert(meta.owner.clone());
             }
         }
-        round_trip(store, &mut conn, &pipe).await?;
+        round_trip(&mut conn, &pipe).await?;
     }
     let mut indexes: Vec<String> = owners.iter().map(|o| keys.user_index(o)).collect();
     indexes.push(keys.all_index());
@@ -363,7 +348,7 @@ pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
         for index in part {
             pipe.cmd("DEL").arg(index);
         }
-        round_trip(store, &mut conn, &pipe).await?;
+        round_trip(&mut conn, &pipe).await?;
     }
     Ok(found.len() as u64)
 }
@@ -372,19 +357,23 @@ pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
 pub async fn list_user(store: &Store, owner: &str, chunk: usize) -> StoreResult<Vec<Found>> {
     let mut conn = store.connection().await?;
     let index = store.context().keys.user_index(owner);
-    let sids = members(store, &mut conn, &index).await?;
+    let sids = members(&mut conn, &index).await?;
     let probed = probe_all(store, &mut conn, sids, (Read::Full, chunk)).await?;
     let mut stale = Vec::new();
     let mut found = Vec::new();
-    for (sid, p) in probed {
+    for p in probed {
         // An entry whose session is gone, or now belongs to someone else.
-        match p.filter(|f| f.meta.as_ref().is_some_and(|m| m.owner == owner)) {
-            Some(f) => found.push(f),
-            None => stale.push(sid),
+        match p {
+            Ok(f) if f.meta.as_ref().is_some_and(|m| m.owner == owner) => found.push(f),
+            Ok(f) => stale.push(f.sid),
+            Err(sid) => stale.push(sid),
         }
     }
-    forget(store, &mut conn, &index, &stale, chunk).await?;
-    found.sort_by_key(|f| std::cmp::Reverse(f.meta.as_ref().map_or(0, |m| m.last_access)));
+    forget(&mut conn, &index, &stale, chunk).await?;
+    // Most recent first; ties by sid, so that every caller orders the same
+    // sessions the same way (see `enforce_limit`).
+    let last = |f: &Found| f.meta.as_ref().map_or(0, |m| m.last_access);
+    found.sort_by(|a, b| last(b).cmp(&last(a)).then_with(|| a.sid.cmp(&b.sid)));
     Ok(found)
 }
 
@@ -407,7 +396,7 @@ async fn destroy_all(
             .collect();
         let now = now_ms();
         let (pipe, counts) = commands::build(&ops, ctx, now, &mut Recent::default());
-        let replies = round_trip(store, &mut conn, &pipe).await?;
+        let replies = round_trip(&mut conn, &pipe).await?;
         let failed = commands::read_all(&ops, ctx, now, &counts, replies)
             .into_iter()
             .find_map(|o| match o {
@@ -419,7 +408,7 @@ async fn destroy_all(
         }
     }
     let index = ctx.keys.user_index(owner);
-    forget(store, &mut conn, &index, &sids, chunk).await?;
+    forget(&mut conn, &index, &sids, chunk).await?;
     Ok(sids.len() as u64)
 }
 
@@ -440,20 +429,17 @@ pub async fn destroy_user(
 }
 
 /// Keeps a user's `max` most recently used sessions and destroys the rest.
-/// Concurrent logins each run this; the order depends only on the sessions
-/// (last access, then sid), so all of them choose the same survivors among
-/// what they see, and the last one to be indexed sees every session.
+/// Concurrent logins each run this; `list_user`'s order depends only on the
+/// sessions (last access, then sid), so all of them choose the same
+/// survivors among what they see, and the last one to be indexed sees every
+/// session.
 pub async fn enforce_limit(
     store: &Store,
     owner: &str,
     max: usize,
     chunk: usize,
 ) -> StoreResult<u64> {
-    let mut sessions = list_user(store, owner, chunk).await?;
-    sessions.sort_by(|a, b| {
-        let last = |f: &Found| f.meta.as_ref().map_or(0, |m| m.last_access);
-        last(b).cmp(&last(a)).then_with(|| a.sid.cmp(&b.sid))
-    });
+    let sessions = list_user(store, owner, chunk).await?;
     let extra = sessions.into_iter().skip(max).map(|f| f.sid).collect();
     destroy_all(store, owner, extra, chunk).await
 }
@@ -480,22 +466,21 @@ pub async fn scan_page(store: &Store, cursor: &str, chunk: usize) -> StoreResult
         .arg(chunk.max(1))
         .arg("TYPE")
         .arg("string");
-    let (next, found): (String, Vec<String>) =
-        match round_trip(store, &mut conn, &scan).await?.pop() {
-            Some(Value::Array(mut reply)) if reply.len() == 2 => {
-                let found =
-                    redis::from_redis_value(reply.pop().unwrap_or(Value::Nil)).unwrap_or_default();
-                let next =
-                    redis::from_redis_value(reply.pop().unwrap_or(Value::Nil)).unwrap_or_default();
-                (next, found)
-            }
-            other => {
-                return Err(StoreError::new(
-                    ErrorKind::Reply,
-                    format!("unexpected SCAN reply: {other:?}"),
-                ))
-            }
-        };
+    let (next, found): (String, Vec<String>) = match round_trip(&mut conn, &scan).await?.pop() {
+        Some(Value::Array(mut reply)) if reply.len() == 2 => {
+            let found =
+                redis::from_redis_value(reply.pop().unwrap_or(Value::Nil)).unwrap_or_default();
+            let next =
+                redis::from_redis_value(reply.pop().unwrap_or(Value::Nil)).unwrap_or_default();
+            (next, found)
+        }
+        other => {
+            return Err(StoreError::new(
+                ErrorKind::Reply,
+                format!("unexpected SCAN reply: {other:?}"),
+            ))
+        }
+    };
     let sids: Vec<String> = found
         .iter()
         .filter_map(|k| keys.sid(k))
@@ -510,7 +495,7 @@ pub async fn scan_page(store: &Store, cursor: &str, chunk: usize) -> StoreResult
     let replies = if sids.is_empty() {
         Vec::new()
     } else {
-        round_trip(store, &mut conn, &pipe).await?
+        round_trip(&mut conn, &pipe).await?
     };
     let mut replies = replies.into_iter();
     let mut sessions = Vec::with_capacity(sids.len());

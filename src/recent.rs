@@ -57,17 +57,14 @@ impl Recent {
         if self.entries.len() >= CAPACITY && !self.entries.contains_key(sid) {
             self.entries.clear();
         }
-        let entry = self.entries.entry(sid.to_owned()).or_insert(Entry {
-            owner: None,
+        let fresh = || Entry {
+            owner: owner.map(str::to_owned),
             score: f64::NEG_INFINITY,
             meta_at: i64::MIN,
-        });
+        };
+        let entry = self.entries.entry(sid.to_owned()).or_insert_with(fresh);
         if entry.owner.as_deref() != owner {
-            *entry = Entry {
-                owner: owner.map(str::to_owned),
-                score: f64::NEG_INFINITY,
-                meta_at: i64::MIN,
-            };
+            *entry = fresh();
         }
         entry
     }
