@@ -89,6 +89,7 @@ class RedisSessionStore extends Store {
       sentinelUsername: o.sentinel?.username,
       sentinelPassword: o.sentinel?.password,
       sentinelDb: o.sentinel?.db,
+      clusterNodes: o.cluster?.nodes,
     }
     try {
       this._batcher = new Batcher((onReply) => new NativeStore(native, onReply))

@@ -17,6 +17,7 @@ const DEFAULTS = {
   maxSessionsPerUser: undefined,
   tls: undefined,
   sentinel: undefined,
+  cluster: undefined,
 }
 
 // Who owns a session, as login code usually records it: an explicit
@@ -89,6 +90,27 @@ function parseSentinel(sentinel) {
   return { nodes: [...nodes], name, username, password, db }
 }
 
+// { nodes: ['redis://host:7000', ...] }: seed nodes of a Redis Cluster (any
+// few masters; the rest are found through CLUSTER SLOTS). A login goes in
+// the URLs, as for `url`; every node is reached with the first URL's.
+function parseCluster(cluster) {
+  if (cluster === null || typeof cluster !== 'object' || Array.isArray(cluster)) fail('option "cluster" must be an object')
+  for (const name of Object.keys(cluster)) {
+    if (name !== 'nodes') fail(`unknown option "cluster.${name}"`)
+  }
+  const { nodes } = cluster
+  if (!Array.isArray(nodes) || nodes.length === 0 || !nodes.every((n) => typeof n === 'string' && /^rediss?:\/\//.test(n))) {
+    fail('option "cluster.nodes" must be a non-empty array of redis:// or rediss:// URLs')
+  }
+  const schemes = new Set(nodes.map((n) => n.slice(0, n.indexOf(':'))))
+  if (schemes.size > 1) fail('option "cluster.nodes" mixes redis:// and rediss:// URLs')
+  for (const n of nodes) {
+    const db = /^rediss?:\/\/[^/]*\/(\d+)/.exec(n)
+    if (db && db[1] !== '0') fail('a cluster has only database 0: drop the /db from "cluster.nodes"')
+  }
+  return { nodes: [...nodes] }
+}
+
 // Validates options up front so a typo fails at startup, not at the first
 // request. Names, defaults and meaning follow connect-redis 9.
 function parseOptions(options) {
@@ -128,6 +150,12 @@ function parseOptions(options) {
   }
   if (typeof o.userId !== 'function') fail('option "userId" must be a function (session) => string | undefined')
   if (o.maxSessionsPerUser !== undefined) positiveInt('maxSessionsPerUser', o.maxSessionsPerUser, 1e6)
+  if (o.cluster !== undefined) {
+    if (options.url !== undefined) fail('give either "url" or "cluster", not both')
+    if (options.sentinel !== undefined) fail('give either "sentinel" or "cluster", not both')
+    o.cluster = parseCluster(o.cluster)
+    o.url = o.cluster.nodes[0]
+  }
   if (o.tls !== undefined) o.tls = parseTls(o.tls, o.url)
   if (o.sentinel !== undefined) {
     if (options.url !== undefined) fail('give either "url" or "sentinel", not both')

@@ -63,6 +63,8 @@ pub struct NativeOptions {
     pub sentinel_username: Option<String>,
     pub sentinel_password: Option<String>,
     pub sentinel_db: Option<u32>,
+    /// Seed nodes of a Redis Cluster, instead of `url`.
+    pub cluster_nodes: Option<Vec<String>>,
 }
 
 /// One entry per operation of the batch, in order. `errorCodes` and
@@ -311,6 +313,7 @@ impl NativeStore {
                     password: options.sentinel_password,
                     db: options.sentinel_db.unwrap_or(0) as i64,
                 }),
+            cluster: options.cluster_nodes.unwrap_or_default(),
             command_timeout: Duration::from_millis(options.command_timeout_ms.max(1) as u64),
             connect_timeout: Duration::from_millis(options.connect_timeout_ms.max(1) as u64),
         };

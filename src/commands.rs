@@ -4,6 +4,7 @@
 
 use redis::{Pipeline, Value};
 
+use crate::cluster;
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::{from_expiretime, Expiry, Lifetime};
 use crate::keys::{self, Keys};
@@ -393,10 +394,17 @@ fn is_error(value: &Value) -> bool {
 }
 
 pub fn reply_error(key: &str, err: &redis::ServerError) -> StoreError {
-    StoreError::new(
-        ErrorKind::Reply,
-        format!("redis replied {err} for key \"{key}\""),
-    )
+    // A cluster node that failed answers its commands with these.
+    let kind = match err.code() {
+        cluster::UNREACHABLE => ErrorKind::Unavailable,
+        cluster::NO_ANSWER => ErrorKind::Timeout,
+        _ => ErrorKind::Reply,
+    };
+    let what = match kind {
+        ErrorKind::Reply => format!("redis replied {err}"),
+        _ => err.details().unwrap_or_default().to_owned(),
+    };
+    StoreError::new(kind, format!("{what} for key \"{key}\""))
 }
 
 /// The session text in a reply: `None` for a missing key, an error naming

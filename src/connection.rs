@@ -1,16 +1,21 @@
 //! The Redis connection: one multiplexed connection that reconnects by
 //! itself, created lazily so a store can exist before Redis is reachable;
 //! with Sentinel, found through the sentinels and found again when the
-//! master may have moved (`Link`).
+//! master may have moved (`Link`); on a cluster, one per master (`Conn`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::IntoConnectionInfo;
+use std::sync::Arc;
 
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{IntoConnectionInfo, Pipeline, RedisResult, Value};
+use tokio::time::Instant;
+
+use crate::cluster::Cluster;
 use crate::error::{ErrorKind, StoreError, StoreResult};
+use crate::scripts;
 
 /// TLS settings beyond what a rediss:// URL says.
 #[derive(Clone)]
@@ -70,9 +75,11 @@ impl std::fmt::Debug for SentinelOptions {
 
 #[derive(Debug, Clone)]
 pub struct ConnectionOptions {
-    /// The server, unless `sentinel` says where it is.
+    /// The server, unless `sentinel` or `cluster` says where it is.
     pub url: String,
     pub sentinel: Option<SentinelOptions>,
+    /// Seed nodes of a Redis Cluster (empty: not a cluster).
+    pub cluster: Vec<String>,
     pub tls: Tls,
     /// Upper bound for any one call, from the moment it is issued.
     pub command_timeout: Duration,
@@ -127,33 +134,75 @@ pub async fn resolve(
     manage(master, options)
 }
 
-/// Opens a lazy connection manager to `url`. Must run inside a tokio runtime.
-pub fn open(options: &ConnectionOptions) -> StoreResult<ConnectionManager> {
-    // rediss:// needs a process-wide rustls crypto provider; installing it
-    // again (another store, or another addon) is harmless.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut info = options
-        .url
-        .as_str()
-        .into_connection_info()
-        .map_err(invalid)?;
-    if !options.tls.verify {
-        let addr = info.addr().clone();
-        info = info.set_addr(match addr {
+/// The connection info of `url` (the TLS option applied), or of another
+/// server at `addr` ("host:port") with the same login and TLS settings: a
+/// cluster's nodes are reached the way its seed was.
+pub fn info_at(
+    options: &ConnectionOptions,
+    url: &str,
+    addr: Option<&str>,
+) -> StoreResult<redis::ConnectionInfo> {
+    let info = url.into_connection_info().map_err(invalid)?;
+    let elsewhere = addr.and_then(|a| {
+        let (host, port) = a.rsplit_once(':')?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Some((host.to_owned(), port.parse::<u16>().ok()?))
+    });
+    let addr = match (info.addr().clone(), elsewhere) {
+        (
             redis::ConnectionAddr::TcpTls {
                 host,
                 port,
-                tls_params,
-                ..
-            } => redis::ConnectionAddr::TcpTls {
-                host,
-                port,
-                insecure: true,
+                insecure,
                 tls_params,
             },
-            other => other,
-        });
+            at,
+        ) => {
+            let (host, port) = at.unwrap_or((host, port));
+            redis::ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: insecure || !options.tls.verify,
+                tls_params,
+            }
+        }
+        (redis::ConnectionAddr::Tcp(_, _), Some((host, port))) => {
+            redis::ConnectionAddr::Tcp(host, port)
+        }
+        (same, _) => same,
+    };
+    Ok(info.set_addr(addr))
+}
+
+/// "host:port" of a connection info.
+pub fn address(info: &redis::ConnectionInfo) -> String {
+    match info.addr() {
+        redis::ConnectionAddr::Tcp(host, port)
+        | redis::ConnectionAddr::TcpTls { host, port, .. } => {
+            if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            }
+        }
+        other => other.to_string(),
     }
+}
+
+/// Opens a lazy connection manager to `url`. Must run inside a tokio runtime.
+pub fn open(options: &ConnectionOptions) -> StoreResult<ConnectionManager> {
+    manage_info(info_at(options, &options.url, None)?, options)
+}
+
+/// Opens a lazy connection manager to one server, with the TLS option's
+/// certificates. Must run inside a tokio runtime.
+pub fn manage_info(
+    info: redis::ConnectionInfo,
+    options: &ConnectionOptions,
+) -> StoreResult<ConnectionManager> {
+    // rediss:// needs a process-wide rustls crypto provider; installing it
+    // again (another store, or another addon) is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = match (&options.tls.ca, &options.tls.client) {
         (None, None) => redis::Client::open(info),
         (ca, client) => redis::Client::build_with_tls(
@@ -183,12 +232,60 @@ fn manage(client: redis::Client, options: &ConnectionOptions) -> StoreResult<Con
     ConnectionManager::new_lazy_with_config(client, config).map_err(|e| StoreError::from_redis(&e))
 }
 
+/// A connection to one server, or to a cluster through its slot map.
+#[derive(Clone)]
+pub enum Conn {
+    Server(ConnectionManager),
+    Cluster(Arc<Cluster>),
+}
+
+impl Conn {
+    /// Sends a pipeline; one reply per command, in order. On a cluster each
+    /// node's share is given until `deadline`, and a node that fails answers
+    /// its own commands with error replies.
+    pub async fn send(
+        &mut self,
+        pipe: &Pipeline,
+        deadline: Option<Instant>,
+    ) -> RedisResult<Vec<Value>> {
+        match self {
+            Conn::Server(conn) => conn.req_packed_commands(pipe, 0, pipe.len()).await,
+            Conn::Cluster(cluster) => Ok(cluster.send(pipe, deadline).await),
+        }
+    }
+
+    /// Loads the scripts; on a cluster, every node loads them before its
+    /// next command.
+    pub async fn load_scripts(&mut self) -> RedisResult<()> {
+        match self {
+            Conn::Server(conn) => {
+                let load = scripts::load_pipeline();
+                conn.req_packed_commands(&load, 0, load.len())
+                    .await
+                    .map(drop)
+            }
+            Conn::Cluster(cluster) => {
+                cluster.reset_setup();
+                Ok(())
+            }
+        }
+    }
+
+    /// The servers a SCAN must walk: this one, or every master.
+    pub async fn servers(&self) -> StoreResult<Vec<ConnectionManager>> {
+        match self {
+            Conn::Server(conn) => Ok(vec![conn.clone()]),
+            Conn::Cluster(cluster) => cluster.masters().await,
+        }
+    }
+}
+
 /// The current connection, replaced when one stops answering.
 pub struct Link {
     pub options: ConnectionOptions,
     /// None until the sentinels have said where the master is, and again
     /// whenever it may have moved.
-    conn: Mutex<Option<ConnectionManager>>,
+    conn: Mutex<Option<Conn>>,
     /// Cleared whenever the connection may have changed servers.
     pub scripts_loaded: AtomicBool,
 }
@@ -200,7 +297,7 @@ impl Link {
                 check_sentinels(sentinel)?;
                 None
             }
-            None => Some(open(options)?),
+            None => Some(Self::connect(options)?),
         };
         Ok(Link {
             conn: Mutex::new(conn),
@@ -209,13 +306,21 @@ impl Link {
         })
     }
 
-    pub async fn current(&self) -> StoreResult<ConnectionManager> {
+    /// A lazy connection to the URL, or to the cluster.
+    fn connect(options: &ConnectionOptions) -> StoreResult<Conn> {
+        if options.cluster.is_empty() {
+            return open(options).map(Conn::Server);
+        }
+        Cluster::new(options, scripts::load_pipeline()).map(|c| Conn::Cluster(Arc::new(c)))
+    }
+
+    pub async fn current(&self) -> StoreResult<Conn> {
         if let Some(conn) = self.conn.lock().unwrap().clone() {
             return Ok(conn);
         }
         let fresh = match &self.options.sentinel {
-            Some(sentinel) => resolve(&self.options, sentinel).await?,
-            None => open(&self.options)?,
+            Some(sentinel) => Conn::Server(resolve(&self.options, sentinel).await?),
+            None => Self::connect(&self.options)?,
         };
         self.scripts_loaded.store(false, Ordering::Release);
         Ok(self.conn.lock().unwrap().get_or_insert(fresh).clone())
@@ -229,10 +334,13 @@ impl Link {
     }
 
     /// The server dropped us or stopped taking writes: with sentinels, the
-    /// master may have moved, so ask again. A plain URL reconnects by itself.
+    /// master may have moved, so ask again; on a cluster, the slots may
+    /// have. A plain URL reconnects by itself.
     pub fn lost(&self) {
         if self.options.sentinel.is_some() {
             self.reopen();
+        } else if let Some(Conn::Cluster(cluster)) = self.conn.lock().unwrap().as_ref() {
+            cluster.mark_stale();
         }
     }
 }

@@ -10,10 +10,11 @@
 
 use std::collections::HashSet;
 
-use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::aio::ConnectionLike;
 use redis::{Pipeline, Value};
 
 use crate::commands::{self, read_string, reply_error, Op, Outcome};
+use crate::connection::Conn;
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::{from_expiretime, now_ms};
 use crate::keys;
@@ -53,8 +54,8 @@ enum Read {
 
 /// One round trip. Not timed here: every call runs within `bounded` as a
 /// whole, and the connection bounds each request too.
-async fn round_trip(conn: &mut ConnectionManager, pipe: &Pipeline) -> StoreResult<Vec<Value>> {
-    conn.req_packed_commands(pipe, 0, pipe.len())
+async fn round_trip(conn: &mut Conn, pipe: &Pipeline) -> StoreResult<Vec<Value>> {
+    conn.send(pipe, None)
         .await
         .map_err(|e| StoreError::from_redis(&e))
 }
@@ -73,7 +74,7 @@ pub async fn bounded<T>(
 
 /// The members of an index not yet past their expiry bound; the others are
 /// dropped on the way.
-async fn members(conn: &mut ConnectionManager, index: &str) -> StoreResult<Vec<String>> {
+async fn members(conn: &mut Conn, index: &str) -> StoreResult<Vec<String>> {
     let mut pipe = redis::pipe();
     pipe.cmd("ZREMRANGEBYSCORE")
         .arg(index)
@@ -114,7 +115,7 @@ type Probed = Result<Found, String>;
 /// results to `on_trip` as they come.
 async fn probe(
     store: &Store,
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     sids: Vec<String>,
     (read, chunk): (Read, usize),
     mut on_trip: impl FnMut(Vec<Probed>),
@@ -226,7 +227,7 @@ fn decode(store: &Store, read: Read, sid: String, mine: Vec<Value>) -> StoreResu
 
 async fn probe_all(
     store: &Store,
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     sids: Vec<String>,
     how: (Read, usize),
 ) -> StoreResult<Vec<Probed>> {
@@ -235,12 +236,7 @@ async fn probe_all(
     Ok(all)
 }
 
-async fn forget(
-    conn: &mut ConnectionManager,
-    index: &str,
-    sids: &[String],
-    chunk: usize,
-) -> StoreResult<()> {
+async fn forget(conn: &mut Conn, index: &str, sids: &[String], chunk: usize) -> StoreResult<()> {
     for part in sids.chunks(per_trip(chunk)) {
         let mut pipe = redis::pipe();
         pipe.cmd("ZREM").arg(index).arg(part);
@@ -453,20 +449,38 @@ pub struct ScanPage {
 }
 
 /// Reads the string keys of one SCAN step with their values and expiries.
-/// Keys that vanish meanwhile, or are not UTF-8 text, are left out.
+/// Keys that vanish meanwhile, or are not UTF-8 text, are left out. On a
+/// cluster the cursor walks every master in turn ("<master>-<cursor>").
 pub async fn scan_page(store: &Store, cursor: &str, chunk: usize) -> StoreResult<ScanPage> {
     let mut conn = store.connection().await?;
     let keys = &store.context().keys;
+    let servers = conn.servers().await?;
+    let (server, inner) = match cursor.split_once('-') {
+        Some((n, c)) => (n.parse::<usize>().unwrap_or(usize::MAX), c),
+        None => (0, cursor),
+    };
+    let Some(on) = servers.get(server) else {
+        return Err(StoreError::new(
+            ErrorKind::InvalidArgument,
+            format!("scan cursor \"{cursor}\" names no server (the cluster changed?)"),
+        ));
+    };
     let mut scan = redis::pipe();
     scan.cmd("SCAN")
-        .arg(cursor)
+        .arg(inner)
         .arg("MATCH")
         .arg(keys.scan_pattern())
         .arg("COUNT")
         .arg(chunk.max(1))
         .arg("TYPE")
         .arg("string");
-    let (next, found): (String, Vec<String>) = match round_trip(&mut conn, &scan).await?.pop() {
+    let mut on = on.clone();
+    let scanned = on
+        .req_packed_commands(&scan, 0, 1)
+        .await
+        .map_err(|e| StoreError::from_redis(&e))?
+        .pop();
+    let (next, found): (String, Vec<String>) = match scanned {
         Some(Value::Array(mut reply)) if reply.len() == 2 => {
             let found =
                 redis::from_redis_value(reply.pop().unwrap_or(Value::Nil)).unwrap_or_default();
@@ -480,6 +494,13 @@ pub async fn scan_page(store: &Store, cursor: &str, chunk: usize) -> StoreResult
                 format!("unexpected SCAN reply: {other:?}"),
             ))
         }
+    };
+    // This server is done: go on with the next one, if any.
+    let next = match (next.as_str(), servers.len()) {
+        ("0", n) if server + 1 < n => format!("{}-0", server + 1),
+        ("0", _) => "0".to_owned(),
+        (c, 1) => c.to_owned(),
+        (c, _) => format!("{server}-{c}"),
     };
     let sids: Vec<String> = found
         .iter()

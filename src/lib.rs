@@ -1,6 +1,7 @@
 //! Native core of redis-session-store. Plain Rust modules do the work and are
 //! tested with `cargo test`; `binding` is the only napi-aware module.
 
+pub mod cluster;
 pub mod commands;
 pub mod connection;
 pub mod error;

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Pipeline, Value};
 
 use tokio::sync::{mpsc, oneshot};
@@ -17,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::commands::{self, Context, Op, Outcome};
-use crate::connection::{ConnectionOptions, Link};
+use crate::connection::{Conn, ConnectionOptions, Link};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::now_ms;
 use crate::recent::Recent;
@@ -144,7 +143,7 @@ impl Store {
     }
 
     /// A connection handle for multi-round-trip calls (the index reads).
-    pub async fn connection(&self) -> StoreResult<ConnectionManager> {
+    pub async fn connection(&self) -> StoreResult<Conn> {
         if self.queue.lock().unwrap().is_none() {
             return Err(closed());
         }
@@ -261,11 +260,10 @@ async fn attempt(
             // restart, a failover): load them before anything runs, so a
             // write cannot fail NOSCRIPT while the operations after it run.
             if !link.scripts_loaded.load(Ordering::Acquire) {
-                let load = scripts::load_pipeline();
-                conn.req_packed_commands(&load, 0, load.len()).await?;
+                conn.load_scripts().await?;
                 link.scripts_loaded.store(true, Ordering::Release);
             }
-            Ok(conn.req_packed_commands(pipe, 0, pipe.len()).await?)
+            Ok(conn.send(pipe, Some(deadline)).await?)
         })
         .await;
         match sent {

@@ -59,6 +59,7 @@ fn options(url: String, timeout_ms: u64) -> ConnectionOptions {
     ConnectionOptions {
         url,
         sentinel: None,
+        cluster: Vec::new(),
         tls: Tls::default(),
         command_timeout: Duration::from_millis(timeout_ms),
         connect_timeout: Duration::from_millis(timeout_ms),
