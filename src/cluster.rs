@@ -124,9 +124,19 @@ fn error_reply(code: &str, message: &str) -> Value {
     redis::parse_redis_value(format!("-{code} {line}\r\n").as_bytes()).unwrap_or(Value::Nil)
 }
 
-/// Error reply codes for a node that did not answer (see `commands`).
-pub const UNREACHABLE: &str = "UNREACHABLE";
-pub const NO_ANSWER: &str = "NOANSWER";
+/// Error reply codes for a node that failed (see `node_failure`).
+const UNREACHABLE: &str = "UNREACHABLE";
+const NO_ANSWER: &str = "NOANSWER";
+
+/// The store error that a failed node's reply stands for, if it is one.
+pub fn node_failure(e: &redis::ServerError) -> Option<StoreError> {
+    let kind = match e.code() {
+        UNREACHABLE => ErrorKind::Unavailable,
+        NO_ANSWER => ErrorKind::Timeout,
+        _ => return None,
+    };
+    Some(StoreError::new(kind, e.details().unwrap_or_default()))
+}
 
 /// Why a node's share got no replies.
 enum Failure {

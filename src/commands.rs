@@ -394,17 +394,13 @@ fn is_error(value: &Value) -> bool {
 }
 
 pub fn reply_error(key: &str, err: &redis::ServerError) -> StoreError {
-    // A cluster node that failed answers its commands with these.
-    let kind = match err.code() {
-        cluster::UNREACHABLE => ErrorKind::Unavailable,
-        cluster::NO_ANSWER => ErrorKind::Timeout,
-        _ => ErrorKind::Reply,
-    };
-    let what = match kind {
-        ErrorKind::Reply => format!("redis replied {err}"),
-        _ => err.details().unwrap_or_default().to_owned(),
-    };
-    StoreError::new(kind, format!("{what} for key \"{key}\""))
+    match cluster::node_failure(err) {
+        Some(failed) => StoreError::new(failed.kind, format!("{} (key \"{key}\")", failed.message)),
+        None => StoreError::new(
+            ErrorKind::Reply,
+            format!("redis replied {err} for key \"{key}\""),
+        ),
+    }
 }
 
 /// The session text in a reply: `None` for a missing key, an error naming

@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use redis::aio::ConnectionLike;
 use redis::{Pipeline, Value};
 
+use crate::cluster;
 use crate::commands::{self, read_string, reply_error, Op, Outcome};
 use crate::connection::Conn;
 use crate::error::{ErrorKind, StoreError, StoreResult};
@@ -54,10 +55,20 @@ enum Read {
 
 /// One round trip. Not timed here: every call runs within `bounded` as a
 /// whole, and the connection bounds each request too.
+/// A cluster node that failed fails the whole call: its sessions' answers
+/// are missing.
 async fn round_trip(conn: &mut Conn, pipe: &Pipeline) -> StoreResult<Vec<Value>> {
-    conn.send(pipe, None)
+    let replies = conn
+        .send(pipe, None)
         .await
-        .map_err(|e| StoreError::from_redis(&e))
+        .map_err(|e| StoreError::from_redis(&e))?;
+    match replies.iter().find_map(|r| match r {
+        Value::ServerError(e) => cluster::node_failure(e),
+        _ => None,
+    }) {
+        Some(e) => Err(e),
+        None => Ok(replies),
+    }
 }
 
 /// Runs one whole call within the command timeout, from the moment it is
@@ -195,6 +206,11 @@ fn flatten_mgets(replies: Vec<Value>) -> StoreResult<Vec<Value>> {
 
 /// One listed session from its replies (see `probe` for which).
 fn decode(store: &Store, read: Read, sid: String, mine: Vec<Value>) -> StoreResult<Probed> {
+    // An error (a cluster node that did not answer) says nothing about the
+    // session: fail the call rather than drop a live session from the index.
+    if let Some(Value::ServerError(e)) = mine.iter().find(|v| matches!(v, Value::ServerError(_))) {
+        return Err(reply_error(&store.context().keys.session(&sid), e));
+    }
     let mut mine = mine.into_iter();
     let first = mine.next().unwrap_or(Value::Nil);
     let value = match read {
