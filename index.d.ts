@@ -48,6 +48,15 @@ export interface RedisSessionStoreOptions {
     password?: string
     db?: number
   }
+  /**
+   * Use a Redis Cluster instead of `url`: a few seed nodes (the rest are found
+   * through CLUSTER SLOTS); a login goes in the URLs. Every call works across
+   * slots, following MOVED/ASK while slots migrate.
+   */
+  cluster?: {
+    /** Seed nodes, as redis:// or rediss:// URLs (database 0 only). */
+    nodes: string[]
+  }
   /** TLS beyond what a rediss:// URL says (needs a rediss:// URL). PEM as strings or Buffers. */
   tls?: {
     /** CA certificate(s) to verify the server with, instead of the system's roots. */

@@ -34,6 +34,8 @@ const withTls = new RedisSessionStore({ url: 'rediss://h:6380', tls: { ca: Buffe
 void withTls
 const viaSentinel = new RedisSessionStore({ sentinel: { nodes: ['redis://h:26379'], name: 'mymaster' } })
 void viaSentinel
+const onCluster = new RedisSessionStore({ cluster: { nodes: ['redis://h:7000', 'redis://h:7001'] }, prefix: 'app:' })
+void onCluster
 const store = new RedisSessionStore(options)
 const asBase: Store = store
 const migrated: RedisSessionStore = new RedisStore({ ttl: 600, disableTouch: true })
@@ -106,6 +108,8 @@ const ttl: number | ((sess: SessionData) => number) = store.ttl
 
 // @ts-expect-error ttl is seconds or a function, not a string
 new RedisSessionStore({ ttl: '1d' })
+// @ts-expect-error cluster nodes are a list of URLs
+new RedisSessionStore({ cluster: { nodes: 'redis://h:7000' } })
 // @ts-expect-error the store owns its connection: no client option
 new RedisSessionStore({ client: {} })
 // @ts-expect-error get returns a promise of a session, not a string
