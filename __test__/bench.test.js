@@ -20,5 +20,6 @@ test('npm run bench --quick runs every part and writes its report', async (t) =>
   const report = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8'))
   t.truthy(report.store)
   t.truthy(report.http)
+  t.truthy(report.cluster)
   t.true(fs.readFileSync(path.join(out, 'chart.svg'), 'utf8').startsWith('<svg'))
 })

@@ -98,10 +98,15 @@ async function info(url, section) {
 }
 
 // Redis's own CPU time (user + system, all threads) in microseconds, or null.
+// `url` may list a cluster's nodes, comma-separated: their CPU adds up.
 async function redisCpuMicros(url) {
-  const cpu = await info(url, 'cpu')
-  if (!cpu || cpu.used_cpu_sys == null) return null
-  return (Number(cpu.used_cpu_sys) + Number(cpu.used_cpu_user)) * 1e6
+  let total = 0
+  for (const one of url.split(',')) {
+    const cpu = await info(one, 'cpu')
+    if (!cpu || cpu.used_cpu_sys == null) return null
+    total += (Number(cpu.used_cpu_sys) + Number(cpu.used_cpu_user)) * 1e6
+  }
+  return total
 }
 
 async function redisVersion(url) {

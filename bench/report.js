@@ -102,6 +102,23 @@ function adminTable(admin) {
   return lines
 }
 
+function clusterTable(cl) {
+  const lines = []
+  lines.push(`### Redis Cluster (${cl.masters} masters on this machine) beside one node`)
+  lines.push('')
+  lines.push(`Same workload as the store benchmark, ${cl.sizeLabel} sessions, ${cl.concurrency} concurrent; medians of ${cl.rounds} rounds. Every redis-server shares the same cores, so this is the cost of routing across nodes, not the gain of more machines.`)
+  lines.push('')
+  lines.push('| store | ops/s | Node CPU µs/op | p50 ms | p99 ms | Redis CPU µs/op (all nodes) |')
+  lines.push('|---|---:|---:|---:|---:|---:|')
+  for (const r of cl.rows) {
+    const m = r.median
+    lines.push(`| ${r.name} | ${f(m.opsPerSec)} | ${f(m.cpuUsPerOp, 1)} | ${f(m.p50Ms, 2)} | ${f(m.p99Ms, 2)} | ${f(m.redisCpuUsPerOp, 1)} |`)
+  }
+  lines.push('')
+  lines.push(`Ours on the cluster ÷ ours on one node: ops/s **${x(cl.clusterVsSingle.opsPerSec)}**, CPU/op ${x(cl.clusterVsSingle.cpuUsPerOp)}. Ours ÷ connect-redis, both on the cluster: ops/s **${x(cl.oursVsConnectRedis.opsPerSec)}**, CPU/op **${x(cl.oursVsConnectRedis.cpuUsPerOp)}**.`)
+  return lines
+}
+
 function markdown(results) {
   const lines = []
   const m = results.meta
@@ -112,6 +129,7 @@ function markdown(results) {
   if (results.rss) lines.push('', ...rssTable(results.rss))
   if (results.http) lines.push('', ...httpTable(results.http))
   if (results.admin) lines.push('', ...adminTable(results.admin))
+  if (results.cluster) lines.push('', ...clusterTable(results.cluster))
   if (results.problems.length) {
     lines.push('', '### Problems', '')
     for (const p of results.problems) lines.push(`- ${p}`)

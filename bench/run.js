@@ -4,7 +4,7 @@
 //
 //   node bench/run.js                 # default run, about 3½ minutes on 2 cores
 //   node bench/run.js --quick         # smoke run, a few seconds, numbers meaningless
-//   node bench/run.js --only store    # store (+ RSS) only; also: http, rss, admin, or a list
+//   node bench/run.js --only store    # store (+ RSS) only; also: http, rss, admin, cluster, or a list
 //   REDIS_URL=redis://host:6379 node bench/run.js
 //
 // Every measured thing runs in a child process (fork): one per store and
@@ -23,11 +23,12 @@ const { STORES } = require('./stores')
 const { markdown } = require('./report')
 const { benchChart } = require('./chart')
 const { adminBench } = require('./admin')
+const { clusterBench } = require('./cluster')
 
 const HELP = `usage: node bench/run.js [options]
   --quick                 a few seconds in all; checks that everything runs
-  --only LIST             store, http, rss, admin (comma-separated; "store" includes
-                          rss; default store,http,admin)
+  --only LIST             store, http, rss, admin, cluster (comma-separated; "store"
+                          includes rss; default store,http,admin,cluster)
   --rounds N              store rounds, each store in a fresh process (default 3)
   --http-rounds N         HTTP rounds (default 3)
   --duration S            measured seconds per store run (default 2)
@@ -44,6 +45,8 @@ const HELP = `usage: node bench/run.js [options]
   --admin-sessions N      sessions written through each store (default 10000)
   --admin-rounds N        timed rounds per admin call, connect-redis (default 3)
   --admin-ours-rounds N   timed rounds per admin call, this store (default 10)
+  --cluster-size B        session size for the cluster run (default 200)
+  --cluster-concurrency N concurrent requests for the cluster run (default 64)
   --out DIR               where latest.json and chart.svg go (default bench/results)
 REDIS_URL=...             use this Redis instead of starting redis-server`
 
@@ -88,8 +91,8 @@ function parseConfig(argv) {
     return v
   }
   const list = (k, d) => (a[k] === undefined ? d : String(a[k]).split(',').map(Number))
-  const only = a.only ? String(a.only).split(',') : ['store', 'http', 'admin']
-  for (const o of only) if (!['store', 'http', 'rss', 'admin'].includes(o)) throw new Error(`--only takes store, http, rss or admin, not ${o}`)
+  const only = a.only ? String(a.only).split(',') : ['store', 'http', 'admin', 'cluster']
+  for (const o of only) if (!['store', 'http', 'rss', 'admin', 'cluster'].includes(o)) throw new Error(`--only takes store, http, rss, admin or cluster, not ${o}`)
   const c = {
     quick,
     parts: {
@@ -97,6 +100,7 @@ function parseConfig(argv) {
       rss: only.includes('store') || only.includes('rss'),
       http: only.includes('http'),
       admin: only.includes('admin'),
+      cluster: only.includes('cluster'),
     },
     rounds: Math.max(1, Math.round(num('rounds', quick ? 1 : 3))),
     httpRounds: Math.max(1, Math.round(num('http-rounds', quick ? 1 : 3))),
@@ -116,6 +120,8 @@ function parseConfig(argv) {
     adminPerUser: 10,
     adminRounds: Math.max(1, Math.round(num('admin-rounds', quick ? 1 : 3))),
     adminOursRounds: Math.max(1, Math.round(num('admin-ours-rounds', quick ? 3 : 10))),
+    clusterSize: Math.round(num('cluster-size', 200)),
+    clusterConcurrency: Math.max(1, Math.round(num('cluster-concurrency', quick ? 16 : 64))),
     out: a.out ? path.resolve(a.out) : quick ? path.join(os.tmpdir(), 'redis-session-store-bench') : path.join(__dirname, 'results'),
   }
   for (const s of c.sizes) if (!(s > 0)) throw new Error('--sizes must be positive numbers')
@@ -262,6 +268,7 @@ async function main() {
     3 * ((c.parts.store ? c.rounds * c.sizes.length * c.concurrency.length * 2 * (c.warmupMs + c.durationMs + 3000) : 0) +
       (c.parts.rss ? Math.max(20_000, c.rssOps / 5) : 0) +
       (c.parts.http ? c.httpRounds * 3 * ((c.httpSeconds + c.httpWarmupSeconds) * 1000 + 5000) : 0) +
+      (c.parts.cluster ? 30_000 + c.rounds * 3 * (c.warmupMs + c.durationMs + 8000) : 0) +
       // Filling, then connect-redis's SCANs of the whole keyspace (1.3-3 s
       // per call per million keys on 2 cores; 10 s allowed), 3 calls a round.
       (c.parts.admin ? 30_000 + (c.adminKeys / 1e6) * (60_000 + c.adminRounds * 3 * 10_000) + c.adminSessions * 2 : 0))
@@ -296,6 +303,7 @@ async function main() {
     rss: null,
     http: null,
     admin: null,
+    cluster: null,
     problems,
   }
 
@@ -307,6 +315,7 @@ async function main() {
     if (c.parts.store) results.store = await storeBench(c, redis.url, problems)
     if (c.parts.rss) results.rss = await rssCheck(c, redis.url, problems)
     if (c.parts.http) results.http = await httpBench(c, redis.url, problems)
+    if (c.parts.cluster) results.cluster = await clusterBench(c, redis.url, problems)
     // Last: it fills Redis with unrelated keys (and deletes them after).
     if (c.parts.admin) results.admin = await adminBench(c, redis.url, problems)
   } catch (err) {
