@@ -124,8 +124,7 @@ impl Op {
                 if expiry.is_past(now_ms) =>
             {
                 seen.forget(self.sid());
-                pipe.cmd("DEL").arg(&key).arg(keys::meta(&key));
-                1 + unindex(pipe, ctx, self.sid(), owner.as_deref())
+                delete(pipe, &key) + unindex(pipe, ctx, self.sid(), owner.as_deref())
             }
             Op::Set {
                 sid,
@@ -172,14 +171,14 @@ impl Op {
             }
             Op::Destroy { sid } => {
                 seen.forget(sid);
-                pipe.cmd("DEL").arg(&key).arg(keys::meta(&key));
+                let n = delete(pipe, &key);
                 pipe.cmd("SET")
                     .arg(keys::tombstone(&key))
                     .arg(1)
                     .arg("PX")
                     .arg(TOMBSTONE_MS);
                 // The owner's index is pruned when next read.
-                2 + unindex(pipe, ctx, sid, None)
+                n + 1 + unindex(pipe, ctx, sid, None)
             }
             Op::Adopt { sid, expiry, owner } => {
                 // First seen now: created and last accessed, as far as
@@ -375,6 +374,15 @@ fn index(
     1
 }
 
+/// Deletes a session and its meta; returns the reply count. One key per
+/// DEL: on a cluster, a command over several keys of a slot that is
+/// migrating waits (TRYAGAIN) until the slot has moved, one key never does.
+pub fn delete(pipe: &mut Pipeline, key: &str) -> usize {
+    pipe.cmd("DEL").arg(key);
+    pipe.cmd("DEL").arg(keys::meta(key));
+    2
+}
+
 /// Removes a session from the indexes; returns the reply count.
 fn unindex(pipe: &mut Pipeline, ctx: &Context, sid: &str, owner: Option<&str>) -> usize {
     pipe.cmd("ZREM").arg(ctx.keys.all_index()).arg(sid);
@@ -536,7 +544,7 @@ mod tests {
         ];
         let ctx = ctx();
         let (_, counts) = build(&ops, &ctx, 0, &mut Recent::default());
-        assert_eq!(counts, vec![3, 3, 2]);
+        assert_eq!(counts, vec![3, 4, 2]);
         let replies = vec![
             Value::BulkString(b"{\"x\":1}".to_vec()),
             Value::Int(42),
@@ -546,6 +554,7 @@ mod tests {
                 Value::BulkString(b"42".to_vec()),
                 Value::BulkString(b"u".to_vec()),
             ]),
+            Value::Int(1),
             Value::Int(1),
             Value::Okay,
             Value::Int(1),

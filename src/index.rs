@@ -346,7 +346,7 @@ pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
         let mut pipe = redis::pipe();
         for f in part {
             let key = keys.session(&f.sid);
-            pipe.cmd("DEL").arg(&key).arg(keys::meta(&key));
+            commands::delete(&mut pipe, &key);
             if let Some(meta) = f.meta.as_ref().filter(|m| !m.owner.is_empty()) {
                 owners.insert(meta.owner.clone());
             }
