@@ -13,6 +13,7 @@ const { RedisServer } = require('./helpers/redis')
 
 let server // verifies nothing of the client
 let mutual // requires a client certificate signed by the CA
+let cluster = [] // three TLS-only masters of one cluster, TLS between them too
 let dir
 const pem = (name) => fs.readFileSync(path.join(dir, name), 'utf8')
 
@@ -38,11 +39,24 @@ test.before(async () => {
   server = await RedisServer.start({ tls: certs })
   // Its readiness check presents the server's own pair, which the CA signed too.
   mutual = await RedisServer.start({ tls: { ...certs, authClients: true } })
+  const clusterArgs = ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--tls-cluster', 'yes']
+  cluster = await Promise.all([0, 1, 2].map(() => RedisServer.start({ tls: certs, args: clusterArgs })))
+  const cli = ['--tls', '--cacert', certs.ca, '--cert', certs.cert, '--key', certs.key]
+  execFileSync('redis-cli', [...cli, '--cluster', 'create', ...cluster.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore', timeout: 30_000 })
+  const until = Date.now() + 20_000
+  for (const node of cluster) {
+    while (!/cluster_state:ok/.test(execFileSync('redis-cli', [...cli, '-p', String(node.port), 'cluster', 'info']).toString())) {
+      if (Date.now() > until) throw new Error('the TLS cluster did not come up')
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  cluster.cli = (node, ...args) => execFileSync('redis-cli', [...cli, '-p', String(node.port), ...args]).toString().trim()
 })
 
 test.after.always(async () => {
   if (server) await server.dispose()
   if (mutual) await mutual.dispose()
+  await Promise.all(cluster.map((n) => n.dispose()))
   if (dir) fs.rmSync(dir, { recursive: true, force: true })
 })
 
@@ -82,6 +96,23 @@ test('mutual TLS: a client certificate signed by the CA is accepted; none is ref
   const tls = { ca: pem('ca.pem'), cert: pem('client.pem'), key: pem('client.key') }
   await roundTrip(t, storeFor(t, { url: mutual.url, tls }))
   const err = await t.throwsAsync(storeFor(t, { url: mutual.url, tls: { ca: pem('ca.pem') } }).get('a'))
+  t.true(['ERR_REDIS_UNAVAILABLE', 'ERR_REDIS_TIMEOUT'].includes(err.code), `${err.code}: ${err.message}`)
+})
+
+test('a TLS cluster: every master is reached over TLS, verified with the given CA', async (t) => {
+  const store = storeFor(t, { cluster: { nodes: [cluster[0].url] }, tls: { ca: pem('ca.pem') } })
+  const sids = Array.from({ length: 60 }, (_, i) => `tc${i}`)
+  const s = sess()
+  await Promise.all(sids.map((sid) => store.set(sid, s)))
+  t.deepEqual(await Promise.all(sids.map((sid) => store.get(sid))), sids.map(() => s))
+  t.is(await store.length(), sids.length)
+  // The seed named one node; the sessions live on all three.
+  for (const node of cluster) t.true(Number(cluster.cli(node, 'dbsize')) > 0, `node ${node.port} holds sessions`)
+  await store.clear()
+  t.is(await store.length(), 0)
+  // Without the CA, no node is trusted.
+  const untrusted = storeFor(t, { cluster: { nodes: [cluster[0].url] }, commandTimeout: 1000 })
+  const err = await t.throwsAsync(untrusted.get('tc1'))
   t.true(['ERR_REDIS_UNAVAILABLE', 'ERR_REDIS_TIMEOUT'].includes(err.code), `${err.code}: ${err.message}`)
 })
 
