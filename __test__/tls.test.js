@@ -9,7 +9,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { execFileSync } = require('node:child_process')
 const { RedisSessionStore } = require('..')
-const { RedisServer } = require('./helpers/redis')
+const { RedisServer, freePort } = require('./helpers/redis')
 
 let server // verifies nothing of the client
 let mutual // requires a client certificate signed by the CA
@@ -39,8 +39,10 @@ test.before(async () => {
   server = await RedisServer.start({ tls: certs })
   // Its readiness check presents the server's own pair, which the CA signed too.
   mutual = await RedisServer.start({ tls: { ...certs, authClients: true } })
-  const clusterArgs = ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--tls-cluster', 'yes']
-  cluster = await Promise.all([0, 1, 2].map(() => RedisServer.start({ tls: certs, args: clusterArgs })))
+  // Each node's bus on a port of its own: the default, port + 10000, is
+  // past 65535 for half the ephemeral range.
+  const clusterArgs = async () => ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--tls-cluster', 'yes', '--cluster-port', String(await freePort())]
+  cluster = await Promise.all([0, 1, 2].map(async () => RedisServer.start({ tls: certs, args: await clusterArgs() })))
   const cli = ['--tls', '--cacert', certs.ca, '--cert', certs.cert, '--key', certs.key]
   execFileSync('redis-cli', [...cli, '--cluster', 'create', ...cluster.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore', timeout: 30_000 })
   const until = Date.now() + 20_000

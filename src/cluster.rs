@@ -24,9 +24,6 @@ use crate::error::{ErrorKind, StoreError, StoreResult};
 
 const SLOTS: usize = 16384;
 
-/// Rounds of redirects and retries one pipeline may take.
-const MAX_ROUNDS: u32 = 40;
-
 /// Times a command is sent to a node that failed before its error stands.
 const MAX_NODE_FAILURES: u32 = 2;
 
@@ -430,7 +427,7 @@ impl Cluster {
         let mut parts = split(&cmds);
         let mut replies: Vec<Value> = vec![Value::Nil; parts.len()];
         let mut pending: Vec<usize> = (0..parts.len()).collect();
-        for round in 1..=MAX_ROUNDS {
+        for round in 1u32.. {
             if let Err(e) = self.ensure_slots().await {
                 let failed = error_reply(UNREACHABLE, &e.message);
                 for &i in &pending {
@@ -487,7 +484,8 @@ impl Cluster {
                 };
                 let mut values = values.into_iter();
                 for i in members {
-                    if parts[i].ask.take().is_some() {
+                    let asked = parts[i].ask.take();
+                    if asked.is_some() {
                         values.next(); // ASKING's OK
                     }
                     let value = values.next().unwrap_or(Value::Nil);
@@ -503,9 +501,12 @@ impl Cluster {
                             parts[i].ask = Some(to);
                             again.push(i);
                         }
-                        // The slot's keys are moving, or the cluster is
-                        // electing: ask the owner again shortly.
+                        // The slot's keys are moving (a command over
+                        // several of them waits until they have all
+                        // moved), or the cluster is electing: ask the same
+                        // node again shortly.
                         Next::Wait => {
+                            parts[i].ask = asked;
                             wait = true;
                             again.push(i);
                         }
@@ -518,7 +519,9 @@ impl Cluster {
             if pending.is_empty() || Instant::now() >= deadline {
                 break;
             }
-            if wait {
+            // Redirects that keep coming (a slot map still settling) back
+            // off too: the deadline, not a count, ends the retries.
+            if wait || round > 3 {
                 let pause = Duration::from_millis(5 * u64::from(round.min(10)));
                 tokio::time::sleep_until((Instant::now() + pause).min(deadline)).await;
             }

@@ -92,10 +92,13 @@ class RedisServer {
     const proc = spawn('sh', ['-c', guard, 'sh', ...args], { stdio: ['pipe', 'pipe', 'ignore'] })
     this.proc = proc
     this.exited = new Promise((resolve) => proc.once('exit', resolve))
+    // The guard's first line is the pid; redis-server's own log lines may
+    // follow in the same chunk, and are drained so the pipe never fills.
     this.pid = await new Promise((resolve, reject) => {
-      proc.stdout.once('data', (d) => resolve(Number(String(d).trim())))
+      proc.stdout.once('data', (d) => resolve(Number(String(d).split('\n')[0].trim())))
       proc.once('error', reject)
     })
+    proc.stdout.resume()
     await waitFor(() => ping(this.port, 200, this.certs), 10_000, `redis-server on port ${this.port}`)
   }
 
