@@ -787,3 +787,42 @@ test.serial('a killed master (SIGKILL) fails only its own sessions, each call wi
     t.true(Date.now() - started < BOUND)
   }
 })
+
+// ------------------------------------------------------------- failover
+
+test.serial('a killed master whose replica takes over: the store finds the new master and every session reads again', async (t) => {
+  const ha = await RedisCluster.start({ masters: 3, replicas: 1, nodeTimeout: 1000 })
+  t.teardown(() => ha.stop())
+  const store = makeStore({ commandTimeout: 1000 }, [ha.nodes[0]])
+  const sids = Array.from({ length: 60 }, (_, i) => `fo${i}-${randomUUID()}`)
+  const expected = new Map(sids.map((sid) => [sid, session(600_000, { userId: 'eve', sid })]))
+  await Promise.all(sids.map((sid) => store.set(sid, expected.get(sid))))
+  const map = await ha.slotMap()
+  const victim = map[slotOf(store.prefix + sids[0])]
+  // Its replica (linked up a moment after the cluster forms) has every
+  // write before the master dies.
+  let acked = 0
+  for (let i = 0; i < 40 && acked < 1; i++) acked = await ha.call(victim, 'WAIT', '1', '250')
+  t.is(acked, 1)
+  await ha.kill(victim)
+  const killed = Date.now()
+  let readable = null
+  while (Date.now() - killed < 20_000) {
+    const started = Date.now()
+    const got = await Promise.all(sids.map((sid) => store.get(sid).then((s) => s, (err) => err)))
+    t.true(Date.now() - started < 1000 + SLACK, 'each round settles within the bound')
+    for (const g of got) if (g instanceof Error) t.truthy(g.code, g.message)
+    if (got.every((g, i) => !(g instanceof Error) && sameSession(g, expected.get(sids[i])))) {
+      readable = Date.now() - killed
+      break
+    }
+    await sleep(100)
+  }
+  t.not(readable, null, 'every session reads again once the replica is promoted')
+  t.log(`every session readable again ${readable} ms after the master was killed`)
+  t.is(await store.length(), sids.length)
+  t.deepEqual(sorted(await listedIds(store, 'eve')), sorted(sids))
+  const after = `after-${randomUUID()}`
+  await store.set(after, session(60_000, { sid: after }))
+  t.is((await store.get(after)).sid, after)
+})

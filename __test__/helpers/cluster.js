@@ -86,10 +86,11 @@ class RedisCluster {
   // `masters`: how many (≥ 3, as redis-cli insists). `nodeTimeout`: the
   // cluster-node-timeout in ms. `fullCoverage`: cluster-require-full-coverage;
   // off by default so that a dead master only takes its own slots down.
-  static async start({ masters = 3, nodeTimeout = 15_000, fullCoverage = false } = {}) {
+  // `replicas`: replicas per master (their ports follow the masters' in `ports`).
+  static async start({ masters = 3, replicas = 0, nodeTimeout = 15_000, fullCoverage = false } = {}) {
     const cluster = new RedisCluster()
     try {
-      await cluster._start({ masters, nodeTimeout, fullCoverage })
+      await cluster._start({ masters, replicas, nodeTimeout, fullCoverage })
     } catch (err) {
       await cluster.stop()
       throw err
@@ -105,10 +106,11 @@ class RedisCluster {
     this.nodes = []
   }
 
-  async _start({ masters, nodeTimeout, fullCoverage }) {
-    const ports = await freePorts(masters * 2)
+  async _start({ masters, replicas, nodeTimeout, fullCoverage }) {
+    const count = masters * (1 + replicas)
+    const ports = await freePorts(count * 2)
     const started = []
-    for (let i = 0; i < masters; i++) {
+    for (let i = 0; i < count; i++) {
       const [port, bus] = [ports[2 * i], ports[2 * i + 1]]
       const args = [
         '--cluster-enabled', 'yes',
@@ -128,7 +130,7 @@ class RedisCluster {
     this.ports = [...this.servers.keys()]
     this.nodes = this.ports.map((p) => `redis://127.0.0.1:${p}`)
     for (const port of this.ports) this.ids.set(port, ok(await this.call(port, 'CLUSTER', 'MYID'), 'CLUSTER MYID'))
-    await run('redis-cli', ['--cluster', 'create', ...this.ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'])
+    await run('redis-cli', ['--cluster', 'create', ...this.ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes'])
     await this.waitUntilAgreed()
   }
 
