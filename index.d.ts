@@ -39,7 +39,10 @@ export interface RedisSessionStoreOptions {
   maxSessionsPerUser?: number
   /** Find the master through Redis Sentinel instead of `url`, and follow its failovers. */
   sentinel?: {
-    /** The sentinels, as redis:// URLs. */
+    /**
+     * The sentinels, as redis:// URLs, or rediss:// for sentinels that speak TLS (not mixed).
+     * A sentinel's login goes in its URL, the same in every URL.
+     */
     nodes: string[]
     /** The master's name, as the sentinels know it. */
     name: string
@@ -47,6 +50,8 @@ export interface RedisSessionStoreOptions {
     username?: string
     password?: string
     db?: number
+    /** The master and its replicas speak TLS, verified with the `tls` option's CA. Default false. */
+    tls?: boolean
   }
   /**
    * Use a Redis Cluster instead of `url`: a few seed nodes (the rest are found
@@ -57,7 +62,10 @@ export interface RedisSessionStoreOptions {
     /** Seed nodes, as redis:// or rediss:// URLs (database 0 only). */
     nodes: string[]
   }
-  /** TLS beyond what a rediss:// URL says (needs a rediss:// URL). PEM as strings or Buffers. */
+  /**
+   * TLS beyond what a rediss:// URL says (needs a rediss:// URL, or with `sentinel`: `sentinel.tls`
+   * or rediss:// sentinels, applying to every TLS connection). PEM as strings or Buffers.
+   */
   tls?: {
     /** CA certificate(s) to verify the server with, instead of the system's roots. */
     ca?: string | Buffer

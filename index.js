@@ -89,6 +89,7 @@ class RedisSessionStore extends Store {
       sentinelUsername: o.sentinel?.username,
       sentinelPassword: o.sentinel?.password,
       sentinelDb: o.sentinel?.db,
+      sentinelTls: o.sentinel?.tls,
       clusterNodes: o.cluster?.nodes,
     }
     try {

@@ -159,6 +159,20 @@ test('set/get/touch/destroy/length/ids/all on a cluster: keys are prefix + sid o
   for (const s of all) t.is(s.n, sessions.get(s.id).n, s.id)
 })
 
+test('a cluster node given as url: calls that reach other slots fail with a hint to use the cluster option', async (t) => {
+  const store = new RedisSessionStore({ url: cluster.nodes[0], prefix: `cl:${randomUUID()}:` })
+  stores.push(store)
+  const sids = Array.from({ length: 20 }, (_, i) => `u${i}`)
+  const results = await Promise.all(sids.map((sid) => store.set(sid, session(60_000)).then(() => null, (err) => err)))
+  // Each set also updates the index slot, on one master: some or all fail.
+  const failed = results.filter(Boolean)
+  t.true(failed.length > 0, `${failed.length} of ${sids.length} failed`)
+  for (const err of failed) {
+    t.is(err.code, 'ERR_REDIS_REPLY')
+    t.regex(err.message, /moved.*use the cluster option/i)
+  }
+})
+
 test('a store given one seed node finds every master', async (t) => {
   const store = makeStore({}, [cluster.nodes[1]])
   const sids = Array.from({ length: 40 }, (_, i) => `seed${i}-${randomUUID()}`)

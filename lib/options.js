@@ -51,14 +51,13 @@ function pem(name, value) {
 }
 
 // { ca, cert, key } as PEM text for rustls, and whether to verify the
-// server; only for rediss:// URLs.
-function parseTls(tls, url) {
+// server; the caller checks that some connection speaks TLS.
+function parseTls(tls) {
   if (tls === null || typeof tls !== 'object') fail('option "tls" must be an object')
   for (const name of Object.keys(tls)) {
     if (name === 'servername') fail('option "tls.servername" is not supported: the URL\'s host name is the server name')
     if (!TLS_FIELDS.has(name)) fail(`unknown option "tls.${name}"`)
   }
-  if (!url.startsWith('rediss://')) fail('option "tls" needs a rediss:// URL')
   const out = { ca: pem('ca', tls.ca), cert: pem('cert', tls.cert), key: pem('key', tls.key), verify: true }
   if ((out.cert === undefined) !== (out.key === undefined)) fail('options "tls.cert" and "tls.key" go together')
   if (tls.rejectUnauthorized !== undefined) {
@@ -68,26 +67,44 @@ function parseTls(tls, url) {
   return out
 }
 
-const SENTINEL_FIELDS = new Set(['nodes', 'name', 'username', 'password', 'db'])
+const SENTINEL_FIELDS = new Set(['nodes', 'name', 'username', 'password', 'db', 'tls'])
 
 // { nodes: ['redis://host:26379', ...], name: 'mymaster', username?,
-// password?, db? }: the sentinels to ask where the master of `name` is, and
-// the master's login (a sentinel's own goes in its URL).
+// password?, db?, tls? }: the sentinels to ask where the master of `name`
+// is, the master's login (a sentinel's own goes in its URL), and whether the
+// master and replicas speak TLS (a sentinel does when its URL is rediss://).
 function parseSentinel(sentinel) {
   if (sentinel === null || typeof sentinel !== 'object') fail('option "sentinel" must be an object')
   for (const name of Object.keys(sentinel)) {
     if (!SENTINEL_FIELDS.has(name)) fail(`unknown option "sentinel.${name}"`)
   }
-  const { nodes, name, username, password, db } = sentinel
+  const { nodes, name, username, password, db, tls = false } = sentinel
   for (const [field, value] of [['username', username], ['password', password]]) {
     if (value !== undefined && (typeof value !== 'string' || value === '')) fail(`option "sentinel.${field}" must be a non-empty string`)
   }
   if (db !== undefined && !(Number.isInteger(db) && db >= 0 && db < 65536)) fail('option "sentinel.db" must be a database index')
-  if (!Array.isArray(nodes) || nodes.length === 0 || !nodes.every((n) => typeof n === 'string' && /^redis:\/\//.test(n))) {
-    fail('option "sentinel.nodes" must be a non-empty array of redis:// URLs')
+  if (typeof tls !== 'boolean') fail('option "sentinel.tls" must be a boolean (the master\'s certificates go in "tls")')
+  if (!Array.isArray(nodes) || nodes.length === 0 || !nodes.every((n) => typeof n === 'string' && /^rediss?:\/\//.test(n))) {
+    fail('option "sentinel.nodes" must be a non-empty array of redis:// or rediss:// URLs')
   }
+  if (new Set(nodes.map((n) => n.slice(0, n.indexOf(':')))).size > 1) fail('option "sentinel.nodes" mixes redis:// and rediss:// URLs')
   if (typeof name !== 'string' || name === '') fail('option "sentinel.name" must be the master\'s name')
-  return { nodes: [...nodes], name, username, password, db }
+  return { nodes: [...nodes], name, username, password, db, tls }
+}
+
+// `tls` applies to whichever connections speak TLS; with none, it is a mistake.
+function checkTlsUse(o) {
+  if (o.sentinel === undefined) {
+    if (!o.url.startsWith('rediss://')) fail('option "tls" needs a rediss:// URL')
+    return
+  }
+  if (!o.sentinel.tls && !o.sentinel.nodes[0].startsWith('rediss://')) {
+    fail('option "tls" needs "sentinel.tls: true" (a TLS master) or rediss:// URLs in "sentinel.nodes"')
+  }
+  // redis-rs sends no client certificate to a master it does not verify.
+  if (o.sentinel.tls && !o.tls.verify && o.tls.cert !== undefined) {
+    fail('option "tls.cert" cannot be used with "tls.rejectUnauthorized: false" and "sentinel.tls"')
+  }
 }
 
 // { nodes: ['redis://host:7000', ...] }: seed nodes of a Redis Cluster (any
@@ -156,11 +173,13 @@ function parseOptions(options) {
     o.cluster = parseCluster(o.cluster)
     o.url = o.cluster.nodes[0]
   }
-  if (o.tls !== undefined) o.tls = parseTls(o.tls, o.url)
   if (o.sentinel !== undefined) {
     if (options.url !== undefined) fail('give either "url" or "sentinel", not both')
-    if (o.tls !== undefined) fail('option "tls" is not supported with "sentinel" yet')
     o.sentinel = parseSentinel(o.sentinel)
+  }
+  if (o.tls !== undefined) {
+    o.tls = parseTls(o.tls)
+    checkTlsUse(o)
   }
   return o
 }

@@ -63,6 +63,8 @@ pub struct NativeOptions {
     pub sentinel_username: Option<String>,
     pub sentinel_password: Option<String>,
     pub sentinel_db: Option<u32>,
+    /// The master and its replicas speak TLS (with the `tls_*` options).
+    pub sentinel_tls: Option<bool>,
     /// Seed nodes of a Redis Cluster, instead of `url`.
     pub cluster_nodes: Option<Vec<String>>,
 }
@@ -312,6 +314,7 @@ impl NativeStore {
                     username: options.sentinel_username,
                     password: options.sentinel_password,
                     db: options.sentinel_db.unwrap_or(0) as i64,
+                    tls: options.sentinel_tls.unwrap_or(false),
                 }),
             cluster: options.cluster_nodes.unwrap_or_default(),
             command_timeout: Duration::from_millis(options.command_timeout_ms.max(1) as u64),

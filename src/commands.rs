@@ -404,6 +404,11 @@ fn is_error(value: &Value) -> bool {
 pub fn reply_error(key: &str, err: &redis::ServerError) -> StoreError {
     match cluster::node_failure(err) {
         Some(failed) => StoreError::new(failed.kind, format!("{} (key \"{key}\")", failed.message)),
+        // A cluster node reached through `url` redirects every other slot.
+        None if matches!(err.code(), "MOVED" | "ASK") => StoreError::new(
+            ErrorKind::Reply,
+            format!("redis replied {err} for key \"{key}\": this server is a Redis Cluster node; use the cluster option instead of url"),
+        ),
         None => StoreError::new(
             ErrorKind::Reply,
             format!("redis replied {err} for key \"{key}\""),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{IntoConnectionInfo, Pipeline, RedisResult, Value};
 use tokio::time::Instant;
 
@@ -51,7 +52,8 @@ impl std::fmt::Debug for Tls {
     }
 }
 
-/// Sentinels to ask where the master of `name` is, and how to log in to it.
+/// Sentinels to ask where the master of `name` is, how to log in to it,
+/// and whether it speaks TLS.
 #[derive(Clone)]
 pub struct SentinelOptions {
     pub nodes: Vec<String>,
@@ -59,6 +61,8 @@ pub struct SentinelOptions {
     pub username: Option<String>,
     pub password: Option<String>,
     pub db: i64,
+    /// The master and its replicas speak TLS, verified with `Tls`.
+    pub tls: bool,
 }
 
 impl std::fmt::Debug for SentinelOptions {
@@ -69,6 +73,7 @@ impl std::fmt::Debug for SentinelOptions {
             .field("name", &self.name)
             .field("username", &self.username)
             .field("db", &self.db)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -93,11 +98,9 @@ fn invalid(e: redis::RedisError) -> StoreError {
     )
 }
 
-/// Checks the sentinel addresses without connecting.
-pub fn check_sentinels(sentinel: &SentinelOptions) -> StoreResult<()> {
-    redis::sentinel::Sentinel::build(sentinel.nodes.clone())
-        .map(|_| ())
-        .map_err(invalid)
+/// Checks the sentinel addresses and logins without connecting.
+pub fn check_sentinels(options: &ConnectionOptions, sentinel: &SentinelOptions) -> StoreResult<()> {
+    sentinel_client(options, sentinel).map(drop)
 }
 
 /// Asks the sentinels where the master is now, then opens a lazy
@@ -108,19 +111,11 @@ pub async fn resolve(
     options: &ConnectionOptions,
     sentinel: &SentinelOptions,
 ) -> StoreResult<ConnectionManager> {
-    let mut sentinels =
-        redis::sentinel::Sentinel::build(sentinel.nodes.clone()).map_err(invalid)?;
-    let mut login = redis::RedisConnectionInfo::default().set_db(sentinel.db);
-    if let Some(username) = &sentinel.username {
-        login = login.set_username(username);
-    }
-    if let Some(password) = &sentinel.password {
-        login = login.set_password(password);
-    }
-    let master_info =
-        redis::sentinel::SentinelNodeConnectionInfo::default().set_redis_connection_info(login);
-    let master = sentinels
-        .async_master_for(&sentinel.name, Some(&master_info))
+    install_crypto();
+    // Checks the master's role over the master's TLS settings, so the
+    // client it returns already carries them.
+    let master = sentinel_client(options, sentinel)?
+        .async_get_client()
         .await
         .map_err(|e| {
             StoreError::new(
@@ -132,6 +127,122 @@ pub async fn resolve(
             )
         })?;
     manage(master, options)
+}
+
+/// A client for the master of `sentinel.name`. The builder, unlike
+/// `Sentinel::build`, hands the certificates to the master's connections.
+fn sentinel_client(
+    options: &ConnectionOptions,
+    sentinel: &SentinelOptions,
+) -> StoreResult<SentinelClient> {
+    let nodes = sentinel
+        .nodes
+        .iter()
+        .map(|url| url.as_str().into_connection_info())
+        .collect::<RedisResult<Vec<_>>>()
+        .map_err(invalid)?;
+    let mut builder = SentinelClientBuilder::new(
+        nodes.iter().map(|n| n.addr().clone()),
+        &sentinel.name,
+        SentinelServerType::Master,
+    )
+    .map_err(invalid)?
+    .set_client_to_redis_db(sentinel.db);
+    if let Some(username) = &sentinel.username {
+        builder = builder.set_client_to_redis_username(username);
+    }
+    if let Some(password) = &sentinel.password {
+        builder = builder.set_client_to_redis_password(password);
+    }
+    builder = sentinel_login(builder, &nodes)?;
+    builder = with_tls(builder, &options.tls, sentinel.tls, &nodes);
+    builder.build().map_err(invalid)
+}
+
+/// The sentinels' own login, from their URLs. redis-rs logs in to every
+/// sentinel with one, so the URLs must agree on it.
+fn sentinel_login(
+    mut builder: SentinelClientBuilder,
+    nodes: &[redis::ConnectionInfo],
+) -> StoreResult<SentinelClientBuilder> {
+    let logins: Vec<_> = nodes
+        .iter()
+        .map(|n| (n.redis_settings().username(), n.redis_settings().password()))
+        .collect();
+    if logins.windows(2).any(|pair| pair[0] != pair[1]) {
+        return Err(StoreError::new(
+            ErrorKind::InvalidArgument,
+            "the URLs in \"sentinel.nodes\" must all carry the same login (or none)",
+        ));
+    }
+    let Some(&(username, password)) = logins.first() else {
+        return Ok(builder);
+    };
+    if let Some(username) = username {
+        builder = builder.set_client_to_sentinel_username(username);
+    }
+    if let Some(password) = password {
+        builder = builder.set_client_to_sentinel_password(password);
+    }
+    Ok(builder)
+}
+
+/// TLS to the master when `master_tls`, and to the sentinels when their
+/// URLs are rediss:// (the options refuse a mix), with the same certificates.
+fn with_tls(
+    mut builder: SentinelClientBuilder,
+    tls: &Tls,
+    master_tls: bool,
+    nodes: &[redis::ConnectionInfo],
+) -> SentinelClientBuilder {
+    let certs = certificates(tls);
+    if master_tls {
+        let mode = if tls.verify {
+            redis::TlsMode::Secure
+        } else {
+            redis::TlsMode::Insecure
+        };
+        builder = builder.set_client_to_redis_tls_mode(mode);
+        if let Some(certs) = certs.clone() {
+            builder = builder.set_client_to_redis_certificates(certs);
+        }
+    }
+    let sentinels_tls = nodes
+        .iter()
+        .any(|n| matches!(n.addr(), redis::ConnectionAddr::TcpTls { .. }));
+    if sentinels_tls {
+        // Otherwise each URL's own `#insecure` decides.
+        if !tls.verify {
+            builder = builder.set_client_to_sentinel_tls_mode(redis::TlsMode::Insecure);
+        }
+        if let Some(certs) = certs {
+            builder = builder.set_client_to_sentinel_certificates(certs);
+        }
+    }
+    builder
+}
+
+/// The `tls` option's CA and client certificate, if it gives either.
+fn certificates(tls: &Tls) -> Option<redis::TlsCertificates> {
+    if tls.ca.is_none() && tls.client.is_none() {
+        return None;
+    }
+    Some(redis::TlsCertificates {
+        client_tls: tls
+            .client
+            .as_ref()
+            .map(|(cert, key)| redis::ClientTlsConfig {
+                client_cert: cert.clone().into_bytes(),
+                client_key: key.clone().into_bytes(),
+            }),
+        root_cert: tls.ca.as_ref().map(|ca| ca.clone().into_bytes()),
+    })
+}
+
+/// rediss:// needs a process-wide rustls crypto provider; installing it
+/// again (another store, or another addon) is harmless.
+fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// The connection info of `url` (the TLS option applied), or of another
@@ -200,21 +311,10 @@ pub fn manage_info(
     info: redis::ConnectionInfo,
     options: &ConnectionOptions,
 ) -> StoreResult<ConnectionManager> {
-    // rediss:// needs a process-wide rustls crypto provider; installing it
-    // again (another store, or another addon) is harmless.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = match (&options.tls.ca, &options.tls.client) {
-        (None, None) => redis::Client::open(info),
-        (ca, client) => redis::Client::build_with_tls(
-            info,
-            redis::TlsCertificates {
-                client_tls: client.as_ref().map(|(cert, key)| redis::ClientTlsConfig {
-                    client_cert: cert.clone().into_bytes(),
-                    client_key: key.clone().into_bytes(),
-                }),
-                root_cert: ca.as_ref().map(|ca| ca.clone().into_bytes()),
-            },
-        ),
+    install_crypto();
+    let client = match certificates(&options.tls) {
+        None => redis::Client::open(info),
+        Some(certs) => redis::Client::build_with_tls(info, certs),
     }
     .map_err(invalid)?;
     manage(client, options)
@@ -294,7 +394,7 @@ impl Link {
     pub fn open(options: &ConnectionOptions) -> StoreResult<Link> {
         let conn = match &options.sentinel {
             Some(sentinel) => {
-                check_sentinels(sentinel)?;
+                check_sentinels(options, sentinel)?;
                 None
             }
             None => Some(Self::connect(options)?),

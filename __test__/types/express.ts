@@ -34,6 +34,8 @@ const withTls = new RedisSessionStore({ url: 'rediss://h:6380', tls: { ca: Buffe
 void withTls
 const viaSentinel = new RedisSessionStore({ sentinel: { nodes: ['redis://h:26379'], name: 'mymaster' } })
 void viaSentinel
+const viaTlsSentinel = new RedisSessionStore({ sentinel: { nodes: ['rediss://:pw@h:26379'], name: 'mymaster', tls: true }, tls: { ca: '' } })
+void viaTlsSentinel
 const onCluster = new RedisSessionStore({ cluster: { nodes: ['redis://h:7000', 'redis://h:7001'] }, prefix: 'app:' })
 void onCluster
 const store = new RedisSessionStore(options)
