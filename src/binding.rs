@@ -10,11 +10,12 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::commands::{Context, Op, Outcome};
-use crate::connection::{ConnectionOptions, SentinelOptions, Tls};
+use crate::connection::{ConnectionOptions, Tls};
 use crate::error::{ErrorKind, StoreError};
 use crate::expiry::{Expiry, Lifetime};
 use crate::index::{self, Found};
 use crate::keys::Keys;
+use crate::sentinel::SentinelOptions;
 use crate::store::{Reply, Store};
 
 /// Called on the JS thread with `(batchId, reply)` as batches complete. One

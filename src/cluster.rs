@@ -21,8 +21,7 @@ use tokio::time::Instant;
 
 use crate::connection::{self, ConnectionOptions};
 use crate::error::{ErrorKind, StoreError, StoreResult};
-
-const SLOTS: usize = 16384;
+use crate::keys::{slot, SLOTS};
 
 /// Times a command is sent to a node that failed before its error stands.
 const MAX_NODE_FAILURES: u32 = 2;
@@ -91,28 +90,6 @@ fn key_of(cmd: &Cmd) -> Option<&[u8]> {
         return None;
     }
     args.next()
-}
-
-/// The cluster slot of a key: CRC16 (XMODEM) of its hash tag, if it has
-/// a non-empty `{...}`, else of the whole key.
-fn slot(key: &[u8]) -> u16 {
-    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
-        let rest = &key[open + 1..];
-        let close = rest.iter().position(|&b| b == b'}')?;
-        (close > 0).then(|| &rest[..close])
-    });
-    let mut crc: u16 = 0;
-    for &byte in tagged.unwrap_or(key) {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc % SLOTS as u16
 }
 
 /// An error reply, so that a node's failure answers only its own commands.
@@ -616,7 +593,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_decide_the_slot_scripts_by_their_first_key() {
+    fn scripts_are_routed_by_their_first_key() {
         let mut eval = redis::cmd("EVALSHA");
         eval.arg("abc").arg(2).arg("{s}k").arg("x");
         assert_eq!(key_of(&eval), Some(&b"{s}k"[..]));
@@ -625,11 +602,6 @@ mod tests {
         assert_eq!(key_of(&keyless), None);
         assert_eq!(key_of(redis::cmd("SCRIPT").arg("LOAD").arg("x")), None);
         assert_eq!(key_of(redis::cmd("GET").arg("k")), Some(&b"k"[..]));
-        assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
-        // Values from the cluster specification and CLUSTER KEYSLOT.
-        assert_eq!(slot(b"123456789"), 0x31C3);
-        assert_eq!(slot(b"foo"), 12182);
-        assert_ne!(slot(b"{}foo"), slot(b"foo"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The Redis connection: one multiplexed connection that reconnects by
 //! itself, created lazily so a store can exist before Redis is reachable;
-//! with Sentinel, found through the sentinels and found again when the
-//! master may have moved (`Link`); on a cluster, one per master (`Conn`).
+//! with Sentinel, found through the sentinels (`sentinel`) and found again
+//! when the master may have moved (`Link`); on a cluster, one per master
+//! (`Conn`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -10,13 +11,13 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{IntoConnectionInfo, Pipeline, RedisResult, Value};
 use tokio::time::Instant;
 
 use crate::cluster::Cluster;
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::scripts;
+use crate::sentinel::{check_sentinels, resolve, SentinelOptions};
 
 /// TLS settings beyond what a rediss:// URL says.
 #[derive(Clone)]
@@ -52,32 +53,6 @@ impl std::fmt::Debug for Tls {
     }
 }
 
-/// Sentinels to ask where the master of `name` is, how to log in to it,
-/// and whether it speaks TLS.
-#[derive(Clone)]
-pub struct SentinelOptions {
-    pub nodes: Vec<String>,
-    pub name: String,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub db: i64,
-    /// The master and its replicas speak TLS, verified with `Tls`.
-    pub tls: bool,
-}
-
-impl std::fmt::Debug for SentinelOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the password.
-        f.debug_struct("SentinelOptions")
-            .field("nodes", &self.nodes)
-            .field("name", &self.name)
-            .field("username", &self.username)
-            .field("db", &self.db)
-            .field("tls", &self.tls)
-            .finish()
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct ConnectionOptions {
     /// The server, unless `sentinel` or `cluster` says where it is.
@@ -91,139 +66,15 @@ pub struct ConnectionOptions {
     pub connect_timeout: Duration,
 }
 
-fn invalid(e: redis::RedisError) -> StoreError {
+pub(crate) fn invalid(e: redis::RedisError) -> StoreError {
     StoreError::new(
         ErrorKind::InvalidArgument,
         format!("invalid redis url or tls option: {e}"),
     )
 }
 
-/// Checks the sentinel addresses and logins without connecting.
-pub fn check_sentinels(options: &ConnectionOptions, sentinel: &SentinelOptions) -> StoreResult<()> {
-    sentinel_client(options, sentinel).map(drop)
-}
-
-/// Asks the sentinels where the master is now, then opens a lazy
-/// connection manager to it. redis-rs's own sentinel client does not follow
-/// a failover; the store calls this again whenever the master it has may
-/// have changed (see `store::Link`).
-pub async fn resolve(
-    options: &ConnectionOptions,
-    sentinel: &SentinelOptions,
-) -> StoreResult<ConnectionManager> {
-    install_crypto();
-    // Checks the master's role over the master's TLS settings, so the
-    // client it returns already carries them.
-    let master = sentinel_client(options, sentinel)?
-        .async_get_client()
-        .await
-        .map_err(|e| {
-            StoreError::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "no master for \"{}\" from the sentinels: {e}",
-                    sentinel.name
-                ),
-            )
-        })?;
-    manage(master, options)
-}
-
-/// A client for the master of `sentinel.name`. The builder, unlike
-/// `Sentinel::build`, hands the certificates to the master's connections.
-fn sentinel_client(
-    options: &ConnectionOptions,
-    sentinel: &SentinelOptions,
-) -> StoreResult<SentinelClient> {
-    let nodes = sentinel
-        .nodes
-        .iter()
-        .map(|url| url.as_str().into_connection_info())
-        .collect::<RedisResult<Vec<_>>>()
-        .map_err(invalid)?;
-    let mut builder = SentinelClientBuilder::new(
-        nodes.iter().map(|n| n.addr().clone()),
-        &sentinel.name,
-        SentinelServerType::Master,
-    )
-    .map_err(invalid)?
-    .set_client_to_redis_db(sentinel.db);
-    if let Some(username) = &sentinel.username {
-        builder = builder.set_client_to_redis_username(username);
-    }
-    if let Some(password) = &sentinel.password {
-        builder = builder.set_client_to_redis_password(password);
-    }
-    builder = sentinel_login(builder, &nodes)?;
-    builder = with_tls(builder, &options.tls, sentinel.tls, &nodes);
-    builder.build().map_err(invalid)
-}
-
-/// The sentinels' own login, from their URLs. redis-rs logs in to every
-/// sentinel with one, so the URLs must agree on it.
-fn sentinel_login(
-    mut builder: SentinelClientBuilder,
-    nodes: &[redis::ConnectionInfo],
-) -> StoreResult<SentinelClientBuilder> {
-    let logins: Vec<_> = nodes
-        .iter()
-        .map(|n| (n.redis_settings().username(), n.redis_settings().password()))
-        .collect();
-    if logins.windows(2).any(|pair| pair[0] != pair[1]) {
-        return Err(StoreError::new(
-            ErrorKind::InvalidArgument,
-            "the URLs in \"sentinel.nodes\" must all carry the same login (or none)",
-        ));
-    }
-    let Some(&(username, password)) = logins.first() else {
-        return Ok(builder);
-    };
-    if let Some(username) = username {
-        builder = builder.set_client_to_sentinel_username(username);
-    }
-    if let Some(password) = password {
-        builder = builder.set_client_to_sentinel_password(password);
-    }
-    Ok(builder)
-}
-
-/// TLS to the master when `master_tls`, and to the sentinels when their
-/// URLs are rediss:// (the options refuse a mix), with the same certificates.
-fn with_tls(
-    mut builder: SentinelClientBuilder,
-    tls: &Tls,
-    master_tls: bool,
-    nodes: &[redis::ConnectionInfo],
-) -> SentinelClientBuilder {
-    let certs = certificates(tls);
-    if master_tls {
-        let mode = if tls.verify {
-            redis::TlsMode::Secure
-        } else {
-            redis::TlsMode::Insecure
-        };
-        builder = builder.set_client_to_redis_tls_mode(mode);
-        if let Some(certs) = certs.clone() {
-            builder = builder.set_client_to_redis_certificates(certs);
-        }
-    }
-    let sentinels_tls = nodes
-        .iter()
-        .any(|n| matches!(n.addr(), redis::ConnectionAddr::TcpTls { .. }));
-    if sentinels_tls {
-        // Otherwise each URL's own `#insecure` decides.
-        if !tls.verify {
-            builder = builder.set_client_to_sentinel_tls_mode(redis::TlsMode::Insecure);
-        }
-        if let Some(certs) = certs {
-            builder = builder.set_client_to_sentinel_certificates(certs);
-        }
-    }
-    builder
-}
-
 /// The `tls` option's CA and client certificate, if it gives either.
-fn certificates(tls: &Tls) -> Option<redis::TlsCertificates> {
+pub(crate) fn certificates(tls: &Tls) -> Option<redis::TlsCertificates> {
     if tls.ca.is_none() && tls.client.is_none() {
         return None;
     }
@@ -241,7 +92,7 @@ fn certificates(tls: &Tls) -> Option<redis::TlsCertificates> {
 
 /// rediss:// needs a process-wide rustls crypto provider; installing it
 /// again (another store, or another addon) is harmless.
-fn install_crypto() {
+pub(crate) fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
@@ -320,7 +171,10 @@ pub fn manage_info(
     manage(client, options)
 }
 
-fn manage(client: redis::Client, options: &ConnectionOptions) -> StoreResult<ConnectionManager> {
+pub(crate) fn manage(
+    client: redis::Client,
+    options: &ConnectionOptions,
+) -> StoreResult<ConnectionManager> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(options.connect_timeout))
         .set_response_timeout(Some(options.command_timeout))

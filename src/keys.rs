@@ -82,6 +82,31 @@ impl Keys {
     }
 }
 
+/// Hash slots of a Redis Cluster.
+pub const SLOTS: usize = 16384;
+
+/// The cluster slot of a key: CRC16 (XMODEM) of its hash tag, if it has
+/// a non-empty `{...}`, else of the whole key.
+pub fn slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let close = rest.iter().position(|&b| b == b'}')?;
+        (close > 0).then(|| &rest[..close])
+    });
+    let mut crc: u16 = 0;
+    for &byte in tagged.unwrap_or(key) {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % SLOTS as u16
+}
+
 /// Per-session bookkeeping (created, last access, cookie expiry, owner),
 /// beside the session so one script updates both.
 pub fn meta(session_key: &str) -> String {
@@ -112,6 +137,16 @@ mod tests {
         );
         assert_eq!(Keys::new("sess:").sid("sess:abc"), Some("abc"));
         assert_eq!(Keys::new("sess:").sid("other:abc"), None);
+    }
+
+    #[test]
+    fn slots_are_crc16_of_the_hash_tag() {
+        // Values from the cluster specification and CLUSTER KEYSLOT.
+        assert_eq!(slot(b"123456789"), 0x31C3);
+        assert_eq!(slot(b"foo"), 12182);
+        assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
+        assert_ne!(slot(b"{}foo"), slot(b"foo"));
+        assert_eq!(slot(meta("sess:abc").as_bytes()), slot(b"sess:abc"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod meta;
 pub mod recent;
 pub mod scripts;
+pub mod sentinel;
 pub mod store;
 
 mod binding;
