@@ -74,6 +74,8 @@ export interface RedisSessionStoreOptions {
     key?: string | Buffer
     /** false: do not verify the server's certificate (like the URL's `#insecure`). Default true. */
     rejectUnauthorized?: boolean
+    /** The name the server's certificate must carry (and the SNI name), when it is not the URL's host. With `url` only. */
+    servername?: string
   }
 }
 

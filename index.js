@@ -84,6 +84,7 @@ class RedisSessionStore extends Store {
       tlsCert: o.tls?.cert,
       tlsKey: o.tls?.key,
       tlsVerify: o.tls?.verify ?? true,
+      tlsServername: o.tls?.servername,
       sentinelNodes: o.sentinel?.nodes,
       sentinelName: o.sentinel?.name,
       sentinelUsername: o.sentinel?.username,

@@ -14,6 +14,7 @@ const { RedisServer, freePort } = require('./helpers/redis')
 let server // verifies nothing of the client
 let mutual // requires a client certificate signed by the CA
 let cluster = [] // three TLS-only masters of one cluster, TLS between them too
+let named // its certificate names only session-redis.test, not 127.0.0.1
 let dir
 const pem = (name) => fs.readFileSync(path.join(dir, name), 'utf8')
 
@@ -35,10 +36,12 @@ test.before(async () => {
     '-subj', '/CN=test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign')
   issue('server', 'localhost', 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n')
   issue('client', 'session-store', 'extendedKeyUsage=clientAuth\n')
+  issue('named', 'session-redis.test', 'subjectAltName=DNS:session-redis.test\nextendedKeyUsage=serverAuth,clientAuth\n')
   const certs = { cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key'), ca: path.join(dir, 'ca.pem') }
   server = await RedisServer.start({ tls: certs })
   // Its readiness check presents the server's own pair, which the CA signed too.
   mutual = await RedisServer.start({ tls: { ...certs, authClients: true } })
+  named = await RedisServer.start({ tls: { ...certs, cert: path.join(dir, 'named.pem'), key: path.join(dir, 'named.key') } })
   // Each node's bus on a port of its own: the default, port + 10000, is
   // past 65535 for half the ephemeral range.
   const clusterArgs = async () => ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--tls-cluster', 'yes', '--cluster-port', String(await freePort())]
@@ -58,6 +61,7 @@ test.before(async () => {
 test.after.always(async () => {
   if (server) await server.dispose()
   if (mutual) await mutual.dispose()
+  if (named) await named.dispose()
   await Promise.all(cluster.map((n) => n.dispose()))
   if (dir) fs.rmSync(dir, { recursive: true, force: true })
 })
@@ -118,6 +122,30 @@ test('a TLS cluster: every master is reached over TLS, verified with the given C
   t.true(['ERR_REDIS_UNAVAILABLE', 'ERR_REDIS_TIMEOUT'].includes(err.code), `${err.code}: ${err.message}`)
 })
 
+test('tls.servername: the certificate is checked against that name, not the URL\'s address', async (t) => {
+  const ca = pem('ca.pem')
+  // The certificate does not name 127.0.0.1: refused without the name...
+  const err = await t.throwsAsync(storeFor(t, { url: named.url, tls: { ca } }).get('a'))
+  t.is(err.code, 'ERR_REDIS_UNAVAILABLE')
+  t.regex(err.message, /certificate/i)
+  // ...and with the wrong one...
+  const wrong = await t.throwsAsync(storeFor(t, { url: named.url, tls: { ca, servername: 'other.test' } }).get('a'))
+  t.is(wrong.code, 'ERR_REDIS_UNAVAILABLE')
+  // ...accepted with the name it carries, and again after the server restarts.
+  const store = storeFor(t, { url: named.url, tls: { ca, servername: 'session-redis.test' } })
+  await roundTrip(t, store)
+  t.is(await store.length(), 1)
+  await named.stop()
+  await named.start()
+  let back = false
+  for (let i = 0; i < 50 && !back; i++) {
+    back = await store.get('nothing').then(() => true, () => false)
+    if (!back) await new Promise((r) => setTimeout(r, 50))
+  }
+  t.true(back, 'reconnects after a restart')
+  await roundTrip(t, store)
+})
+
 test('a plain redis:// URL to the TLS port does not hang', async (t) => {
   const store = storeFor(t, { url: `redis://127.0.0.1:${server.port}`, commandTimeout: 500 })
   const err = await t.throwsAsync(store.get('a'))
@@ -130,7 +158,8 @@ test('bad tls options fail at construction', (t) => {
     [{ url: 'rediss://127.0.0.1:1', tls: 'yes' }, /must be an object/],
     [{ url: 'rediss://127.0.0.1:1', tls: { cert: pem('client.pem') } }, /go together/],
     [{ url: 'rediss://127.0.0.1:1', tls: { ca: 42 } }, /PEM/],
-    [{ url: 'rediss://127.0.0.1:1', tls: { servername: 'h' } }, /servername/],
+    [{ url: 'rediss://127.0.0.1:1', tls: { servername: 'h/x' } }, /servername/],
+    [{ cluster: { nodes: ['rediss://127.0.0.1:1'] }, tls: { servername: 'h' } }, /servername/],
     [{ url: 'rediss://127.0.0.1:1', tls: { rejectUnauthorized: 'no' } }, /boolean/],
     [{ url: 'rediss://127.0.0.1:1', tls: { passphrase: 'p' } }, /unknown option "tls.passphrase"/],
     [{ url: 'rediss://127.0.0.1:1', tls: { ca: 'not a certificate' } }, /PEM/],

@@ -39,7 +39,7 @@ function positiveInt(name, value, max) {
   }
 }
 
-const TLS_FIELDS = new Set(['ca', 'cert', 'key', 'rejectUnauthorized'])
+const TLS_FIELDS = new Set(['ca', 'cert', 'key', 'rejectUnauthorized', 'servername'])
 
 function pem(name, value) {
   if (value === undefined) return undefined
@@ -55,11 +55,14 @@ function pem(name, value) {
 function parseTls(tls) {
   if (tls === null || typeof tls !== 'object') fail('option "tls" must be an object')
   for (const name of Object.keys(tls)) {
-    if (name === 'servername') fail('option "tls.servername" is not supported: the URL\'s host name is the server name')
     if (!TLS_FIELDS.has(name)) fail(`unknown option "tls.${name}"`)
   }
   const out = { ca: pem('ca', tls.ca), cert: pem('cert', tls.cert), key: pem('key', tls.key), verify: true }
   if ((out.cert === undefined) !== (out.key === undefined)) fail('options "tls.cert" and "tls.key" go together')
+  if (tls.servername !== undefined) {
+    if (typeof tls.servername !== 'string' || !/^[A-Za-z0-9.-]+$/.test(tls.servername)) fail('option "tls.servername" must be a host name')
+    out.servername = tls.servername
+  }
   if (tls.rejectUnauthorized !== undefined) {
     if (typeof tls.rejectUnauthorized !== 'boolean') fail('option "tls.rejectUnauthorized" must be a boolean')
     out.verify = tls.rejectUnauthorized
@@ -94,6 +97,11 @@ function parseSentinel(sentinel) {
 
 // `tls` applies to whichever connections speak TLS; with none, it is a mistake.
 function checkTlsUse(o) {
+  // The name is checked on the one server of a URL; a cluster's nodes and
+  // a sentinel's master are named by the cluster or the sentinels.
+  if (o.tls.servername !== undefined && (o.sentinel !== undefined || o.cluster !== undefined)) {
+    fail('option "tls.servername" goes with "url" only, not with "cluster" or "sentinel"')
+  }
   if (o.sentinel === undefined) {
     if (!o.url.startsWith('rediss://')) fail('option "tls" needs a rediss:// URL')
     return

@@ -57,6 +57,8 @@ pub struct NativeOptions {
     pub tls_key: Option<String>,
     /// False skips verifying the server's certificate.
     pub tls_verify: bool,
+    /// The name to verify the server's certificate against, if not the URL's host.
+    pub tls_servername: Option<String>,
     /// Sentinel addresses and the master's name, instead of `url`, and
     /// the master's login.
     pub sentinel_nodes: Option<Vec<String>>,
@@ -304,6 +306,7 @@ impl NativeStore {
                 ca: options.tls_ca,
                 client: options.tls_cert.zip(options.tls_key),
                 verify: options.tls_verify,
+                servername: options.tls_servername,
             },
             url: options.url,
             sentinel: options

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::cluster::Cluster;
 use crate::error::{ErrorKind, StoreError, StoreResult};
+use crate::named::Named;
 use crate::scripts;
 use crate::sentinel::{check_sentinels, resolve, SentinelOptions};
 
@@ -29,6 +30,9 @@ pub struct Tls {
     pub client: Option<(String, String)>,
     /// False: accept any server certificate (like the URL's `#insecure`).
     pub verify: bool,
+    /// The name to verify the server's certificate against, when it is not
+    /// the URL's host (see `named`).
+    pub servername: Option<String>,
 }
 
 impl Default for Tls {
@@ -38,6 +42,7 @@ impl Default for Tls {
             ca: None,
             client: None,
             verify: true,
+            servername: None,
         }
     }
 }
@@ -49,6 +54,7 @@ impl std::fmt::Debug for Tls {
             .field("ca", &self.ca.is_some())
             .field("client", &self.client.is_some())
             .field("verify", &self.verify)
+            .field("servername", &self.servername)
             .finish()
     }
 }
@@ -190,6 +196,8 @@ pub(crate) fn manage(
 #[derive(Clone)]
 pub enum Conn {
     Server(ConnectionManager),
+    /// A TLS server verified under `tls.servername`.
+    Named(Arc<Named>),
     Cluster(Arc<Cluster>),
 }
 
@@ -204,6 +212,7 @@ impl Conn {
     ) -> RedisResult<Vec<Value>> {
         match self {
             Conn::Server(conn) => conn.req_packed_commands(pipe, 0, pipe.len()).await,
+            Conn::Named(named) => named.send(pipe).await,
             Conn::Cluster(cluster) => Ok(cluster.send(pipe, deadline).await),
         }
     }
@@ -212,11 +221,8 @@ impl Conn {
     /// next command.
     pub async fn load_scripts(&mut self) -> RedisResult<()> {
         match self {
-            Conn::Server(conn) => {
-                let load = scripts::load_pipeline();
-                conn.req_packed_commands(&load, 0, load.len())
-                    .await
-                    .map(drop)
+            Conn::Server(_) | Conn::Named(_) => {
+                self.send(&scripts::load_pipeline(), None).await.map(drop)
             }
             Conn::Cluster(cluster) => {
                 cluster.reset_setup();
@@ -226,10 +232,15 @@ impl Conn {
     }
 
     /// The servers a SCAN must walk: this one, or every master.
-    pub async fn servers(&self) -> StoreResult<Vec<ConnectionManager>> {
+    pub async fn servers(&self) -> StoreResult<Vec<Conn>> {
         match self {
-            Conn::Server(conn) => Ok(vec![conn.clone()]),
-            Conn::Cluster(cluster) => cluster.masters().await,
+            Conn::Server(_) | Conn::Named(_) => Ok(vec![self.clone()]),
+            Conn::Cluster(cluster) => Ok(cluster
+                .masters()
+                .await?
+                .into_iter()
+                .map(Conn::Server)
+                .collect()),
         }
     }
 }
@@ -262,6 +273,9 @@ impl Link {
 
     /// A lazy connection to the URL, or to the cluster.
     fn connect(options: &ConnectionOptions) -> StoreResult<Conn> {
+        if let Some(name) = &options.tls.servername {
+            return Named::open(options, name).map(|n| Conn::Named(Arc::new(n)));
+        }
         if options.cluster.is_empty() {
             return open(options).map(Conn::Server);
         }

@@ -10,7 +10,6 @@
 
 use std::collections::HashSet;
 
-use redis::aio::ConnectionLike;
 use redis::{Pipeline, Value};
 
 use crate::cluster;
@@ -490,9 +489,9 @@ pub async fn scan_page(store: &Store, cursor: &str, chunk: usize) -> StoreResult
         .arg(chunk.max(1))
         .arg("TYPE")
         .arg("string");
-    let mut on = on.clone();
     let scanned = on
-        .req_packed_commands(&scan, 0, 1)
+        .clone()
+        .send(&scan, None)
         .await
         .map_err(|e| StoreError::from_redis(&e))?
         .pop();

@@ -9,6 +9,7 @@ pub mod expiry;
 pub mod index;
 pub mod keys;
 pub mod meta;
+pub mod named;
 pub mod recent;
 pub mod scripts;
 pub mod sentinel;

@@ -30,7 +30,7 @@ const options: RedisSessionStoreOptions = {
   maxSessionsPerUser: 3,
   userId: (sess: SessionData) => sess.user,
 }
-const withTls = new RedisSessionStore({ url: 'rediss://h:6380', tls: { ca: Buffer.from(''), cert: '', key: '', rejectUnauthorized: true } })
+const withTls = new RedisSessionStore({ url: 'rediss://h:6380', tls: { ca: Buffer.from(''), cert: '', key: '', rejectUnauthorized: true, servername: 'redis.internal' } })
 void withTls
 const viaSentinel = new RedisSessionStore({ sentinel: { nodes: ['redis://h:26379'], name: 'mymaster' } })
 void viaSentinel
