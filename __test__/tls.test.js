@@ -144,6 +144,19 @@ test('tls.servername: the certificate is checked against that name, not the URL\
   }
   t.true(back, 'reconnects after a restart')
   await roundTrip(t, store)
+  // A stalled server: each call settles within the bound, then it works again.
+  const bounded = storeFor(t, { url: named.url, tls: { ca, servername: 'session-redis.test' }, commandTimeout: 400 })
+  await roundTrip(t, bounded)
+  named.signal('SIGSTOP')
+  try {
+    const started = Date.now()
+    const stalled = await t.throwsAsync(bounded.get('a'))
+    t.is(stalled.code, 'ERR_REDIS_TIMEOUT')
+    t.true(Date.now() - started < 400 + 300, `settled in ${Date.now() - started} ms`)
+  } finally {
+    named.signal('SIGCONT')
+  }
+  await roundTrip(t, bounded)
 })
 
 test('a plain redis:// URL to the TLS port does not hang', async (t) => {
