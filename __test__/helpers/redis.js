@@ -134,4 +134,16 @@ async function redisForTests() {
   return { url: server.url, server, dispose: () => server.dispose() }
 }
 
-module.exports = { RedisServer, redisForTests, freePort }
+// The lines of a sentinel configuration that watch the master `name` on
+// `port` (password-protected), quick to fail over as the tests need.
+function sentinelMonitor(name, port, password) {
+  return [
+    `sentinel monitor ${name} 127.0.0.1 ${port} 2`,
+    `sentinel auth-pass ${name} ${password}`,
+    `sentinel down-after-milliseconds ${name} 400`,
+    `sentinel failover-timeout ${name} 2000`,
+    `sentinel parallel-syncs ${name} 1`,
+  ]
+}
+
+module.exports = { RedisServer, redisForTests, freePort, sentinelMonitor }

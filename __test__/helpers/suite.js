@@ -47,4 +47,24 @@ function session(maxAgeMs = 60_000, extra = {}) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-module.exports = { storeSuite, session, sleep }
+// After a failure that a failover heals: calls `attempt` until it succeeds,
+// checking that each failed call settled within `boundMs`. Resolves to how
+// long recovery took (null if never, within `limitMs`) and the error codes seen.
+async function untilRecovered(t, attempt, boundMs, limitMs = 20_000) {
+  const started = Date.now()
+  const failures = new Set()
+  while (Date.now() - started < limitMs) {
+    const call = Date.now()
+    try {
+      await attempt(call)
+      return { recovered: Date.now() - started, failures: [...failures] }
+    } catch (err) {
+      failures.add(err.code)
+      t.true(Date.now() - call < boundMs, `a call took ${Date.now() - call} ms`)
+      await sleep(50)
+    }
+  }
+  return { recovered: null, failures: [...failures] }
+}
+
+module.exports = { storeSuite, session, sleep, untilRecovered }
