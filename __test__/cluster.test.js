@@ -603,6 +603,35 @@ test.serial('a slot migrated back and forth while in use: every call succeeds wi
   await checkAfterLoad(t, store, load)
 })
 
+test.serial('a login held back by a migrating slot is indexed only once written: length() meanwhile never drops it', async (t) => {
+  const store = makeStore({ commandTimeout: MIGRATION_TIMEOUT })
+  const [sid] = sidsInSlot(store.prefix, slotOf(`${store.prefix}held`), 1, 'held-')
+  const slot = slotOf(store.prefix + sid)
+  const from = await cluster.portOfSlot(slot)
+  const to = cluster.ports.find((p) => p !== from)
+  // The slot starts migrating, with none of the login's keys anywhere: the
+  // importing node answers its script TRYAGAIN until the slot is handed over.
+  t.is(await cluster.call(to, 'CLUSTER', 'SETSLOT', slot, 'IMPORTING', cluster.ids.get(from)), 'OK')
+  t.is(await cluster.call(from, 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', cluster.ids.get(to)), 'OK')
+  const login = store.set(sid, session(60_000, { sid }))
+  // Meanwhile another instance of the app (its calls are not queued behind
+  // this one's) looks at the index, and prunes what it lists but cannot find.
+  const other = makeStore({ prefix: store.prefix })
+  for (let i = 0; i < 5; i++) {
+    await sleep(40)
+    t.is(await other.length(), 0, 'not listed before it is written')
+  }
+  for (const port of [to, from, ...cluster.ports.filter((p) => p !== to && p !== from)]) {
+    t.is(await cluster.call(port, 'CLUSTER', 'SETSLOT', slot, 'NODE', cluster.ids.get(to)), 'OK')
+  }
+  await login
+  t.is((await store.get(sid)).sid, sid)
+  t.is(await store.length(), 1)
+  t.is(await other.length(), 1)
+  t.deepEqual(await store.ids(), [sid])
+  await cluster.waitUntilAgreed()
+})
+
 test.serial('the slot of the index keys migrated while in use: per-user calls, stats and length keep working', async (t) => {
   const store = makeStore({ commandTimeout: MIGRATION_TIMEOUT })
   const { prefix } = store

@@ -393,8 +393,17 @@ impl Cluster {
     /// Sends a pipeline across the cluster; one reply per command, in order.
     /// A node that cannot be reached answers its commands with error
     /// replies instead of failing the others. Each node's share is given
-    /// until `deadline` (or the command timeout).
-    pub async fn send(&self, pipe: &Pipeline, deadline: Option<Instant>) -> Vec<Value> {
+    /// until `deadline` (or the command timeout). The commands on slot
+    /// `last` go once the others have been answered: on one node a
+    /// pipeline runs in order, across nodes only this keeps an index from
+    /// listing a session before it is written (a reader would take it for
+    /// gone and drop it).
+    pub async fn send(
+        &self,
+        pipe: &Pipeline,
+        deadline: Option<Instant>,
+        last: Option<u16>,
+    ) -> Vec<Value> {
         let deadline = deadline
             .unwrap_or_else(|| Instant::now() + self.options.command_timeout)
             // Leave time to report, before the caller's own bound fires.
@@ -402,7 +411,8 @@ impl Cluster {
             .unwrap_or_else(Instant::now);
         let cmds: Vec<&Cmd> = pipe.cmd_iter().collect();
         let mut parts = split(&cmds);
-        let mut replies: Vec<Value> = vec![Value::Nil; parts.len()];
+        let unsent = error_reply(NO_ANSWER, "not sent before the deadline");
+        let mut replies: Vec<Value> = vec![unsent; parts.len()];
         let mut pending: Vec<usize> = (0..parts.len()).collect();
         for round in 1u32.. {
             if let Err(e) = self.ensure_slots().await {
@@ -412,9 +422,15 @@ impl Cluster {
                 }
                 break;
             }
-            // One pipeline per node, in command order.
+            // One pipeline per node, in command order; `last` waits its turn.
+            let held = last.filter(|l| pending.iter().any(|&i| parts[i].slot != Some(*l)));
+            let mut again = Vec::new();
             let mut groups: Vec<(Arc<str>, Vec<usize>)> = Vec::new();
             for &i in &pending {
+                if held.is_some() && parts[i].slot == held {
+                    again.push(i);
+                    continue;
+                }
                 let Some(addr) = self.owner(&parts[i]) else {
                     replies[i] = error_reply("CLUSTERDOWN", "no node serves this slot");
                     continue;
@@ -437,7 +453,6 @@ impl Cluster {
                 self.send_to(addr, node_pipe, deadline)
             });
             let results = join_all(sends).await;
-            let mut again = Vec::new();
             let mut wait = false;
             for ((addr, members), result) in groups.into_iter().zip(results) {
                 let values = match result {

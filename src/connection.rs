@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::cluster::Cluster;
 use crate::error::{ErrorKind, StoreError, StoreResult};
+use crate::keys;
 use crate::named::Named;
 use crate::scripts;
 use crate::sentinel::{check_sentinels, resolve, SentinelOptions};
@@ -203,17 +204,22 @@ pub enum Conn {
 
 impl Conn {
     /// Sends a pipeline; one reply per command, in order. On a cluster each
-    /// node's share is given until `deadline`, and a node that fails answers
-    /// its own commands with error replies.
+    /// node's share is given until `deadline`, a node that fails answers
+    /// its own commands with error replies, and the commands on the slot of
+    /// `last` go after the others (see `Cluster::send`).
     pub async fn send(
         &mut self,
         pipe: &Pipeline,
         deadline: Option<Instant>,
+        last: Option<&str>,
     ) -> RedisResult<Vec<Value>> {
         match self {
             Conn::Server(conn) => conn.req_packed_commands(pipe, 0, pipe.len()).await,
             Conn::Named(named) => named.send(pipe).await,
-            Conn::Cluster(cluster) => Ok(cluster.send(pipe, deadline).await),
+            Conn::Cluster(cluster) => {
+                let last = last.map(|key| keys::slot(key.as_bytes()));
+                Ok(cluster.send(pipe, deadline, last).await)
+            }
         }
     }
 
@@ -221,9 +227,10 @@ impl Conn {
     /// next command.
     pub async fn load_scripts(&mut self) -> RedisResult<()> {
         match self {
-            Conn::Server(_) | Conn::Named(_) => {
-                self.send(&scripts::load_pipeline(), None).await.map(drop)
-            }
+            Conn::Server(_) | Conn::Named(_) => self
+                .send(&scripts::load_pipeline(), None, None)
+                .await
+                .map(drop),
             Conn::Cluster(cluster) => {
                 cluster.reset_setup();
                 Ok(())

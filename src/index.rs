@@ -58,7 +58,7 @@ enum Read {
 /// are missing.
 async fn round_trip(conn: &mut Conn, pipe: &Pipeline) -> StoreResult<Vec<Value>> {
     let replies = conn
-        .send(pipe, None)
+        .send(pipe, None, None)
         .await
         .map_err(|e| StoreError::from_redis(&e))?;
     match replies.iter().find_map(|r| match r {
@@ -491,7 +491,7 @@ pub async fn scan_page(store: &Store, cursor: &str, chunk: usize) -> StoreResult
         .arg("string");
     let scanned = on
         .clone()
-        .send(&scan, None)
+        .send(&scan, None, None)
         .await
         .map_err(|e| StoreError::from_redis(&e))?
         .pop();

@@ -249,6 +249,7 @@ async fn attempt(
     link: &Link,
     pipe: &Pipeline,
     deadline: Instant,
+    index_key: &str,
 ) -> Result<Vec<Value>, StoreError> {
     let timeout = link.options.command_timeout;
     let mut retried = false;
@@ -263,7 +264,8 @@ async fn attempt(
                 conn.load_scripts().await?;
                 link.scripts_loaded.store(true, Ordering::Release);
             }
-            Ok(conn.send(pipe, Some(deadline)).await?)
+            // Index updates after the session writes: see `Cluster::send`.
+            Ok(conn.send(pipe, Some(deadline), Some(index_key)).await?)
         })
         .await;
         match sent {
@@ -349,7 +351,7 @@ async fn send(link: &Link, ctx: &Context, seen: &mut Recent, jobs: Vec<Job>) {
     }
     let wall = now_ms();
     let (pipe, counts) = commands::build(&ops, ctx, wall, seen);
-    let mut outcomes = match attempt(link, &pipe, deadline).await {
+    let mut outcomes = match attempt(link, &pipe, deadline, &ctx.keys.all_index()).await {
         Ok(values) => commands::read_all(&ops, ctx, wall, &counts, values),
         Err(err) => {
             seen.clear();
