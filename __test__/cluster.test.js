@@ -799,6 +799,30 @@ test.serial('calls over every session while a master is stalled fail or count it
   t.deepEqual(problems, [])
 })
 
+test.serial('a write whose index update failed on a stalled master redoes it on the next write', async (t) => {
+  const prefix = `clf:${randomUUID()}:`
+  const store = new RedisSessionStore({ cluster: { nodes: faulty.nodes }, prefix, commandTimeout: FAULT_TIMEOUT })
+  t.teardown(() => store.close())
+  const map = await faulty.slotMap()
+  const indexMaster = map[slotOf(prefix)]
+  // A session that connect-redis wrote, so in no index yet, on another master.
+  const sid = Array.from({ length: 50 }, (_, i) => `cr${i}`).find((id) => map[slotOf(prefix + id)] !== indexMaster)
+  const s = session(60_000, { userId: 'zed' })
+  await faulty.callKey(prefix + sid, 'SET', prefix + sid, JSON.stringify(s), 'PX', '60000')
+  t.is(await store.length(), 0)
+  faulty.stopNode(indexMaster)
+  try {
+    // Its first touch here: the expiry moves, the index update cannot.
+    const err = await t.throwsAsync(store.touch(sid, s))
+    t.is(err.code, 'ERR_REDIS_TIMEOUT')
+  } finally {
+    faulty.resumeNode(indexMaster)
+  }
+  await store.touch(sid, s)
+  t.is(await store.length(), 1)
+  t.deepEqual((await store.listUserSessions('zed')).map((x) => x.id), [sid])
+})
+
 test.serial('a killed master (SIGKILL) fails only its own sessions, each call within the bound', async (t) => {
   const { store, map, victim, expected, victimSids, otherSids } = await faultRig(t)
   await faulty.kill(victim)

@@ -352,7 +352,17 @@ async fn send(link: &Link, ctx: &Context, seen: &mut Recent, jobs: Vec<Job>) {
     let wall = now_ms();
     let (pipe, counts) = commands::build(&ops, ctx, wall, seen);
     let mut outcomes = match attempt(link, &pipe, deadline, &ctx.keys.all_index()).await {
-        Ok(values) => commands::read_all(&ops, ctx, wall, &counts, values),
+        Ok(values) => {
+            let outcomes = commands::read_all(&ops, ctx, wall, &counts, values);
+            // One operation failing alone (a cluster node down) may have
+            // missed its index update: let the next write redo it.
+            for (op, outcome) in ops.iter().zip(&outcomes) {
+                if matches!(outcome, Outcome::Failed(_)) {
+                    seen.forget(op.sid());
+                }
+            }
+            outcomes
+        }
         Err(err) => {
             seen.clear();
             ops.iter().map(|_| Outcome::Failed(err.clone())).collect()
