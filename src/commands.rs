@@ -404,11 +404,24 @@ fn is_error(value: &Value) -> bool {
 pub fn reply_error(key: &str, err: &redis::ServerError) -> StoreError {
     match cluster::node_failure(err) {
         Some(failed) => StoreError::new(failed.kind, format!("{} (key \"{key}\")", failed.message)),
-        // A cluster node reached through `url` redirects every other slot.
+        // A cluster node reached through `url` redirects every other slot
+        // (with the cluster option, only a slot map that never settled does).
         None if matches!(err.code(), "MOVED" | "ASK") => StoreError::new(
             ErrorKind::Reply,
-            format!("redis replied {err} for key \"{key}\": this server is a Redis Cluster node; use the cluster option instead of url"),
+            format!("redis replied {err} for key \"{key}\": another Redis Cluster node serves it; use the cluster option for a cluster"),
         ),
+        // The data exists but cannot be served now: as much an outage as a
+        // refused connection.
+        None if matches!(
+            err.code(),
+            "CLUSTERDOWN" | "MASTERDOWN" | "LOADING" | "TRYAGAIN"
+        ) =>
+        {
+            StoreError::new(
+                ErrorKind::Unavailable,
+                format!("redis replied {err} for key \"{key}\""),
+            )
+        }
         None => StoreError::new(
             ErrorKind::Reply,
             format!("redis replied {err} for key \"{key}\""),
@@ -648,6 +661,30 @@ mod tests {
         assert!(!wire.contains("$6 sess:a "), "{wire}");
         assert!(wire.contains("HSETNX $13 {sess:a}:meta $1 c"), "{wire}");
         assert!(wire.contains(&scripts::INDEX.hash), "{wire}");
+    }
+
+    #[test]
+    fn cluster_replies_map_to_error_kinds() {
+        let reply = |line: &str| match redis::parse_redis_value(line.as_bytes()) {
+            Ok(Value::ServerError(e)) => reply_error("k", &e),
+            other => panic!("not an error reply: {other:?}"),
+        };
+        assert_eq!(
+            reply("-CLUSTERDOWN The cluster is down\r\n").kind,
+            ErrorKind::Unavailable
+        );
+        assert_eq!(
+            reply("-TRYAGAIN Multiple keys request\r\n").kind,
+            ErrorKind::Unavailable
+        );
+        let moved = reply("-MOVED 3999 127.0.0.1:7001\r\n");
+        assert_eq!(moved.kind, ErrorKind::Reply);
+        assert!(
+            moved.message.contains("cluster option"),
+            "{}",
+            moved.message
+        );
+        assert_eq!(reply("-WRONGTYPE Operation\r\n").kind, ErrorKind::Reply);
     }
 
     #[test]
