@@ -206,6 +206,23 @@ fn split(cmds: &[&Cmd]) -> Vec<Part> {
     parts
 }
 
+/// A round's parts by node ("host:port"), in command order.
+type Groups = Vec<(Arc<str>, Vec<usize>)>;
+
+/// One node's pipeline: its parts in order, ASKING before each one an ASK
+/// sent there.
+fn node_pipeline(cmds: &[&Cmd], parts: &[Part], members: &[usize]) -> Pipeline {
+    let mut pipe = redis::pipe();
+    for &i in members {
+        let part = &parts[i];
+        if part.ask.is_some() {
+            pipe.cmd("ASKING");
+        }
+        pipe.add_command(part.own.clone().unwrap_or_else(|| cmds[part.of].clone()));
+    }
+    pipe
+}
+
 /// Puts the parts' replies back as one reply per caller's command.
 fn assemble(cmds: &[&Cmd], parts: &[Part], mut replies: Vec<Value>) -> Vec<Value> {
     let mut out: Vec<Value> = vec![Value::Nil; cmds.len()];
@@ -422,89 +439,15 @@ impl Cluster {
                 }
                 break;
             }
-            // One pipeline per node, in command order; `last` waits its turn.
-            let held = last.filter(|l| pending.iter().any(|&i| parts[i].slot != Some(*l)));
-            let mut again = Vec::new();
-            let mut groups: Vec<(Arc<str>, Vec<usize>)> = Vec::new();
-            for &i in &pending {
-                if held.is_some() && parts[i].slot == held {
-                    again.push(i);
-                    continue;
-                }
-                let Some(addr) = self.owner(&parts[i]) else {
-                    replies[i] = error_reply("CLUSTERDOWN", "no node serves this slot");
-                    continue;
-                };
-                match groups.iter_mut().find(|(a, _)| *a == addr) {
-                    Some((_, members)) => members.push(i),
-                    None => groups.push((addr, vec![i])),
-                }
-            }
+            let (groups, mut again) = self.group(&parts, &pending, last, &mut replies);
             let sends = groups.iter().map(|(addr, members)| {
-                let mut node_pipe = redis::pipe();
-                for &i in members {
-                    let part = &parts[i];
-                    if part.ask.is_some() {
-                        node_pipe.cmd("ASKING");
-                    }
-                    node_pipe
-                        .add_command(part.own.clone().unwrap_or_else(|| cmds[part.of].clone()));
-                }
-                self.send_to(addr, node_pipe, deadline)
+                self.send_to(addr, node_pipeline(&cmds, &parts, members), deadline)
             });
             let results = join_all(sends).await;
             let mut wait = false;
             for ((addr, members), result) in groups.into_iter().zip(results) {
-                let values = match result {
-                    Ok(values) => values,
-                    Err(failure) => {
-                        // The node may be gone, or no longer a master.
-                        self.forget(&addr, matches!(failure, Failure::Stalled));
-                        for i in members {
-                            parts[i].failures += 1;
-                            parts[i].ask = None;
-                            replies[i] = failure.reply(&addr);
-                            if !matches!(failure, Failure::Stalled)
-                                && parts[i].failures < MAX_NODE_FAILURES
-                            {
-                                again.push(i);
-                                wait = true;
-                            }
-                        }
-                        continue;
-                    }
-                };
-                let mut values = values.into_iter();
-                for i in members {
-                    let asked = parts[i].ask.take();
-                    if asked.is_some() {
-                        values.next(); // ASKING's OK
-                    }
-                    let value = values.next().unwrap_or(Value::Nil);
-                    match next(&value) {
-                        Next::Done => {}
-                        Next::Moved(s, to) => {
-                            let mut topology = self.topology.lock().unwrap();
-                            topology.slots[s as usize] = Some(to);
-                            topology.stale = true;
-                            again.push(i);
-                        }
-                        Next::Ask(to) => {
-                            parts[i].ask = Some(to);
-                            again.push(i);
-                        }
-                        // The slot's keys are moving (a command over
-                        // several of them waits until they have all
-                        // moved), or the cluster is electing: ask the same
-                        // node again shortly.
-                        Next::Wait => {
-                            parts[i].ask = asked;
-                            wait = true;
-                            again.push(i);
-                        }
-                    }
-                    replies[i] = value;
-                }
+                let replied = (&mut parts[..], &mut replies[..]);
+                wait |= self.absorb(&addr, members, result, replied, &mut again);
             }
             again.sort_unstable();
             pending = again;
@@ -519,6 +462,97 @@ impl Cluster {
             }
         }
         assemble(&cmds, &parts, replies)
+    }
+
+    /// The pending parts by node, in command order, and those held back
+    /// this round: the parts on slot `last` while others are pending. A
+    /// part no node serves is answered CLUSTERDOWN.
+    fn group(
+        &self,
+        parts: &[Part],
+        pending: &[usize],
+        last: Option<u16>,
+        replies: &mut [Value],
+    ) -> (Groups, Vec<usize>) {
+        let held = last.filter(|l| pending.iter().any(|&i| parts[i].slot != Some(*l)));
+        let mut waiting = Vec::new();
+        let mut groups: Groups = Vec::new();
+        for &i in pending {
+            if held.is_some() && parts[i].slot == held {
+                waiting.push(i);
+                continue;
+            }
+            let Some(addr) = self.owner(&parts[i]) else {
+                replies[i] = error_reply("CLUSTERDOWN", "no node serves this slot");
+                continue;
+            };
+            match groups.iter_mut().find(|(a, _)| *a == addr) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((addr, vec![i])),
+            }
+        }
+        (groups, waiting)
+    }
+
+    /// Takes one node's answers: final replies stay, redirects and retries
+    /// go to `again`. Returns whether the next round should wait a little.
+    fn absorb(
+        &self,
+        addr: &Arc<str>,
+        members: Vec<usize>,
+        result: Result<Vec<Value>, Failure>,
+        (parts, replies): (&mut [Part], &mut [Value]),
+        again: &mut Vec<usize>,
+    ) -> bool {
+        let values = match result {
+            Ok(values) => values,
+            Err(failure) => {
+                // The node may be gone, or no longer a master.
+                let stalled = matches!(failure, Failure::Stalled);
+                self.forget(addr, stalled);
+                for i in members {
+                    parts[i].failures += 1;
+                    parts[i].ask = None;
+                    replies[i] = failure.reply(addr);
+                    if !stalled && parts[i].failures < MAX_NODE_FAILURES {
+                        again.push(i);
+                    }
+                }
+                return true;
+            }
+        };
+        let mut wait = false;
+        let mut values = values.into_iter();
+        for i in members {
+            let asked = parts[i].ask.take();
+            if asked.is_some() {
+                values.next(); // ASKING's OK
+            }
+            let value = values.next().unwrap_or(Value::Nil);
+            match next(&value) {
+                Next::Done => {}
+                Next::Moved(s, to) => {
+                    let mut topology = self.topology.lock().unwrap();
+                    topology.slots[s as usize] = Some(to);
+                    topology.stale = true;
+                    again.push(i);
+                }
+                Next::Ask(to) => {
+                    parts[i].ask = Some(to);
+                    again.push(i);
+                }
+                // The slot's keys are moving (a command over several of
+                // them waits until they have all moved), or the cluster is
+                // electing: ask the same node again shortly.
+                Next::Wait => {
+                    parts[i].ask = asked;
+                    wait = true;
+                    again.push(i);
+                }
+            }
+            replies[i] = value;
+        }
+        wait
     }
 
     /// One node's share, within the deadline.
