@@ -23,6 +23,9 @@ use crate::connection::{self, ConnectionOptions};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::keys::{slot, SLOTS};
 
+/// Least time between two reads of the slot map.
+const REFRESH_EVERY: Duration = Duration::from_millis(50);
+
 /// Times a command is sent to a node that failed before its error stands.
 const MAX_NODE_FAILURES: u32 = 2;
 
@@ -33,13 +36,14 @@ struct Node {
     ready: Arc<AtomicBool>,
 }
 
-#[derive(Default)]
 struct Topology {
     /// The master serving each slot, as "host:port".
     slots: Vec<Option<Arc<str>>>,
     nodes: HashMap<Arc<str>, Node>,
     /// Ask the cluster for its slots before the next send.
     stale: bool,
+    /// When the slot map was last read.
+    refreshed: Option<Instant>,
 }
 
 pub struct Cluster {
@@ -265,6 +269,7 @@ impl Cluster {
                 slots: vec![None; SLOTS],
                 nodes: HashMap::new(),
                 stale: true,
+                refreshed: None,
             }),
             refreshing: tokio::sync::Mutex::new(()),
         };
@@ -332,7 +337,17 @@ impl Cluster {
     }
 
     async fn ensure_slots(&self) -> StoreResult<()> {
-        if self.topology.lock().unwrap().stale {
+        // While a node is down every pipeline marks the map stale; asking
+        // again at most every REFRESH_EVERY spares the live nodes a
+        // CLUSTER SLOTS per pipeline (a MOVED has already fixed its slot).
+        let due = {
+            let topology = self.topology.lock().unwrap();
+            topology.stale
+                && topology
+                    .refreshed
+                    .is_none_or(|at| at.elapsed() >= REFRESH_EVERY)
+        };
+        if due {
             self.refresh().await?;
         }
         Ok(())
@@ -393,6 +408,7 @@ impl Cluster {
             }
         }
         topology.stale = false;
+        topology.refreshed = Some(Instant::now());
         Ok(())
     }
 
