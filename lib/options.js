@@ -70,6 +70,15 @@ function parseTls(tls) {
   return out
 }
 
+// A list of servers: redis:// or rediss:// URLs, all of one scheme (one
+// TLS setting covers them all).
+function nodeUrls(name, nodes) {
+  if (!Array.isArray(nodes) || nodes.length === 0 || !nodes.every((n) => typeof n === 'string' && /^rediss?:\/\//.test(n))) {
+    fail(`option "${name}" must be a non-empty array of redis:// or rediss:// URLs`)
+  }
+  if (new Set(nodes.map((n) => n.slice(0, n.indexOf(':')))).size > 1) fail(`option "${name}" mixes redis:// and rediss:// URLs`)
+}
+
 const SENTINEL_FIELDS = new Set(['nodes', 'name', 'username', 'password', 'db', 'tls'])
 
 // { nodes: ['redis://host:26379', ...], name: 'mymaster', username?,
@@ -87,10 +96,7 @@ function parseSentinel(sentinel) {
   }
   if (db !== undefined && !(Number.isInteger(db) && db >= 0 && db < 65536)) fail('option "sentinel.db" must be a database index')
   if (typeof tls !== 'boolean') fail('option "sentinel.tls" must be a boolean (the master\'s certificates go in "tls")')
-  if (!Array.isArray(nodes) || nodes.length === 0 || !nodes.every((n) => typeof n === 'string' && /^rediss?:\/\//.test(n))) {
-    fail('option "sentinel.nodes" must be a non-empty array of redis:// or rediss:// URLs')
-  }
-  if (new Set(nodes.map((n) => n.slice(0, n.indexOf(':')))).size > 1) fail('option "sentinel.nodes" mixes redis:// and rediss:// URLs')
+  nodeUrls('sentinel.nodes', nodes)
   if (typeof name !== 'string' || name === '') fail('option "sentinel.name" must be the master\'s name')
   return { nodes: [...nodes], name, username, password, db, tls }
 }
@@ -124,11 +130,7 @@ function parseCluster(cluster) {
     if (name !== 'nodes') fail(`unknown option "cluster.${name}"`)
   }
   const { nodes } = cluster
-  if (!Array.isArray(nodes) || nodes.length === 0 || !nodes.every((n) => typeof n === 'string' && /^rediss?:\/\//.test(n))) {
-    fail('option "cluster.nodes" must be a non-empty array of redis:// or rediss:// URLs')
-  }
-  const schemes = new Set(nodes.map((n) => n.slice(0, n.indexOf(':'))))
-  if (schemes.size > 1) fail('option "cluster.nodes" mixes redis:// and rediss:// URLs')
+  nodeUrls('cluster.nodes', nodes)
   for (const n of nodes) {
     const db = /^rediss?:\/\/[^/]*\/(\d+)/.exec(n)
     if (db && db[1] !== '0') fail('a cluster has only database 0: drop the /db from "cluster.nodes"')

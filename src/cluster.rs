@@ -48,6 +48,8 @@ struct Topology {
 
 pub struct Cluster {
     options: ConnectionOptions,
+    /// The seed nodes as "host:port", asked for the slot map with the rest.
+    seeds: Vec<Arc<str>>,
     /// Run on every node before its first command (loads the scripts).
     setup: Pipeline,
     topology: Mutex<Topology>,
@@ -262,8 +264,17 @@ fn assemble(cmds: &[&Cmd], parts: &[Part], mut replies: Vec<Value>) -> Vec<Value
 
 impl Cluster {
     pub fn new(options: &ConnectionOptions, setup: Pipeline) -> StoreResult<Cluster> {
-        let cluster = Cluster {
+        // Parsed now, so a typo fails at construction.
+        let seeds = options
+            .cluster
+            .iter()
+            .map(|seed| {
+                connection::info_at(options, seed, None).map(|i| connection::address(&i).into())
+            })
+            .collect::<StoreResult<Vec<Arc<str>>>>()?;
+        Ok(Cluster {
             options: options.clone(),
+            seeds,
             setup,
             topology: Mutex::new(Topology {
                 slots: vec![None; SLOTS],
@@ -272,12 +283,7 @@ impl Cluster {
                 refreshed: None,
             }),
             refreshing: tokio::sync::Mutex::new(()),
-        };
-        // Check every seed URL now, so a typo fails at construction.
-        for seed in &options.cluster {
-            connection::info_at(options, seed, None)?;
-        }
-        Ok(cluster)
+        })
     }
 
     /// The slot map may be out of date (a dropped node, a failover).
@@ -307,7 +313,8 @@ impl Cluster {
         Ok(node)
     }
 
-    /// The masters, in a stable order (for SCAN over every one).
+    /// The masters, in a stable order (for SCAN over every one, which
+    /// needs no scripts).
     pub async fn masters(&self) -> StoreResult<Vec<ConnectionManager>> {
         self.ensure_slots().await?;
         let mut addrs: Vec<Arc<str>> = {
@@ -316,11 +323,7 @@ impl Cluster {
         };
         addrs.sort();
         addrs.dedup();
-        let mut out = Vec::with_capacity(addrs.len());
-        for addr in &addrs {
-            out.push(self.ready(addr).await?);
-        }
-        Ok(out)
+        addrs.iter().map(|addr| Ok(self.node(addr)?.conn)).collect()
     }
 
     /// A node's connection, after its setup has run.
@@ -364,10 +367,7 @@ impl Cluster {
             }
             topology.nodes.keys().cloned().collect()
         };
-        for seed in &self.options.cluster {
-            let info = connection::info_at(&self.options, seed, None)?;
-            candidates.push(connection::address(&info).into());
-        }
+        candidates.extend(self.seeds.iter().cloned());
         candidates.sort();
         candidates.dedup();
         let asks = candidates.into_iter().map(|addr| {

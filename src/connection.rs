@@ -169,13 +169,20 @@ pub fn manage_info(
     info: redis::ConnectionInfo,
     options: &ConnectionOptions,
 ) -> StoreResult<ConnectionManager> {
+    manage(client(info, options)?, options)
+}
+
+/// A client for one server, with the TLS option's certificates.
+pub(crate) fn client(
+    info: redis::ConnectionInfo,
+    options: &ConnectionOptions,
+) -> StoreResult<redis::Client> {
     install_crypto();
-    let client = match certificates(&options.tls) {
+    match certificates(&options.tls) {
         None => redis::Client::open(info),
         Some(certs) => redis::Client::build_with_tls(info, certs),
     }
-    .map_err(invalid)?;
-    manage(client, options)
+    .map_err(invalid)
 }
 
 pub(crate) fn manage(

@@ -270,7 +270,7 @@ async fn live(
 ) -> StoreResult<usize> {
     let mut conn = store.connection().await?;
     let index = store.context().keys.all_index();
-    let sids = members(&mut conn, &index).await?;
+    let sids = members(&mut conn, index).await?;
     let mut dead = Vec::new();
     let mut pages = 0;
     probe(store, &mut conn, sids, how, |trip| {
@@ -285,7 +285,7 @@ async fn live(
         page(found);
     })
     .await?;
-    forget(&mut conn, &index, &dead, how.1).await?;
+    forget(&mut conn, index, &dead, how.1).await?;
     Ok(pages)
 }
 
@@ -353,7 +353,7 @@ pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
         round_trip(&mut conn, &pipe).await?;
     }
     let mut indexes: Vec<String> = owners.iter().map(|o| keys.user_index(o)).collect();
-    indexes.push(keys.all_index());
+    indexes.push(keys.all_index().to_owned());
     for part in indexes.chunks(per_trip(chunk)) {
         let mut pipe = redis::pipe();
         for index in part {

@@ -8,6 +8,8 @@ pub struct Keys {
     /// Hash-tagged base of the index keys: all of them share one slot, so
     /// each index update is one single-slot script.
     index: String,
+    /// The all-sessions index, named in most operations.
+    all: String,
 }
 
 /// The part of a key Redis Cluster hashes: the first `{...}` with something
@@ -42,7 +44,8 @@ impl Keys {
             }
             None => format!("{{{prefix}}}"),
         };
-        Keys { prefix, index }
+        let all = format!("{index}:all");
+        Keys { prefix, index, all }
     }
 
     pub fn session(&self, sid: &str) -> String {
@@ -72,8 +75,8 @@ impl Keys {
     }
 
     /// Every session, scored by an upper bound of its expiry.
-    pub fn all_index(&self) -> String {
-        format!("{}:all", self.index)
+    pub fn all_index(&self) -> &str {
+        &self.all
     }
 
     /// One user's sessions, scored by an upper bound of their expiry.
@@ -166,10 +169,10 @@ mod tests {
         assert_eq!(keys.user_index("ada"), "{sess:}:user:ada");
         assert_eq!(hash_tag(&keys.user_index("{x}")), Some("sess:"));
         let tagged = Keys::new("{app}:s:");
-        assert_eq!(hash_tag(&tagged.all_index()), Some("app"));
+        assert_eq!(hash_tag(tagged.all_index()), Some("app"));
         assert_eq!(tagged.all_index(), "{app}:s:\u{1}:all");
         assert_eq!(
-            hash_tag(&Keys::new("").all_index()),
+            hash_tag(Keys::new("").all_index()),
             Some("redis-session-store")
         );
     }

@@ -11,7 +11,7 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::io::AsyncDNSResolver;
 use redis::{AsyncConnectionConfig, Pipeline, RedisFuture, RedisResult, Value};
 
-use crate::connection::{certificates, install_crypto, invalid, ConnectionOptions};
+use crate::connection::{self, ConnectionOptions};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 
 /// Resolves any name to the URL's own host and port.
@@ -44,8 +44,7 @@ pub struct Named {
 impl Named {
     /// Must run inside a tokio runtime; does not connect.
     pub fn open(options: &ConnectionOptions, servername: &str) -> StoreResult<Named> {
-        install_crypto();
-        let info = crate::connection::info_at(options, &options.url, None)?;
+        let info = connection::info_at(options, &options.url, None)?;
         let redis::ConnectionAddr::TcpTls {
             host,
             port,
@@ -64,11 +63,7 @@ impl Named {
             insecure,
             tls_params,
         });
-        let client = match certificates(&options.tls) {
-            None => redis::Client::open(info),
-            Some(certs) => redis::Client::build_with_tls(info, certs),
-        }
-        .map_err(invalid)?;
+        let client = connection::client(info, options)?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.command_timeout))

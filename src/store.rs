@@ -351,7 +351,7 @@ async fn send(link: &Link, ctx: &Context, seen: &mut Recent, jobs: Vec<Job>) {
     }
     let wall = now_ms();
     let (pipe, counts) = commands::build(&ops, ctx, wall, seen);
-    let mut outcomes = match attempt(link, &pipe, deadline, &ctx.keys.all_index()).await {
+    let mut outcomes = match attempt(link, &pipe, deadline, ctx.keys.all_index()).await {
         Ok(values) => {
             let outcomes = commands::read_all(&ops, ctx, wall, &counts, values);
             // One operation failing alone (a cluster node down) may have
