@@ -37,6 +37,12 @@ export interface RedisSessionStoreOptions {
   userId?: (sess: SessionData) => string | number | undefined | null
   /** When a user has more sessions than this, the least recently used are destroyed. Default: no limit. */
   maxSessionsPerUser?: number
+  /**
+   * When the master has replicas, destroy and destroyUserSessions answer only once a replica has
+   * the logout (Redis WAIT), so a failover cannot undo it; otherwise they fail with ERR_REDIS_TIMEOUT
+   * at commandTimeout. Default true.
+   */
+  waitForReplicas?: boolean
   /** Find the master through Redis Sentinel instead of `url`, and follow its failovers. */
   sentinel?: {
     /**
@@ -104,6 +110,7 @@ export type ErrorCode =
   | 'ERR_REDIS_TIMEOUT'
   | 'ERR_REDIS_UNAVAILABLE'
   | 'ERR_REDIS_REPLY'
+  | 'ERR_REDIS_FULL'
   | 'ERR_STORE_CLOSED'
   | 'ERR_SESSION_CORRUPT'
   | 'ERR_SERIALIZE'
@@ -131,6 +138,11 @@ export class RedisSessionStore extends Store {
   readonly absoluteTimeout: number | undefined
   readonly idleTimeout: number | undefined
   readonly maxSessionsPerUser: number | undefined
+  readonly waitForReplicas: boolean
+
+  /** What the store learned of its server that you should know, e.g. `WARN_REDIS_EVICTION` for an allkeys-* policy. */
+  on(event: 'warning', listener: (warning: Error & { code: string }) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
 
   get(sid: string, callback: (err: any, session?: SessionData | null) => void): void
   get(sid: string): Promise<SessionData | null>

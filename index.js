@@ -71,6 +71,7 @@ class RedisSessionStore extends Store {
     this.idleTimeout = o.idleTimeout
     this.userId = o.userId
     this.maxSessionsPerUser = o.maxSessionsPerUser
+    this.waitForReplicas = o.waitForReplicas
     const native = {
       url: o.url,
       prefix: o.prefix,
@@ -92,14 +93,25 @@ class RedisSessionStore extends Store {
       sentinelDb: o.sentinel?.db,
       sentinelTls: o.sentinel?.tls,
       clusterNodes: o.cluster?.nodes,
+      waitForReplicas: o.waitForReplicas,
     }
     try {
-      this._batcher = new Batcher((onReply) => new NativeStore(native, onReply))
+      this._batcher = new Batcher((onReply) => new NativeStore(native, onReply, ([code, message]) => this._warn(code, message)))
     } catch (err) {
       throw new TypeError(`RedisSessionStore: ${fromNative(err).message}`)
     }
     this._native = this._batcher.native
     this._known = new Set()
+  }
+
+  // What the store learned of its server that the application should know
+  // (an eviction policy that can lose indexes): a 'warning' event, or a
+  // process warning when nobody listens, so it is never silent.
+  _warn(code, message) {
+    const warning = new RedisSessionStoreError(code, message)
+    warning.name = 'RedisSessionStoreWarning'
+    if (this.listenerCount('warning') > 0) this.emit('warning', warning)
+    else process.emitWarning(message, { type: 'RedisSessionStoreWarning', code })
   }
 
   get(sid, cb) {

@@ -18,6 +18,7 @@ const DEFAULTS = {
   tls: undefined,
   sentinel: undefined,
   cluster: undefined,
+  waitForReplicas: true,
 }
 
 // Who owns a session, as login code usually records it: an explicit
@@ -177,6 +178,7 @@ function parseOptions(options) {
   }
   if (typeof o.userId !== 'function') fail('option "userId" must be a function (session) => string | undefined')
   if (o.maxSessionsPerUser !== undefined) positiveInt('maxSessionsPerUser', o.maxSessionsPerUser, 1e6)
+  if (typeof o.waitForReplicas !== 'boolean') fail('option "waitForReplicas" must be a boolean')
   if (o.cluster !== undefined) {
     if (options.url !== undefined) fail('give either "url" or "cluster", not both')
     if (options.sentinel !== undefined) fail('give either "sentinel" or "cluster", not both')

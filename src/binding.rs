@@ -16,6 +16,7 @@ use crate::expiry::{Expiry, Lifetime};
 use crate::index::{self, Found};
 use crate::keys::Keys;
 use crate::sentinel::SentinelOptions;
+use crate::server_info::{OnWarning, Warning};
 use crate::store::{Reply, Store};
 
 /// Called on the JS thread with `(batchId, reply)` as batches complete. One
@@ -24,6 +25,11 @@ use crate::store::{Reply, Store};
 /// holds it (`hold`/`release`), i.e. while batches are in flight.
 type OnReply =
     ThreadsafeFunction<(u32, BatchReply), Unknown<'static>, (u32, BatchReply), Status, false, true>;
+
+/// Called on the JS thread with `(code, message)` of a warning about the
+/// server (see `server_info`). Weak: it never keeps Node alive.
+type OnWarn =
+    ThreadsafeFunction<(String, String), Unknown<'static>, (String, String), Status, false, true>;
 
 /// One runtime worker: the writer, the connection's driver and the reply
 /// path then hand work over within one thread instead of waking others.
@@ -70,6 +76,8 @@ pub struct NativeOptions {
     pub sentinel_tls: Option<bool>,
     /// Seed nodes of a Redis Cluster, instead of `url`.
     pub cluster_nodes: Option<Vec<String>>,
+    /// Destroys wait for a replica's acknowledgement (default true).
+    pub wait_for_replicas: Option<bool>,
 }
 
 /// One entry per operation of the batch, in order. `errorCodes` and
@@ -300,6 +308,8 @@ impl NativeStore {
         options: NativeOptions,
         #[napi(ts_arg_type = "(reply: [batchId: number, reply: BatchReply]) => void")]
         on_reply: OnReply,
+        #[napi(ts_arg_type = "(warning: [code: string, message: string]) => void")]
+        on_warning: OnWarn,
     ) -> Result<Self> {
         let connection = ConnectionOptions {
             tls: Tls {
@@ -331,11 +341,18 @@ impl NativeStore {
                 absolute_ms: options.absolute_timeout_ms.map(|ms| ms.ceil() as i64),
             },
             count_logins: options.count_logins,
+            wait_for_replicas: options.wait_for_replicas.unwrap_or(true),
         };
+        let on_warning: OnWarning = Arc::new(move |w: Warning| {
+            on_warning.call(
+                (w.code.to_owned(), w.message),
+                ThreadsafeFunctionCallMode::NonBlocking,
+            );
+        });
         // The connection manager spawns onto tokio; the constructor is not
         // called inside a runtime, so enter napi's.
-        let store =
-            within_runtime_if_available(|| Store::open(ctx, &connection)).map_err(to_napi)?;
+        let store = within_runtime_if_available(|| Store::open(ctx, &connection, on_warning))
+            .map_err(to_napi)?;
         Ok(NativeStore {
             inner: Arc::new(store),
             on_reply: Arc::new(on_reply),

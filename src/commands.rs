@@ -24,6 +24,9 @@ pub struct Context {
     /// Sets report the owner's session count (for `maxSessionsPerUser`),
     /// so they always run the index script.
     pub count_logins: bool,
+    /// Destroys wait for a replica's acknowledgement when the master has
+    /// replicas (see `replicas`).
+    pub wait_for_replicas: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -171,14 +174,7 @@ impl Op {
             }
             Op::Destroy { sid } => {
                 seen.forget(sid);
-                let n = delete(pipe, &key);
-                pipe.cmd("SET")
-                    .arg(keys::tombstone(&key))
-                    .arg(1)
-                    .arg("PX")
-                    .arg(TOMBSTONE_MS);
-                // The owner's index is pruned when next read.
-                n + 1 + unindex(pipe, ctx, sid, None)
+                destroy(pipe, ctx, now_ms, sid, &key)
             }
             Op::Adopt { sid, expiry, owner } => {
                 // First seen now: created and last accessed, as far as
@@ -219,15 +215,27 @@ impl Op {
                 },
                 Err(e) => Outcome::Failed(e),
             },
-            _ if replies.iter().any(is_error) => Outcome::Failed(
-                replies
-                    .iter()
-                    .find_map(|r| match r {
-                        Value::ServerError(e) => Some(reply_error(&key(), e)),
-                        _ => None,
-                    })
-                    .unwrap_or_else(|| StoreError::new(ErrorKind::Reply, "error reply")),
-            ),
+            // The first reply is the session's own write (but for an
+            // adoption); the others are bookkeeping, which a full Redis may
+            // refuse: the write still counts, and `read_all` has the
+            // bookkeeping redone by the next write.
+            _ if replies.iter().enumerate().any(|(i, r)| {
+                is_error(r) && (i == 0 && !matches!(self, Op::Adopt { .. }) || !is_oom(r))
+            }) =>
+            {
+                Outcome::Failed(
+                    replies
+                        .iter()
+                        .enumerate()
+                        .find_map(|(i, r)| match r {
+                            Value::ServerError(e) if i == 0 || !is_oom(r) => {
+                                Some(reply_error(&key(), e))
+                            }
+                            _ => None,
+                        })
+                        .unwrap_or_else(|| StoreError::new(ErrorKind::Reply, "error reply")),
+                )
+            }
             // A set's second reply is the index script's count.
             Op::Set { expiry, .. } => Outcome::Written {
                 owner_sessions: match replies.get(1) {
@@ -300,24 +308,21 @@ fn plain_write(
         return 1;
     }
     seen.meta_written(sid, owner, now_ms);
-    let meta_until = at.saturating_add(ctx.lifetime.meta_linger_ms());
-    1 + write_meta(
-        pipe,
-        &keys::meta(key),
-        now_ms,
-        (expiry, owner),
-        Some(meta_until),
-    )
+    let keep = at.saturating_add(ctx.lifetime.meta_linger_ms());
+    1 + write_meta(pipe, &keys::meta(key), now_ms, (expiry, owner), Some(keep))
 }
 
-/// Last access, cookie deadline and owner into the meta, which then lives
-/// until `until` (None: no TTL). Returns the reply count.
+/// Last access, cookie deadline and owner into the meta, which must stay
+/// until `keep` after the session (None: not at all; see
+/// `scripts::WRITE`). Metas have no TTL (PERSIST clears one an older
+/// version set): `volatile-*` eviction must not take them before their
+/// session. Returns the reply count.
 fn write_meta(
     pipe: &mut Pipeline,
     meta: &str,
     now_ms: i64,
     (expiry, owner): (Expiry, Option<&str>),
-    until: Option<i64>,
+    keep: Option<i64>,
 ) -> usize {
     pipe.cmd("HSET")
         .arg(meta)
@@ -326,11 +331,29 @@ fn write_meta(
         .arg("e")
         .arg(optional(expiry.at()))
         .arg("u")
-        .arg(owner.unwrap_or(""));
-    match until {
-        Some(at) => pipe.cmd("PEXPIREAT").arg(meta).arg(at),
-        None => pipe.cmd("PERSIST").arg(meta),
-    };
+        .arg(owner.unwrap_or(""))
+        .arg("x")
+        .arg(optional(keep));
+    pipe.cmd("PERSIST").arg(meta);
+    2
+}
+
+/// Destroys a session with the `DESTROY` script, then schedules its meta
+/// (the logout marker) for `reclaim` when the marker ends. The owner's
+/// index is pruned when next read. Returns the reply count.
+fn destroy(pipe: &mut Pipeline, ctx: &Context, now_ms: i64, sid: &str, key: &str) -> usize {
+    pipe.cmd("EVALSHA")
+        .arg(&scripts::DESTROY.hash)
+        .arg(2)
+        .arg(key)
+        .arg(keys::meta(key))
+        .arg(now_ms)
+        .arg(TOMBSTONE_MS);
+    let until = now_ms.saturating_add(TOMBSTONE_MS as i64);
+    pipe.cmd("ZADD")
+        .arg(ctx.keys.all_index())
+        .arg(until)
+        .arg(sid);
     2
 }
 
@@ -401,6 +424,11 @@ fn is_error(value: &Value) -> bool {
     matches!(value, Value::ServerError(_))
 }
 
+/// Redis refused a write for memory.
+fn is_oom(value: &Value) -> bool {
+    matches!(value, Value::ServerError(e) if e.code() == "OOM")
+}
+
 pub fn reply_error(key: &str, err: &redis::ServerError) -> StoreError {
     match cluster::node_failure(err) {
         Some(failed) => StoreError::new(failed.kind, format!("{} (key \"{key}\")", failed.message)),
@@ -409,6 +437,10 @@ pub fn reply_error(key: &str, err: &redis::ServerError) -> StoreError {
         None if matches!(err.code(), "MOVED" | "ASK") => StoreError::new(
             ErrorKind::Reply,
             format!("redis replied {err} for key \"{key}\": another Redis Cluster node serves it; use the cluster option for a cluster"),
+        ),
+        None if err.code() == "OOM" => StoreError::new(
+            ErrorKind::Full,
+            format!("redis is full (used memory is over maxmemory and its maxmemory-policy frees nothing for this write), so it refused to write key \"{key}\""),
         ),
         // The data exists but cannot be served now: as much an outage as a
         // refused connection.
@@ -460,11 +492,13 @@ pub fn build(ops: &[Op], ctx: &Context, now_ms: i64, seen: &mut Recent) -> (Pipe
     (pipe, counts)
 }
 
-/// Splits a pipeline's replies back into one outcome per operation.
+/// Splits a pipeline's replies back into one outcome per operation. An
+/// operation whose bookkeeping a full Redis refused is forgotten in `seen`,
+/// so the next write of that session redoes it.
 pub fn read_all(
     ops: &[Op],
     ctx: &Context,
-    now_ms: i64,
+    (now_ms, seen): (i64, &mut Recent),
     counts: &[usize],
     mut replies: Vec<Value>,
 ) -> Vec<Outcome> {
@@ -473,7 +507,12 @@ pub fn read_all(
         .zip(counts)
         .map(|(op, &n)| {
             let outcome = match replies.get_mut(at..at + n) {
-                Some(mine) => op.read(ctx, now_ms, mine),
+                Some(mine) => {
+                    if mine.iter().any(is_oom) {
+                        seen.forget(op.sid());
+                    }
+                    op.read(ctx, now_ms, mine)
+                }
                 None => Outcome::Failed(StoreError::new(
                     ErrorKind::Reply,
                     "redis sent fewer replies than commands",
@@ -497,6 +536,7 @@ mod tests {
                 absolute_ms: None,
             },
             count_logins: true,
+            wait_for_replicas: true,
         }
     }
 
@@ -562,7 +602,7 @@ mod tests {
         ];
         let ctx = ctx();
         let (_, counts) = build(&ops, &ctx, 0, &mut Recent::default());
-        assert_eq!(counts, vec![3, 4, 2]);
+        assert_eq!(counts, vec![3, 2, 2]);
         let replies = vec![
             Value::BulkString(b"{\"x\":1}".to_vec()),
             Value::Int(42),
@@ -572,14 +612,13 @@ mod tests {
                 Value::BulkString(b"42".to_vec()),
                 Value::BulkString(b"u".to_vec()),
             ]),
+            // The destroy script, then its marker's reclaim schedule.
             Value::Int(1),
-            Value::Int(1),
-            Value::Okay,
             Value::Int(1),
             Value::Int(1),
             Value::Int(3),
         ];
-        let out = read_all(&ops, &ctx, 0, &counts, replies);
+        let out = read_all(&ops, &ctx, (0, &mut Recent::default()), &counts, replies);
         assert_eq!(
             out,
             vec![
@@ -687,6 +726,53 @@ mod tests {
         assert_eq!(reply("-WRONGTYPE Operation\r\n").kind, ErrorKind::Reply);
     }
 
+    fn oom() -> Value {
+        match redis::parse_redis_value(b"-OOM command not allowed\r\n") {
+            Ok(v @ Value::ServerError(_)) => v,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_redis_skips_bookkeeping_but_refuses_new_writes() {
+        let ctx = ctx();
+        let mut seen = Recent::default();
+        let touch = Op::Touch {
+            sid: "t".into(),
+            expiry: Expiry::At(500),
+            owner: Some("u".into()),
+        };
+        let set = Op::Set {
+            sid: "s".into(),
+            value: "{}".into(),
+            expiry: Expiry::At(500),
+            owner: None,
+        };
+        let ops = vec![touch.clone(), set];
+        let (_, counts) = build(&ops, &ctx, 0, &mut seen);
+        assert_eq!(counts, vec![5, 2]);
+        // The touch moved the expiry; its meta and index writes were refused.
+        let mut replies = vec![Value::Int(1), oom(), Value::Int(0), oom(), oom()];
+        // The set's script was refused as a whole.
+        replies.extend([oom(), oom()]);
+        let out = read_all(&ops, &ctx, (0, &mut seen), &counts, replies);
+        assert_eq!(out[0], Outcome::Written { owner_sessions: 0 });
+        match &out[1] {
+            Outcome::Failed(e) => {
+                assert_eq!(e.kind, ErrorKind::Full);
+                assert!(
+                    e.message.contains("full") && e.message.contains("sess:s"),
+                    "{}",
+                    e.message
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Forgotten, so the next touch writes the meta and the index again.
+        let mut pipe = redis::pipe();
+        assert_eq!(touch.append_to(&mut pipe, &ctx, 1, &mut seen), 5);
+    }
+
     #[test]
     fn binary_values_are_reported_with_their_key() {
         let op = Op::Get { sid: "z".into() };
@@ -706,7 +792,13 @@ mod tests {
     #[test]
     fn short_replies_fail_instead_of_panicking() {
         let ops = vec![Op::Get { sid: "a".into() }];
-        let out = read_all(&ops, &ctx(), 0, &[3], vec![Value::Nil]);
+        let out = read_all(
+            &ops,
+            &ctx(),
+            (0, &mut Recent::default()),
+            &[3],
+            vec![Value::Nil],
+        );
         assert!(matches!(out[0], Outcome::Failed(_)));
     }
 }

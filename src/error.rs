@@ -13,6 +13,9 @@ pub enum ErrorKind {
     Closed,
     /// Redis answered with an error reply (e.g. WRONGTYPE).
     Reply,
+    /// Redis refused a write for memory (OOM: `maxmemory` reached and
+    /// nothing it may evict); nothing of the write was applied.
+    Full,
     /// The stored value cannot be a session (not UTF-8).
     Corrupt,
     /// The caller passed something the store cannot use.
@@ -28,6 +31,7 @@ impl ErrorKind {
             ErrorKind::Unavailable => "ERR_REDIS_UNAVAILABLE",
             ErrorKind::Closed => "ERR_STORE_CLOSED",
             ErrorKind::Reply => "ERR_REDIS_REPLY",
+            ErrorKind::Full => "ERR_REDIS_FULL",
             ErrorKind::Corrupt => "ERR_SESSION_CORRUPT",
             ErrorKind::InvalidArgument => "ERR_INVALID_ARG",
             ErrorKind::Internal => "ERR_INTERNAL",

@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 
 use redis::{Pipeline, Value};
+use tokio::time::Instant;
 
 use crate::cluster;
 use crate::commands::{self, read_string, reply_error, Op, Outcome};
@@ -20,6 +21,7 @@ use crate::expiry::{from_expiretime, now_ms};
 use crate::keys;
 use crate::meta::{self, Meta};
 use crate::recent::Recent;
+use crate::replicas;
 use crate::store::Store;
 
 /// A live session as the listing calls return it.
@@ -82,15 +84,36 @@ pub async fn bounded<T>(
         .unwrap_or_else(|_| Err(StoreError::timed_out(timeout)))
 }
 
-/// The members of an index not yet past their expiry bound; the others are
-/// dropped on the way.
-async fn members(conn: &mut Conn, index: &str) -> StoreResult<Vec<String>> {
+/// Which entries of an index `members` returns.
+#[derive(Clone, Copy, PartialEq)]
+enum Members {
+    /// Those not yet past their expiry bound; the others are dropped on the
+    /// way (an owner's index).
+    Live,
+    /// Those not yet past their expiry bound, dropping none: past ones in
+    /// the all-sessions index are `reclaim`'s, to clean up their metas.
+    LiveKeep,
+    /// Every entry.
+    All,
+}
+
+async fn members(conn: &mut Conn, index: &str, which: Members) -> StoreResult<Vec<String>> {
     let mut pipe = redis::pipe();
-    pipe.cmd("ZREMRANGEBYSCORE")
-        .arg(index)
-        .arg("-inf")
-        .arg(now_ms());
-    pipe.cmd("ZRANGE").arg(index).arg(0).arg(-1);
+    match which {
+        Members::Live => {
+            pipe.cmd("ZREMRANGEBYSCORE")
+                .arg(index)
+                .arg("-inf")
+                .arg(now_ms());
+            pipe.cmd("ZRANGE").arg(index).arg(0).arg(-1)
+        }
+        Members::LiveKeep => pipe
+            .cmd("ZRANGEBYSCORE")
+            .arg(index)
+            .arg(now_ms())
+            .arg("+inf"),
+        Members::All => pipe.cmd("ZRANGE").arg(index).arg(0).arg(-1),
+    };
     let mut replies = round_trip(conn, &pipe).await?;
     match replies.pop() {
         Some(Value::Array(items)) => Ok(items
@@ -261,7 +284,8 @@ async fn forget(conn: &mut Conn, index: &str, sids: &[String], chunk: usize) -> 
 }
 
 /// The live sessions of the all-sessions index, handed to `page` a round
-/// trip at a time; dead entries are dropped from the index at the end.
+/// trip at a time. Dead entries stay: `reclaim` removes them with their
+/// metas once past their score.
 /// Returns how many pages were handed over.
 async fn live(
     store: &Store,
@@ -270,22 +294,13 @@ async fn live(
 ) -> StoreResult<usize> {
     let mut conn = store.connection().await?;
     let index = store.context().keys.all_index();
-    let sids = members(&mut conn, index).await?;
-    let mut dead = Vec::new();
+    let sids = members(&mut conn, index, Members::LiveKeep).await?;
     let mut pages = 0;
     probe(store, &mut conn, sids, how, |trip| {
-        let mut found = Vec::with_capacity(trip.len());
-        for p in trip {
-            match p {
-                Ok(f) => found.push(f),
-                Err(sid) => dead.push(sid),
-            }
-        }
         pages += 1;
-        page(found);
+        page(trip.into_iter().filter_map(Result::ok).collect());
     })
     .await?;
-    forget(&mut conn, index, &dead, how.1).await?;
     Ok(pages)
 }
 
@@ -334,23 +349,36 @@ pub async fn stats(store: &Store, active_within_ms: i64, chunk: usize) -> StoreR
     })
 }
 
-/// Deletes every indexed session and the indexes; returns how many
-/// sessions were removed.
+/// Deletes every indexed session, its meta (logout markers too) and the
+/// indexes; returns how many live sessions were removed.
 pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
-    let found = live_all(store, (Read::Meta, chunk)).await?;
     let mut conn = store.connection().await?;
     let keys = &store.context().keys;
+    let sids = members(&mut conn, keys.all_index(), Members::All).await?;
     let mut owners = HashSet::new();
-    for part in found.chunks(per_trip(chunk)) {
+    let mut removed = 0;
+    for part in sids.chunks(per_trip(chunk)) {
         let mut pipe = redis::pipe();
-        for f in part {
-            let key = keys.session(&f.sid);
+        for sid in part {
+            let key = keys.session(sid);
+            pipe.cmd("HGET").arg(keys::meta(&key)).arg("u");
             commands::delete(&mut pipe, &key);
-            if let Some(meta) = f.meta.as_ref().filter(|m| !m.owner.is_empty()) {
-                owners.insert(meta.owner.clone());
+        }
+        // Per session: the owner, then whether the session and its meta
+        // were there.
+        let replies = round_trip(&mut conn, &pipe).await?;
+        for mine in replies.chunks(3) {
+            if let [owner, session, _] = mine {
+                if let Value::BulkString(o) = owner {
+                    if !o.is_empty() {
+                        owners.insert(String::from_utf8_lossy(o).into_owned());
+                    }
+                }
+                if matches!(session, Value::Int(1)) {
+                    removed += 1;
+                }
             }
         }
-        round_trip(&mut conn, &pipe).await?;
     }
     let mut indexes: Vec<String> = owners.iter().map(|o| keys.user_index(o)).collect();
     indexes.push(keys.all_index().to_owned());
@@ -361,14 +389,14 @@ pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
         }
         round_trip(&mut conn, &pipe).await?;
     }
-    Ok(found.len() as u64)
+    Ok(removed)
 }
 
 /// A user's live sessions, most recently used first.
 pub async fn list_user(store: &Store, owner: &str, chunk: usize) -> StoreResult<Vec<Found>> {
     let mut conn = store.connection().await?;
     let index = store.context().keys.user_index(owner);
-    let sids = members(&mut conn, &index).await?;
+    let sids = members(&mut conn, &index, Members::Live).await?;
     let probed = probe_all(store, &mut conn, sids, (Read::Full, chunk)).await?;
     let mut stale = Vec::new();
     let mut found = Vec::new();
@@ -400,6 +428,8 @@ async fn destroy_all(
 ) -> StoreResult<u64> {
     let mut conn = store.connection().await?;
     let ctx = store.context();
+    let deadline = Instant::now() + store.command_timeout();
+    let wait = !sids.is_empty() && store.waits_for_replicas(&conn).await;
     for part in sids.chunks(per_trip(chunk)) {
         let ops: Vec<Op> = part
             .iter()
@@ -408,7 +438,7 @@ async fn destroy_all(
         let now = now_ms();
         let (pipe, counts) = commands::build(&ops, ctx, now, &mut Recent::default());
         let replies = round_trip(&mut conn, &pipe).await?;
-        let failed = commands::read_all(&ops, ctx, now, &counts, replies)
+        let failed = commands::read_all(&ops, ctx, (now, &mut Recent::default()), &counts, replies)
             .into_iter()
             .find_map(|o| match o {
                 Outcome::Failed(e) => Some(e),
@@ -420,6 +450,14 @@ async fn destroy_all(
     }
     let index = ctx.keys.user_index(owner);
     forget(&mut conn, &index, &sids, chunk).await?;
+    if wait {
+        let mut pipe = redis::pipe();
+        let ms = replicas::append(
+            &mut pipe,
+            deadline.saturating_duration_since(Instant::now()),
+        );
+        replicas::check(round_trip(&mut conn, &pipe).await?.first(), ms)?;
+    }
     Ok(sids.len() as u64)
 }
 

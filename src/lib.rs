@@ -11,8 +11,11 @@ pub mod keys;
 pub mod meta;
 pub mod named;
 pub mod recent;
+pub mod reclaim;
+pub mod replicas;
 pub mod scripts;
 pub mod sentinel;
+pub mod server_info;
 pub mod store;
 
 mod binding;

@@ -23,17 +23,24 @@ impl Lua {
 /// Writes a session and its meta in the session's slot: every `set`, and
 /// touches when an absolute timeout needs the creation time (plain
 /// commands do the other touches, see `commands`).
-/// KEYS: session, meta, tombstone.
+/// KEYS: session, meta, legacy tombstone (what versions before persistent
+/// metas wrote on destroy; it lasts an hour).
 /// ARGV: mode, value, cookie deadline ('' = none), now, idle ms ('' = none),
 /// absolute ms ('' = none), owner, how long the meta outlives the session.
 /// Modes: `set` writes unless the session was destroyed (a slow request that
 /// ends after a logout must not bring it back, connect-redis #328) or has
 /// ended while its meta lingers (a save after an idle or absolute timeout
-/// must not restart the clock); `touch`
-/// moves the expiry of an existing session; `rewrite` replaces an existing
-/// one. The deadline is the earliest of the cookie's, now + idle and
-/// created + absolute; one already past deletes instead. Returns 1 when
-/// written, 0 when not.
+/// must not restart the clock); `touch` moves the expiry of an existing
+/// session; `rewrite` replaces an existing one. The deadline is the
+/// earliest of the cookie's, now + idle and created + absolute; one already
+/// past deletes instead. Returns 1 when written, 0 when not.
+/// Metas have no TTL, so `volatile-*` eviction never takes them: the meta
+/// field `x` says until when it must stay after the session ('' = not at
+/// all), and `RECLAIM` deletes it then.
+/// Memory: while Redis is full it refuses a script's first write if that
+/// write could grow memory, and allows every later one. So a `set` or
+/// `rewrite` writes the meta first (all or nothing), and a `touch` moves
+/// the expiry first, so that it still goes through on a full Redis.
 pub static WRITE: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
@@ -41,48 +48,121 @@ local mode, now = ARGV[1], tonumber(ARGV[4])
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 if mode == 'set' then
   if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-  if not exists and redis.call('HEXISTS', KEYS[2], 'c') == 1 then return 0 end
+  if not exists and redis.call('HEXISTS', KEYS[2], 'c') == 1 then
+    local keep = redis.call('HGET', KEYS[2], 'x')
+    if not keep or (keep ~= '' and tonumber(keep) > now) then return 0 end
+  end
 elseif not exists then return 0 end
 local created = exists and tonumber(redis.call('HGET', KEYS[2], 'c')) or now
 local at = tonumber(ARGV[3])
 if ARGV[5] ~= '' and (not at or now + ARGV[5] < at) then at = now + ARGV[5] end
 if ARGV[6] ~= '' and (not at or created + ARGV[6] < at) then at = created + ARGV[6] end
-redis.call('DEL', KEYS[2])
 if at and at <= now then
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[2])
   return 0
 end
-redis.call('HSET', KEYS[2], 'c', created, 'a', now, 'e', ARGV[3], 'u', ARGV[7])
 if mode == 'touch' then
   if at then redis.call('PEXPIREAT', KEYS[1], at) else redis.call('PERSIST', KEYS[1]) end
-elseif at then redis.call('SET', KEYS[1], ARGV[2], 'PXAT', at)
-else redis.call('SET', KEYS[1], ARGV[2]) end
-if at then redis.call('PEXPIREAT', KEYS[2], at + ARGV[8]) end
+end
+local keep = ''
+if at then keep = at + ARGV[8] end
+redis.call('HSET', KEYS[2], 'c', created, 'a', now, 'e', ARGV[3], 'u', ARGV[7], 'x', keep)
+redis.call('PERSIST', KEYS[2])
+if mode ~= 'touch' then
+  if at then redis.call('SET', KEYS[1], ARGV[2], 'PXAT', at)
+  else redis.call('SET', KEYS[1], ARGV[2]) end
+end
+return 1
+",
+    )
+});
+
+/// Destroys a session, keeping its meta as the logout marker until
+/// now + the marker's lifetime. The delete comes first: it frees memory,
+/// so on a full Redis the marker is still written (and a logout never
+/// grows memory). KEYS: session, meta. ARGV: now, marker ms.
+pub static DESTROY: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[2], 'x', ARGV[1] + ARGV[2])
+redis.call('HSETNX', KEYS[2], 'c', ARGV[1])
+redis.call('PERSIST', KEYS[2])
 return 1
 ",
     )
 });
 
 /// Records a session in the indexes (one slot for all of them), scored by
-/// an upper bound of its expiry that only ever rises (GT), dropping entries
-/// already past. KEYS: all-sessions index[, owner's index]. ARGV: sid,
-/// bound ('+inf' for none), now. The owner's index expires with its last
-/// session. Returns the owner's session count when the session is new to
-/// that owner, else 0.
+/// an upper bound of its expiry that only ever rises (GT). KEYS:
+/// all-sessions index[, owner's index]. ARGV: sid, bound ('+inf' for none),
+/// now. No index has a TTL (`volatile-*` eviction never takes them): the
+/// owner's index drops its dead entries here and on every read, the
+/// all-sessions index through `RECLAIM`. The first write is a ZADD, so a
+/// full Redis refuses the whole update. Returns the owner's session count
+/// when the session is new to that owner, else 0.
 pub static INDEX: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
 if not KEYS[2] then return 0 end
 local added = redis.call('ZADD', KEYS[2], 'GT', ARGV[2], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2]
-if not last then return 0 end
-if last == 'inf' then redis.call('PERSIST', KEYS[2])
-else redis.call('PEXPIREAT', KEYS[2], last) end
+redis.call('PERSIST', KEYS[2])
 if added == 1 then return redis.call('ZCARD', KEYS[2]) end
 return 0
+",
+    )
+});
+
+/// What `reclaim` does with one all-sessions index entry past its score,
+/// in the session's slot. KEYS: session, meta. ARGV: now. Returns
+/// `{state, owner, until}`: 1 the session lives (until: its expiry, -1 for
+/// none), 2 the meta must stay until `until` (a logout marker), 0 both are
+/// gone now (owner: whose index to drop it from).
+pub static RECLAIM: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
+local now = tonumber(ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl < 0 then return {1, '', -1} end
+  return {1, '', now + ttl}
+end
+local m = redis.call('HMGET', KEYS[2], 'x', 'u')
+local keep = tonumber(m[1])
+if not keep and not m[1] then
+  local ttl = redis.call('PTTL', KEYS[2])
+  if ttl > 0 then keep = now + ttl end
+end
+if keep and keep > now then return {2, '', keep} end
+redis.call('DEL', KEYS[2])
+return {0, m[2] or '', 0}
+",
+    )
+});
+
+/// Applies what `RECLAIM` found, in the index slot. KEYS: the all-sessions
+/// index, then per entry its owner's index (or the all-sessions index
+/// again for none). ARGV: now, then per entry sid and a new score ('' =
+/// gone: drop it, unless it was indexed again meanwhile).
+pub static UNINDEX: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
+local now = tonumber(ARGV[1])
+for i = 2, #KEYS do
+  local sid, score = ARGV[2 * i - 2], ARGV[2 * i - 1]
+  if score == '' then
+    local s = tonumber(redis.call('ZSCORE', KEYS[1], sid))
+    if s and s <= now then
+      redis.call('ZREM', KEYS[1], sid)
+      if KEYS[i] ~= KEYS[1] then redis.call('ZREM', KEYS[i], sid) end
+    end
+  else
+    redis.call('ZADD', KEYS[1], 'GT', score, sid)
+  end
+end
+return 1
 ",
     )
 });
@@ -90,7 +170,7 @@ return 0
 /// SCRIPT LOAD for every script.
 pub fn load_pipeline() -> redis::Pipeline {
     let mut load = redis::pipe();
-    for script in [&WRITE, &INDEX] {
+    for script in [&WRITE, &DESTROY, &INDEX, &RECLAIM, &UNINDEX] {
         load.cmd("SCRIPT").arg("LOAD").arg(script.code);
     }
     load

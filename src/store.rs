@@ -20,7 +20,10 @@ use crate::connection::{Conn, ConnectionOptions, Link};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::now_ms;
 use crate::recent::Recent;
+use crate::reclaim;
+use crate::replicas;
 use crate::scripts;
+use crate::server_info::{self, OnWarning};
 
 /// Most operations merged into one pipeline; more wait for the next one.
 const MAX_PIPELINE_OPS: usize = 4096;
@@ -82,28 +85,87 @@ pub struct Hold {
     _release: oneshot::Sender<()>,
 }
 
+/// What the store learned of its server at the last connection.
+pub struct Server {
+    /// Replicas a logout waits for (see `replicas`); 0: none to wait for.
+    replicas: AtomicUsize,
+    /// When `replicas` was last asked: replicas come and go, so a logout
+    /// asks again when this is older than `RELEARN`.
+    learned: Mutex<Option<Instant>>,
+    on_warning: OnWarning,
+}
+
+/// How old a replica count may be when a logout relies on it.
+const RELEARN: Duration = Duration::from_secs(10);
+
+impl Server {
+    /// Asks the server about itself on a new connection (warning once), or
+    /// its replica count again when that is stale and a logout needs it.
+    async fn learn(&self, conn: &Conn, new_connection: bool) {
+        let stale = self
+            .learned
+            .lock()
+            .unwrap()
+            .is_none_or(|at| at.elapsed() > RELEARN);
+        if !new_connection && !stale {
+            return;
+        }
+        let warn = new_connection.then_some(&self.on_warning);
+        let replicas = server_info::learn(conn, warn).await;
+        self.replicas.store(replicas, Ordering::Release);
+        *self.learned.lock().unwrap() = Some(Instant::now());
+    }
+
+    /// Whether a pipeline holding a destroy waits for a replica: never
+    /// without replicas, or with `waitForReplicas: false`.
+    fn waits(&self, ctx: &Context) -> bool {
+        ctx.wait_for_replicas && self.replicas.load(Ordering::Acquire) > 0
+    }
+}
+
 pub struct Store {
     ctx: Arc<Context>,
     link: Arc<Link>,
+    server: Arc<Server>,
     queued: Arc<AtomicUsize>,
     queue: Mutex<Option<mpsc::UnboundedSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    reclaimer: JoinHandle<()>,
 }
 
 impl Store {
     /// Creates the store without connecting. Must run inside a tokio runtime.
-    pub fn open(ctx: Context, options: &ConnectionOptions) -> StoreResult<Store> {
+    /// `on_warning` hears what the store learns of its server that the
+    /// application should know (see `server_info`).
+    pub fn open(
+        ctx: Context,
+        options: &ConnectionOptions,
+        on_warning: OnWarning,
+    ) -> StoreResult<Store> {
         let link = Arc::new(Link::open(options)?);
         let queued = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = mpsc::unbounded_channel();
         let ctx = Arc::new(ctx);
-        let writer = tokio::spawn(write_loop(rx, link.clone(), ctx.clone(), queued.clone()));
+        let server = Arc::new(Server {
+            replicas: AtomicUsize::new(0),
+            learned: Mutex::new(None),
+            on_warning,
+        });
+        let writer = tokio::spawn(write_loop(
+            rx,
+            (link.clone(), server.clone()),
+            ctx.clone(),
+            queued.clone(),
+        ));
+        let reclaimer = reclaim::spawn(link.clone(), ctx.clone());
         Ok(Store {
             ctx,
             link,
+            server,
             queued,
             queue: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
+            reclaimer,
         })
     }
 
@@ -113,6 +175,16 @@ impl Store {
 
     pub fn command_timeout(&self) -> Duration {
         self.link.options.command_timeout
+    }
+
+    /// Whether destroys made on `conn` must wait for a replica: asks the
+    /// server again when its replica count is stale.
+    pub async fn waits_for_replicas(&self, conn: &Conn) -> bool {
+        if !self.ctx.wait_for_replicas {
+            return false;
+        }
+        self.server.learn(conn, false).await;
+        self.server.waits(&self.ctx)
     }
 
     /// Queues a marker behind every batch submitted so far (now, not when
@@ -189,10 +261,18 @@ impl Store {
     /// connection.
     pub async fn close(&self) {
         self.queue.lock().unwrap().take();
+        self.reclaimer.abort();
         let writer = self.writer.lock().unwrap().take();
         if let Some(writer) = writer {
             let _ = writer.await;
         }
+    }
+}
+
+impl Drop for Store {
+    /// A store dropped without `close()` stops cleaning up, too.
+    fn drop(&mut self) {
+        self.reclaimer.abort();
     }
 }
 
@@ -211,7 +291,7 @@ fn fail(job: Job, err: &StoreError) {
 
 async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Job>,
-    link: Arc<Link>,
+    (link, server): (Arc<Link>, Arc<Server>),
     ctx: Arc<Context>,
     queued: Arc<AtomicUsize>,
 ) {
@@ -232,7 +312,7 @@ async fn write_loop(
         }
         // A panic fails this batch's calls (their replies drop, see Reply)
         // but must not stop the writer, or every later call would fail too.
-        let _ = AssertUnwindSafe(send(&link, &ctx, &mut seen, jobs))
+        let _ = AssertUnwindSafe(send((&link, &server), &ctx, &mut seen, jobs))
             .catch_unwind()
             .await;
         queued.fetch_sub(count, Ordering::AcqRel);
@@ -244,13 +324,16 @@ async fn write_loop(
 
 /// Sends the pipeline, retrying once on a dropped connection. Every
 /// operation carries absolute values (the session text, deadlines, `now`),
-/// so a replay after a half-applied attempt leaves the same state.
+/// so a replay after a half-applied attempt leaves the same state. With
+/// `logout` (the pipeline destroys, and `waitForReplicas` is on) and a
+/// master with replicas, a WAIT follows it: its reply is the last one, and
+/// the milliseconds it may block come back beside the replies.
 async fn attempt(
-    link: &Link,
-    pipe: &Pipeline,
+    (link, server): (&Link, &Server),
+    (pipe, logout): (&Pipeline, bool),
     deadline: Instant,
     index_key: &str,
-) -> Result<Vec<Value>, StoreError> {
+) -> Result<(Vec<Value>, Option<u64>), StoreError> {
     let timeout = link.options.command_timeout;
     let mut retried = false;
     let mut reloaded = false;
@@ -260,22 +343,35 @@ async fn attempt(
             // A new connection may reach a server that lost the scripts (a
             // restart, a failover): load them before anything runs, so a
             // write cannot fail NOSCRIPT while the operations after it run.
-            if !link.scripts_loaded.load(Ordering::Acquire) {
+            // It is also when the store asks the server about itself.
+            let new_connection = !link.scripts_loaded.load(Ordering::Acquire);
+            if new_connection {
                 conn.load_scripts().await?;
-                link.scripts_loaded.store(true, Ordering::Release);
             }
+            if new_connection || logout {
+                server.learn(&conn, new_connection).await;
+            }
+            link.scripts_loaded.store(true, Ordering::Release);
+            let waited = (logout && server.replicas.load(Ordering::Acquire) > 0).then(|| {
+                let mut waiting = pipe.clone();
+                let left = deadline.saturating_duration_since(Instant::now());
+                let ms = replicas::append(&mut waiting, left);
+                (waiting, ms)
+            });
+            let sending = waited.as_ref().map_or(pipe, |(p, _)| p);
             // Index updates after the session writes: see `Cluster::send`.
-            Ok(conn.send(pipe, Some(deadline), Some(index_key)).await?)
+            let values = conn.send(sending, Some(deadline), Some(index_key)).await?;
+            Ok((values, waited.map(|(_, ms)| ms)))
         })
         .await;
         match sent {
             // Lost while connected (SCRIPT FLUSH): load and send again.
-            Ok(Ok(values)) if !reloaded && values.iter().any(scripts::is_noscript) => {
+            Ok(Ok((values, _))) if !reloaded && values.iter().any(scripts::is_noscript) => {
                 reloaded = true;
                 link.scripts_loaded.store(false, Ordering::Release);
             }
             // A master demoted by a failover: find the new one, send again.
-            Ok(Ok(values))
+            Ok(Ok((values, _)))
                 if !retried
                     && link.options.sentinel.is_some()
                     && values.iter().any(is_readonly) =>
@@ -283,7 +379,7 @@ async fn attempt(
                 retried = true;
                 link.lost();
             }
-            Ok(Ok(values)) => return Ok(values),
+            Ok(Ok(sent)) => return Ok(sent),
             Ok(Err(Failed::Store(e))) => return Err(e),
             Ok(Err(Failed::Redis(e))) if e.is_timeout() => {
                 link.reopen();
@@ -328,7 +424,7 @@ fn is_readonly(reply: &Value) -> bool {
     matches!(reply, Value::ServerError(e) if e.code() == "READONLY")
 }
 
-async fn send(link: &Link, ctx: &Context, seen: &mut Recent, jobs: Vec<Job>) {
+async fn send((link, server): (&Link, &Server), ctx: &Context, seen: &mut Recent, jobs: Vec<Job>) {
     let now = Instant::now();
     let (live, late): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.deadline > now);
     let expired = StoreError::timed_out(link.options.command_timeout);
@@ -351,9 +447,25 @@ async fn send(link: &Link, ctx: &Context, seen: &mut Recent, jobs: Vec<Job>) {
     }
     let wall = now_ms();
     let (pipe, counts) = commands::build(&ops, ctx, wall, seen);
-    let mut outcomes = match attempt(link, &pipe, deadline, ctx.keys.all_index()).await {
-        Ok(values) => {
-            let outcomes = commands::read_all(&ops, ctx, wall, &counts, values);
+    let logout = ctx.wait_for_replicas && ops.iter().any(|op| matches!(op, Op::Destroy { .. }));
+    let sent = attempt(
+        (link, server),
+        (&pipe, logout),
+        deadline,
+        ctx.keys.all_index(),
+    )
+    .await;
+    let mut outcomes = match sent {
+        Ok((mut values, waited)) => {
+            let acked = waited.map(|ms| replicas::check(values.pop().as_ref(), ms));
+            let mut outcomes = commands::read_all(&ops, ctx, (wall, seen), &counts, values);
+            if let Some(Err(e)) = acked {
+                for (op, outcome) in ops.iter().zip(outcomes.iter_mut()) {
+                    if matches!(op, Op::Destroy { .. }) && *outcome == Outcome::Done {
+                        *outcome = Outcome::Failed(e.clone());
+                    }
+                }
+            }
             // One operation failing alone (a cluster node down) may have
             // missed its index update: let the next write redo it.
             for (op, outcome) in ops.iter().zip(&outcomes) {

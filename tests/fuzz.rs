@@ -62,6 +62,7 @@ fn context(idle_ms: Option<i64>, absolute_ms: Option<i64>) -> Context {
             absolute_ms,
         },
         count_logins: absolute_ms.is_some(),
+        wait_for_replicas: true,
     }
 }
 
@@ -78,7 +79,7 @@ proptest! {
     ) {
         let ctx = context(idle, absolute);
         let (_, counts) = build(&ops, &ctx, now, &mut Recent::default());
-        let out = read_all(&ops, &ctx, now, &counts, replies);
+        let out = read_all(&ops, &ctx, (now, &mut Recent::default()), &counts, replies);
         prop_assert_eq!(out.len(), ops.len());
         for outcome in out {
             if let Outcome::Session { value: Some(v), .. } = outcome {

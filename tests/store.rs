@@ -75,8 +75,9 @@ fn open_with(prefix: &str, lifetime: Lifetime, options: &ConnectionOptions) -> S
         keys: Keys::new(prefix),
         lifetime,
         count_logins: true,
+        wait_for_replicas: true,
     };
-    Store::open(ctx, options).unwrap()
+    Store::open(ctx, options, std::sync::Arc::new(|_| {})).unwrap()
 }
 
 fn session(user: &str, expires_at: i64) -> String {

@@ -1,0 +1,143 @@
+//! What a server says about itself when the store connects: its eviction
+//! policy (under `allkeys-*` Redis may evict an index or a logout marker
+//! while the sessions it serves live on, so the store warns), and how many
+//! replicas it has (a logout then waits for one, see `replicas`).
+//! `INFO` is asked, not `CONFIG GET`: managed services refuse the latter.
+
+use redis::Value;
+
+use crate::connection::Conn;
+
+/// What the store tells the application about its server, once per
+/// connection (the JS face emits it as a `'warning'` event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// A sink for warnings; called on a runtime thread.
+pub type OnWarning = std::sync::Arc<dyn Fn(Warning) + Send + Sync>;
+
+pub const EVICTION_WARNING: &str = "WARN_REDIS_EVICTION";
+
+/// The eviction policy and replica count of one server, from its
+/// `INFO memory` and `INFO replication` text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServerInfo {
+    pub policy: Option<String>,
+    pub replicas: usize,
+}
+
+fn field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines().find_map(|line| {
+        line.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(str::trim)
+    })
+}
+
+impl ServerInfo {
+    pub fn parse(memory: &str, replication: &str) -> ServerInfo {
+        ServerInfo {
+            policy: field(memory, "maxmemory_policy").map(str::to_owned),
+            replicas: field(replication, "connected_slaves")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+        }
+    }
+
+    /// The warning this server deserves, if any: a policy that may evict
+    /// keys without a TTL, or one the store could not read.
+    pub fn warning(&self) -> Option<Warning> {
+        let message = match self.policy.as_deref() {
+            Some(p) if p.starts_with("allkeys-") => format!(
+                "redis runs maxmemory-policy {p}: when it is full it evicts any key, \
+                 including the per-user indexes and logout markers, so listUserSessions and \
+                 destroyUserSessions may miss live sessions and a logged-out session may be \
+                 saved again. Use noeviction or a volatile-* policy (volatile-lru) for sessions."
+            ),
+            Some(_) => return None,
+            None => "could not read maxmemory-policy from redis (INFO memory): if it \
+                 evicts with an allkeys-* policy, listUserSessions and destroyUserSessions may \
+                 miss live sessions. Use noeviction or a volatile-* policy (volatile-lru)."
+                .to_owned(),
+        };
+        Some(Warning {
+            code: EVICTION_WARNING,
+            message,
+        })
+    }
+}
+
+fn text(reply: Option<&Value>) -> String {
+    match reply {
+        Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        Some(Value::VerbatimString { text, .. }) => text.clone(),
+        Some(Value::SimpleString(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Asks every server behind a connection (each master of a cluster), hands
+/// `on_warning` (if given) the first warning, and returns how many replicas
+/// a logout can wait for (none on a cluster: see `replicas`).
+pub async fn learn(conn: &Conn, on_warning: Option<&OnWarning>) -> usize {
+    let servers = match conn {
+        Conn::Cluster(_) => conn.servers().await.unwrap_or_default(),
+        _ => vec![conn.clone()],
+    };
+    let mut infos = Vec::with_capacity(servers.len());
+    for mut server in servers {
+        infos.push(ask(&mut server).await);
+    }
+    if let (Some(warn), Some(w)) = (on_warning, infos.iter().find_map(ServerInfo::warning)) {
+        warn(w);
+    }
+    match (conn, infos.first()) {
+        (Conn::Cluster(_), _) | (_, None) => 0,
+        (_, Some(info)) => info.replicas,
+    }
+}
+
+/// Asks one server; a refused or failed INFO reads as an unknown policy
+/// and no replicas.
+async fn ask(conn: &mut Conn) -> ServerInfo {
+    let mut pipe = redis::pipe();
+    pipe.cmd("INFO")
+        .arg("memory")
+        .cmd("INFO")
+        .arg("replication");
+    match conn.send(&pipe, None, None).await {
+        Ok(replies) => ServerInfo::parse(&text(replies.first()), &text(replies.get(1))),
+        Err(_) => ServerInfo::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_policy_and_the_replicas() {
+        let memory = "# Memory\r\nused_memory:1\r\nmaxmemory_policy:volatile-lru\r\n";
+        let replication = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n";
+        let info = ServerInfo::parse(memory, replication);
+        assert_eq!(info.policy.as_deref(), Some("volatile-lru"));
+        assert_eq!(info.replicas, 2);
+        assert_eq!(info.warning(), None);
+    }
+
+    #[test]
+    fn allkeys_and_unknown_policies_warn() {
+        let allkeys = ServerInfo::parse("maxmemory_policy:allkeys-lru\r\n", "");
+        let w = allkeys.warning().unwrap();
+        assert_eq!(w.code, EVICTION_WARNING);
+        assert!(w.message.contains("allkeys-lru"), "{}", w.message);
+        assert!(ServerInfo::parse("", "").warning().is_some());
+        assert_eq!(
+            ServerInfo::parse("maxmemory_policy:noeviction", "").warning(),
+            None
+        );
+    }
+}
