@@ -36,6 +36,10 @@ struct Entry {
 #[derive(Default)]
 pub struct Recent {
     entries: HashMap<String, Entry>,
+    /// Redis may evict index entries (an `allkeys-*` policy, or one the
+    /// store could not read): nothing written is remembered as covered, so
+    /// a lost entry is written again at the session's next write or touch.
+    evicting: bool,
 }
 
 fn value(bound: Expiry) -> f64 {
@@ -72,8 +76,15 @@ impl Recent {
     /// True when the indexes already hold `sid` for `owner` with a score of
     /// at least `bound`.
     pub fn covers(&self, sid: &str, owner: Option<&str>, bound: Expiry) -> bool {
-        self.entry(sid, owner)
-            .is_some_and(|e| e.score >= value(bound))
+        !self.evicting
+            && self
+                .entry(sid, owner)
+                .is_some_and(|e| e.score >= value(bound))
+    }
+
+    /// Whether Redis may evict what this remembers as written.
+    pub fn set_evicting(&mut self, evicting: bool) {
+        self.evicting = evicting;
     }
 
     /// Notes that `sid` is being indexed for `bound`; returns the score to
@@ -128,6 +139,15 @@ mod tests {
         assert!(!seen.covers("a", Some("ada"), Expiry::At(0)));
         seen.record("n", None, Expiry::Never);
         assert!(seen.covers("n", None, Expiry::Never));
+    }
+
+    #[test]
+    fn nothing_is_covered_while_redis_may_evict_it() {
+        let mut recent = Recent::default();
+        recent.record("a", None, Expiry::At(100));
+        assert!(recent.covers("a", None, Expiry::At(100)));
+        recent.set_evicting(true);
+        assert!(!recent.covers("a", None, Expiry::At(100)));
     }
 
     #[test]

@@ -79,10 +79,17 @@ fn text(reply: Option<&Value>) -> String {
     }
 }
 
-/// Asks every server behind a connection (each master of a cluster), hands
-/// `on_warning` (if given) the first warning, and returns how many replicas
-/// a logout can wait for (none on a cluster: see `replicas`).
-pub async fn learn(conn: &Conn, on_warning: Option<&OnWarning>) -> usize {
+/// What a connection's servers said, for the store.
+pub struct Learned {
+    /// Replicas a logout can wait for (none on a cluster: see `replicas`).
+    pub replicas: usize,
+    /// Some server may evict the store's own keys (it warned about one).
+    pub evicting: bool,
+}
+
+/// Asks every server behind a connection (each master of a cluster), and
+/// hands `on_warning` (if given) the first warning.
+pub async fn learn(conn: &Conn, on_warning: Option<&OnWarning>) -> Learned {
     let servers = match conn {
         Conn::Cluster(_) => conn.servers().await.unwrap_or_default(),
         _ => vec![conn.clone()],
@@ -91,13 +98,16 @@ pub async fn learn(conn: &Conn, on_warning: Option<&OnWarning>) -> usize {
     for mut server in servers {
         infos.push(ask(&mut server).await);
     }
-    if let (Some(warn), Some(w)) = (on_warning, infos.iter().find_map(ServerInfo::warning)) {
+    let warning = infos.iter().find_map(ServerInfo::warning);
+    let evicting = warning.is_some();
+    if let (Some(warn), Some(w)) = (on_warning, warning) {
         warn(w);
     }
-    match (conn, infos.first()) {
+    let replicas = match (conn, infos.first()) {
         (Conn::Cluster(_), _) | (_, None) => 0,
         (_, Some(info)) => info.replicas,
-    }
+    };
+    Learned { replicas, evicting }
 }
 
 /// Asks one server; a refused or failed INFO reads as an unknown policy

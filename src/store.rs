@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -89,6 +89,8 @@ pub struct Hold {
 pub struct Server {
     /// Replicas a logout waits for (see `replicas`); 0: none to wait for.
     replicas: AtomicUsize,
+    /// The server may evict the store's own keys (see `Recent::set_evicting`).
+    evicting: AtomicBool,
     /// When `replicas` was last asked: replicas come and go, so a logout
     /// asks again when this is older than `RELEARN`.
     learned: Mutex<Option<Instant>>,
@@ -111,8 +113,9 @@ impl Server {
             return;
         }
         let warn = new_connection.then_some(&self.on_warning);
-        let replicas = server_info::learn(conn, warn).await;
-        self.replicas.store(replicas, Ordering::Release);
+        let learned = server_info::learn(conn, warn).await;
+        self.replicas.store(learned.replicas, Ordering::Release);
+        self.evicting.store(learned.evicting, Ordering::Release);
         *self.learned.lock().unwrap() = Some(Instant::now());
     }
 
@@ -148,6 +151,7 @@ impl Store {
         let ctx = Arc::new(ctx);
         let server = Arc::new(Server {
             replicas: AtomicUsize::new(0),
+            evicting: AtomicBool::new(false),
             learned: Mutex::new(None),
             on_warning,
         });
@@ -446,6 +450,7 @@ async fn send((link, server): (&Link, &Server), ctx: &Context, seen: &mut Recent
         return;
     }
     let wall = now_ms();
+    seen.set_evicting(server.evicting.load(Ordering::Acquire));
     let (pipe, counts) = commands::build(&ops, ctx, wall, seen);
     let logout = ctx.wait_for_replicas && ops.iter().any(|op| matches!(op, Op::Destroy { .. }));
     let sent = attempt(
