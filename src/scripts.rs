@@ -78,14 +78,23 @@ return 1
 });
 
 /// Destroys a session, keeping its meta as the logout marker until
-/// now + the marker's lifetime. The delete comes first: it frees memory,
-/// so on a full Redis the marker is still written (and a logout never
-/// grows memory). KEYS: session, meta. ARGV: now, marker ms.
+/// now + the marker's lifetime. A session that exists is deleted first:
+/// that frees memory, so on a full Redis the marker is still written (a
+/// logout never grows memory; EXISTS first, since any write, even a DEL of
+/// nothing, lets the later ones through). With no session to delete, the marker is
+/// still written against a save in flight, unless Redis is full (it then
+/// refuses that save too). KEYS: session, meta. ARGV: now, marker ms.
 pub static DESTROY: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[2], 'x', ARGV[1] + ARGV[2])
+local marker = ARGV[1] + ARGV[2]
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'x', marker)
+else
+  local r = redis.pcall('HSET', KEYS[2], 'x', marker)
+  if type(r) == 'table' and r.err then return 0 end
+end
 redis.call('HSETNX', KEYS[2], 'c', ARGV[1])
 redis.call('PERSIST', KEYS[2])
 return 1
