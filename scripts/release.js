@@ -1,17 +1,24 @@
 #!/usr/bin/env node
 'use strict'
 
-// npm run release -- [--registry <url>] [--artifacts <dir>] [--dry-run]
+// The one release command, run by a maintainer and by CI alike:
 //
-// Builds the platform binaries this machine can build (or takes CI's, with
-// --artifacts), makes one npm package per platform with napi's tools, and
-// publishes them and then the root package, whose optionalDependencies name
-// exactly the platform packages published with it. Without --registry it
-// publishes to the registry npm is configured with (npm's default).
+//   npm run release -- [--registry <url>] [--dry-run]
+//       builds what a Linux x64 machine can (linux-x64-gnu, linux-x64-musl)
+//       and publishes those platform packages, then the root package.
+//   npm run release -- --build <target triple> --out <dir>
+//       builds one target, as CI's build jobs do on each platform's runner.
+//   npm run release -- --artifacts <dir> [--registry <url>] [--dry-run]
+//       publishes every target's binary from <dir>, as CI's publish job does.
 //
-// Everything happens in a temporary copy of the root package: napi's tools
-// write npm/<platform>/, copy binaries and set optionalDependencies there, so
-// the checkout is never changed and npm/ is never committed.
+// The root's optionalDependencies name exactly the platform packages
+// published with it: npm fails an install on an optional dependency that
+// the registry does not have. Without --registry it publishes to the
+// registry npm is configured with (npm's default).
+//
+// Packages are assembled in a temporary copy of the root package: napi's
+// tools write npm/<platform>/, copy binaries and set optionalDependencies
+// there, so the checkout is never changed and npm/ is never committed.
 const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
@@ -23,40 +30,41 @@ const NAPI = path.join(REPO, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js'
 const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'))
 const { binaryName, targets: ALL_TARGETS } = pkg.napi
 
-// What a Linux x64 machine builds: cargo-zigbuild links the glibc binary
-// against glibc 2.17 (the floor napi-rs's own packages use) and the musl one.
-const LOCAL = [
-  { triple: 'x86_64-unknown-linux-gnu', build: 'x86_64-unknown-linux-gnu.2.17', suffix: 'linux-x64-gnu' },
-  { triple: 'x86_64-unknown-linux-musl', build: 'x86_64-unknown-linux-musl', suffix: 'linux-x64-musl' },
-]
-// napi's platform suffix of each target triple (the package name's tail).
-const SUFFIX = {
-  'x86_64-unknown-linux-gnu': 'linux-x64-gnu',
-  'x86_64-unknown-linux-musl': 'linux-x64-musl',
-  'aarch64-unknown-linux-gnu': 'linux-arm64-gnu',
-  'aarch64-unknown-linux-musl': 'linux-arm64-musl',
-  'x86_64-apple-darwin': 'darwin-x64',
-  'aarch64-apple-darwin': 'darwin-arm64',
-  'x86_64-pc-windows-msvc': 'win32-x64-msvc',
+// How each target is built. Linux builds link with cargo-zigbuild (-x), the
+// glibc ones against glibc 2.17 (the floor napi-rs's own packages use);
+// macOS and Windows use their runner's own toolchain.
+const BUILD = {
+  'x86_64-unknown-linux-gnu': { suffix: 'linux-x64-gnu', args: ['-x', '--target', 'x86_64-unknown-linux-gnu.2.17'] },
+  'x86_64-unknown-linux-musl': { suffix: 'linux-x64-musl', args: ['-x', '--target', 'x86_64-unknown-linux-musl'] },
+  'aarch64-unknown-linux-gnu': { suffix: 'linux-arm64-gnu', args: ['-x', '--target', 'aarch64-unknown-linux-gnu.2.17'] },
+  'aarch64-unknown-linux-musl': { suffix: 'linux-arm64-musl', args: ['-x', '--target', 'aarch64-unknown-linux-musl'] },
+  'x86_64-apple-darwin': { suffix: 'darwin-x64', args: ['--target', 'x86_64-apple-darwin'] },
+  'aarch64-apple-darwin': { suffix: 'darwin-arm64', args: ['--target', 'aarch64-apple-darwin'] },
+  'x86_64-pc-windows-msvc': { suffix: 'win32-x64-msvc', args: ['--target', 'x86_64-pc-windows-msvc'] },
 }
-
-function parseArgs(argv) {
-  const opts = { registry: null, artifacts: null, dryRun: false }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    if (a === '--dry-run') opts.dryRun = true
-    else if (a === '--registry' || a === '--artifacts') {
-      if (!argv[i + 1]) die(`${a} needs a value`)
-      opts[a.slice(2)] = argv[++i]
-    } else die(`unknown argument ${a}\nusage: npm run release -- [--registry <url>] [--artifacts <dir>] [--dry-run]`)
-  }
-  return opts
-}
+const SUFFIX = Object.fromEntries(Object.entries(BUILD).map(([triple, b]) => [triple, b.suffix]))
+const LOCAL = ['x86_64-unknown-linux-gnu', 'x86_64-unknown-linux-musl']
+const USAGE = 'usage: npm run release -- [--registry <url>] [--dry-run] | --build <target> --out <dir> | --artifacts <dir> [--registry <url>] [--dry-run]'
 
 // Thrown for what the maintainer must fix; printed without a stack.
 class ReleaseError extends Error {}
 function die(message) {
   throw new ReleaseError(message)
+}
+
+function parseArgs(argv) {
+  const opts = { registry: null, artifacts: null, build: null, out: null, dryRun: false }
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i].slice(2)
+    if (argv[i] === '--dry-run') opts.dryRun = true
+    else if (['registry', 'artifacts', 'build', 'out'].includes(name) && argv[i].startsWith('--')) {
+      if (!argv[i + 1]) die(`${argv[i]} needs a value\n${USAGE}`)
+      opts[name] = argv[++i]
+    } else die(`unknown argument ${argv[i]}\n${USAGE}`)
+  }
+  if (opts.build && !BUILD[opts.build]) die(`--build takes one of ${ALL_TARGETS.join(', ')}`)
+  if (Boolean(opts.build) !== Boolean(opts.out)) die(`--build and --out go together\n${USAGE}`)
+  return opts
 }
 
 function run(cmd, args, options = {}) {
@@ -77,11 +85,8 @@ function works(cmd, args) {
   }
 }
 
-// Fails with how to install whatever the local build lacks.
-function checkTools() {
-  if (process.platform !== 'linux' || process.arch !== 'x64') {
-    die(`local builds need Linux x64 (this is ${process.platform} ${process.arch}); other platforms are built by .github/workflows/release.yml`)
-  }
+// Fails with how to install whatever building these targets lacks.
+function checkTools(triples) {
   const missing = []
   if (!works('cargo', ['--version'])) missing.push('cargo (Rust): https://rustup.rs')
   let sysroot = ''
@@ -90,24 +95,25 @@ function checkTools() {
   } catch {
     // reported with cargo
   }
-  if (sysroot && !fs.existsSync(path.join(sysroot, 'lib', 'rustlib', 'x86_64-unknown-linux-musl'))) {
-    missing.push('the musl Rust target: rustup target add x86_64-unknown-linux-musl')
+  for (const t of triples) {
+    if (sysroot && !fs.existsSync(path.join(sysroot, 'lib', 'rustlib', t))) missing.push(`the Rust target ${t}: rustup target add ${t}`)
   }
   const zig = works('zig', ['version']) || works('python3', ['-m', 'ziglang', 'version'])
-  if (!works('cargo-zigbuild', ['--version']) || !zig) {
-    missing.push('cargo-zigbuild and zig: python3 -m venv .tmp/zig-venv && .tmp/zig-venv/bin/pip install ziglang cargo-zigbuild (found there by this script), or bash .ci/run')
+  if (triples.some((t) => BUILD[t].args.includes('-x')) && !(zig && works('cargo-zigbuild', ['--version']))) {
+    missing.push('cargo-zigbuild and zig: python3 -m venv .tmp/zig-venv && .tmp/zig-venv/bin/pip install ziglang cargo-zigbuild (this script finds them there), or bash .ci/run')
   }
   if (missing.length) die(`cannot build here; missing:\n  - ${missing.join('\n  - ')}`)
 }
 
-function build(outDir) {
-  checkTools()
-  for (const t of LOCAL) {
+function build(triples, outDir) {
+  checkTools(triples)
+  for (const t of triples) {
     const started = Date.now()
-    napi(['build', '--platform', '--release', '-x', '--target', t.build, '--no-js', '--dts', 'native.d.ts', '-o', outDir], REPO)
-    console.log(`release: built ${t.suffix} in ${Math.round((Date.now() - started) / 1000)} s`)
+    // --no-js: lib/native.js is the loader; the generated types go to outDir.
+    napi(['build', '--platform', '--release', ...BUILD[t].args, '--no-js', '--dts', 'native.d.ts', '-o', outDir], REPO)
+    console.log(`release: built ${BUILD[t].suffix} in ${Math.round((Date.now() - started) / 1000)} s`)
   }
-  return LOCAL.map((t) => t.triple)
+  fs.rmSync(path.join(outDir, 'native.d.ts'), { force: true })
 }
 
 // CI hands over every target's binary, each in a folder of its own.
@@ -116,7 +122,7 @@ function collected(dir) {
   const walk = (d) => {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
       if (e.isDirectory()) walk(path.join(d, e.name))
-      else for (const [triple, suffix] of Object.entries(SUFFIX)) if (e.name === `${binaryName}.${suffix}.node`) found.add(triple)
+      for (const t of ALL_TARGETS) if (e.name === `${binaryName}.${SUFFIX[t]}.node`) found.add(t)
     }
   }
   walk(dir)
@@ -139,61 +145,76 @@ function stage(dir) {
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(manifest, null, 2) + '\n')
 }
 
+function publish(triples, binaries, work, opts, env) {
+  const suffixes = triples.map((t) => SUFFIX[t])
+  const root = path.join(work, 'package')
+  fs.mkdirSync(root)
+  stage(root)
+  // napi's config for this release: only the targets whose binaries are here.
+  const config = path.join(work, 'napi.json')
+  fs.writeFileSync(config, JSON.stringify({ binaryName, packageName: pkg.name, targets: triples }))
+  const c = ['--cwd', root, '-c', config]
+  napi(['create-npm-dirs', ...c], root, env)
+  napi(['artifacts', ...c, '-o', binaries], root, env)
+  napi(['version', ...c], root, env)
+  for (const s of suffixes) {
+    const dir = path.join(root, 'npm', s)
+    const sub = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'))
+    if (sub.version !== pkg.version) die(`${sub.name} is at ${sub.version}, not ${pkg.version}`)
+    if (!fs.existsSync(path.join(dir, `${binaryName}.${s}.node`))) die(`${sub.name} has no binary`)
+  }
+
+  // Everything is checked before anything is published: napi's prepublish
+  // first only sets the root's optionalDependencies, then publishes npm/*.
+  const prepublish = ['prepublish', '-t', 'npm', '--no-gh-release', ...c]
+  napi([...prepublish, '--skip-optional-publish'], root, env)
+  const manifest = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
+  const expected = suffixes.map((s) => `${pkg.name}-${s}`).sort()
+  const listed = Object.keys(manifest.optionalDependencies || {}).sort()
+  if (listed.join() !== expected.join()) die(`root optionalDependencies are ${listed.join(', ')}; expected ${expected.join(', ')}`)
+  const listing = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', env }))
+  const problems = checkRootFiles(listing[0].files.map((f) => f.path))
+  if (problems.length) die(`the root package would ship:\n  - ${problems.join('\n  - ')}`)
+
+  if (opts.dryRun) for (const s of suffixes) run('npm', ['publish', '--dry-run'], { cwd: path.join(root, 'npm', s), env })
+  else napi(prepublish, root, env)
+  run('npm', ['publish', '--ignore-scripts', ...(opts.dryRun ? ['--dry-run'] : [])], { cwd: root, env })
+  console.log(`release: ${opts.dryRun ? 'would publish' : 'published'} ${pkg.name}@${pkg.version} with ${expected.join(', ')}${opts.registry ? ` to ${opts.registry}` : ''}`)
+}
+
 function main() {
   const opts = parseArgs(process.argv.slice(2))
-  // A toolchain venv that .ci/run (or the hint above) made in the checkout.
-  const venv = path.join(REPO, '.tmp', 'zig-venv', 'bin')
+  // The toolchain venv that .ci/run (or the hint above) makes in the checkout.
+  const venv = path.join(REPO, '.tmp', 'zig-venv', process.platform === 'win32' ? 'Scripts' : 'bin')
   if (fs.existsSync(venv)) process.env.PATH = `${venv}${path.delimiter}${process.env.PATH}`
   const env = { ...process.env }
   if (opts.registry) env.npm_config_registry = opts.registry
 
+  if (opts.build) {
+    fs.mkdirSync(opts.out, { recursive: true })
+    return build([opts.build], path.resolve(opts.out))
+  }
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rss-release-'))
   try {
-    const binaries = opts.artifacts ? path.resolve(opts.artifacts) : path.join(work, 'binaries')
-    const triples = opts.artifacts ? collected(binaries) : build(binaries)
-    const suffixes = triples.map((t) => SUFFIX[t])
-    if (!opts.artifacts) fs.rmSync(path.join(binaries, 'native.d.ts'), { force: true })
-
-    const root = path.join(work, 'package')
-    fs.mkdirSync(root)
-    stage(root)
-    // napi's config for this release: only the targets whose binaries are here.
-    const config = path.join(work, 'napi.json')
-    fs.writeFileSync(config, JSON.stringify({ binaryName, packageName: pkg.name, targets: triples }))
-    const c = ['--cwd', root, '-c', config]
-    napi(['create-npm-dirs', ...c], root, env)
-    napi(['artifacts', ...c, '-o', binaries], root, env)
-    napi(['version', ...c], root, env)
-    for (const s of suffixes) {
-      const dir = path.join(root, 'npm', s)
-      const sub = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'))
-      if (sub.version !== pkg.version) die(`${sub.name} is at ${sub.version}, not ${pkg.version}`)
-      if (!fs.existsSync(path.join(dir, `${binaryName}.${s}.node`))) die(`${sub.name} has no binary`)
+    if (opts.artifacts) return publish(collected(path.resolve(opts.artifacts)), path.resolve(opts.artifacts), work, opts, env)
+    if (process.platform !== 'linux' || process.arch !== 'x64') {
+      die(`local releases build on Linux x64 (this is ${process.platform} ${process.arch}); .github/workflows/release.yml builds every platform`)
     }
-
-    // Publishes npm/* (or, dry, only sets optionalDependencies), then the root.
-    napi(['prepublish', '-t', 'npm', '--no-gh-release', ...c, ...(opts.dryRun ? ['--skip-optional-publish'] : [])], root, env)
-    const published = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
-    const expected = suffixes.map((s) => `${pkg.name}-${s}`).sort()
-    const listed = Object.keys(published.optionalDependencies || {}).sort()
-    if (listed.join() !== expected.join()) die(`root optionalDependencies are ${listed.join(', ')}; expected ${expected.join(', ')}`)
-
-    const listing = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', env }))
-    const problems = checkRootFiles(listing[0].files.map((f) => f.path))
-    if (problems.length) die(`the root package would ship:\n  - ${problems.join('\n  - ')}`)
-    if (opts.dryRun) {
-      for (const s of suffixes) run('npm', ['publish', '--dry-run'], { cwd: path.join(root, 'npm', s), env })
-    }
-    run('npm', ['publish', '--ignore-scripts', ...(opts.dryRun ? ['--dry-run'] : [])], { cwd: root, env })
-    console.log(`release: ${opts.dryRun ? 'would publish' : 'published'} ${pkg.name}@${pkg.version} with ${expected.join(', ')}${opts.registry ? ` to ${opts.registry}` : ''}`)
+    const binaries = path.join(work, 'binaries')
+    build(LOCAL, binaries)
+    publish(LOCAL, binaries, work, opts, env)
   } finally {
     fs.rmSync(work, { recursive: true, force: true })
   }
 }
 
-try {
-  main()
-} catch (err) {
-  console.error(`release: ${err instanceof ReleaseError ? err.message : err.stack}`)
-  process.exitCode = 1
+if (require.main === module) {
+  try {
+    main()
+  } catch (err) {
+    console.error(`release: ${err instanceof ReleaseError ? err.message : err.stack}`)
+    process.exitCode = 1
+  }
 }
+
+module.exports = { SUFFIX }

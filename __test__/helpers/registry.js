@@ -66,13 +66,16 @@ async function startRegistry() {
   // so a test process that dies leaves no registry behind.
   const guard = 'node "$@" & pid=$!; read _; kill -9 $pid 2>/dev/null'
   const args = [bin, '--config', path.join(dir, 'config.yaml'), '--listen', `127.0.0.1:${port}`]
-  const proc = spawn('sh', ['-c', guard, 'sh', ...args], { stdio: ['pipe', 'ignore', 'inherit'] })
+  const proc = spawn('sh', ['-c', guard, 'sh', ...args], { stdio: ['pipe', 'ignore', 'pipe'] })
+  // Its stderr (warnings about running as root, errors) is shown only if it fails to start.
+  let stderr = ''
+  proc.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)))
   const exited = new Promise((resolve) => proc.once('exit', resolve))
   const until = Date.now() + 30_000
   while (!(await ping(url))) {
     if (Date.now() > until || proc.exitCode !== null) {
       proc.stdin.end()
-      throw new Error(`verdaccio did not start on ${url}`)
+      throw new Error(`verdaccio did not start on ${url}\n${stderr}`)
     }
     await new Promise((r) => setTimeout(r, 100))
   }
