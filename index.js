@@ -1,7 +1,7 @@
 'use strict'
 
 const { Store } = require('express-session')
-const { NativeStore } = require('./native.js')
+const { NativeStore } = require('./lib/native').loadBinding()
 const { Batcher, GET, SET, TOUCH, REWRITE, DESTROY, ADOPT } = require('./lib/batcher')
 const { parseOptions } = require('./lib/options')
 const { RedisSessionStoreError, fromNative, invalidArg } = require('./lib/errors')
