@@ -9,13 +9,12 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
+use crate::backend::{ConnectionOptions, SentinelOptions, Tls};
 use crate::commands::{Context, Op, Outcome};
-use crate::connection::{ConnectionOptions, Tls};
 use crate::error::{ErrorKind, StoreError};
 use crate::expiry::{Expiry, Lifetime};
 use crate::index::{self, Found};
 use crate::keys::Keys;
-use crate::sentinel::SentinelOptions;
 use crate::server_info::{OnWarning, Warning};
 use crate::store::{Reply, Store};
 

@@ -4,17 +4,14 @@
 
 use redis::{Pipeline, Value};
 
-use crate::cluster;
+use crate::backend::Reply;
+
 use crate::error::{ErrorKind, StoreError, StoreResult};
-use crate::expiry::{from_expiretime, Expiry, Lifetime};
+use crate::expiry::{from_expiretime, Expiry, Lifetime, TOMBSTONE_MS};
 use crate::keys::{self, Keys};
 use crate::meta::{self, Meta};
 use crate::recent::Recent;
 use crate::scripts;
-
-/// How long a destroyed session stays unwritable: longer than any request
-/// that could still be running when the user logged out.
-pub const TOMBSTONE_MS: u64 = 60 * 60 * 1000;
 
 /// What every operation of a store shares: its key layout and limits.
 #[derive(Debug, Clone)]
@@ -430,21 +427,20 @@ fn is_oom(value: &Value) -> bool {
 }
 
 pub fn reply_error(key: &str, err: &redis::ServerError) -> StoreError {
-    match cluster::node_failure(err) {
-        Some(failed) => StoreError::new(failed.kind, format!("{} (key \"{key}\")", failed.message)),
+    match () {
         // A cluster node reached through `url` redirects every other slot
         // (with the cluster option, only a slot map that never settled does).
-        None if matches!(err.code(), "MOVED" | "ASK") => StoreError::new(
+        _ if matches!(err.code(), "MOVED" | "ASK") => StoreError::new(
             ErrorKind::Reply,
             format!("redis replied {err} for key \"{key}\": another Redis Cluster node serves it; use the cluster option for a cluster"),
         ),
-        None if err.code() == "OOM" => StoreError::new(
+        _ if err.code() == "OOM" => StoreError::new(
             ErrorKind::Full,
             format!("redis is full (used memory is over maxmemory and its maxmemory-policy frees nothing for this write), so it refused to write key \"{key}\""),
         ),
         // The data exists but cannot be served now: as much an outage as a
         // refused connection.
-        None if matches!(
+        _ if matches!(
             err.code(),
             "CLUSTERDOWN" | "MASTERDOWN" | "LOADING" | "TRYAGAIN"
         ) =>
@@ -454,11 +450,16 @@ pub fn reply_error(key: &str, err: &redis::ServerError) -> StoreError {
                 format!("redis replied {err} for key \"{key}\""),
             )
         }
-        None => StoreError::new(
+        _ => StoreError::new(
             ErrorKind::Reply,
             format!("redis replied {err} for key \"{key}\""),
         ),
     }
+}
+
+/// A command that got no reply (a cluster node down), for the key it was about.
+pub fn unanswered(key: &str, err: &StoreError) -> StoreError {
+    StoreError::new(err.kind, format!("{} (key \"{key}\")", err.message))
 }
 
 /// The session text in a reply: `None` for a missing key, an error naming
@@ -500,19 +501,29 @@ pub fn read_all(
     ctx: &Context,
     (now_ms, seen): (i64, &mut Recent),
     counts: &[usize],
-    mut replies: Vec<Value>,
+    mut replies: Vec<Reply>,
 ) -> Vec<Outcome> {
     let mut at = 0;
     ops.iter()
         .zip(counts)
         .map(|(op, &n)| {
             let outcome = match replies.get_mut(at..at + n) {
-                Some(mine) => {
-                    if mine.iter().any(is_oom) {
+                Some(mine) => match mine.iter().find_map(|r| r.as_ref().err()) {
+                    Some(e) => {
                         seen.forget(op.sid());
+                        Outcome::Failed(unanswered(&ctx.keys.session(op.sid()), e))
                     }
-                    op.read(ctx, now_ms, mine)
-                }
+                    None => {
+                        let mut values: Vec<Value> = mine
+                            .iter_mut()
+                            .map(|r| r.as_mut().map_or(Value::Nil, take))
+                            .collect();
+                        if values.iter().any(is_oom) {
+                            seen.forget(op.sid());
+                        }
+                        op.read(ctx, now_ms, &mut values)
+                    }
+                },
                 None => Outcome::Failed(StoreError::new(
                     ErrorKind::Reply,
                     "redis sent fewer replies than commands",
@@ -538,6 +549,10 @@ mod tests {
             count_logins: true,
             wait_for_replicas: true,
         }
+    }
+
+    fn ok(values: Vec<Value>) -> Vec<Reply> {
+        values.into_iter().map(Ok).collect()
     }
 
     fn packed(op: &Op, now: i64) -> String {
@@ -618,7 +633,13 @@ mod tests {
             Value::Int(1),
             Value::Int(3),
         ];
-        let out = read_all(&ops, &ctx, (0, &mut Recent::default()), &counts, replies);
+        let out = read_all(
+            &ops,
+            &ctx,
+            (0, &mut Recent::default()),
+            &counts,
+            ok(replies),
+        );
         assert_eq!(
             out,
             vec![
@@ -649,7 +670,7 @@ mod tests {
         assert!(wire.contains("PEXPIREAT $6 sess:t $3 500"), "{wire}");
         // Later touches within the slack skip the index.
         assert_eq!(touch(600).append_to(&mut pipe, &ctx, 100, &mut seen), 3);
-        let far = 1_000 + crate::recent::SLACK_MS;
+        let far = 1_000 + crate::expiry::SLACK_MS;
         assert_eq!(
             touch(far).append_to(&mut pipe, &ctx, far - 900, &mut seen),
             5
@@ -755,7 +776,7 @@ mod tests {
         let mut replies = vec![Value::Int(1), oom(), Value::Int(0), oom(), oom()];
         // The set's script was refused as a whole.
         replies.extend([oom(), oom()]);
-        let out = read_all(&ops, &ctx, (0, &mut seen), &counts, replies);
+        let out = read_all(&ops, &ctx, (0, &mut seen), &counts, ok(replies));
         assert_eq!(out[0], Outcome::Written { owner_sessions: 0 });
         match &out[1] {
             Outcome::Failed(e) => {
@@ -797,7 +818,7 @@ mod tests {
             &ctx(),
             (0, &mut Recent::default()),
             &[3],
-            vec![Value::Nil],
+            vec![Ok(Value::Nil)],
         );
         assert!(matches!(out[0], Outcome::Failed(_)));
     }

@@ -5,6 +5,16 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// How long a destroyed session stays unwritable: longer than any request
+/// that could still be running when the user logged out.
+pub const TOMBSTONE_MS: u64 = 60 * 60 * 1000;
+
+/// Headroom added to index scores and to the meta's expiry: an active
+/// session is re-indexed about once per this long (see `recent`). Dead
+/// entries linger in the index at most this much longer, and reads skip
+/// them.
+pub const SLACK_MS: i64 = 10 * 60 * 1000;
+
 /// When a key should expire.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Expiry {
@@ -60,9 +70,9 @@ impl Lifetime {
     /// than the session while touches skip rewriting it (see `recent`).
     pub fn meta_linger_ms(self) -> i64 {
         if self.has_limits() {
-            crate::commands::TOMBSTONE_MS as i64
+            TOMBSTONE_MS as i64
         } else {
-            crate::recent::SLACK_MS
+            SLACK_MS
         }
     }
 

@@ -13,9 +13,8 @@ use std::collections::HashSet;
 use redis::{Pipeline, Value};
 use tokio::time::Instant;
 
-use crate::cluster;
+use crate::backend::{Conn, SendError};
 use crate::commands::{self, read_string, reply_error, Op, Outcome};
-use crate::connection::Conn;
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::{from_expiretime, now_ms};
 use crate::keys;
@@ -58,18 +57,12 @@ enum Read {
 /// whole, and the connection bounds each request too.
 /// A cluster node that failed fails the whole call: its sessions' answers
 /// are missing.
-async fn round_trip(conn: &mut Conn, pipe: &Pipeline) -> StoreResult<Vec<Value>> {
-    let replies = conn
-        .send(pipe, None, None)
+async fn round_trip(conn: &Conn, pipe: &Pipeline) -> StoreResult<Vec<Value>> {
+    conn.send(pipe, None, None)
         .await
-        .map_err(|e| StoreError::from_redis(&e))?;
-    match replies.iter().find_map(|r| match r {
-        Value::ServerError(e) => cluster::node_failure(e),
-        _ => None,
-    }) {
-        Some(e) => Err(e),
-        None => Ok(replies),
-    }
+        .map_err(SendError::into_store)?
+        .into_iter()
+        .collect()
 }
 
 /// Runs one whole call within the command timeout, from the moment it is
@@ -97,7 +90,7 @@ enum Members {
     All,
 }
 
-async fn members(conn: &mut Conn, index: &str, which: Members) -> StoreResult<Vec<String>> {
+async fn members(conn: &Conn, index: &str, which: Members) -> StoreResult<Vec<String>> {
     let mut pipe = redis::pipe();
     match which {
         Members::Live => {
@@ -148,7 +141,7 @@ type Probed = Result<Found, String>;
 /// results to `on_trip` as they come.
 async fn probe(
     store: &Store,
-    conn: &mut Conn,
+    conn: &Conn,
     sids: Vec<String>,
     (read, chunk): (Read, usize),
     mut on_trip: impl FnMut(Vec<Probed>),
@@ -265,7 +258,7 @@ fn decode(store: &Store, read: Read, sid: String, mine: Vec<Value>) -> StoreResu
 
 async fn probe_all(
     store: &Store,
-    conn: &mut Conn,
+    conn: &Conn,
     sids: Vec<String>,
     how: (Read, usize),
 ) -> StoreResult<Vec<Probed>> {
@@ -274,7 +267,7 @@ async fn probe_all(
     Ok(all)
 }
 
-async fn forget(conn: &mut Conn, index: &str, sids: &[String], chunk: usize) -> StoreResult<()> {
+async fn forget(conn: &Conn, index: &str, sids: &[String], chunk: usize) -> StoreResult<()> {
     for part in sids.chunks(per_trip(chunk)) {
         let mut pipe = redis::pipe();
         pipe.cmd("ZREM").arg(index).arg(part);
@@ -292,11 +285,11 @@ async fn live(
     how: (Read, usize),
     mut page: impl FnMut(Vec<Found>),
 ) -> StoreResult<usize> {
-    let mut conn = store.connection().await?;
+    let conn = store.connection().await?;
     let index = store.context().keys.all_index();
-    let sids = members(&mut conn, index, Members::LiveKeep).await?;
+    let sids = members(&conn, index, Members::LiveKeep).await?;
     let mut pages = 0;
-    probe(store, &mut conn, sids, how, |trip| {
+    probe(store, &conn, sids, how, |trip| {
         pages += 1;
         page(trip.into_iter().filter_map(Result::ok).collect());
     })
@@ -352,9 +345,9 @@ pub async fn stats(store: &Store, active_within_ms: i64, chunk: usize) -> StoreR
 /// Deletes every indexed session, its meta (logout markers too) and the
 /// indexes; returns how many live sessions were removed.
 pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
-    let mut conn = store.connection().await?;
+    let conn = store.connection().await?;
     let keys = &store.context().keys;
-    let sids = members(&mut conn, keys.all_index(), Members::All).await?;
+    let sids = members(&conn, keys.all_index(), Members::All).await?;
     let mut owners = HashSet::new();
     let mut removed = 0;
     for part in sids.chunks(per_trip(chunk)) {
@@ -366,7 +359,7 @@ pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
         }
         // Per session: the owner, then whether the session and its meta
         // were there.
-        let replies = round_trip(&mut conn, &pipe).await?;
+        let replies = round_trip(&conn, &pipe).await?;
         for mine in replies.chunks(3) {
             if let [owner, session, _] = mine {
                 if let Value::BulkString(o) = owner {
@@ -387,17 +380,17 @@ pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
         for index in part {
             pipe.cmd("DEL").arg(index);
         }
-        round_trip(&mut conn, &pipe).await?;
+        round_trip(&conn, &pipe).await?;
     }
     Ok(removed)
 }
 
 /// A user's live sessions, most recently used first.
 pub async fn list_user(store: &Store, owner: &str, chunk: usize) -> StoreResult<Vec<Found>> {
-    let mut conn = store.connection().await?;
+    let conn = store.connection().await?;
     let index = store.context().keys.user_index(owner);
-    let sids = members(&mut conn, &index, Members::Live).await?;
-    let probed = probe_all(store, &mut conn, sids, (Read::Full, chunk)).await?;
+    let sids = members(&conn, &index, Members::Live).await?;
+    let probed = probe_all(store, &conn, sids, (Read::Full, chunk)).await?;
     let mut stale = Vec::new();
     let mut found = Vec::new();
     for p in probed {
@@ -408,7 +401,7 @@ pub async fn list_user(store: &Store, owner: &str, chunk: usize) -> StoreResult<
             Err(sid) => stale.push(sid),
         }
     }
-    forget(&mut conn, &index, &stale, chunk).await?;
+    forget(&conn, &index, &stale, chunk).await?;
     // Most recent first; ties by sid, so that every caller orders the same
     // sessions the same way (see `enforce_limit`).
     let last = |f: &Found| f.meta.as_ref().map_or(0, |m| m.last_access);
@@ -426,7 +419,7 @@ async fn destroy_all(
     sids: Vec<String>,
     chunk: usize,
 ) -> StoreResult<u64> {
-    let mut conn = store.connection().await?;
+    let conn = store.connection().await?;
     let ctx = store.context();
     let deadline = Instant::now() + store.command_timeout();
     let wait = !sids.is_empty() && store.waits_for_replicas(&conn).await;
@@ -437,7 +430,10 @@ async fn destroy_all(
             .collect();
         let now = now_ms();
         let (pipe, counts) = commands::build(&ops, ctx, now, &mut Recent::default());
-        let replies = round_trip(&mut conn, &pipe).await?;
+        let replies = conn
+            .send(&pipe, None, None)
+            .await
+            .map_err(SendError::into_store)?;
         let failed = commands::read_all(&ops, ctx, (now, &mut Recent::default()), &counts, replies)
             .into_iter()
             .find_map(|o| match o {
@@ -449,14 +445,14 @@ async fn destroy_all(
         }
     }
     let index = ctx.keys.user_index(owner);
-    forget(&mut conn, &index, &sids, chunk).await?;
+    forget(&conn, &index, &sids, chunk).await?;
     if wait {
         let mut pipe = redis::pipe();
         let ms = replicas::append(
             &mut pipe,
             deadline.saturating_duration_since(Instant::now()),
         );
-        replicas::check(round_trip(&mut conn, &pipe).await?.first(), ms)?;
+        replicas::check(round_trip(&conn, &pipe).await?.first(), ms)?;
     }
     Ok(sids.len() as u64)
 }
@@ -505,9 +501,9 @@ pub struct ScanPage {
 /// Keys that vanish meanwhile, or are not UTF-8 text, are left out. On a
 /// cluster the cursor walks every master in turn ("<master>-<cursor>").
 pub async fn scan_page(store: &Store, cursor: &str, chunk: usize) -> StoreResult<ScanPage> {
-    let mut conn = store.connection().await?;
+    let conn = store.connection().await?;
     let keys = &store.context().keys;
-    let servers = conn.servers().await?;
+    let servers = conn.clone().servers().await?;
     let (server, inner) = match cursor.split_once('-') {
         Some((n, c)) => (n.parse::<usize>().unwrap_or(usize::MAX), c),
         None => (0, cursor),
@@ -528,11 +524,11 @@ pub async fn scan_page(store: &Store, cursor: &str, chunk: usize) -> StoreResult
         .arg("TYPE")
         .arg("string");
     let scanned = on
-        .clone()
         .send(&scan, None, None)
         .await
-        .map_err(|e| StoreError::from_redis(&e))?
-        .pop();
+        .map_err(SendError::into_store)?
+        .pop()
+        .transpose()?;
     let (next, found): (String, Vec<String>) = match scanned {
         Some(Value::Array(mut reply)) if reply.len() == 2 => {
             let found =
@@ -569,7 +565,7 @@ pub async fn scan_page(store: &Store, cursor: &str, chunk: usize) -> StoreResult
     let replies = if sids.is_empty() {
         Vec::new()
     } else {
-        round_trip(&mut conn, &pipe).await?
+        round_trip(&conn, &pipe).await?
     };
     let mut replies = replies.into_iter();
     let mut sessions = Vec::with_capacity(sids.len());

@@ -1,20 +1,17 @@
 //! Native core of redis-session-store. Plain Rust modules do the work and are
 //! tested with `cargo test`; `binding` is the only napi-aware module.
 
-pub mod cluster;
+pub mod backend;
 pub mod commands;
-pub mod connection;
 pub mod error;
 pub mod expiry;
 pub mod index;
 pub mod keys;
 pub mod meta;
-pub mod named;
 pub mod recent;
 pub mod reclaim;
 pub mod replicas;
 pub mod scripts;
-pub mod sentinel;
 pub mod server_info;
 pub mod store;
 

@@ -12,12 +12,7 @@
 
 use std::collections::HashMap;
 
-use crate::expiry::Expiry;
-
-/// Headroom added to index scores and to the meta's expiry: an active
-/// session is re-indexed about once per this long. Dead entries linger in
-/// the index at most this much longer, and reads skip them.
-pub const SLACK_MS: i64 = 10 * 60 * 1000;
+use crate::expiry::{Expiry, SLACK_MS};
 
 /// How often a touch rewrites the meta of a session without an owner.
 pub const META_EVERY_MS: i64 = 1000;

@@ -13,12 +13,11 @@ use redis::{Pipeline, Value};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use crate::backend::{Conn, Link, SendError};
 use crate::commands::Context;
-use crate::connection::{Conn, Link};
 use crate::error::{StoreError, StoreResult};
-use crate::expiry::now_ms;
+use crate::expiry::{now_ms, SLACK_MS};
 use crate::keys;
-use crate::recent::SLACK_MS;
 use crate::scripts;
 
 /// How often the index is looked at.
@@ -48,16 +47,19 @@ pub fn spawn(link: Arc<Link>, ctx: Arc<Context>) -> JoinHandle<()> {
     })
 }
 
-async fn send(conn: &mut Conn, pipe: &Pipeline) -> StoreResult<Vec<Value>> {
+async fn send(conn: &Conn, pipe: &Pipeline) -> StoreResult<Vec<Value>> {
     conn.send(pipe, None, None)
         .await
-        .map_err(|e| StoreError::from_redis(&e))
+        .map_err(SendError::into_store)?
+        .into_iter()
+        .collect()
 }
 
 /// One round: the entries past their score, what became of each session,
 /// then the index updated to match. Returns how many entries were due.
 async fn round(link: &Link, ctx: &Context) -> StoreResult<usize> {
-    let mut conn = link.current().await?;
+    let conn = link.current();
+    conn.tidy().await;
     let now = now_ms();
     let index = ctx.keys.all_index();
     let mut pipe = redis::pipe();
@@ -68,7 +70,7 @@ async fn round(link: &Link, ctx: &Context) -> StoreResult<usize> {
         .arg("LIMIT")
         .arg(0)
         .arg(PER_ROUND);
-    let due: Vec<String> = match send(&mut conn, &pipe).await?.pop() {
+    let due: Vec<String> = match send(&conn, &pipe).await?.pop() {
         Some(Value::Array(items)) => items
             .into_iter()
             .filter_map(|v| match v {
@@ -91,7 +93,7 @@ async fn round(link: &Link, ctx: &Context) -> StoreResult<usize> {
             .arg(keys::meta(&key))
             .arg(now);
     }
-    let found = send(&mut conn, &pipe).await?;
+    let found = send(&conn, &pipe).await?;
     if found.iter().any(scripts::is_noscript) {
         // A server that lost the scripts: load them, and look again next time.
         conn.load_scripts()
@@ -132,7 +134,7 @@ async fn round(link: &Link, ctx: &Context) -> StoreResult<usize> {
             .arg(args);
         let mut pipe = redis::pipe();
         pipe.add_command(unindex);
-        send(&mut conn, &pipe).await?;
+        send(&conn, &pipe).await?;
     }
     Ok(due.len())
 }

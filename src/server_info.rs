@@ -6,7 +6,7 @@
 
 use redis::Value;
 
-use crate::connection::Conn;
+use crate::backend::Conn;
 
 /// What the store tells the application about its server, once per
 /// connection (the JS face emits it as a `'warning'` event).
@@ -90,36 +90,36 @@ pub struct Learned {
 /// Asks every server behind a connection (each master of a cluster), and
 /// hands `on_warning` (if given) the first warning.
 pub async fn learn(conn: &Conn, on_warning: Option<&OnWarning>) -> Learned {
-    let servers = match conn {
-        Conn::Cluster(_) => conn.servers().await.unwrap_or_default(),
-        _ => vec![conn.clone()],
-    };
+    let servers = conn.clone().servers().await.unwrap_or_default();
     let mut infos = Vec::with_capacity(servers.len());
-    for mut server in servers {
-        infos.push(ask(&mut server).await);
+    for server in servers {
+        infos.push(ask(&server).await);
     }
     let warning = infos.iter().find_map(ServerInfo::warning);
     let evicting = warning.is_some();
     if let (Some(warn), Some(w)) = (on_warning, warning) {
         warn(w);
     }
-    let replicas = match (conn, infos.first()) {
-        (Conn::Cluster(_), _) | (_, None) => 0,
-        (_, Some(info)) => info.replicas,
+    let replicas = match infos.first() {
+        Some(info) if conn.can_wait() => info.replicas,
+        _ => 0,
     };
     Learned { replicas, evicting }
 }
 
 /// Asks one server; a refused or failed INFO reads as an unknown policy
 /// and no replicas.
-async fn ask(conn: &mut Conn) -> ServerInfo {
+async fn ask(conn: &Conn) -> ServerInfo {
     let mut pipe = redis::pipe();
     pipe.cmd("INFO")
         .arg("memory")
         .cmd("INFO")
         .arg("replication");
     match conn.send(&pipe, None, None).await {
-        Ok(replies) => ServerInfo::parse(&text(replies.first()), &text(replies.get(1))),
+        Ok(replies) => {
+            let text = |i: usize| text(replies.get(i).and_then(|r| r.as_ref().ok()));
+            ServerInfo::parse(&text(0), &text(1))
+        }
         Err(_) => ServerInfo::default(),
     }
 }

@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use redis::{Pipeline, Value};
+use redis::Pipeline;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::backend::{self, Conn, ConnectionOptions, Link, SendError};
 use crate::commands::{self, Context, Op, Outcome};
-use crate::connection::{Conn, ConnectionOptions, Link};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::now_ms;
 use crate::recent::Recent;
@@ -223,7 +223,7 @@ impl Store {
         if self.queue.lock().unwrap().is_none() {
             return Err(closed());
         }
-        self.link.current().await
+        Ok(self.link.current())
     }
 
     /// Queues a batch. Synchronous, so batches go out in the order they were
@@ -337,17 +337,15 @@ async fn attempt(
     (pipe, logout): (&Pipeline, bool),
     deadline: Instant,
     index_key: &str,
-) -> Result<(Vec<Value>, Option<u64>), StoreError> {
+) -> Result<(Vec<backend::Reply>, Option<u64>), StoreError> {
     let timeout = link.options.command_timeout;
     let mut retried = false;
     let mut reloaded = false;
     loop {
+        let conn = link.current();
         let sent = tokio::time::timeout_at(deadline, async {
-            let mut conn = link.current().await.map_err(Failed::Store)?;
-            // A new connection may reach a server that lost the scripts (a
-            // restart, a failover): load them before anything runs, so a
-            // write cannot fail NOSCRIPT while the operations after it run.
-            // It is also when the store asks the server about itself.
+            // A new connection: load the scripts before anything runs (see
+            // `Link`), and ask the server about itself.
             let new_connection = !link.scripts_loaded.load(Ordering::Acquire);
             if new_connection {
                 conn.load_scripts().await?;
@@ -363,42 +361,37 @@ async fn attempt(
                 (waiting, ms)
             });
             let sending = waited.as_ref().map_or(pipe, |(p, _)| p);
-            // Index updates after the session writes: see `Cluster::send`.
+            // Index updates after the session writes (see `Backend::send`).
             let values = conn.send(sending, Some(deadline), Some(index_key)).await?;
-            Ok((values, waited.map(|(_, ms)| ms)))
+            Ok::<_, SendError>((values, waited.map(|(_, ms)| ms)))
         })
         .await;
         match sent {
             // Lost while connected (SCRIPT FLUSH): load and send again.
-            Ok(Ok((values, _))) if !reloaded && values.iter().any(scripts::is_noscript) => {
+            Ok(Ok((values, _))) if !reloaded && values.iter().any(is_noscript) => {
                 reloaded = true;
                 link.scripts_loaded.store(false, Ordering::Release);
             }
             // A master demoted by a failover: find the new one, send again.
-            Ok(Ok((values, _)))
-                if !retried
-                    && link.options.sentinel.is_some()
-                    && values.iter().any(is_readonly) =>
-            {
+            Ok(Ok((values, _))) if !retried && conn.moved(&values) => {
                 retried = true;
                 link.lost();
             }
             Ok(Ok(sent)) => return Ok(sent),
-            Ok(Err(Failed::Store(e))) => return Err(e),
-            Ok(Err(Failed::Redis(e))) if e.is_timeout() => {
+            Ok(Err(SendError::Store(e))) => return Err(e),
+            Ok(Err(SendError::Redis(e))) if e.is_timeout() => {
                 link.reopen();
                 return Err(StoreError::timed_out(timeout));
             }
-            Ok(Err(Failed::Redis(e)))
+            Ok(Err(SendError::Redis(e)))
                 if !retried
                     && (e.is_io_error() || e.is_connection_dropped())
                     && Instant::now() < deadline =>
             {
                 retried = true;
-                link.scripts_loaded.store(false, Ordering::Release);
                 link.lost();
             }
-            Ok(Err(Failed::Redis(e))) => {
+            Ok(Err(SendError::Redis(e))) => {
                 if e.is_io_error() || e.is_connection_dropped() {
                     link.lost();
                 }
@@ -412,20 +405,8 @@ async fn attempt(
     }
 }
 
-/// Why an attempt failed: finding the server, or talking to it.
-enum Failed {
-    Store(StoreError),
-    Redis(redis::RedisError),
-}
-
-impl From<redis::RedisError> for Failed {
-    fn from(e: redis::RedisError) -> Self {
-        Failed::Redis(e)
-    }
-}
-
-fn is_readonly(reply: &Value) -> bool {
-    matches!(reply, Value::ServerError(e) if e.code() == "READONLY")
+fn is_noscript(reply: &backend::Reply) -> bool {
+    matches!(reply, Ok(v) if scripts::is_noscript(v))
 }
 
 async fn send((link, server): (&Link, &Server), ctx: &Context, seen: &mut Recent, jobs: Vec<Job>) {
@@ -462,7 +443,8 @@ async fn send((link, server): (&Link, &Server), ctx: &Context, seen: &mut Recent
     .await;
     let mut outcomes = match sent {
         Ok((mut values, waited)) => {
-            let acked = waited.map(|ms| replicas::check(values.pop().as_ref(), ms));
+            let acked =
+                waited.map(|ms| replicas::check(values.pop().and_then(Result::ok).as_ref(), ms));
             let mut outcomes = commands::read_all(&ops, ctx, (wall, seen), &counts, values);
             if let Some(Err(e)) = acked {
                 for (op, outcome) in ops.iter().zip(outcomes.iter_mut()) {

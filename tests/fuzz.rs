@@ -79,7 +79,13 @@ proptest! {
     ) {
         let ctx = context(idle, absolute);
         let (_, counts) = build(&ops, &ctx, now, &mut Recent::default());
-        let out = read_all(&ops, &ctx, (now, &mut Recent::default()), &counts, replies);
+        let out = read_all(
+            &ops,
+            &ctx,
+            (now, &mut Recent::default()),
+            &counts,
+            replies.into_iter().map(Ok).collect(),
+        );
         prop_assert_eq!(out.len(), ops.len());
         for outcome in out {
             if let Outcome::Session { value: Some(v), .. } = outcome {

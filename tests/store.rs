@@ -4,8 +4,8 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use redis_session_store::backend::{ConnectionOptions, Tls};
 use redis_session_store::commands::{Context, Op, Outcome};
-use redis_session_store::connection::{ConnectionOptions, Tls};
 use redis_session_store::error::ErrorKind;
 use redis_session_store::expiry::{now_ms, Expiry, Lifetime};
 use redis_session_store::index;
@@ -466,4 +466,25 @@ async fn a_users_sessions_are_listed_by_last_use_and_limited() {
     assert_eq!(index::clear(&store, 100).await.unwrap(), 2);
     assert_eq!(index::length(&store, 100).await.unwrap(), 0);
     store.close().await;
+}
+
+/// The scripts are loaded without looking at the replies (a server that
+/// lost them answers NOSCRIPT later, and they are loaded again), so a script
+/// that does not compile would only show as NOSCRIPT on its first use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_script_compiles_on_a_real_server() {
+    let server = Server::start();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let replies: Vec<redis::Value> = redis_session_store::scripts::load_pipeline()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(replies.len(), 5);
+    for reply in replies {
+        assert!(
+            matches!(reply, redis::Value::BulkString(_)),
+            "SCRIPT LOAD answered {reply:?}"
+        );
+    }
 }

@@ -6,13 +6,19 @@
 //! connection and opens a fresh one after it fails.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::io::AsyncDNSResolver;
 use redis::{AsyncConnectionConfig, Pipeline, RedisFuture, RedisResult, Value};
+use tokio::time::Instant;
 
-use crate::connection::{self, ConnectionOptions};
+use super::contract::{Backend, Conn, Reply, SendError};
+use super::options::{self, ConnectionOptions};
 use crate::error::{ErrorKind, StoreError, StoreResult};
+use crate::scripts;
 
 /// Resolves any name to the URL's own host and port.
 struct Pinned {
@@ -39,12 +45,14 @@ pub struct Named {
     client: redis::Client,
     config: AsyncConnectionConfig,
     conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    /// Set by `reopen`: the next call opens a new connection.
+    stale: AtomicBool,
 }
 
 impl Named {
     /// Must run inside a tokio runtime; does not connect.
     pub fn open(options: &ConnectionOptions, servername: &str) -> StoreResult<Named> {
-        let info = connection::info_at(options, &options.url, None)?;
+        let info = options::info_at(options, &options.url, None)?;
         let redis::ConnectionAddr::TcpTls {
             host,
             port,
@@ -63,7 +71,7 @@ impl Named {
             insecure,
             tls_params,
         });
-        let client = connection::client(info, options)?;
+        let client = options::client(info, options)?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.command_timeout))
@@ -72,12 +80,16 @@ impl Named {
             client,
             config,
             conn: tokio::sync::Mutex::new(None),
+            stale: AtomicBool::new(false),
         })
     }
 
-    pub async fn send(&self, pipe: &Pipeline) -> RedisResult<Vec<Value>> {
+    async fn request(&self, pipe: &Pipeline) -> RedisResult<Vec<Value>> {
         let mut conn = {
             let mut current = self.conn.lock().await;
+            if self.stale.swap(false, Ordering::AcqRel) {
+                current.take();
+            }
             match current.as_ref() {
                 Some(conn) => conn.clone(),
                 None => {
@@ -97,5 +109,35 @@ impl Named {
             }
         }
         sent
+    }
+}
+
+impl Backend for Named {
+    fn send<'a>(
+        &'a self,
+        pipe: &'a Pipeline,
+        _deadline: Option<Instant>,
+        _last: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<Reply>, SendError>> {
+        Box::pin(async move { Ok(self.request(pipe).await?.into_iter().map(Ok).collect()) })
+    }
+
+    fn load_scripts(&self) -> BoxFuture<'_, RedisResult<()>> {
+        Box::pin(async move { self.request(&scripts::load_pipeline()).await.map(drop) })
+    }
+
+    fn servers(self: Arc<Self>) -> BoxFuture<'static, StoreResult<Vec<Conn>>> {
+        Box::pin(async move { Ok(vec![self as Conn]) })
+    }
+
+    fn reopen(&self) {
+        self.stale.store(true, Ordering::Release);
+    }
+
+    /// A dropped connection is replaced at the next call (see `request`).
+    fn lost(&self) {}
+
+    fn can_wait(&self) -> bool {
+        true
     }
 }

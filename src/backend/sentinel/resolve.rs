@@ -1,40 +1,15 @@
-//! Redis Sentinel: where the master is now, asked of the sentinels, with
-//! the master's login and TLS settings. redis-rs's sentinel client does not
-//! follow a failover; `connection::Link` asks again whenever the master it
-//! has may have changed.
+//! Where the master is now, asked of the sentinels, with the master's login
+//! and TLS settings. redis-rs's sentinel client does not follow a failover;
+//! the sentinel backend asks again whenever the master may have changed.
 
 use redis::aio::ConnectionManager;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{IntoConnectionInfo, RedisResult};
 
-use crate::connection::{certificates, install_crypto, invalid, manage, ConnectionOptions, Tls};
+use crate::backend::options::{
+    certificates, install_crypto, invalid, manage, ConnectionOptions, SentinelOptions, Tls,
+};
 use crate::error::{ErrorKind, StoreError, StoreResult};
-
-/// Sentinels to ask where the master of `name` is, how to log in to it,
-/// and whether it speaks TLS.
-#[derive(Clone)]
-pub struct SentinelOptions {
-    pub nodes: Vec<String>,
-    pub name: String,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub db: i64,
-    /// The master and its replicas speak TLS, verified with `Tls`.
-    pub tls: bool,
-}
-
-impl std::fmt::Debug for SentinelOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the password.
-        f.debug_struct("SentinelOptions")
-            .field("nodes", &self.nodes)
-            .field("name", &self.name)
-            .field("username", &self.username)
-            .field("db", &self.db)
-            .field("tls", &self.tls)
-            .finish()
-    }
-}
 
 /// Checks the sentinel addresses and logins without connecting.
 pub fn check_sentinels(options: &ConnectionOptions, sentinel: &SentinelOptions) -> StoreResult<()> {
@@ -44,7 +19,7 @@ pub fn check_sentinels(options: &ConnectionOptions, sentinel: &SentinelOptions) 
 /// Asks the sentinels where the master is now, then opens a lazy
 /// connection manager to it. redis-rs's own sentinel client does not follow
 /// a failover; the store calls this again whenever the master it has may
-/// have changed (see `connection::Link`).
+/// have changed.
 pub async fn resolve(
     options: &ConnectionOptions,
     sentinel: &SentinelOptions,

@@ -1,25 +1,13 @@
-//! The Redis connection: one multiplexed connection that reconnects by
-//! itself, created lazily so a store can exist before Redis is reachable;
-//! with Sentinel, found through the sentinels (`sentinel`) and found again
-//! when the master may have moved (`Link`); on a cluster, one per master
-//! (`Conn`).
+//! How the store reaches its server, as the user configured it, and the
+//! redis-rs clients every Redis backend is built from: lazy, reconnecting
+//! connection managers, so a store can exist before Redis is reachable.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use std::sync::Arc;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::IntoConnectionInfo;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, Pipeline, RedisResult, Value};
-use tokio::time::Instant;
-
-use crate::cluster::Cluster;
 use crate::error::{ErrorKind, StoreError, StoreResult};
-use crate::keys;
-use crate::named::Named;
-use crate::scripts;
-use crate::sentinel::{check_sentinels, resolve, SentinelOptions};
 
 /// TLS settings beyond what a rediss:// URL says.
 #[derive(Clone)]
@@ -56,6 +44,32 @@ impl std::fmt::Debug for Tls {
             .field("client", &self.client.is_some())
             .field("verify", &self.verify)
             .field("servername", &self.servername)
+            .finish()
+    }
+}
+
+/// Sentinels to ask where the master of `name` is, how to log in to it,
+/// and whether it speaks TLS.
+#[derive(Clone)]
+pub struct SentinelOptions {
+    pub nodes: Vec<String>,
+    pub name: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub db: i64,
+    /// The master and its replicas speak TLS, verified with `Tls`.
+    pub tls: bool,
+}
+
+impl std::fmt::Debug for SentinelOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the password.
+        f.debug_struct("SentinelOptions")
+            .field("nodes", &self.nodes)
+            .field("name", &self.name)
+            .field("username", &self.username)
+            .field("db", &self.db)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -198,131 +212,4 @@ pub(crate) fn manage(
         .set_min_delay(Duration::from_millis(20))
         .set_max_delay(Duration::from_millis(500));
     ConnectionManager::new_lazy_with_config(client, config).map_err(|e| StoreError::from_redis(&e))
-}
-
-/// A connection to one server, or to a cluster through its slot map.
-#[derive(Clone)]
-pub enum Conn {
-    Server(ConnectionManager),
-    /// A TLS server verified under `tls.servername`.
-    Named(Arc<Named>),
-    Cluster(Arc<Cluster>),
-}
-
-impl Conn {
-    /// Sends a pipeline; one reply per command, in order. On a cluster each
-    /// node's share is given until `deadline`, a node that fails answers
-    /// its own commands with error replies, and the commands on the slot of
-    /// `last` go after the others (see `Cluster::send`).
-    pub async fn send(
-        &mut self,
-        pipe: &Pipeline,
-        deadline: Option<Instant>,
-        last: Option<&str>,
-    ) -> RedisResult<Vec<Value>> {
-        match self {
-            Conn::Server(conn) => conn.req_packed_commands(pipe, 0, pipe.len()).await,
-            Conn::Named(named) => named.send(pipe).await,
-            Conn::Cluster(cluster) => {
-                let last = last.map(|key| keys::slot(key.as_bytes()));
-                Ok(cluster.send(pipe, deadline, last).await)
-            }
-        }
-    }
-
-    /// Loads the scripts; on a cluster, every node loads them before its
-    /// next command.
-    pub async fn load_scripts(&mut self) -> RedisResult<()> {
-        match self {
-            Conn::Server(_) | Conn::Named(_) => self
-                .send(&scripts::load_pipeline(), None, None)
-                .await
-                .map(drop),
-            Conn::Cluster(cluster) => {
-                cluster.reset_setup();
-                Ok(())
-            }
-        }
-    }
-
-    /// The servers a SCAN must walk: this one, or every master.
-    pub async fn servers(&self) -> StoreResult<Vec<Conn>> {
-        match self {
-            Conn::Server(_) | Conn::Named(_) => Ok(vec![self.clone()]),
-            Conn::Cluster(cluster) => Ok(cluster
-                .masters()
-                .await?
-                .into_iter()
-                .map(Conn::Server)
-                .collect()),
-        }
-    }
-}
-
-/// The current connection, replaced when one stops answering.
-pub struct Link {
-    pub options: ConnectionOptions,
-    /// None until the sentinels have said where the master is, and again
-    /// whenever it may have moved.
-    conn: Mutex<Option<Conn>>,
-    /// Cleared whenever the connection may have changed servers.
-    pub scripts_loaded: AtomicBool,
-}
-
-impl Link {
-    pub fn open(options: &ConnectionOptions) -> StoreResult<Link> {
-        let conn = match &options.sentinel {
-            Some(sentinel) => {
-                check_sentinels(options, sentinel)?;
-                None
-            }
-            None => Some(Self::connect(options)?),
-        };
-        Ok(Link {
-            conn: Mutex::new(conn),
-            options: options.clone(),
-            scripts_loaded: AtomicBool::new(false),
-        })
-    }
-
-    /// A lazy connection to the URL, or to the cluster.
-    fn connect(options: &ConnectionOptions) -> StoreResult<Conn> {
-        if let Some(name) = &options.tls.servername {
-            return Named::open(options, name).map(|n| Conn::Named(Arc::new(n)));
-        }
-        if options.cluster.is_empty() {
-            return open(options).map(Conn::Server);
-        }
-        Cluster::new(options, scripts::load_pipeline()).map(|c| Conn::Cluster(Arc::new(c)))
-    }
-
-    pub async fn current(&self) -> StoreResult<Conn> {
-        if let Some(conn) = self.conn.lock().unwrap().clone() {
-            return Ok(conn);
-        }
-        let fresh = match &self.options.sentinel {
-            Some(sentinel) => Conn::Server(resolve(&self.options, sentinel).await?),
-            None => Self::connect(&self.options)?,
-        };
-        self.scripts_loaded.store(false, Ordering::Release);
-        Ok(self.conn.lock().unwrap().get_or_insert(fresh).clone())
-    }
-
-    /// A connection that timed out may be stalled for good (a black-holed
-    /// peer never resets it), so start a fresh one rather than wait on it.
-    pub fn reopen(&self) {
-        self.conn.lock().unwrap().take();
-        self.scripts_loaded.store(false, Ordering::Release);
-    }
-
-    /// The server dropped us or stopped taking writes: with sentinels, the
-    /// master may have moved, so ask again; on a cluster, the slots may
-    /// have. A plain URL reconnects by itself.
-    pub fn lost(&self) {
-        if self.options.sentinel.is_some() {
-            self.reopen();
-        } else if let Some(Conn::Cluster(cluster)) = self.conn.lock().unwrap().as_ref() {
-            cluster.mark_stale();
-        }
-    }
 }

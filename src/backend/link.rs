@@ -1,0 +1,65 @@
+//! The store's backend, with whether the scripts are loaded on the
+//! connection it has now: a new connection may reach a server that lost
+//! them (a restart, a failover), so they are loaded before anything runs
+//! and a write cannot fail NOSCRIPT while the operations after it run.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::cluster::Cluster;
+use super::contract::Conn;
+use super::named::Named;
+use super::options::ConnectionOptions;
+use super::sentinel::Sentinel;
+use super::single::Single;
+use crate::error::StoreResult;
+use crate::scripts;
+
+/// The backend the options name; does not connect, so a store can exist
+/// before its server is reachable.
+fn open(options: &ConnectionOptions) -> StoreResult<Conn> {
+    if let Some(sentinel) = &options.sentinel {
+        return Ok(Arc::new(Sentinel::open(options, sentinel)?));
+    }
+    if let Some(name) = &options.tls.servername {
+        return Ok(Arc::new(Named::open(options, name)?));
+    }
+    if !options.cluster.is_empty() {
+        return Ok(Arc::new(Cluster::new(options, scripts::load_pipeline())?));
+    }
+    Ok(Arc::new(Single::open(options)?))
+}
+
+pub struct Link {
+    pub options: ConnectionOptions,
+    backend: Conn,
+    /// Cleared whenever the connection may have changed servers.
+    pub scripts_loaded: AtomicBool,
+}
+
+impl Link {
+    /// Must run inside a tokio runtime; does not connect.
+    pub fn open(options: &ConnectionOptions) -> StoreResult<Link> {
+        Ok(Link {
+            backend: open(options)?,
+            options: options.clone(),
+            scripts_loaded: AtomicBool::new(false),
+        })
+    }
+
+    pub fn current(&self) -> Conn {
+        self.backend.clone()
+    }
+
+    /// See `Backend::reopen`.
+    pub fn reopen(&self) {
+        self.backend.reopen();
+        self.scripts_loaded.store(false, Ordering::Release);
+    }
+
+    /// See `Backend::lost`.
+    pub fn lost(&self) {
+        self.backend.lost();
+        self.scripts_loaded.store(false, Ordering::Release);
+    }
+}

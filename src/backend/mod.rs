@@ -1,0 +1,15 @@
+//! Where sessions live, behind one interface (`contract::Backend`): one
+//! module per topology. Nothing outside this folder asks which one it has.
+
+pub mod contract;
+pub mod link;
+pub mod options;
+
+mod cluster;
+mod named;
+mod sentinel;
+mod single;
+
+pub use contract::{Backend, Conn, Reply, SendError};
+pub use link::Link;
+pub use options::{ConnectionOptions, SentinelOptions, Tls};
