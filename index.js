@@ -1,8 +1,9 @@
 'use strict'
 
 const { Store } = require('express-session')
-const { NativeStore } = require('./lib/native').loadBinding()
-const { Batcher, GET, SET, TOUCH, REWRITE, DESTROY, ADOPT } = require('./lib/batcher')
+const { NativeStore, OpKind } = require('./lib/native').loadBinding()
+const { Batcher } = require('./lib/batcher')
+const { allSessions, reindex } = require('./lib/admin')
 const { parseOptions } = require('./lib/options')
 const { RedisSessionStoreError, fromNative, invalidArg } = require('./lib/errors')
 
@@ -11,8 +12,6 @@ const MAX_SID_LENGTH = 4096
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/
 
 const MAX_OWNER_LENGTH = 1024
-// Sids this process recently read; see set().
-const MAX_KNOWN = 10_000
 
 function checkOwner(userId) {
   if ((typeof userId !== 'string' || userId.length === 0) && !(typeof userId === 'number' && Number.isFinite(userId))) {
@@ -72,36 +71,13 @@ class RedisSessionStore extends Store {
     this.userId = o.userId
     this.maxSessionsPerUser = o.maxSessionsPerUser
     this.waitForReplicas = o.waitForReplicas
-    const native = {
-      url: o.url,
-      prefix: o.prefix,
-      commandTimeoutMs: o.commandTimeout,
-      connectTimeoutMs: o.connectTimeout,
-      idleTimeoutMs: o.idleTimeout === undefined ? undefined : o.idleTimeout * 1000,
-      absoluteTimeoutMs: o.absoluteTimeout === undefined ? undefined : o.absoluteTimeout * 1000,
-      chunk: o.scanCount,
-      countLogins: o.maxSessionsPerUser !== undefined,
-      tlsCa: o.tls?.ca,
-      tlsCert: o.tls?.cert,
-      tlsKey: o.tls?.key,
-      tlsVerify: o.tls?.verify ?? true,
-      tlsServername: o.tls?.servername,
-      sentinelNodes: o.sentinel?.nodes,
-      sentinelName: o.sentinel?.name,
-      sentinelUsername: o.sentinel?.username,
-      sentinelPassword: o.sentinel?.password,
-      sentinelDb: o.sentinel?.db,
-      sentinelTls: o.sentinel?.tls,
-      clusterNodes: o.cluster?.nodes,
-      waitForReplicas: o.waitForReplicas,
-    }
     try {
-      this._batcher = new Batcher((onReply) => new NativeStore(native, onReply, ([code, message]) => this._warn(code, message)))
+      // The options go to Rust as the user wrote them (checked above).
+      this._batcher = new Batcher((onReply) => new NativeStore(o, onReply, ([code, message]) => this._warn(code, message)))
     } catch (err) {
       throw new TypeError(`RedisSessionStore: ${fromNative(err).message}`)
     }
     this._native = this._batcher.native
-    this._known = new Set()
   }
 
   // What the store learned of its server that the application should know
@@ -117,11 +93,9 @@ class RedisSessionStore extends Store {
   get(sid, cb) {
     return callOrPromise(cb, (done) => {
       checkSid(sid)
-      this._batcher.push(GET, sid, null, null, NaN, (err, raw, expiresAt) => {
+      this._batcher.push(OpKind.Get, sid, null, null, NaN, (err, raw, expiresAt) => {
         if (err) return done(err)
         if (raw == null) return done(null, null)
-        if (this._known.size >= MAX_KNOWN) this._known.clear()
-        this._known.add(sid)
         let sess
         try {
           sess = this._parse(sid, raw, expiresAt)
@@ -138,12 +112,7 @@ class RedisSessionStore extends Store {
       checkSid(sid)
       const value = this._serialize(sess)
       const owner = this._owner(sess)
-      // Saving a session just read (most saves) needs no logout check: SET
-      // XX writes only a key that still exists, and destroy deletes it. A
-      // session that vanished meanwhile stays gone, as the check would
-      // decide. Logins (new ids) and counted logins go through the check.
-      const kind = this._known.has(sid) && this.maxSessionsPerUser === undefined ? REWRITE : SET
-      this._batcher.push(kind, sid, value, owner, this._expiresAt(sess), (err, _, ownerSessions) => {
+      this._batcher.push(OpKind.Set, sid, value, owner, this._expiresAt(sess), (err, _, __, ownerSessions) => {
         if (err) return done(err)
         // A login past the limit: the least recently used sessions go.
         if (!(ownerSessions > this.maxSessionsPerUser)) return done(null)
@@ -167,9 +136,9 @@ class RedisSessionStore extends Store {
         const at = this._expiresAt(sess)
         const owner = this._owner(sess)
         if (this._expiryFollowsCookie()) {
-          this._batcher.push(TOUCH, sid, null, owner, at, (err) => done(err || null))
+          this._batcher.push(OpKind.Touch, sid, null, owner, at, (err) => done(err || null))
         } else {
-          this._batcher.push(REWRITE, sid, this._serialize(sess), owner, at, (err) => done(err || null))
+          this._batcher.push(OpKind.Rewrite, sid, this._serialize(sess), owner, at, (err) => done(err || null))
         }
       }),
     )
@@ -179,8 +148,7 @@ class RedisSessionStore extends Store {
     return quiet(
       callOrPromise(cb, (done) => {
         checkSid(sid)
-        this._known.delete(sid)
-        this._batcher.push(DESTROY, sid, null, null, NaN, (err) => done(err || null))
+        this._batcher.push(OpKind.Destroy, sid, null, null, NaN, (err) => done(err || null))
       }),
     )
   }
@@ -203,46 +171,8 @@ class RedisSessionStore extends Store {
     })
   }
 
-  // Rust hands the sessions over a page per round trip while it fetches the
-  // next, so parsing here overlaps Redis's work. Pages and the final count
-  // may arrive in either order.
   all(cb) {
-    return callOrPromise(cb, (done) => {
-      this._batcher.flush()
-      const sessions = []
-      let failure = null
-      let received = 0
-      let expected = -1
-      let settled = false
-      const finish = (err) => {
-        if (settled) return
-        settled = true
-        done(err, err ? undefined : sessions)
-      }
-      const onPage = ({ ids, values }) => {
-        received++
-        if (settled) return
-        if (failure === null) {
-          try {
-            for (let i = 0; i < ids.length; i++) {
-              const sess = this._parse(ids[i], values[i], NaN)
-              sess.id = ids[i]
-              sessions.push(sess)
-            }
-          } catch (e) {
-            failure = e
-          }
-        }
-        if (received === expected) finish(failure)
-      }
-      this._native.all(onPage).then(
-        (pages) => {
-          expected = pages
-          if (received === expected) finish(failure)
-        },
-        (err) => finish(fromNative(err)),
-      )
-    })
+    return callOrPromise(cb, (done) => allSessions(this, done))
   }
 
   ids(cb) {
@@ -264,37 +194,7 @@ class RedisSessionStore extends Store {
    * left alone.
    */
   reindex(cb) {
-    return callOrPromise(cb, (done) => {
-      let indexed = 0
-      let skipped = 0
-      const step = (cursor) => {
-        this._native.scan(cursor).then((page) => {
-          const adopted = []
-          for (let i = 0; i < page.ids.length; i++) {
-            let owner
-            try {
-              const sess = this._parse(page.ids[i], page.values[i], NaN)
-              if (!sess.cookie) throw new Error('not a session')
-              owner = this._owner(sess)
-            } catch {
-              skipped++
-              continue
-            }
-            adopted.push(
-              new Promise((resolve) => this._batcher.push(ADOPT, page.ids[i], null, owner, page.expiresAt[i], resolve)),
-            )
-          }
-          Promise.all(adopted).then((errors) => {
-            const failed = errors.find(Boolean)
-            if (failed) return done(failed)
-            indexed += adopted.length
-            if (page.cursor === '0') done(null, { indexed, skipped })
-            else step(page.cursor)
-          })
-        }, (err) => done(fromNative(err)))
-      }
-      step('0')
-    })
+    return callOrPromise(cb, (done) => reindex(this, OpKind.Adopt, done))
   }
 
   /** A user's live sessions, most recently used first. */

@@ -2,19 +2,11 @@
 
 const { fromNative, RedisSessionStoreError } = require('./errors')
 
-// Operation kinds on the wire; must match src/binding.rs.
-const GET = 0
-const SET = 1
-const TOUCH = 2
-const REWRITE = 3
-const DESTROY = 4
-const ADOPT = 5
-
 // A user's callback that throws must not stop the others in its batch, nor
 // be called twice: rethrow it on its own tick, as Node does for callbacks.
-function settle(cb, err, value, number) {
+function settle(cb, err, value, expiresAt, ownerSessions) {
   try {
-    cb(err, value, number)
+    cb(err, value, expiresAt, ownerSessions)
   } catch (thrown) {
     process.nextTick(() => {
       throw thrown
@@ -46,8 +38,9 @@ class Batcher {
     this.callbacks = []
   }
 
-  // `value` is the session text for SET and REWRITE, null otherwise;
-  // `owner` is a string ('' for none) for writes and ADOPT, null otherwise.
+  // `kind` is one of the binding's OpKind; `value` is the session text for
+  // Set and Rewrite, null otherwise; `owner` is a string ('' for none) for
+  // writes and Adopt, null otherwise.
   push(kind, sid, value, owner, expiresAt, cb) {
     this.kinds.push(kind)
     this.sids.push(sid)
@@ -95,15 +88,15 @@ class Batcher {
     if (!callbacks) return
     this.inFlight.delete(id)
     if (this.inFlight.size === 0) this.native.release()
-    const { values, numbers, errorCodes, errorMessages } = reply
+    const { values, expiresAt, ownerSessions, errorCodes, errorMessages } = reply
     for (let i = 0; i < callbacks.length; i++) {
       if (errorCodes && errorCodes[i]) {
         settle(callbacks[i], new RedisSessionStoreError(errorCodes[i], errorMessages[i]))
       } else {
-        settle(callbacks[i], null, values[i], numbers[i])
+        settle(callbacks[i], null, values[i], expiresAt[i], ownerSessions[i])
       }
     }
   }
 }
 
-module.exports = { Batcher, GET, SET, TOUCH, REWRITE, DESTROY, ADOPT }
+module.exports = { Batcher }

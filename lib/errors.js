@@ -10,11 +10,13 @@ class RedisSessionStoreError extends Error {
   }
 }
 
-// The native layer reports "CODE: message" (see src/error.rs).
+// The native layer's errors carry the store's code (src/error.rs); anything
+// else (napi's own) is wrapped as ERR_NATIVE.
 function fromNative(err) {
-  const text = String((err && err.message) || err)
-  const m = /^(ERR_[A-Z_]+): ([\s\S]*)$/.exec(text)
-  return m ? new RedisSessionStoreError(m[1], m[2]) : new RedisSessionStoreError('ERR_NATIVE', text, err)
+  if (err && typeof err.code === 'string' && err.code.startsWith('ERR_')) {
+    return new RedisSessionStoreError(err.code, err.message)
+  }
+  return new RedisSessionStoreError('ERR_NATIVE', String((err && err.message) || err), err)
 }
 
 function invalidArg(message) {

@@ -58,7 +58,7 @@ function parseTls(tls) {
   for (const name of Object.keys(tls)) {
     if (!TLS_FIELDS.has(name)) fail(`unknown option "tls.${name}"`)
   }
-  const out = { ca: pem('ca', tls.ca), cert: pem('cert', tls.cert), key: pem('key', tls.key), verify: true }
+  const out = { ca: pem('ca', tls.ca), cert: pem('cert', tls.cert), key: pem('key', tls.key), rejectUnauthorized: true }
   if ((out.cert === undefined) !== (out.key === undefined)) fail('options "tls.cert" and "tls.key" go together')
   if (tls.servername !== undefined) {
     if (typeof tls.servername !== 'string' || !/^[A-Za-z0-9.-]+$/.test(tls.servername)) fail('option "tls.servername" must be a host name')
@@ -66,7 +66,7 @@ function parseTls(tls) {
   }
   if (tls.rejectUnauthorized !== undefined) {
     if (typeof tls.rejectUnauthorized !== 'boolean') fail('option "tls.rejectUnauthorized" must be a boolean')
-    out.verify = tls.rejectUnauthorized
+    out.rejectUnauthorized = tls.rejectUnauthorized
   }
   return out
 }
@@ -117,7 +117,7 @@ function checkTlsUse(o) {
     fail('option "tls" needs "sentinel.tls: true" (a TLS master) or rediss:// URLs in "sentinel.nodes"')
   }
   // redis-rs sends no client certificate to a master it does not verify.
-  if (o.sentinel.tls && !o.tls.verify && o.tls.cert !== undefined) {
+  if (o.sentinel.tls && !o.tls.rejectUnauthorized && o.tls.cert !== undefined) {
     fail('option "tls.cert" cannot be used with "tls.rejectUnauthorized: false" and "sentinel.tls"')
   }
 }

@@ -482,6 +482,37 @@ pub fn read_string(key: &str, reply: Value) -> StoreResult<Option<String>> {
     }
 }
 
+/// Saving a session this process just read (most saves) needs no logout
+/// check: `SET XX` writes only a key that still exists, and a destroy deletes
+/// it, so a session that vanished meanwhile stays gone, as the check would
+/// decide. Such sets become rewrites. Logins (new ids) and counted logins
+/// (`maxSessionsPerUser`, whose set reports the owner's session count) keep
+/// the check.
+pub fn prefer_rewrites(ops: &mut [Op], ctx: &Context, seen: &Recent) {
+    if ctx.count_logins {
+        return;
+    }
+    for op in ops.iter_mut() {
+        if matches!(op, Op::Set { sid, .. } if seen.read_recently(sid)) {
+            let placeholder = Op::Destroy { sid: String::new() };
+            if let Op::Set {
+                sid,
+                value,
+                expiry,
+                owner,
+            } = std::mem::replace(op, placeholder)
+            {
+                *op = Op::Rewrite {
+                    sid,
+                    value,
+                    expiry,
+                    owner,
+                };
+            }
+        }
+    }
+}
+
 /// Builds one pipeline for a run of operations, remembering each one's
 /// reply count so the replies can be split back.
 pub fn build(ops: &[Op], ctx: &Context, now_ms: i64, seen: &mut Recent) -> (Pipeline, Vec<usize>) {
@@ -521,7 +552,11 @@ pub fn read_all(
                         if values.iter().any(is_oom) {
                             seen.forget(op.sid());
                         }
-                        op.read(ctx, now_ms, &mut values)
+                        let outcome = op.read(ctx, now_ms, &mut values);
+                        if matches!(outcome, Outcome::Session { value: Some(_), .. }) {
+                            seen.was_read(op.sid());
+                        }
+                        outcome
                     }
                 },
                 None => Outcome::Failed(StoreError::new(
@@ -792,6 +827,40 @@ mod tests {
         // Forgotten, so the next touch writes the meta and the index again.
         let mut pipe = redis::pipe();
         assert_eq!(touch.append_to(&mut pipe, &ctx, 1, &mut seen), 5);
+    }
+
+    #[test]
+    fn a_save_of_a_session_just_read_is_a_rewrite_unless_logins_are_counted() {
+        let set = |sid: &str| Op::Set {
+            sid: sid.into(),
+            value: "{}".into(),
+            expiry: Expiry::At(5_000),
+            owner: None,
+        };
+        let mut seen = Recent::default();
+        let get = vec![Op::Get { sid: "a".into() }];
+        let found = ok(vec![Value::BulkString(b"{}".to_vec()), Value::Int(-1)]);
+        let counted = Context {
+            lifetime: Lifetime::default(),
+            ..ctx()
+        };
+        let plain = Context {
+            count_logins: false,
+            ..counted.clone()
+        };
+        read_all(&get, &plain, (0, &mut seen), &[2], found);
+        let mut ops = vec![set("a"), set("b")];
+        prefer_rewrites(&mut ops, &plain, &seen);
+        assert!(matches!(ops[0], Op::Rewrite { ref sid, .. } if sid == "a"));
+        assert!(matches!(ops[1], Op::Set { .. }));
+        let mut logins = vec![set("a")];
+        prefer_rewrites(&mut logins, &counted, &seen);
+        assert!(matches!(logins[0], Op::Set { .. }));
+        // A destroy forgets the read.
+        seen.forget("a");
+        let mut ops = vec![set("a")];
+        prefer_rewrites(&mut ops, &plain, &seen);
+        assert!(matches!(ops[0], Op::Set { .. }));
     }
 
     #[test]

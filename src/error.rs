@@ -25,6 +25,17 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    pub const ALL: [ErrorKind; 8] = [
+        ErrorKind::Timeout,
+        ErrorKind::Unavailable,
+        ErrorKind::Closed,
+        ErrorKind::Reply,
+        ErrorKind::Full,
+        ErrorKind::Corrupt,
+        ErrorKind::InvalidArgument,
+        ErrorKind::Internal,
+    ];
+
     pub fn code(self) -> &'static str {
         match self {
             ErrorKind::Timeout => "ERR_REDIS_TIMEOUT",

@@ -10,7 +10,7 @@
 //!   session and process, and kept `SLACK_MS` past the session's deadline,
 //!   so it outlives the session while the session is in use.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::expiry::{Expiry, SLACK_MS};
 
@@ -31,6 +31,8 @@ struct Entry {
 #[derive(Default)]
 pub struct Recent {
     entries: HashMap<String, Entry>,
+    /// Sessions this process read and found (see `commands::prefer_rewrites`).
+    read: HashSet<String>,
     /// Redis may evict index entries (an `allkeys-*` policy, or one the
     /// store could not read): nothing written is remembered as covered, so
     /// a lost entry is written again at the session's next write or touch.
@@ -104,7 +106,20 @@ impl Recent {
         self.entry_mut(sid, owner).meta_at = now_ms;
     }
 
+    /// Notes that `sid` was read and found.
+    pub fn was_read(&mut self, sid: &str) {
+        if self.read.len() >= CAPACITY {
+            self.read.clear();
+        }
+        self.read.insert(sid.to_owned());
+    }
+
+    pub fn read_recently(&self, sid: &str) -> bool {
+        self.read.contains(sid)
+    }
+
     pub fn forget(&mut self, sid: &str) {
+        self.read.remove(sid);
         self.entries.remove(sid);
     }
 

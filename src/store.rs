@@ -432,6 +432,7 @@ async fn send((link, server): (&Link, &Server), ctx: &Context, seen: &mut Recent
     }
     let wall = now_ms();
     seen.set_evicting(server.evicting.load(Ordering::Acquire));
+    commands::prefer_rewrites(&mut ops, ctx, seen);
     let (pipe, counts) = commands::build(&ops, ctx, wall, seen);
     let logout = ctx.wait_for_replicas && ops.iter().any(|op| matches!(op, Op::Destroy { .. }));
     let sent = attempt(

@@ -1,0 +1,78 @@
+'use strict'
+
+const { fromNative } = require('./errors')
+
+// all(): Rust hands the sessions over a page per round trip while it fetches
+// the next, so parsing here overlaps Redis's work. Pages and the final count
+// may arrive in either order.
+function allSessions(store, done) {
+  store._batcher.flush()
+  const sessions = []
+  let failure = null
+  let received = 0
+  let expected = -1
+  let settled = false
+  const finish = (err) => {
+    if (settled) return
+    settled = true
+    done(err, err ? undefined : sessions)
+  }
+  const onPage = ({ ids, values }) => {
+    received++
+    if (settled) return
+    if (failure === null) {
+      try {
+        for (let i = 0; i < ids.length; i++) {
+          const sess = store._parse(ids[i], values[i], NaN)
+          sess.id = ids[i]
+          sessions.push(sess)
+        }
+      } catch (e) {
+        failure = e
+      }
+    }
+    if (received === expected) finish(failure)
+  }
+  store._native.all(onPage).then(
+    (pages) => {
+      expected = pages
+      if (received === expected) finish(failure)
+    },
+    (err) => finish(fromNative(err)),
+  )
+}
+
+// reindex(): SCAN steps; each step's sessions are adopted (recorded in the
+// metas and indexes as they are) through the batcher, in order, before the
+// next step. Values that are not sessions are counted and left alone.
+function reindex(store, adopt, done) {
+  let indexed = 0
+  let skipped = 0
+  const step = (cursor) => {
+    store._native.scan(cursor).then((page) => {
+      const adopted = []
+      for (let i = 0; i < page.ids.length; i++) {
+        let owner
+        try {
+          const sess = store._parse(page.ids[i], page.values[i], NaN)
+          if (!sess.cookie) throw new Error('not a session')
+          owner = store._owner(sess)
+        } catch {
+          skipped++
+          continue
+        }
+        adopted.push(new Promise((resolve) => store._batcher.push(adopt, page.ids[i], null, owner, page.expiresAt[i], resolve)))
+      }
+      Promise.all(adopted).then((errors) => {
+        const failed = errors.find(Boolean)
+        if (failed) return done(failed)
+        indexed += adopted.length
+        if (page.cursor === '0') done(null, { indexed, skipped })
+        else step(page.cursor)
+      })
+    }, (err) => done(fromNative(err)))
+  }
+  step('0')
+}
+
+module.exports = { allSessions, reindex }

@@ -1,0 +1,323 @@
+//! The napi surface: thin. One call per event-loop tick for the session
+//! operations (see `wire`), a promise per call over many sessions. The
+//! options (`options`), operation kinds and error codes are defined here
+//! and in `error`, once; the JS face reads them from the binding.
+
+mod options;
+mod wire;
+
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+use crate::error::{ErrorKind, StoreError};
+use crate::index;
+use crate::server_info::{OnWarning, Warning};
+use crate::store::{Reply, Store};
+use options::NativeOptions;
+use wire::{decode, encode, list_reply, ms, AllPage, BatchReply, ListReply, ScanReply, StatsReply};
+
+/// Called on the JS thread with `(batchId, reply)` as batches complete. One
+/// long-lived threadsafe function replaces a promise (and its own
+/// threadsafe function) per batch. Weak: it keeps Node alive only while JS
+/// holds it (`hold`/`release`), i.e. while batches are in flight.
+type OnReply =
+    ThreadsafeFunction<(u32, BatchReply), Unknown<'static>, (u32, BatchReply), Status, false, true>;
+
+/// Called on the JS thread with `(code, message)` of a warning about the
+/// server (see `server_info`). Weak: it never keeps Node alive.
+type OnWarn =
+    ThreadsafeFunction<(String, String), Unknown<'static>, (String, String), Status, false, true>;
+
+/// One runtime worker: the writer, the connection's driver and the reply
+/// path then hand work over within one thread instead of waking others.
+#[napi_derive::module_init]
+fn init() {
+    if let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        create_custom_tokio_runtime(rt);
+    }
+}
+
+/// Receives the pages of one `all()` call on the JS thread.
+type OnPage = ThreadsafeFunction<AllPage, Unknown<'static>, AllPage, Status, false>;
+
+#[napi]
+pub struct NativeStore {
+    inner: Arc<Store>,
+    on_reply: Arc<OnReply>,
+    chunk: usize,
+}
+
+/// An error thrown or rejected to JS: an `Error` whose `code` is the store's
+/// (the JS face wraps it as a RedisSessionStoreError without parsing text).
+fn to_js(env: &Env, err: StoreError) -> Error {
+    let made = env
+        .create_error(Error::new(Status::GenericFailure, err.message.clone()))
+        .and_then(|mut obj| {
+            obj.set_named_property("code", err.kind.code())?;
+            Ok(Error::from(obj.to_unknown()))
+        });
+    made.unwrap_or_else(|e| e)
+}
+
+fn check(status: napi::sys::napi_status) -> Result<()> {
+    match status {
+        napi::sys::Status::napi_ok => Ok(()),
+        other => Err(Error::new(
+            Status::from(other),
+            "threadsafe function ref/unref failed",
+        )),
+    }
+}
+
+#[napi]
+impl NativeStore {
+    #[napi(constructor, catch_unwind)]
+    pub fn new(
+        env: Env,
+        mut options: NativeOptions,
+        #[napi(ts_arg_type = "(reply: [batchId: number, reply: BatchReply]) => void")]
+        on_reply: OnReply,
+        #[napi(ts_arg_type = "(warning: [code: string, message: string]) => void")]
+        on_warning: OnWarn,
+    ) -> Result<Self> {
+        let connection = options.connection();
+        let ctx = options.context();
+        let on_warning: OnWarning = Arc::new(move |w: Warning| {
+            on_warning.call(
+                (w.code.to_owned(), w.message),
+                ThreadsafeFunctionCallMode::NonBlocking,
+            );
+        });
+        // The connection manager spawns onto tokio; the constructor is not
+        // called inside a runtime, so enter napi's.
+        let store = within_runtime_if_available(|| Store::open(ctx, &connection, on_warning))
+            .map_err(|e| to_js(&env, e))?;
+        Ok(NativeStore {
+            inner: Arc::new(store),
+            on_reply: Arc::new(on_reply),
+            chunk: options.scan_count.max(1) as usize,
+        })
+    }
+
+    /// Queues one tick's operations; the outcome arrives through `onReply`
+    /// with the same `batch_id`. Submission is synchronous, so batches reach
+    /// Redis in the order JS issued them.
+    // One argument per parallel array of the wire form (see `wire`).
+    #[allow(clippy::too_many_arguments)]
+    #[napi(catch_unwind)]
+    pub fn exec(
+        &self,
+        env: Env,
+        batch_id: u32,
+        kinds: Uint8Array,
+        sids: String,
+        values: Vec<String>,
+        owners: Vec<String>,
+        expires: Float64Array,
+    ) -> Result<()> {
+        let ops = decode(&kinds, &sids, values, owners, &expires).map_err(|e| to_js(&env, e))?;
+        let on_reply = self.on_reply.clone();
+        let reply = Reply::new(ops.len(), move |outcomes| {
+            on_reply.call(
+                (batch_id, encode(outcomes)),
+                ThreadsafeFunctionCallMode::NonBlocking,
+            );
+        });
+        self.inner.submit(ops, reply);
+        Ok(())
+    }
+
+    /// Every error code the store reports (the JS face checks its own
+    /// against them).
+    #[napi]
+    pub fn error_codes() -> Vec<&'static str> {
+        ErrorKind::ALL.iter().map(|k| k.code()).collect()
+    }
+
+    /// Keeps Node alive while batches are in flight.
+    #[napi]
+    pub fn hold(&self, env: Env) -> Result<()> {
+        check(unsafe { napi::sys::napi_ref_threadsafe_function(env.raw(), self.on_reply.raw()) })
+    }
+
+    /// Lets Node exit once no batch is in flight.
+    #[napi]
+    pub fn release(&self, env: Env) -> Result<()> {
+        check(unsafe { napi::sys::napi_unref_threadsafe_function(env.raw(), self.on_reply.raw()) })
+    }
+
+    /// Runs a call over many sessions behind every batch already submitted
+    /// (fenced now, in call order) and within the command timeout. A call
+    /// that destroys (`exclusive`) also holds back the operations issued
+    /// after it until it is done, so a login made after "log out
+    /// everywhere" survives it; calls that only read see a snapshot.
+    fn admin<'env, T, Fut>(
+        &self,
+        env: &'env Env,
+        exclusive: bool,
+        call: impl FnOnce(Arc<Store>, usize) -> Fut,
+    ) -> Result<PromiseRaw<'env, T>>
+    where
+        T: 'static + Send + ToNapiValue,
+        Fut: std::future::Future<Output = std::result::Result<T, StoreError>> + Send + 'static,
+    {
+        let (fence, hold) = if exclusive {
+            let (fence, hold) = self.inner.exclusive();
+            (fence.boxed(), Some(hold))
+        } else {
+            (self.inner.fence().boxed(), None)
+        };
+        let store = self.inner.clone();
+        let work = call(self.inner.clone(), self.chunk);
+        env.spawn_future_with_callback(
+            async move {
+                let fenced = async move {
+                    fence.await?;
+                    let done = work.await;
+                    drop(hold);
+                    done
+                };
+                Ok(index::bounded(&store, fenced).await)
+            },
+            |env, done| done.map_err(|e| to_js(env, e)),
+        )
+    }
+
+    /// Hands every session to `onPage`, a page per round trip, while the
+    /// next is fetched; resolves to the number of pages once all are sent.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn all<'env>(
+        &self,
+        env: &'env Env,
+        #[napi(ts_arg_type = "(page: AllPage) => void")] on_page: OnPage,
+    ) -> Result<PromiseRaw<'env, u32>> {
+        self.admin(env, false, move |s, chunk| async move {
+            let pages = index::all(&s, chunk, |found| {
+                let page = AllPage {
+                    ids: found.iter().map(|f| f.sid.clone()).collect(),
+                    values: found.into_iter().map(|f| f.value).collect(),
+                };
+                on_page.call(page, ThreadsafeFunctionCallMode::NonBlocking);
+            })
+            .await?;
+            Ok(pages as u32)
+        })
+    }
+
+    /// One SCAN step over the prefix, for `reindex()`.
+    #[napi(ts_return_type = "Promise<ScanReply>")]
+    pub fn scan<'env>(
+        &self,
+        env: &'env Env,
+        cursor: String,
+    ) -> Result<PromiseRaw<'env, ScanReply>> {
+        self.admin(env, false, move |s, chunk| async move {
+            let page = index::scan_page(&s, &cursor, chunk).await?;
+            let mut reply = ScanReply {
+                cursor: page.cursor,
+                ids: Vec::with_capacity(page.sessions.len()),
+                values: Vec::with_capacity(page.sessions.len()),
+                expires_at: Vec::with_capacity(page.sessions.len()),
+            };
+            for f in page.sessions {
+                reply.ids.push(f.sid);
+                reply.values.push(f.value);
+                reply.expires_at.push(ms(f.expires_at));
+            }
+            Ok(reply)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<Array<string>>")]
+    pub fn ids<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<String>>> {
+        self.admin(env, false, move |s, chunk| async move {
+            index::ids(&s, chunk).await
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn length<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, f64>> {
+        self.admin(env, false, move |s, chunk| async move {
+            index::length(&s, chunk).await.map(|n| n as f64)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn clear<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, f64>> {
+        self.admin(env, false, move |s, chunk| async move {
+            index::clear(&s, chunk).await.map(|n| n as f64)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<ListReply>")]
+    pub fn list_user<'env>(
+        &self,
+        env: &'env Env,
+        owner: String,
+    ) -> Result<PromiseRaw<'env, ListReply>> {
+        self.admin(env, false, move |s, chunk| async move {
+            index::list_user(&s, &owner, chunk).await.map(list_reply)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn destroy_user<'env>(
+        &self,
+        env: &'env Env,
+        owner: String,
+        except: Vec<String>,
+    ) -> Result<PromiseRaw<'env, f64>> {
+        self.admin(env, true, move |s, chunk| async move {
+            index::destroy_user(&s, &owner, &except, chunk)
+                .await
+                .map(|n| n as f64)
+        })
+    }
+
+    /// Keeps the owner's `max` most recently used sessions; resolves to how
+    /// many others were destroyed.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn enforce_limit<'env>(
+        &self,
+        env: &'env Env,
+        owner: String,
+        max: u32,
+    ) -> Result<PromiseRaw<'env, f64>> {
+        self.admin(env, true, move |s, chunk| async move {
+            index::enforce_limit(&s, &owner, max as usize, chunk)
+                .await
+                .map(|n| n as f64)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<StatsReply>")]
+    pub fn stats<'env>(
+        &self,
+        env: &'env Env,
+        active_within_ms: f64,
+    ) -> Result<PromiseRaw<'env, StatsReply>> {
+        self.admin(env, false, move |s, chunk| async move {
+            let stats = index::stats(&s, active_within_ms as i64, chunk).await?;
+            Ok(StatsReply {
+                sessions: stats.sessions as f64,
+                users: stats.users as f64,
+                active: stats.active as f64,
+            })
+        })
+    }
+
+    /// Settles queued calls, then releases the connection.
+    #[napi]
+    pub async fn close(&self) -> Result<()> {
+        self.inner.close().await;
+        Ok(())
+    }
+}

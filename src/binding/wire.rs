@@ -1,0 +1,281 @@
+//! What crosses the napi boundary per call: a batch as parallel arrays (a
+//! few napi conversions per batch instead of several per operation), the
+//! outcomes the same way, and the listing calls' replies. Sessions stay
+//! JSON strings made and read by V8.
+
+use napi_derive::napi;
+
+use crate::commands::{Op, Outcome};
+use crate::error::{ErrorKind, StoreError};
+use crate::expiry::Expiry;
+use crate::index::Found;
+
+/// Operation kinds of a batch; the JS face reads them from here.
+#[napi]
+pub enum OpKind {
+    Get = 0,
+    Set = 1,
+    Touch = 2,
+    Rewrite = 3,
+    Destroy = 4,
+    Adopt = 5,
+}
+
+/// One entry per operation of the batch, in order. `errorCodes` and
+/// `errorMessages` are present only when some operation failed.
+#[napi(object)]
+pub struct BatchReply {
+    /// The session text of a read (None: not found, or not a read).
+    pub values: Vec<Option<String>>,
+    /// For a read, the cookie deadline (epoch ms) its last touch set; NaN
+    /// when unknown or not a read.
+    pub expires_at: Vec<f64>,
+    /// For a write, the owner's session count when the session is new to
+    /// that owner (a login), else 0.
+    pub owner_sessions: Vec<u32>,
+    pub error_codes: Option<Vec<Option<String>>>,
+    pub error_messages: Option<Vec<Option<String>>>,
+}
+
+/// Sessions as the listing calls return them, as parallel arrays; times in
+/// epoch ms, NaN when unknown.
+#[napi(object)]
+pub struct ListReply {
+    pub ids: Vec<String>,
+    pub values: Vec<String>,
+    /// The cookie deadline the last set/touch asked for.
+    pub cookie_expires: Vec<f64>,
+    pub created_at: Vec<f64>,
+    pub last_access: Vec<f64>,
+    /// When Redis drops the session.
+    pub expires_at: Vec<f64>,
+}
+
+/// One page of `all()`: sessions as stored.
+#[napi(object)]
+pub struct AllPage {
+    pub ids: Vec<String>,
+    pub values: Vec<String>,
+}
+
+/// One SCAN step of `reindex()`.
+#[napi(object)]
+pub struct ScanReply {
+    /// Where the next step starts; "0" when done.
+    pub cursor: String,
+    pub ids: Vec<String>,
+    pub values: Vec<String>,
+    /// Each key's expiry (epoch ms), or NaN for none.
+    pub expires_at: Vec<f64>,
+}
+
+#[napi(object)]
+pub struct StatsReply {
+    pub sessions: f64,
+    pub users: f64,
+    pub active: f64,
+}
+
+pub fn ms(value: Option<i64>) -> f64 {
+    value.map_or(f64::NAN, |t| t as f64)
+}
+
+pub fn list_reply(found: Vec<Found>) -> ListReply {
+    let n = found.len();
+    let mut reply = ListReply {
+        ids: Vec::with_capacity(n),
+        values: Vec::with_capacity(n),
+        cookie_expires: Vec::with_capacity(n),
+        created_at: Vec::with_capacity(n),
+        last_access: Vec::with_capacity(n),
+        expires_at: Vec::with_capacity(n),
+    };
+    for f in found {
+        reply.ids.push(f.sid);
+        reply.values.push(f.value);
+        reply.expires_at.push(ms(f.expires_at));
+        // As `get` reads it: another store's touch moves the key's expiry only.
+        reply.cookie_expires.push(ms(f.cookie_expiry));
+        let meta = f.meta.as_ref();
+        reply.created_at.push(ms(meta.map(|m| m.created)));
+        reply.last_access.push(ms(meta.map(|m| m.last_access)));
+    }
+    reply
+}
+
+/// Decodes a batch. Its wire form keeps napi conversions to a few per batch
+/// rather than several per operation: kinds and deadlines as typed arrays,
+/// the sids as one newline-joined string (JS rejects sids with control
+/// characters), and values and owners ("" for none) only for the operations
+/// that carry them.
+pub fn decode(
+    kinds: &[u8],
+    sids: &str,
+    values: Vec<String>,
+    owners: Vec<String>,
+    expires: &[f64],
+) -> std::result::Result<Vec<Op>, StoreError> {
+    let malformed = || StoreError::new(ErrorKind::InvalidArgument, "malformed batch");
+    if expires.len() != kinds.len() {
+        return Err(malformed());
+    }
+    let mut sids = sids.split('\n');
+    let mut values = values.into_iter();
+    let mut owners = owners.into_iter();
+    let ops = kinds
+        .iter()
+        .zip(expires)
+        .map(|(&kind, &at)| {
+            let sid = sids.next().ok_or_else(malformed)?.to_owned();
+            let expiry = Expiry::from_wire(at);
+            let mut value = || values.next().ok_or_else(malformed);
+            let mut owner = || {
+                owners
+                    .next()
+                    .ok_or_else(malformed)
+                    .map(|o| Some(o).filter(|o| !o.is_empty()))
+            };
+            Ok(match kind {
+                k if k == OpKind::Get as u8 => Op::Get { sid },
+                k if k == OpKind::Set as u8 => Op::Set {
+                    sid,
+                    value: value()?,
+                    expiry,
+                    owner: owner()?,
+                },
+                k if k == OpKind::Touch as u8 => Op::Touch {
+                    sid,
+                    expiry,
+                    owner: owner()?,
+                },
+                k if k == OpKind::Rewrite as u8 => Op::Rewrite {
+                    sid,
+                    value: value()?,
+                    expiry,
+                    owner: owner()?,
+                },
+                k if k == OpKind::Destroy as u8 => Op::Destroy { sid },
+                k if k == OpKind::Adopt as u8 => Op::Adopt {
+                    sid,
+                    expiry,
+                    owner: owner()?,
+                },
+                other => {
+                    return Err(StoreError::new(
+                        ErrorKind::InvalidArgument,
+                        format!("unknown operation kind {other}"),
+                    ))
+                }
+            })
+        })
+        .collect::<std::result::Result<Vec<Op>, StoreError>>()?;
+    if sids.next().is_some() || values.next().is_some() || owners.next().is_some() {
+        return Err(malformed());
+    }
+    Ok(ops)
+}
+
+pub fn encode(outcomes: Vec<Outcome>) -> BatchReply {
+    let n = outcomes.len();
+    let mut values = Vec::with_capacity(n);
+    let mut expires_at = vec![f64::NAN; n];
+    let mut owner_sessions = vec![0; n];
+    let mut codes: Option<Vec<Option<String>>> = None;
+    let mut messages: Option<Vec<Option<String>>> = None;
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Outcome::Session {
+                value,
+                expires_at: at,
+            } => {
+                values.push(value);
+                expires_at[i] = ms(at);
+            }
+            Outcome::Written { owner_sessions: n } => {
+                values.push(None);
+                owner_sessions[i] = n;
+            }
+            Outcome::Done => values.push(None),
+            Outcome::Failed(err) => {
+                values.push(None);
+                codes.get_or_insert_with(|| vec![None; n])[i] = Some(err.kind.code().to_owned());
+                messages.get_or_insert_with(|| vec![None; n])[i] = Some(err.message);
+            }
+        }
+    }
+    BatchReply {
+        values,
+        expires_at,
+        owner_sessions,
+        error_codes: codes,
+        error_messages: messages,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_decodes_in_order_with_values_only_where_needed() {
+        let ops = decode(
+            &[
+                OpKind::Get as u8,
+                OpKind::Set as u8,
+                OpKind::Destroy as u8,
+                OpKind::Rewrite as u8,
+                OpKind::Touch as u8,
+            ],
+            "a\nb\nc\nd\ne",
+            vec!["vb".into(), "vd".into()],
+            vec!["ada".into(), "".into(), "bo".into()],
+            &[f64::NAN, 10.0, f64::NAN, f64::INFINITY, 5.0],
+        )
+        .unwrap();
+        assert_eq!(
+            ops,
+            vec![
+                Op::Get { sid: "a".into() },
+                Op::Set {
+                    sid: "b".into(),
+                    value: "vb".into(),
+                    expiry: Expiry::At(10),
+                    owner: Some("ada".into()),
+                },
+                Op::Destroy { sid: "c".into() },
+                Op::Rewrite {
+                    sid: "d".into(),
+                    value: "vd".into(),
+                    expiry: Expiry::Never,
+                    owner: None,
+                },
+                Op::Touch {
+                    sid: "e".into(),
+                    expiry: Expiry::At(5),
+                    owner: Some("bo".into()),
+                },
+            ]
+        );
+    }
+
+    const GET: u8 = OpKind::Get as u8;
+    const SET: u8 = OpKind::Set as u8;
+
+    #[test]
+    fn malformed_batches_are_refused_not_misread() {
+        let v = |s: &str| vec![s.to_string()];
+        for (kinds, sids, values, owners, expires) in [
+            (vec![GET, GET], "a", vec![], vec![], vec![0.0, 0.0]),
+            (vec![GET], "a\nb", vec![], vec![], vec![0.0]),
+            (vec![SET], "a", vec![], v(""), vec![0.0]),
+            (vec![SET], "a", v("x"), vec![], vec![0.0]),
+            (vec![GET], "a", v("extra"), vec![], vec![0.0]),
+            (vec![GET], "a", vec![], v("extra"), vec![0.0]),
+            (vec![GET], "a", vec![], vec![], vec![]),
+            (vec![9], "a", vec![], vec![], vec![0.0]),
+        ] {
+            let err = decode(&kinds, sids, values, owners, &expires).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidArgument);
+        }
+    }
+}
