@@ -155,6 +155,10 @@ test('connect-redis touch of our session moves its expiry, and our get sees it',
   t.is(Date.parse(got.cookie.expires), keyExpiry)
   t.is(got.visits, 2)
   t.is(got.user.name, 'Ada')
+  // "My devices" shows the same expiry as get().
+  const [listed] = await ours.listUserSessions(42)
+  t.is(listed.id, 't')
+  t.is(Date.parse(listed.session.cookie.expires), keyExpiry)
 })
 
 test('all() from both stores agree once connect-redis sessions have been used through ours', async (t) => {
