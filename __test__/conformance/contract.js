@@ -1,0 +1,99 @@
+'use strict'
+
+// The store contract, written once and registered against one backend per
+// test file (single.test.js, cluster.test.js, ...). The tests use only the
+// public API, so the same test runs on Redis and on the embedded engine;
+// what only Redis can show (keys, TTLs, slots) stays in the topology files.
+const { randomUUID } = require('node:crypto')
+const { RedisSessionStore } = require('../..')
+
+// Tests of one file that run at once. ava would start all of them
+// together: a hundred stores connecting (TLS handshakes, cluster slot maps)
+// and their calls queueing behind each other on 2 cores, which makes every
+// call slow and the lifetimes of a fraction of a second meaningless.
+const CONCURRENT_TESTS = 8
+
+// At most `n` functions running at once; the others wait their turn.
+function gate(n) {
+  let running = 0
+  const waiting = []
+  const release = () => {
+    running--
+    if (waiting.length) waiting.shift()()
+  }
+  return {
+    async run(fn) {
+      if (running >= n) await new Promise((resolve) => waiting.push(resolve))
+      running++
+      try {
+        return await fn()
+      } finally {
+        release()
+      }
+    },
+  }
+}
+
+const CONCERNS = ['./session', './expiry', './logout', './timeouts', './users', './admin', './errors', './express']
+
+/**
+ * Registers every contract test on `test` (ava) for the backend `factory`
+ * (see helpers/backends.js) starts. `only`: concern names to register, for
+ * a quicker run while working on one (CONFORMANCE_ONLY=users,admin too).
+ * `factory.knownFailures`: titles of tests this backend is known to fail,
+ * each with the reason; they run as test.failing, so they pass while the
+ * bug is there and fail once it is fixed (then take them off the list).
+ */
+function runContract(test, factory, { only = process.env.CONFORMANCE_ONLY?.split(',') } = {}) {
+  const known = new Map(Object.entries(factory.knownFailures ?? {}))
+  const used = new Set()
+  const slots = gate(CONCURRENT_TESTS)
+  const register = (title, fn) => {
+    const run = (t) => slots.run(() => fn(t))
+    if (!known.has(title)) return test(title, run)
+    used.add(title)
+    return test.failing(`${title} (known failure: ${known.get(title)})`, run)
+  }
+  let backend
+  const stores = []
+  test.before(async () => {
+    backend = await factory()
+  })
+  test.after.always(async () => {
+    await Promise.allSettled(stores.map((s) => s.close()))
+    if (backend) await backend.teardown()
+  })
+
+  const ctx = {
+    /**
+     * A store with a prefix of its own. `shared: true` puts it on the data
+     * other shared stores see (on Redis every store does; on the engine a
+     * named memory:// or the file), for tests with two app instances.
+     */
+    makeStore(options = {}, { shared = false } = {}) {
+      const base = shared ? backend.shared() : backend.options()
+      const store = new RedisSessionStore({ ...base, prefix: `conf:${randomUUID()}:`, ...options })
+      store.conformanceShared = shared
+      stores.push(store)
+      return store
+    },
+    /** Another instance (another app server) on the same data and prefix as `store`. */
+    sibling(store, options = {}) {
+      if (!store.conformanceShared) throw new Error('sibling() needs a store made with { shared: true }')
+      return ctx.makeStore({ prefix: store.prefix, ...options }, { shared: true })
+    },
+    /** Options for a store the test builds itself (constructor checks), without a prefix. */
+    options: () => backend.options(),
+  }
+
+  for (const concern of CONCERNS) {
+    if (only && !only.includes(concern.slice(2))) continue
+    require(concern)(register, ctx)
+  }
+  // A known failure whose title no longer matches would hide nothing and
+  // mislead: say so.
+  const stale = only ? [] : [...known.keys()].filter((title) => !used.has(title))
+  if (stale.length) throw new Error(`knownFailures name tests that do not exist: ${stale.join('; ')}`)
+}
+
+module.exports = { runContract }
