@@ -174,14 +174,8 @@ impl Op {
                 destroy(pipe, ctx, now_ms, sid, &key)
             }
             Op::Adopt { sid, expiry, owner } => {
-                // First seen now: created and last accessed, as far as
-                // this store can tell.
-                let meta = keys::meta(&key);
-                let linger = ctx.lifetime.meta_linger_ms();
-                let meta_until = expiry.at().map(|at| at.saturating_add(linger));
                 let target = (sid.as_str(), *expiry, owner.as_deref());
-                stamp_created(pipe, &meta, now_ms)
-                    + write_meta(pipe, &meta, now_ms, (*expiry, owner.as_deref()), meta_until)
+                adopt_meta(pipe, ctx, now_ms, &key, (*expiry, owner.as_deref()))
                     + index(pipe, ctx, now_ms, seen, target, true)
             }
         }
@@ -352,6 +346,35 @@ fn destroy(pipe: &mut Pipeline, ctx: &Context, now_ms: i64, sid: &str, key: &str
         .arg(until)
         .arg(sid);
     2
+}
+
+/// The meta of a session found by `reindex()`: first seen now, so created
+/// and last accessed now, as far as this store can tell. A meta this store
+/// already wrote stays as it is (each field is set only where missing):
+/// a reindex must not make every session look just used, nor take the
+/// key's expiry for the cookie's. Returns the reply count.
+fn adopt_meta(
+    pipe: &mut Pipeline,
+    ctx: &Context,
+    now_ms: i64,
+    key: &str,
+    (expiry, owner): (Expiry, Option<&str>),
+) -> usize {
+    let meta = keys::meta(key);
+    let linger = ctx.lifetime.meta_linger_ms();
+    let keep = expiry.at().map(|at| at.saturating_add(linger));
+    let fields = [
+        ("c", now_ms.to_string()),
+        ("a", now_ms.to_string()),
+        ("e", optional(expiry.at())),
+        ("u", owner.unwrap_or("").to_owned()),
+        ("x", optional(keep)),
+    ];
+    for (field, value) in &fields {
+        pipe.cmd("HSETNX").arg(&meta).arg(*field).arg(value);
+    }
+    pipe.cmd("PERSIST").arg(&meta);
+    fields.len() + 1
 }
 
 /// Records a creation time unless one is recorded. Returns the reply count.
@@ -755,6 +778,8 @@ mod tests {
         let wire = packed(&op, 1_000);
         assert!(!wire.contains("$6 sess:a "), "{wire}");
         assert!(wire.contains("HSETNX $13 {sess:a}:meta $1 c"), "{wire}");
+        // Only where missing: a meta this store wrote stays as it is.
+        assert!(!wire.contains("HSET $13"), "{wire}");
         assert!(wire.contains(&scripts::INDEX.hash), "{wire}");
     }
 

@@ -22,19 +22,6 @@ function redisBackend(name, options, teardown) {
   return { name, options, shared: options, teardown }
 }
 
-// Contract tests the Redis backends fail today (see contract.js). reindex()
-// re-adopts sessions this store already indexed: Op::Adopt (commands.rs)
-// rewrites the meta with lastAccess = now and the key's expiry as the
-// cookie's, so with idleTimeout/absoluteTimeout get() then returns the
-// timeout deadline as cookie.expires, and every session counts as just used.
-const REINDEX_READOPTS = 'reindex() rewrites the meta of sessions it already indexed (lastAccess, cookie expiry)'
-const REDIS_KNOWN_FAILURES = {
-  "reindex() by default leaves get()'s cookie.expires and the session's times as they were": REINDEX_READOPTS,
-  "reindex() with idleTimeout leaves get()'s cookie.expires and the session's times as they were": REINDEX_READOPTS,
-  "reindex() with absoluteTimeout leaves get()'s cookie.expires and the session's times as they were": REINDEX_READOPTS,
-  'reindex() does not count every session as just used': REINDEX_READOPTS,
-}
-
 async function singleNode() {
   const redis = await redisForTests()
   return redisBackend('single', () => ({ url: redis.url }), () => redis.dispose())
@@ -155,7 +142,5 @@ async function file() {
   const options = () => ({ url })
   return { name: 'file', options, shared: options, teardown: async () => fs.rmSync(dir, { recursive: true, force: true }) }
 }
-
-for (const factory of [singleNode, cluster, sentinel, tls]) factory.knownFailures = REDIS_KNOWN_FAILURES
 
 module.exports = { singleNode, cluster, sentinel, tls, memory, file, startSentinelGroup, makeCertificates }
