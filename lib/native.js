@@ -22,17 +22,17 @@ const PUBLISHED = [
   'win32-x64-msvc',
 ]
 
-// glibc or musl, the way napi's generated loader tells them apart: musl's ldd
-// says so; otherwise glibc reports its version in the diagnostic report.
+// glibc or musl, the way napi's generated loader tells them apart: ldd says
+// which libc it belongs to; without ldd (a slim image may lack it), glibc
+// reports its version in the diagnostic report and musl does not.
 function detectLibc() {
   try {
-    if (fs.readFileSync('/usr/bin/ldd', 'latin1').includes('musl')) return 'musl'
+    return fs.readFileSync('/usr/bin/ldd', 'latin1').includes('musl') ? 'musl' : 'gnu'
   } catch {
-    // no ldd (a slim image): ask the report
+    // no ldd: ask the report
   }
   try {
-    const { header } = process.report.getReport()
-    return header.glibcVersionRuntime ? 'gnu' : 'musl'
+    return process.report.getReport().header.glibcVersionRuntime ? 'gnu' : 'musl'
   } catch {
     return 'gnu'
   }
