@@ -2,6 +2,6 @@
 // release builds two binaries, which would stretch the fault tests' bounds.
 export default {
   files: ['__test__/install.test.js'],
-  timeout: '10m',
+  timeout: '15m',
   workerThreads: false,
 }

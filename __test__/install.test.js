@@ -22,7 +22,9 @@ const REPO = path.join(__dirname, '..')
 const { version } = require('../package.json')
 const GNU = 'redis-session-store-linux-x64-gnu'
 const MUSL = 'redis-session-store-linux-x64-musl'
-const run = promisify(execFile)
+// Every command has a deadline, so a stuck one fails the test instead of hanging it.
+const execFileP = promisify(execFile)
+const run = (cmd, args, options = {}) => execFileP(cmd, args, { timeout: 120_000, maxBuffer: 64 << 20, ...options })
 
 let registry
 let redis
@@ -31,7 +33,7 @@ let userEnv // what the user's shell has: node and npm, nothing else
 
 // A command as the user runs it: the clean PATH, a fresh HOME and npm cache.
 function user(cmd, args, cwd, extra = {}) {
-  return run(path.join(tmp, 'bin', cmd), args, { cwd, env: { ...userEnv, ...extra }, timeout: 300_000, maxBuffer: 64 << 20 })
+  return run(path.join(tmp, 'bin', cmd), args, { cwd, env: { ...userEnv, ...extra }, timeout: 300_000 })
 }
 
 async function newApp(name, installArgs) {
@@ -52,7 +54,6 @@ test.before(async (t) => {
     cwd: REPO,
     env: { ...process.env, npm_config_userconfig: registry.npmrc },
     timeout: 900_000,
-    maxBuffer: 64 << 20,
   })
   t.log(`npm run release: ${Math.round((Date.now() - started) / 1000)} s`)
 

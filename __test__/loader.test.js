@@ -81,7 +81,7 @@ test('a platform package that fails to load: ERR_NATIVE_BINDING_LOAD with the lo
   const err = t.throws(() => loadBinding({ root, platform: 'linux', arch: 'x64', libc: 'gnu' }))
   t.is(err.code, 'ERR_NATIVE_BINDING_LOAD')
   t.true(err.message.includes(`found redis-session-store-linux-x64-gnu (${file}) but could not load it on linux x64, libc glibc`))
-  t.regex(err.message, /glibc 2\.17 or later/)
+  t.regex(err.message, /glibc 2\.17 or later \(this one has glibc \d+\.\d+\)/)
   t.regex(err.message, /delete node_modules and package-lock.json/)
   t.is(err.errors.length, 1)
   t.regex(err.errors[0].message, /invalid ELF header|file too short/)
@@ -122,6 +122,11 @@ test('the release names what to install when the build tools are missing', async
   fs.symlinkSync(process.execPath, path.join(bin, 'node'))
   const err = await t.throwsAsync(promisify(execFile)(path.join(bin, 'node'), ['scripts/release.js', '--dry-run'], { cwd: copy, env: { PATH: bin } }))
   t.is(err.code, 1)
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    // CI's other runners: a local release is for Linux x64 only.
+    t.regex(err.stderr, /local releases build on Linux x64/)
+    return
+  }
   t.regex(err.stderr, /cargo \(Rust\): https:\/\/rustup\.rs/)
   t.regex(err.stderr, /pip install ziglang cargo-zigbuild/)
 })

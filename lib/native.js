@@ -22,17 +22,17 @@ const PUBLISHED = [
   'win32-x64-msvc',
 ]
 
-// glibc or musl, the way napi's generated loader tells them apart: musl's ldd
-// says so; otherwise glibc reports its version in the diagnostic report.
+// glibc or musl, the way napi's generated loader tells them apart: ldd says
+// which libc it belongs to; without ldd (a slim image may lack it), glibc
+// reports its version in the diagnostic report and musl does not.
 function detectLibc() {
   try {
-    if (fs.readFileSync('/usr/bin/ldd', 'latin1').includes('musl')) return 'musl'
+    return fs.readFileSync('/usr/bin/ldd', 'latin1').includes('musl') ? 'musl' : 'gnu'
   } catch {
-    // no ldd (a slim image): ask the report
+    // no ldd: ask the report
   }
   try {
-    const { header } = process.report.getReport()
-    return header.glibcVersionRuntime ? 'gnu' : 'musl'
+    return process.report.getReport().header.glibcVersionRuntime ? 'gnu' : 'musl'
   } catch {
     return 'gnu'
   }
@@ -109,10 +109,18 @@ function loadBinding(options = {}) {
     throw fail('ERR_NATIVE_BINDING_LOAD', [
       `redis-session-store found ${pkg} (${resolved}) but could not load it on ${describe(suffix)}: ${err.message.split('\n')[0]}`,
       suffix.endsWith('-gnu')
-        ? 'The Linux glibc binaries need glibc 2.17 or later; on Alpine or another musl system the package for musl is needed (a glibc/musl mix-up).'
+        ? `The Linux glibc binaries need glibc 2.17 or later (this one has ${glibcVersion()}); a musl system needs the musl package (a glibc/musl mix-up?).`
         : 'The file may be damaged or built for another platform (node_modules copied from another machine?).',
       `To fix: delete node_modules and package-lock.json and run npm install on this machine, or ${fromSource.replace(/^or /, '')}.`,
     ], errors)
+  }
+}
+
+function glibcVersion() {
+  try {
+    return `glibc ${process.report.getReport().header.glibcVersionRuntime}`
+  } catch {
+    return 'an unknown libc'
   }
 }
 
