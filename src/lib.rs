@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod commands;
 pub mod connection;
+pub mod engine;
 pub mod error;
 pub mod expiry;
 pub mod index;
