@@ -153,8 +153,14 @@ function parseOptions(options) {
   const o = { ...DEFAULTS }
   for (const [k, v] of Object.entries(options)) if (v !== undefined) o[k] = v
 
-  if (typeof o.url !== 'string' || !/^rediss?:\/\//.test(o.url)) {
-    fail(`option "url" must be a redis:// or rediss:// URL, got ${JSON.stringify(o.url)}`)
+  if (typeof o.url !== 'string' || !/^(rediss?:\/\/|memory:\/\/|file:\/\/\/)/.test(o.url)) {
+    fail(`option "url" must be a redis://, rediss://, memory:// or file:///absolute/path URL, got ${JSON.stringify(o.url)}`)
+  }
+  const embedded = /^(memory|file):/.test(o.url)
+  if (embedded) {
+    for (const name of ['tls', 'sentinel', 'cluster']) {
+      if (options[name] !== undefined) fail(`option "${name}" goes with Redis, not with the embedded engine (${o.url.split(':')[0]}://)`)
+    }
   }
   if (typeof o.prefix !== 'string') fail('option "prefix" must be a string')
   if (typeof o.ttl !== 'function' && !(typeof o.ttl === 'number' && Number.isFinite(o.ttl) && o.ttl > 0)) {

@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod commands;
+pub mod engine;
 pub mod error;
 pub mod expiry;
 pub mod index;

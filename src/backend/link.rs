@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::cluster::Cluster;
 use super::contract::Conn;
+use super::embedded::Embedded;
 use super::named::Named;
 use super::options::ConnectionOptions;
 use super::sentinel::Sentinel;
@@ -18,6 +19,9 @@ use crate::scripts;
 /// The backend the options name; does not connect, so a store can exist
 /// before its server is reachable.
 fn open(options: &ConnectionOptions) -> StoreResult<Conn> {
+    if Embedded::names(&options.url) {
+        return Ok(Arc::new(Embedded::open(&options.url)?));
+    }
     if let Some(sentinel) = &options.sentinel {
         return Ok(Arc::new(Sentinel::open(options, sentinel)?));
     }

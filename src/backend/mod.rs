@@ -6,6 +6,7 @@ pub mod link;
 pub mod options;
 
 mod cluster;
+mod embedded;
 mod named;
 mod sentinel;
 mod single;

@@ -1,0 +1,71 @@
+//! HSET, HSETNX, HGET, HMGET, HEXISTS.
+
+use redis::Value;
+
+use crate::engine::data::{Data, Hash, Kind};
+use crate::engine::keyspace::Keyspace;
+use crate::engine::reply;
+
+/// The live hash at `key` (None: no key); Err: WRONGTYPE.
+fn hash<'a>(ks: &'a Keyspace, key: &[u8], now: i64) -> Result<Option<&'a Hash>, Value> {
+    match ks.get(key, now).map(|e| &e.data) {
+        None => Ok(None),
+        Some(Data::Hash(h)) => Ok(Some(h)),
+        Some(_) => Err(reply::error(reply::WRONGTYPE)),
+    }
+}
+
+fn writable(ks: &Keyspace, key: &[u8], now: i64) -> bool {
+    matches!(ks.kind(key, now), None | Some(Kind::Hash))
+}
+
+/// HSET key field value [field value ...]: how many fields are new.
+pub fn hset(ks: &mut Keyspace, args: &[&[u8]], now: i64) -> Value {
+    if args.len() % 2 == 1 {
+        return reply::arity("hset");
+    }
+    if !writable(ks, args[1], now) {
+        return reply::error(reply::WRONGTYPE);
+    }
+    let added = args[2..]
+        .chunks(2)
+        .filter(|fv| ks.hash_set(args[1], fv[0], fv[1], now))
+        .count();
+    reply::int(added)
+}
+
+pub fn hsetnx(ks: &mut Keyspace, args: &[&[u8]], now: i64) -> Value {
+    match hash(ks, args[1], now) {
+        Err(e) => e,
+        Ok(Some(h)) if h.get(args[2]).is_some() => Value::Int(0),
+        Ok(_) => reply::int(ks.hash_set(args[1], args[2], args[3], now)),
+    }
+}
+
+pub fn hget(ks: &mut Keyspace, args: &[&[u8]], now: i64) -> Value {
+    match hash(ks, args[1], now) {
+        Err(e) => e,
+        Ok(h) => h
+            .and_then(|h| h.get(args[2]))
+            .map_or(Value::Nil, reply::bulk),
+    }
+}
+
+pub fn hmget(ks: &mut Keyspace, args: &[&[u8]], now: i64) -> Value {
+    match hash(ks, args[1], now) {
+        Err(e) => e,
+        Ok(h) => Value::Array(
+            args[2..]
+                .iter()
+                .map(|f| h.and_then(|h| h.get(f)).map_or(Value::Nil, reply::bulk))
+                .collect(),
+        ),
+    }
+}
+
+pub fn hexists(ks: &mut Keyspace, args: &[&[u8]], now: i64) -> Value {
+    match hash(ks, args[1], now) {
+        Err(e) => e,
+        Ok(h) => reply::int(h.is_some_and(|h| h.get(args[2]).is_some())),
+    }
+}
