@@ -1,7 +1,7 @@
 'use strict'
 
 const { Store } = require('express-session')
-const { NativeStore, OpKind } = require('./lib/native').loadBinding()
+const { NativeStore, OpKind, WARNING_BATCH } = require('./lib/native').loadBinding()
 const { Batcher } = require('./lib/batcher')
 const { allSessions, reindex } = require('./lib/admin')
 const { parseOptions } = require('./lib/options')
@@ -73,7 +73,8 @@ class RedisSessionStore extends Store {
     this.waitForReplicas = o.waitForReplicas
     try {
       // The options go to Rust as the user wrote them (checked above).
-      this._batcher = new Batcher((onReply) => new NativeStore(o, onReply, ([code, message]) => this._warn(code, message)))
+      const onWarning = (code, message) => this._warn(code, message)
+      this._batcher = new Batcher((onReply) => new NativeStore(o, onReply), WARNING_BATCH, onWarning)
     } catch (err) {
       throw new TypeError(`RedisSessionStore: ${fromNative(err).message}`)
     }

@@ -1,14 +1,14 @@
 'use strict'
 
-// A small Express app keeping its sessions in Redis through this store.
-// Uses REDIS_URL when set; otherwise starts a throwaway redis-server from PATH.
+// A small Express app keeping its sessions through this store.
+// Uses REDIS_URL when set; otherwise the embedded engine in a file (no Redis needed).
 const express = require('express')
 const session = require('express-session')
 const { RedisSessionStore } = require('..')
-const { exampleRedis } = require('./redis')
+const { exampleUrl } = require('./redis')
 
 async function main() {
-  const { url, server } = await exampleRedis()
+  const url = exampleUrl()
 
   const store = new RedisSessionStore({ url })
   const app = express()
@@ -58,7 +58,6 @@ async function main() {
   const shutdown = async () => {
     http.close()
     await store.close()
-    if (server) await server.dispose()
     process.exit(0)
   }
   process.once('SIGINT', shutdown)

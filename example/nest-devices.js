@@ -4,7 +4,7 @@
 // Redis through this store: a user sees every device they are signed in on,
 // signs one out, or signs out everywhere (else).
 //
-//   node example/nest-devices.js      # REDIS_URL, or a throwaway redis-server from PATH; PORT (default 3001)
+//   node example/nest-devices.js      # REDIS_URL, or the embedded engine in a file; PORT (default 3001)
 //
 //   curl -c a.jar -b a.jar -X POST 'http://127.0.0.1:3001/login?user=ada'   # device A
 //   curl -c b.jar -b b.jar -X POST 'http://127.0.0.1:3001/login?user=ada'   # device B
@@ -34,7 +34,7 @@ const {
 } = require('@nestjs/common')
 const { NestFactory } = require('@nestjs/core')
 const { RedisSessionStore } = require('..')
-const { exampleRedis } = require('./redis')
+const { exampleUrl } = require('./redis')
 
 const SESSION_STORE = Symbol('SESSION_STORE')
 
@@ -160,7 +160,7 @@ async function createApp({ url, secret = process.env.SESSION_SECRET || 'change-m
 }
 
 async function main() {
-  const { url, server } = await exampleRedis()
+  const url = exampleUrl()
   const { app, store } = await createApp({ url })
   const port = Number(process.env.PORT || 3001)
   await app.listen(port, '127.0.0.1')
@@ -169,7 +169,6 @@ async function main() {
   const shutdown = async () => {
     await app.close()
     await store.close()
-    if (server) await server.dispose()
     process.exit(0)
   }
   process.once('SIGINT', shutdown)

@@ -19,8 +19,11 @@ function settle(cb, err, value, expiresAt, ownerSessions) {
 // operation waits for a later tick, and their order is kept. Outcomes come
 // back through one long-lived callback, by batch id.
 class Batcher {
-  // `open(onReply)` creates the native store with the reply callback.
-  constructor(open) {
+  // `open(onReply)` creates the native store with the reply callback;
+  // replies under `warningId` are warnings about the server, for `onWarning`.
+  constructor(open, warningId, onWarning) {
+    this.warningId = warningId
+    this.onWarning = onWarning
     this.scheduled = false
     this.nextId = 0
     this.inFlight = new Map()
@@ -84,6 +87,7 @@ class Batcher {
 
   // napi passes the (batchId, reply) tuple as one array.
   onReply([id, reply]) {
+    if (id === this.warningId) return this.onWarning(reply.errorCodes[0], reply.errorMessages[0])
     const callbacks = this.inFlight.get(id)
     if (!callbacks) return
     this.inFlight.delete(id)

@@ -94,7 +94,8 @@ pub struct Server {
     /// When `replicas` was last asked: replicas come and go, so a logout
     /// asks again when this is older than `RELEARN`.
     learned: Mutex<Option<Instant>>,
-    on_warning: OnWarning,
+    /// Dropped at `close()`: nothing is reported after it.
+    on_warning: Mutex<Option<OnWarning>>,
 }
 
 /// How old a replica count may be when a logout relies on it.
@@ -112,7 +113,8 @@ impl Server {
         if !new_connection && !stale {
             return;
         }
-        let warn = new_connection.then_some(&self.on_warning);
+        let sink = self.on_warning.lock().unwrap().clone();
+        let warn = sink.as_ref().filter(|_| new_connection);
         let learned = server_info::learn(conn, warn).await;
         self.replicas.store(learned.replicas, Ordering::Release);
         self.evicting.store(learned.evicting, Ordering::Release);
@@ -153,7 +155,7 @@ impl Store {
             replicas: AtomicUsize::new(0),
             evicting: AtomicBool::new(false),
             learned: Mutex::new(None),
-            on_warning,
+            on_warning: Mutex::new(Some(on_warning)),
         });
         let writer = tokio::spawn(write_loop(
             rx,
@@ -266,6 +268,7 @@ impl Store {
     pub async fn close(&self) {
         self.queue.lock().unwrap().take();
         self.reclaimer.abort();
+        self.server.on_warning.lock().unwrap().take();
         let writer = self.writer.lock().unwrap().take();
         if let Some(writer) = writer {
             let _ = writer.await;

@@ -27,10 +27,11 @@ use wire::{decode, encode, list_reply, ms, AllPage, BatchReply, ListReply, ScanR
 type OnReply =
     ThreadsafeFunction<(u32, BatchReply), Unknown<'static>, (u32, BatchReply), Status, false, true>;
 
-/// Called on the JS thread with `(code, message)` of a warning about the
-/// server (see `server_info`). Weak: it never keeps Node alive.
-type OnWarn =
-    ThreadsafeFunction<(String, String), Unknown<'static>, (String, String), Status, false, true>;
+/// The batch id under which `onReply` carries a warning about the server
+/// (see `server_info`) instead of a batch's outcomes: one callback into JS,
+/// not two.
+#[napi]
+pub const WARNING_BATCH: u32 = u32::MAX;
 
 /// One runtime worker: the writer, the connection's driver and the reply
 /// path then hand work over within one thread instead of waking others.
@@ -51,7 +52,10 @@ type OnPage = ThreadsafeFunction<AllPage, Unknown<'static>, AllPage, Status, fal
 #[napi]
 pub struct NativeStore {
     inner: Arc<Store>,
-    on_reply: Arc<OnReply>,
+    /// None after `close()`: the callback into JS is released with the
+    /// store, so nothing of it outlives the store (a test runner's
+    /// open-handle check would see it).
+    on_reply: std::sync::Mutex<Option<Arc<OnReply>>>,
     chunk: usize,
 }
 
@@ -85,16 +89,20 @@ impl NativeStore {
         mut options: NativeOptions,
         #[napi(ts_arg_type = "(reply: [batchId: number, reply: BatchReply]) => void")]
         on_reply: OnReply,
-        #[napi(ts_arg_type = "(warning: [code: string, message: string]) => void")]
-        on_warning: OnWarn,
     ) -> Result<Self> {
         let connection = options.connection();
         let ctx = options.context();
+        let on_reply = Arc::new(on_reply);
+        let warn = Arc::downgrade(&on_reply);
+        // Weak: a warning must not keep the callback (and a test runner's
+        // open-handle check) alive after the store.
         let on_warning: OnWarning = Arc::new(move |w: Warning| {
-            on_warning.call(
-                (w.code.to_owned(), w.message),
-                ThreadsafeFunctionCallMode::NonBlocking,
-            );
+            if let Some(on_reply) = warn.upgrade() {
+                on_reply.call(
+                    (WARNING_BATCH, wire::warning(w)),
+                    ThreadsafeFunctionCallMode::NonBlocking,
+                );
+            }
         });
         // The connection manager spawns onto tokio; the constructor is not
         // called inside a runtime, so enter napi's.
@@ -102,7 +110,7 @@ impl NativeStore {
             .map_err(|e| to_js(&env, e))?;
         Ok(NativeStore {
             inner: Arc::new(store),
-            on_reply: Arc::new(on_reply),
+            on_reply: std::sync::Mutex::new(Some(on_reply)),
             chunk: options.scan_count.max(1) as usize,
         })
     }
@@ -123,8 +131,9 @@ impl NativeStore {
         owners: Vec<String>,
         expires: Float64Array,
     ) -> Result<()> {
+        let closed = || StoreError::new(ErrorKind::Closed, "the store is closed");
+        let on_reply = self.replies().ok_or_else(|| to_js(&env, closed()))?;
         let ops = decode(&kinds, &sids, values, owners, &expires).map_err(|e| to_js(&env, e))?;
-        let on_reply = self.on_reply.clone();
         let reply = Reply::new(ops.len(), move |outcomes| {
             on_reply.call(
                 (batch_id, encode(outcomes)),
@@ -142,16 +151,26 @@ impl NativeStore {
         ErrorKind::ALL.iter().map(|k| k.code()).collect()
     }
 
+    fn replies(&self) -> Option<Arc<OnReply>> {
+        self.on_reply.lock().unwrap().clone()
+    }
+
     /// Keeps Node alive while batches are in flight.
     #[napi]
     pub fn hold(&self, env: Env) -> Result<()> {
-        check(unsafe { napi::sys::napi_ref_threadsafe_function(env.raw(), self.on_reply.raw()) })
+        match self.replies() {
+            Some(f) => check(unsafe { napi::sys::napi_ref_threadsafe_function(env.raw(), f.raw()) }),
+            None => Ok(()),
+        }
     }
 
     /// Lets Node exit once no batch is in flight.
     #[napi]
     pub fn release(&self, env: Env) -> Result<()> {
-        check(unsafe { napi::sys::napi_unref_threadsafe_function(env.raw(), self.on_reply.raw()) })
+        match self.replies() {
+            Some(f) => check(unsafe { napi::sys::napi_unref_threadsafe_function(env.raw(), f.raw()) }),
+            None => Ok(()),
+        }
     }
 
     /// Runs a call over many sessions behind every batch already submitted
@@ -318,6 +337,8 @@ impl NativeStore {
     #[napi]
     pub async fn close(&self) -> Result<()> {
         self.inner.close().await;
+        // Every batch has been answered: the replies' own handles are gone.
+        self.on_reply.lock().unwrap().take();
         Ok(())
     }
 }

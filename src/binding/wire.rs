@@ -9,6 +9,7 @@ use crate::commands::{Op, Outcome};
 use crate::error::{ErrorKind, StoreError};
 use crate::expiry::Expiry;
 use crate::index::Found;
+use crate::server_info::Warning;
 
 /// Operation kinds of a batch; the JS face reads them from here.
 #[napi]
@@ -173,6 +174,17 @@ pub fn decode(
         return Err(malformed());
     }
     Ok(ops)
+}
+
+/// A warning about the server, as a reply of no operations with one error.
+pub fn warning(w: Warning) -> BatchReply {
+    BatchReply {
+        values: Vec::new(),
+        expires_at: Vec::new(),
+        owner_sessions: Vec::new(),
+        error_codes: Some(vec![Some(w.code.to_owned())]),
+        error_messages: Some(vec![Some(w.message)]),
+    }
 }
 
 pub fn encode(outcomes: Vec<Outcome>) -> BatchReply {
