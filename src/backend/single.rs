@@ -49,6 +49,23 @@ impl Single {
     }
 }
 
+/// Sends a pipeline on one connection: every reply is the server's.
+pub(super) async fn request(
+    mut conn: ConnectionManager,
+    pipe: &Pipeline,
+) -> Result<Vec<Reply>, SendError> {
+    let values = conn.req_packed_commands(pipe, 0, pipe.len()).await?;
+    Ok(values.into_iter().map(Ok).collect())
+}
+
+/// Loads the scripts on one connection.
+pub(super) async fn load(mut conn: ConnectionManager) -> RedisResult<()> {
+    let load = scripts::load_pipeline();
+    conn.req_packed_commands(&load, 0, load.len())
+        .await
+        .map(drop)
+}
+
 impl Backend for Single {
     fn send<'a>(
         &'a self,
@@ -56,21 +73,13 @@ impl Backend for Single {
         _deadline: Option<Instant>,
         _last: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<Reply>, SendError>> {
-        Box::pin(async move {
-            let mut conn = self.current().map_err(SendError::Store)?;
-            let values = conn.req_packed_commands(pipe, 0, pipe.len()).await?;
-            Ok(values.into_iter().map(Ok).collect())
-        })
+        Box::pin(async move { request(self.current().map_err(SendError::Store)?, pipe).await })
     }
 
     fn load_scripts(&self) -> BoxFuture<'_, RedisResult<()>> {
         Box::pin(async move {
-            let load = scripts::load_pipeline();
             match self.current() {
-                Ok(mut conn) => conn
-                    .req_packed_commands(&load, 0, load.len())
-                    .await
-                    .map(drop),
+                Ok(conn) => load(conn).await,
                 // Opening is lazy and only fails for bad options, which the
                 // constructor already checked.
                 Err(_) => Ok(()),

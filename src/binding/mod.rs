@@ -159,7 +159,9 @@ impl NativeStore {
     #[napi]
     pub fn hold(&self, env: Env) -> Result<()> {
         match self.replies() {
-            Some(f) => check(unsafe { napi::sys::napi_ref_threadsafe_function(env.raw(), f.raw()) }),
+            Some(f) => {
+                check(unsafe { napi::sys::napi_ref_threadsafe_function(env.raw(), f.raw()) })
+            }
             None => Ok(()),
         }
     }
@@ -168,7 +170,9 @@ impl NativeStore {
     #[napi]
     pub fn release(&self, env: Env) -> Result<()> {
         match self.replies() {
-            Some(f) => check(unsafe { napi::sys::napi_unref_threadsafe_function(env.raw(), f.raw()) }),
+            Some(f) => {
+                check(unsafe { napi::sys::napi_unref_threadsafe_function(env.raw(), f.raw()) })
+            }
             None => Ok(()),
         }
     }

@@ -7,7 +7,7 @@ mod resolve;
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::aio::ConnectionManager;
 use redis::{Pipeline, RedisResult, Value};
 use tokio::time::Instant;
 
@@ -15,9 +15,8 @@ pub use resolve::check_sentinels;
 
 use super::contract::{Backend, Conn, Reply, SendError};
 use super::options::{ConnectionOptions, SentinelOptions};
-use super::single::Single;
+use super::single::{self, Single};
 use crate::error::StoreResult;
-use crate::scripts;
 
 pub struct Sentinel {
     options: ConnectionOptions,
@@ -55,20 +54,15 @@ impl Backend for Sentinel {
         _last: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<Reply>, SendError>> {
         Box::pin(async move {
-            let mut conn = self.current().await.map_err(SendError::Store)?;
-            let values = conn.req_packed_commands(pipe, 0, pipe.len()).await?;
-            Ok(values.into_iter().map(Ok).collect())
+            let master = self.current().await.map_err(SendError::Store)?;
+            single::request(master, pipe).await
         })
     }
 
     fn load_scripts(&self) -> BoxFuture<'_, RedisResult<()>> {
         Box::pin(async move {
-            let load = scripts::load_pipeline();
             match self.current().await {
-                Ok(mut conn) => conn
-                    .req_packed_commands(&load, 0, load.len())
-                    .await
-                    .map(drop),
+                Ok(master) => single::load(master).await,
                 // No master yet: the call that follows reports why.
                 Err(_) => Ok(()),
             }
