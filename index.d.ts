@@ -32,7 +32,9 @@ export interface RedisSessionStoreOptions {
   idleTimeout?: number
   /**
    * The owner of a session, for listUserSessions/destroyUserSessions/maxSessionsPerUser/stats.
-   * Default: `sess.userId ?? sess.passport?.user ?? sess.user?.id` (strings and numbers only).
+   * Default: `sess.userId ?? sess.passport?.user ?? sess.user?.id` (strings and numbers only;
+   * passport's user may be an object with an `id`; `''` counts as not set, so it is no owner).
+   * A function of your own must return `undefined`/`null` for no owner: `''` fails the save.
    */
   userId?: (sess: SessionData) => string | number | undefined | null
   /** When a user has more sessions than this, the least recently used are destroyed. Default: no limit. */

@@ -5,6 +5,7 @@
 const test = require('ava')
 const path = require('node:path')
 const { promisify } = require('node:util')
+const { monitorEventLoopDelay } = require('node:perf_hooks')
 const execFileAsync = promisify(require('node:child_process').execFile)
 const { randomUUID } = require('node:crypto')
 const express = require('express')
@@ -14,10 +15,29 @@ const { RedisSessionStore } = require('..')
 const { RedisServer, freePort } = require('./helpers/redis')
 const { FaultProxy } = require('./helpers/proxy')
 
-// Correctness bounds, not speed measurements: "settles within the timeout
-// plus generous slack" is the guarantee under test.
 const TIMEOUT = 400
-const BOUND = TIMEOUT + 1000
+
+// The README's promise: every call settles within commandTimeout. A call is
+// timed here from just before it is made to its promise settling, which also
+// counts what the store cannot shorten: the batch is sent at the end of its
+// tick, and the outcome crosses back from a runtime thread as a callback
+// queued on Node's event loop, so it waits for the loop to be free. Under
+// `npm test` several ava workers share two cores and a loop can stall for
+// tens of milliseconds. So the slack is the longest event-loop delay seen
+// during the test (measured, not guessed) plus 50 ms for the thread hops and
+// timer wake-ups (about 1 ms each; 50 ms is far above them and far below a
+// second timeout). The bound comes to about 460-520 ms here for a 400 ms
+// timeout; the old one (3.5x the timeout) let a store that kept retrying
+// for twice its timeout pass.
+const HOPS_MS = 50
+
+// Starts measuring event-loop delay; `bound()` is the bound for one call.
+function callBound(t, timeout = TIMEOUT) {
+  const lag = monitorEventLoopDelay({ resolution: 10 })
+  lag.enable()
+  t.teardown(() => lag.disable())
+  return () => timeout + HOPS_MS + lag.max / 1e6
+}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const sess = (extra = {}) => ({ cookie: { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000) }, ...extra })
@@ -34,16 +54,24 @@ async function rig(t) {
   return { server, proxy, store }
 }
 
-// Issues `n` mixed calls at once and reports how each settled and when.
+// Issues `n` mixed calls at once and reports how each settled and how long
+// it took, from just before it was made.
 async function burst(store, n) {
-  const started = Date.now()
   const calls = []
   for (let i = 0; i < n; i++) {
     const id = `b${i % 20}`
+    const started = Date.now()
     const p = i % 3 === 0 ? store.set(id, sess({ i })) : i % 3 === 1 ? store.get(id) : store.touch(id, sess())
     calls.push(p.then(() => ({ ok: true, ms: Date.now() - started }), (err) => ({ ok: false, code: err.code, ms: Date.now() - started })))
   }
   return Promise.all(calls)
+}
+
+// Every call settled within `bound` ms of being made.
+function allWithin(t, results, bound) {
+  const slowest = Math.max(...results.map((r) => r.ms))
+  t.log(`slowest ${slowest} ms, bound ${bound.toFixed(0)} ms`)
+  t.true(slowest <= bound, `a call settled after ${slowest} ms, bound ${bound.toFixed(0)} ms`)
 }
 
 async function until(check, ms, what) {
@@ -61,11 +89,12 @@ async function until(check, ms, what) {
 
 test.serial('refused connections: every call fails fast with a clear error, then recovers', async (t) => {
   const { proxy, store } = await rig(t)
+  const bound = callBound(t)
   await store.set('keep', sess({ v: 1 }))
   await proxy.refuse()
   const results = await burst(store, 300)
   t.true(results.every((r) => !r.ok && ['ERR_REDIS_UNAVAILABLE', 'ERR_REDIS_TIMEOUT'].includes(r.code)), JSON.stringify(results.slice(0, 3)))
-  t.true(Math.max(...results.map((r) => r.ms)) < BOUND)
+  allWithin(t, results, bound())
   await proxy.heal()
   const healed = Date.now()
   const back = await until(async () => (await store.get('keep')).v === 1, 5000, 'recovery')
@@ -74,11 +103,12 @@ test.serial('refused connections: every call fails fast with a clear error, then
 
 test.serial('a stalled connection (nothing gets through): calls time out within the bound, the session survives', async (t) => {
   const { proxy, store } = await rig(t)
+  const bound = callBound(t)
   await store.set('keep', sess({ v: 2 }))
   proxy.stall()
   const results = await burst(store, 300)
   t.true(results.every((r) => !r.ok && r.code === 'ERR_REDIS_TIMEOUT'), JSON.stringify(results.slice(0, 3)))
-  t.true(Math.max(...results.map((r) => r.ms)) < BOUND)
+  allWithin(t, results, bound())
   const err = await t.throwsAsync(store.get('keep'))
   t.regex(err.message, new RegExp(`within ${TIMEOUT} ms`))
   await proxy.heal()
@@ -88,12 +118,13 @@ test.serial('a stalled connection (nothing gets through): calls time out within 
 
 test.serial('a SIGSTOPped redis-server: calls time out within the bound, then work after SIGCONT', async (t) => {
   const { server, store } = await rig(t)
+  const bound = callBound(t)
   await store.set('keep', sess({ v: 3 }))
   server.signal('SIGSTOP')
   try {
     const results = await burst(store, 100)
     t.true(results.every((r) => !r.ok && r.code === 'ERR_REDIS_TIMEOUT'))
-    t.true(Math.max(...results.map((r) => r.ms)) < BOUND)
+    allWithin(t, results, bound())
   } finally {
     server.signal('SIGCONT')
   }
@@ -101,22 +132,30 @@ test.serial('a SIGSTOPped redis-server: calls time out within the bound, then wo
   t.pass()
 })
 
-test.serial('redis restarts under load: in-flight calls settle, the store reconnects by itself', async (t) => {
+test.serial('redis restarts under load: each call settles within its bound, the store reconnects by itself', async (t) => {
   const { server, store } = await rig(t)
+  const bound = callBound(t)
   let stop = false
-  let issued = 0
-  let settled = 0
-  const worker = async () => {
+  let calls = 0
+  let failed = 0
+  let slowest = 0
+  const worker = async (w) => {
     while (!stop) {
-      issued++
-      await store.set(`w${issued % 50}`, sess()).catch(() => {})
-      settled++
+      const n = calls++
+      const started = Date.now()
+      await store.set(`w${n % 50}`, sess({ w })).catch(() => failed++)
+      const ms = Date.now() - started
+      slowest = Math.max(slowest, ms)
+      // Checked per call, while Redis is down and coming back: a call that
+      // waited for the reconnection would take the whole outage.
+      if (ms > bound()) t.fail(`call ${n} settled after ${ms} ms, bound ${bound().toFixed(0)} ms`)
     }
   }
-  const workers = Array.from({ length: 16 }, worker)
+  const workers = Array.from({ length: 16 }, (_, w) => worker(w))
   await sleep(100)
   await server.stop()
-  await sleep(200)
+  // Down for longer than the timeout.
+  await sleep(TIMEOUT + 300)
   await server.start()
   const restarted = Date.now()
   const back = await until(async () => {
@@ -125,8 +164,12 @@ test.serial('redis restarts under load: in-flight calls settle, the store reconn
   }, 5000, 'recovery')
   t.true(back - restarted < 1000 + TIMEOUT, `recovered after ${back - restarted} ms`)
   stop = true
-  await Promise.all(workers)
-  t.is(settled, issued)
+  // The calls still running settle too (within their bound, or this fails
+  // rather than waiting for ava's timeout).
+  const done = await Promise.race([Promise.all(workers).then(() => 'done'), sleep(5 * TIMEOUT).then(() => 'hung')])
+  t.is(done, 'done')
+  t.true(failed > 0, 'no call failed: Redis was never down')
+  t.log(`${calls} calls, ${failed} failed, slowest ${slowest} ms, bound ${bound().toFixed(0)} ms`)
 })
 
 test.serial('the store can be created before redis exists, fails fast, then works', async (t) => {
@@ -153,12 +196,14 @@ test.serial('the default bound is 2 s: a stalled call fails within it', async (t
     await proxy.close()
     await server.dispose()
   })
+  const bound = callBound(t, 2000)
   await store.set('a', sess())
   proxy.stall()
   const started = Date.now()
   const err = await t.throwsAsync(store.get('a'))
   t.is(err.code, 'ERR_REDIS_TIMEOUT')
-  t.true(Date.now() - started < 2000 + 1000)
+  const ms = Date.now() - started
+  t.true(ms <= bound(), `settled after ${ms} ms, bound ${bound().toFixed(0)} ms`)
 })
 
 test.serial('close() settles every pending call during an outage', async (t) => {

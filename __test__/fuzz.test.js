@@ -5,6 +5,7 @@
 // names the seed that reproduces it (FUZZ_SEED, FUZZ_RUNS to go longer).
 const test = require('ava')
 const { randomUUID } = require('node:crypto')
+const { isUtf8 } = require('node:buffer')
 const { RedisSessionStore } = require('..')
 const { redisForTests } = require('./helpers/redis')
 const { RawRedis } = require('./helpers/raw')
@@ -65,12 +66,18 @@ test('random options either build a store or throw a TypeError, nothing else', a
   t.true(built > 0, 'some random option sets are valid')
 })
 
-test('random bytes in Redis read back as a session or as ERR_SESSION_CORRUPT', async (t) => {
+test('random bytes in Redis read back as a session or as ERR_SESSION_CORRUPT; reindex and all() agree with get', async (t) => {
   const r = prng(SEED + 1)
   const store = new RedisSessionStore({ url: redis.url, prefix: `fz:${randomUUID()}:` })
   t.teardown(() => store.close())
   const samples = ['{}', '[]', 'null', '1', '"s"', '{"cookie":{"expires":"not a date"}}', '{"cookie":null}',
     '{"cookie":{"expires":"2999-01-01T00:00:00.000Z"},"a":1}', '{"__proto__":{"x":1}}']
+  // What each value must come back as: reindex adopts what parses as an
+  // object with a cookie and skips the rest; all() then returns the adopted
+  // values as stored.
+  const sessions = new Map()
+  const corrupt = []
+  let text = 0
   for (let i = 0; i < RUNS; i++) {
     let value
     if (i < samples.length) value = Buffer.from(samples[i])
@@ -78,13 +85,34 @@ test('random bytes in Redis read back as a session or as ERR_SESSION_CORRUPT', a
     else value = Buffer.from(JSON.stringify({ cookie: { expires: anyValue(r) === null ? null : new Date(Date.now() + 60e3) }, v: r().toString(36) }))
     const sid = `s${i}`
     await raw.callBinary('SET', `${store.prefix}${sid}`, value, 'PX', 60_000)
+    if (isUtf8(value)) text++
     try {
       const got = await store.get(sid)
       t.true(got !== null && typeof got === 'object', `seed ${SEED} run ${i}`)
+      if (got && got.cookie) sessions.set(sid, JSON.parse(value.toString('utf8')))
     } catch (err) {
       if (err.code !== 'ERR_SESSION_CORRUPT') t.fail(`seed ${SEED} run ${i}: ${err.code} ${err.message}`)
+      corrupt.push(sid)
     }
   }
-  const all = await store.all().catch((err) => err)
-  t.true(Array.isArray(all) || all.code === 'ERR_SESSION_CORRUPT')
+  t.true(sessions.size > 0 && corrupt.length > 0, `seed ${SEED}: ${sessions.size} sessions, ${corrupt.length} corrupt`)
+  // Written straight to Redis, nothing is indexed yet.
+  t.deepEqual(await store.all(), [])
+  // Every other text value is skipped (values that are not UTF-8 may be
+  // left out of the count).
+  const { indexed, skipped } = await store.reindex()
+  t.is(indexed, sessions.size)
+  t.true(skipped >= text - sessions.size && skipped <= RUNS - sessions.size, `skipped ${skipped}`)
+  const all = await store.all()
+  t.deepEqual(all.map((s) => s.id).sort(), [...sessions.keys()].sort())
+  for (const sess of all) t.deepEqual(sess, { ...sessions.get(sess.id), id: sess.id }, `seed ${SEED}: ${sess.id}`)
+  t.is(await store.length(), sessions.size)
+
+  // An indexed session overwritten with bytes that are not a session makes
+  // all() fail, naming its key.
+  const [victim] = sessions.keys()
+  await raw.callBinary('SET', `${store.prefix}${victim}`, await raw.callBinary('GET', `${store.prefix}${corrupt[0]}`), 'PX', 60_000)
+  const err = await t.throwsAsync(store.all())
+  t.is(err.code, 'ERR_SESSION_CORRUPT')
+  t.true(err.message.includes(`"${store.prefix}${victim}"`), err.message)
 })

@@ -232,16 +232,20 @@ for (const [name, express] of frameworks) {
     const inHandler = new Promise((r) => (entered = r))
     let release
     const gate = new Promise((r) => (release = r))
-    // /slow has loaded the session and finishes (with a touch) after logout.
+    // /slow has loaded the session, modifies it after logout, and saves it
+    // (a set: the write that could recreate the key, as connect-redis's did).
     const app = makeApp(express, store, { resave: false }, (a, reply) => {
       a.get('/slow', async (req, res) => {
         entered()
         await gate
+        req.session.visits = (req.session.visits || 0) + 1
+        req.session.cart = ['late']
         reply(req, res)
       })
     })
     const agent = request.agent(app)
     const { id } = (await agent.post('/login?user=ada').expect(200)).body
+    t.truthy(await store.get(id))
 
     store.calls = []
     const slow = agent.get('/slow').then((res) => res) // then() sends it now
@@ -249,8 +253,15 @@ for (const [name, express] of frameworks) {
     await agent.post('/logout').expect(200)
     t.is(await raw.call('EXISTS', key(store, id)), 0)
     release()
-    t.is((await slow).body.user, 'ada')
-    t.deepEqual(store.calls, ['get', 'get', 'destroy', 'touch'])
+    const late = await slow
+    t.is(late.status, 200)
+    t.deepEqual(late.body, { id, user: 'ada', visits: 1 })
+    t.deepEqual(store.calls, ['get', 'get', 'destroy', 'set'])
     t.is(await raw.call('EXISTS', key(store, id)), 0)
+    t.is(await store.get(id), null)
+    // The same cookie comes back to no session: a new anonymous one.
+    const after = await agent.get('/me').expect(200)
+    t.not(after.body.id, id)
+    t.is(after.body.user, null)
   })
 }

@@ -15,23 +15,81 @@ test('set then get returns the same session; missing gives null', async (t) => {
   t.is(await store.get('nope'), null)
 })
 
-test('callbacks work and are called once, asynchronously', async (t) => {
+// Calls `invoke(cb)` and resolves to the arguments the callback got,
+// checking that the call returned undefined before the callback ran (never
+// synchronously) and that the callback ran exactly once: a second call would
+// come with the same reply or later, so it is counted again after the store
+// has answered a later call and the loop has turned.
+async function viaCallback(t, store, what, invoke) {
+  let returned = false
+  let calls = 0
+  let args
+  let called
+  const first = new Promise((resolve) => (called = resolve))
+  const ret = invoke((...a) => {
+    calls++
+    if (calls > 1) return
+    t.true(returned, `${what}: the callback ran before the call returned`)
+    args = a
+    called()
+  })
+  returned = true
+  t.is(ret, undefined, `${what}: a call with a callback returns undefined`)
+  let timer
+  const late = new Promise((resolve) => (timer = setTimeout(resolve, 5000, 'late')))
+  t.not(await Promise.race([first, late]), 'late', `${what}: the callback never ran`)
+  clearTimeout(timer)
+  if (store) await store.length()
+  await new Promise((resolve) => setImmediate(resolve))
+  await sleep(10)
+  t.is(calls, 1, `${what}: the callback ran ${calls} times`)
+  return args
+}
+
+test('callbacks are called once, asynchronously, on success and on error, for every method', async (t) => {
   const store = makeStore()
-  let sync = true
-  const result = await new Promise((resolve, reject) => {
-    const ret = store.set('cb', session(), (err) => {
-      if (err) return reject(err)
-      store.get('cb', (err2, sess) => (err2 ? reject(err2) : resolve({ sess, ret })))
-    })
-    t.is(ret, undefined)
-  })
-  sync = false
-  t.false(sync)
-  t.truthy(result.sess.cookie)
-  const err = await new Promise((resolve) => {
-    store.get(42, (e) => resolve(e))
-  })
-  t.is(err.code, 'ERR_INVALID_ARG')
+  const untouchable = makeStore({ disableTouch: true })
+  const cb = (what, invoke, s = store) => viaCallback(t, s, what, invoke)
+
+  t.deepEqual(await cb('set', (done) => store.set('cb', session(60_000, { userId: 'cb-user' }), done)), [null])
+  const [err, sess] = await cb('get', (done) => store.get('cb', done))
+  t.is(err, null)
+  t.is(sess.userId, 'cb-user')
+  t.deepEqual(await cb('get of a missing session', (done) => store.get('nope', done)), [null, null])
+  t.deepEqual(await cb('touch', (done) => store.touch('cb', session(60_000, { userId: 'cb-user' }), done)), [null])
+  t.deepEqual(await cb('touch with disableTouch', (done) => untouchable.touch('cb', session(), done), untouchable), [null])
+  const [, all] = await cb('all', (done) => store.all(done))
+  t.deepEqual(all.map((s) => s.id), ['cb'])
+  t.deepEqual(await cb('ids', (done) => store.ids(done)), [null, ['cb']])
+  t.deepEqual(await cb('length', (done) => store.length(done)), [null, 1])
+  t.deepEqual(await cb('stats', (done) => store.stats(done)), [null, { sessions: 1, users: 1, active: 1 }])
+  const [, listed] = await cb('listUserSessions', (done) => store.listUserSessions('cb-user', done))
+  t.deepEqual(listed.map((s) => s.id), ['cb'])
+  t.deepEqual(await cb('reindex', (done) => store.reindex(done)), [null, { indexed: 1, skipped: 0 }])
+  t.deepEqual(await cb('destroyUserSessions', (done) => store.destroyUserSessions('cb-user', { except: 'cb' }, done)), [null, 0])
+  t.deepEqual(await cb('destroy', (done) => store.destroy('cb', done)), [null])
+  t.deepEqual(await cb('clear', (done) => store.clear(done)), [null, undefined])
+
+  // Bad input fails on the same terms: through the callback, later.
+  const invalid = {
+    get: (done) => store.get(42, done),
+    set: (done) => store.set('', session(), done),
+    'set of a non-object': (done) => store.set('x', 'not a session', done),
+    touch: (done) => store.touch('bad\nsid', session(), done),
+    destroy: (done) => store.destroy(undefined, done),
+    'stats with a bad activeWithin': (done) => store.stats({ activeWithin: -1 }, done),
+    'listUserSessions without a user': (done) => store.listUserSessions('', done),
+    'destroyUserSessions with a bad except': (done) => store.destroyUserSessions('u', { except: [''] }, done),
+  }
+  for (const [what, invoke] of Object.entries(invalid)) {
+    const [e] = await cb(`${what} with bad input`, invoke)
+    t.is(e && e.code, 'ERR_INVALID_ARG', what)
+  }
+
+  const closing = makeStore()
+  t.deepEqual(await cb('close', (done) => closing.close(done), null), [null])
+  const [closed] = await cb('get on a closed store', (done) => closing.get('x', done), null)
+  t.is(closed.code, 'ERR_STORE_CLOSED')
 })
 
 test('the key is prefix + sid and the value is the plain JSON, with a millisecond TTL', async (t) => {

@@ -199,6 +199,43 @@ test('the cookie\'s expiry still applies when it is the soonest; the soonest of 
   t.is(await cookieOnly.length(), 0)
 })
 
+// express-session's touch contract ("touch should reset session expiration"):
+// a later get returns the cookie.expires the touch gave. With a timeout the
+// key's expiry is the timeout's, not the cookie's, and a touch does not
+// rewrite the value: the touched expiry can only come from the meta.
+for (const options of [{ idleTimeout: 600 }, { absoluteTimeout: 3600 }, { idleTimeout: 600, absoluteTimeout: 3600 }]) {
+  test(`touch then get returns the touched cookie.expires with ${JSON.stringify(options)}`, async (t) => {
+    const store = makeStore(options)
+    const ada = user()
+    const key = `${store.prefix}m`
+    // Cookies longer than either timeout, so the key expires before them.
+    const sess = session(2 * 3600_000, { userId: ada, cart: [1] })
+    await store.set('m', sess)
+    t.true((await expireTime(store, 'm')) < Date.parse(sess.cookie.expires), 'the key expires at the timeout')
+    t.is((await store.get('m')).cookie.expires, sess.cookie.expires)
+
+    for (const hours of [3, 2.5]) {
+      const touched = { ...sess, cookie: { ...sess.cookie, expires: new Date(Date.now() + hours * 3600_000).toISOString() } }
+      await store.touch('m', touched)
+      // Not rewritten, and the key still expires at the timeout.
+      t.is(await raw.call('GET', key), JSON.stringify(sess))
+      t.true((await expireTime(store, 'm')) < Date.parse(touched.cookie.expires), 'the key expires at the timeout')
+      const got = await store.get('m')
+      t.is(got.cookie.expires, touched.cookie.expires, `get after a touch to +${hours} h`)
+      t.deepEqual(got.cart, [1])
+      // With callbacks too, and in the per-user list.
+      const viaCallback = await new Promise((resolve, reject) => store.get('m', (err, s) => (err ? reject(err) : resolve(s))))
+      t.is(viaCallback.cookie.expires, touched.cookie.expires)
+      const [listed] = await store.listUserSessions(ada)
+      t.is(listed.session.cookie.expires, touched.cookie.expires, `listUserSessions after a touch to +${hours} h`)
+    }
+    // A set after the touches: get returns what it saved.
+    const saved = { ...sess, cookie: { ...sess.cookie, expires: new Date(Date.now() + 3600_000 * 1.5).toISOString() }, cart: [2] }
+    await store.set('m', saved)
+    t.deepEqual(await store.get('m'), saved)
+  })
+}
+
 test('timeouts keep the value connect-redis compatible', async (t) => {
   const store = makeStore({ idleTimeout: 0.5, absoluteTimeout: 2 })
   const sess = session(60_000, { userId: 'ada', cart: ['x'] })

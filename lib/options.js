@@ -22,10 +22,20 @@ const DEFAULTS = {
 }
 
 // Who owns a session, as login code usually records it: an explicit
-// userId, passport's serialized user, or a user object with an id.
+// userId, passport's serialized user (an id, or an object with an id, as
+// `done(null, { id, name })` stores it), or a user object with an id. The
+// first of them that is set decides: a string or a number is the owner,
+// anything else (an object, a boolean) means none. An empty string (or a
+// number that is not finite) counts as not set: apps write `userId = ''`
+// for anonymous visitors, and their saves must not fail.
 function defaultUserId(sess) {
-  const id = sess.userId ?? sess.passport?.user ?? sess.user?.id
-  return typeof id === 'string' || typeof id === 'number' ? id : undefined
+  const passport = sess.passport?.user
+  const candidates = [sess.userId, passport !== null && typeof passport === 'object' ? passport.id : passport, sess.user?.id]
+  for (const id of candidates) {
+    if (id === undefined || id === null || id === '' || (typeof id === 'number' && !Number.isFinite(id))) continue
+    return typeof id === 'string' || typeof id === 'number' ? id : undefined
+  }
+  return undefined
 }
 
 const KNOWN = new Set(Object.keys(DEFAULTS))
