@@ -129,6 +129,9 @@ impl Server {
 }
 
 pub struct Store {
+    /// The writer panics on the next batch it sends (`NativeStore.panicOnce`,
+    /// for the tests of what a panic does).
+    pub panic_in_writer: Arc<AtomicBool>,
     ctx: Arc<Context>,
     link: Arc<Link>,
     server: Arc<Server>,
@@ -157,14 +160,16 @@ impl Store {
             learned: Mutex::new(None),
             on_warning: Mutex::new(Some(on_warning)),
         });
+        let panic_in_writer = Arc::new(AtomicBool::new(false));
         let writer = tokio::spawn(write_loop(
             rx,
             (link.clone(), server.clone()),
             ctx.clone(),
-            queued.clone(),
+            (queued.clone(), panic_in_writer.clone()),
         ));
         let reclaimer = reclaim::spawn(link.clone(), ctx.clone());
         Ok(Store {
+            panic_in_writer,
             ctx,
             link,
             server,
@@ -300,7 +305,7 @@ async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Job>,
     (link, server): (Arc<Link>, Arc<Server>),
     ctx: Arc<Context>,
-    queued: Arc<AtomicUsize>,
+    (queued, panic_in_writer): (Arc<AtomicUsize>, Arc<AtomicBool>),
 ) {
     let mut seen = Recent::default();
     while let Some(mut first) = rx.recv().await {
@@ -319,9 +324,16 @@ async fn write_loop(
         }
         // A panic fails this batch's calls (their replies drop, see Reply)
         // but must not stop the writer, or every later call would fail too.
-        let _ = AssertUnwindSafe(send((&link, &server), &ctx, &mut seen, jobs))
-            .catch_unwind()
-            .await;
+        let panic_now = panic_in_writer.swap(false, Ordering::AcqRel);
+        let _ = AssertUnwindSafe(async {
+            if panic_now {
+                drop(jobs);
+                panic!("a panic in the writer, asked for by a test");
+            }
+            send((&link, &server), &ctx, &mut seen, jobs).await
+        })
+        .catch_unwind()
+        .await;
         queued.fetch_sub(count, Ordering::AcqRel);
         if let Some((hold, deadline)) = hold {
             let _ = tokio::time::timeout_at(deadline, hold).await;

@@ -6,7 +6,8 @@
 mod options;
 mod wire;
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
 use napi::bindgen_prelude::*;
@@ -55,8 +56,18 @@ pub struct NativeStore {
     /// None after `close()`: the callback into JS is released with the
     /// store, so nothing of it outlives the store (a test runner's
     /// open-handle check would see it).
-    on_reply: std::sync::Mutex<Option<Arc<OnReply>>>,
+    on_reply: Mutex<Option<Arc<OnReply>>>,
     chunk: usize,
+    /// "exec" or "admin": where the native core panics once (see
+    /// `panic_once`).
+    panic_next: Mutex<Option<String>>,
+}
+
+fn internal(what: &str) -> StoreError {
+    StoreError::new(
+        ErrorKind::Internal,
+        format!("the native core failed while {what}"),
+    )
 }
 
 /// An error thrown or rejected to JS: an `Error` whose `code` is the store's
@@ -110,8 +121,9 @@ impl NativeStore {
             .map_err(|e| to_js(&env, e))?;
         Ok(NativeStore {
             inner: Arc::new(store),
-            on_reply: std::sync::Mutex::new(Some(on_reply)),
+            on_reply: Mutex::new(Some(on_reply)),
             chunk: options.scan_count.max(1) as usize,
+            panic_next: Mutex::new(None),
         })
     }
 
@@ -131,24 +143,51 @@ impl NativeStore {
         owners: Vec<String>,
         expires: Float64Array,
     ) -> Result<()> {
-        let closed = || StoreError::new(ErrorKind::Closed, "the store is closed");
-        let on_reply = self.replies().ok_or_else(|| to_js(&env, closed()))?;
-        let ops = decode(&kinds, &sids, values, owners, &expires).map_err(|e| to_js(&env, e))?;
-        let reply = Reply::new(ops.len(), move |outcomes| {
-            on_reply.call(
-                (batch_id, encode(outcomes)),
-                ThreadsafeFunctionCallMode::NonBlocking,
-            );
-        });
-        self.inner.submit(ops, reply);
-        Ok(())
+        // A panic here fails this batch's calls, as one in the writer does.
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            if self.take_panic("exec") {
+                panic!("a panic in exec, asked for by a test");
+            }
+            let closed = || StoreError::new(ErrorKind::Closed, "the store is closed");
+            let on_reply = self.replies().ok_or_else(|| to_js(&env, closed()))?;
+            let ops =
+                decode(&kinds, &sids, values, owners, &expires).map_err(|e| to_js(&env, e))?;
+            let reply = Reply::new(ops.len(), move |outcomes| {
+                on_reply.call(
+                    (batch_id, encode(outcomes)),
+                    ThreadsafeFunctionCallMode::NonBlocking,
+                );
+            });
+            self.inner.submit(ops, reply);
+            Ok(())
+        }))
+        .unwrap_or_else(|_| Err(to_js(&env, internal("taking this batch"))))
     }
 
-    /// Every error code the store reports (the JS face checks its own
-    /// against them).
+    fn take_panic(&self, place: &str) -> bool {
+        let mut next = self.panic_next.lock().unwrap();
+        let now = next.as_deref() == Some(place);
+        if now {
+            next.take();
+        }
+        now
+    }
+
+    /// Makes the native core panic once at `place`: "writer" (the next batch
+    /// it sends), "admin" (the next call over many sessions) or "exec" (the
+    /// next batch handed over): the tests of what a panic does.
+    #[cfg(feature = "test-hooks")]
     #[napi]
-    pub fn error_codes() -> Vec<&'static str> {
-        ErrorKind::ALL.iter().map(|k| k.code()).collect()
+    pub fn panic_once(&self, place: String) -> Result<()> {
+        match place.as_str() {
+            "writer" => self
+                .inner
+                .panic_in_writer
+                .store(true, std::sync::atomic::Ordering::Release),
+            "admin" | "exec" => *self.panic_next.lock().unwrap() = Some(place),
+            _ => return Err(Error::new(Status::InvalidArg, "unknown place")),
+        }
+        Ok(())
     }
 
     fn replies(&self) -> Option<Arc<OnReply>> {
@@ -200,15 +239,23 @@ impl NativeStore {
         };
         let store = self.inner.clone();
         let work = call(self.inner.clone(), self.chunk);
+        let panic_now = self.take_panic("admin");
         env.spawn_future_with_callback(
             async move {
                 let fenced = async move {
                     fence.await?;
+                    if panic_now {
+                        panic!("a panic in a call over many sessions, asked for by a test");
+                    }
                     let done = work.await;
                     drop(hold);
                     done
                 };
-                Ok(index::bounded(&store, fenced).await)
+                // A panic fails this call only (the hold is dropped with it).
+                let caught = AssertUnwindSafe(fenced)
+                    .catch_unwind()
+                    .map(|r| r.unwrap_or_else(|_| Err(internal("running this call"))));
+                Ok(index::bounded(&store, caught).await)
             },
             |env, done| done.map_err(|e| to_js(env, e)),
         )
