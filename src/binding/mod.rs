@@ -190,6 +190,13 @@ impl NativeStore {
         Ok(())
     }
 
+    /// Every error code the store reports (the JS face checks its own
+    /// against them).
+    #[napi]
+    pub fn error_codes() -> Vec<&'static str> {
+        ErrorKind::ALL.iter().map(|k| k.code()).collect()
+    }
+
     fn replies(&self) -> Option<Arc<OnReply>> {
         self.on_reply.lock().unwrap().clone()
     }
