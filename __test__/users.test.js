@@ -5,17 +5,13 @@
 // (no SCAN, never stale, consistent under races), against a real redis-server.
 const test = require('ava')
 const { randomUUID } = require('node:crypto')
-const { RedisSessionStore, RedisSessionStoreError } = require('..')
+const { RedisSessionStore } = require('..')
 const { storeSuite, session, sleep } = require('./helpers/suite')
 const { RedisServer } = require('./helpers/redis')
 const { RawRedis } = require('./helpers/raw')
 
 const { redis, raw, makeStore } = storeSuite(test, 'u')
 
-// A second store instance (its own connection) on the same prefix, as another app server would be.
-function sibling(store, options = {}) {
-  return makeStore({ prefix: store.prefix, ...options })
-}
 const user = () => `user-${randomUUID()}`
 const listedIds = async (store, userId) => (await store.listUserSessions(userId)).map((s) => s.id)
 const exists = (store, sid) => raw.call('EXISTS', `${store.prefix}${sid}`)
@@ -27,133 +23,45 @@ async function commandCalls(name) {
   return m ? Number(m[1]) : 0
 }
 
-// `ms` within [from - slack, to + slack]: Redis and Node read the same clock,
-// but one may round a millisecond the other way.
-function within(t, ms, from, to, what, slack = 2) {
-  t.true(ms >= from - slack && ms <= to + slack, `${what}: ${ms} not within [${from}, ${to}]`)
-}
+// The calls every backend shares (listing, owners, destroyUserSessions,
+// maxSessionsPerUser, stats, clear, bad user ids, the one-instance races)
+// are in conformance/users.js, admin.js, logout.js and errors.js. What stays
+// here is what only Redis shows (keys, expiry times, SCAN, the values
+// connect-redis reads and writes), the races that need CLIENT PAUSE, and the
+// default-owner and option cases the conformance suite does not have yet.
 
-// ---------------------------------------------------------------- listing
+// ---------------------------------------------------------------- owners
 
-test('listUserSessions gives the live sessions of one user, with their times, most recently used first', async (t) => {
+// conformance/users.js's default-owner test has the plain cases; these are
+// the ones it lacks: Passport's object users, '' as "not set", and values
+// that are not finite.
+test('the default owner: passport.user.id, and \'\' or a non-finite number is "not set"', async (t) => {
   const store = makeStore()
-  const ada = user()
-  const bob = user()
-  const a = session(60_000, { userId: ada, device: 'laptop' })
-  const b = session(30_000, { userId: ada, device: 'phone' })
-
-  const t0 = Date.now()
-  await store.set('a', a)
-  const t1 = Date.now()
-  await sleep(10)
-  await store.set('b', b)
-  await store.set('c', session(60_000, { userId: bob }))
-  await sleep(10)
-
-  let list = await store.listUserSessions(ada)
-  t.deepEqual(list.map((s) => s.id), ['b', 'a'])
-  const [lb, la] = list
-  for (const k of ['id', 'session', 'createdAt', 'lastAccess', 'expiresAt']) t.true(k in la, k)
-  t.deepEqual(la.session, JSON.parse(JSON.stringify(a)))
-  t.deepEqual(lb.session, JSON.parse(JSON.stringify(b)))
-  for (const s of list) {
-    t.true(s.createdAt instanceof Date)
-    t.true(s.lastAccess instanceof Date)
-    t.true(s.expiresAt instanceof Date)
+  const owned = {
+    // Passport's serializeUser giving an object: done(null, { id, name }).
+    'passport-object': { passport: { user: { id: 'u4', name: 'Ada' } } },
+    'passport-object-numeric': { passport: { user: { id: 8, name: 'Bob' } } },
+    'passport-object-over-user': { passport: { user: { id: 'r2' } }, user: { id: 'r3' } },
+    // An empty string is "not set" (apps write userId = '' for anonymous
+    // visitors): no owner, or the next field's, and the save succeeds.
+    empty: { userId: '' },
+    'empty-then-passport': { userId: '', passport: { user: { id: 'e2' } } },
+    'empty-passport-id': { passport: { user: { id: '' } }, user: { id: 'e3' } },
+    'empty-everywhere': { userId: '', passport: { user: '' }, user: { id: '' } },
+    'not-finite': { userId: NaN, passport: { user: { id: Infinity } }, user: { id: 'e4' } },
+    'passport-object-without-id': { passport: { user: { name: 'Ada' } } },
   }
-  within(t, la.createdAt.getTime(), t0, t1, 'createdAt of a')
-  within(t, la.lastAccess.getTime(), t0, t1, 'lastAccess of a')
-  // Without timeouts the session lives exactly as long as its cookie.
-  t.is(la.expiresAt.getTime(), Date.parse(a.cookie.expires))
-  t.is(lb.expiresAt.getTime(), Date.parse(b.cookie.expires))
-  t.is(la.expiresAt.getTime(), await raw.call('PEXPIRETIME', `${store.prefix}a`))
-
-  // A touch makes `a` the most recently used; its creation time stays.
-  const touched = { ...a, cookie: { ...a.cookie, expires: new Date(Date.now() + 90_000).toISOString() } }
-  const t2 = Date.now()
-  await store.touch('a', touched)
-  const t3 = Date.now()
-  list = await store.listUserSessions(ada)
-  t.deepEqual(list.map((s) => s.id), ['a', 'b'])
-  within(t, list[0].lastAccess.getTime(), t2, t3, 'lastAccess of a after touch')
-  within(t, list[0].createdAt.getTime(), t0, t1, 'createdAt of a after touch')
-  t.is(list[0].expiresAt.getTime(), Date.parse(touched.cookie.expires))
-
-  // Saving `b` again (express-session's set of a modified session) makes it the most recent; createdAt stays.
-  await sleep(10)
-  const t4 = Date.now()
-  await store.set('b', { ...b, cart: [1] })
-  const t5 = Date.now()
-  list = await store.listUserSessions(ada)
-  t.deepEqual(list.map((s) => s.id), ['b', 'a'])
-  t.deepEqual(list[0].session.cart, [1])
-  within(t, list[0].lastAccess.getTime(), t4, t5, 'lastAccess of b after set')
-  t.true(list[0].createdAt.getTime() < t4, 'createdAt of b moved on a second set')
-
-  t.deepEqual(await listedIds(store, bob), ['c'])
-  t.deepEqual(await store.listUserSessions(user()), [])
-})
-
-test('expiresAt is null for a session stored without expiry', async (t) => {
-  const store = makeStore({ disableTTL: true })
-  await store.set('forever', session(1000, { userId: 'ada' }))
-  const [s] = await store.listUserSessions('ada')
-  t.is(s.id, 'forever')
-  t.is(s.expiresAt, null)
-})
-
-test('the default owner is sess.userId ?? sess.passport.user (or its id) ?? sess.user.id, strings and numbers', async (t) => {
-  const store = makeStore()
-  await store.set('by-userId', session(60_000, { userId: 'u1' }))
-  await store.set('by-passport', session(60_000, { passport: { user: 'u2' } }))
-  await store.set('by-user-id', session(60_000, { user: { id: 'u3', name: 'Ada' } }))
-  await store.set('numeric', session(60_000, { userId: 42 }))
-  await store.set('numeric-passport', session(60_000, { passport: { user: 7 } }))
-  // Passport's serializeUser giving an object: done(null, { id, name }).
-  await store.set('passport-object', session(60_000, { passport: { user: { id: 'u4', name: 'Ada' } } }))
-  await store.set('passport-object-numeric', session(60_000, { passport: { user: { id: 8, name: 'Bob' } } }))
-  // userId wins over passport.user, which wins over user.id.
-  await store.set('precedence', session(60_000, { userId: 'p1', passport: { user: 'p2' }, user: { id: 'p3' } }))
-  await store.set('passport-over-user', session(60_000, { passport: { user: 'q2' }, user: { id: 'q3' } }))
-  await store.set('passport-object-over-user', session(60_000, { passport: { user: { id: 'r2' } }, user: { id: 'r3' } }))
-  // An empty string is "not set" (apps write userId = '' for anonymous
-  // visitors): no owner, or the next field's, and the save succeeds.
-  await store.set('empty', session(60_000, { userId: '' }))
-  await store.set('empty-then-passport', session(60_000, { userId: '', passport: { user: { id: 'e2' } } }))
-  await store.set('empty-passport-id', session(60_000, { passport: { user: { id: '' } }, user: { id: 'e3' } }))
-  await store.set('empty-everywhere', session(60_000, { userId: '', passport: { user: '' }, user: { id: '' } }))
-  await store.set('not-finite', session(60_000, { userId: NaN, passport: { user: { id: Infinity } }, user: { id: 'e4' } }))
-  // No owner: anonymous, a `user` that is a plain string, values that are neither string nor number.
-  await store.set('anonymous', session(60_000, { views: 3 }))
-  await store.set('user-string', session(60_000, { user: 'ada' }))
-  await store.set('user-object-id', session(60_000, { userId: { id: 'obj' } }))
-  await store.set('user-bool', session(60_000, { userId: true }))
-  await store.set('passport-object-without-id', session(60_000, { passport: { user: { name: 'Ada' } } }))
-
-  t.deepEqual(await listedIds(store, 'u1'), ['by-userId'])
-  t.deepEqual(await listedIds(store, 'u2'), ['by-passport'])
-  t.deepEqual(await listedIds(store, 'u3'), ['by-user-id'])
+  for (const [sid, extra] of Object.entries(owned)) await store.set(sid, session(60_000, extra))
   t.deepEqual(await listedIds(store, 'u4'), ['passport-object'])
   t.deepEqual(await listedIds(store, 8), ['passport-object-numeric'])
-  t.deepEqual(await listedIds(store, 42), ['numeric'])
-  t.deepEqual(await listedIds(store, '42'), ['numeric'], 'a numeric owner is the same user as its decimal string')
-  t.deepEqual(await listedIds(store, 7), ['numeric-passport'])
-  t.deepEqual(await listedIds(store, 'p1'), ['precedence'])
-  t.deepEqual(await listedIds(store, 'p2'), [])
-  t.deepEqual(await listedIds(store, 'p3'), [])
-  t.deepEqual(await listedIds(store, 'q2'), ['passport-over-user'])
-  t.deepEqual(await listedIds(store, 'q3'), [])
   t.deepEqual(await listedIds(store, 'r2'), ['passport-object-over-user'])
   t.deepEqual(await listedIds(store, 'r3'), [])
   t.deepEqual(await listedIds(store, 'e2'), ['empty-then-passport'])
   t.deepEqual(await listedIds(store, 'e3'), ['empty-passport-id'])
   t.deepEqual(await listedIds(store, 'e4'), ['not-finite'])
-  for (const nobody of ['ada', 'true', 'obj', '[object Object]', 'Ada']) t.deepEqual(await listedIds(store, nobody), [], nobody)
-
-  // Sessions without an owner are still sessions.
-  t.is(await store.length(), 20)
-  t.deepEqual(await store.stats(), { sessions: 20, users: 13, active: 20 })
-  t.truthy(await store.get('anonymous'))
+  for (const nobody of ['Ada', 'NaN', 'Infinity']) t.deepEqual(await listedIds(store, nobody), [], nobody)
+  t.is(await store.length(), 9)
+  t.deepEqual(await store.stats(), { sessions: 9, users: 6, active: 9 })
   t.is((await store.get('empty')).userId, '')
 })
 
@@ -167,192 +75,38 @@ test('a userId function returning an empty string is an error, not "no owner": i
   t.deepEqual(await store.stats(), { sessions: 1, users: 0, active: 1 })
 })
 
-test('a userId function chooses the owner', async (t) => {
-  const store = makeStore({ userId: (sess) => sess.account?.email })
-  await store.set('x', session(60_000, { account: { email: 'ada@example.com' }, userId: 'ignored' }))
-  await store.set('y', session(60_000, { userId: 'ignored' }))
-  t.deepEqual(await listedIds(store, 'ada@example.com'), ['x'])
-  t.deepEqual(await listedIds(store, 'ignored'), [])
-  t.deepEqual(await store.stats(), { sessions: 2, users: 1, active: 2 })
-})
+// ---------------------------------------------------------------- in Redis
 
-test('a session whose owner changes moves to the new owner, and the old owner cannot destroy it', async (t) => {
+test('listUserSessions\' expiresAt is the key\'s PEXPIRETIME', async (t) => {
   const store = makeStore()
-  await store.set('s', session(60_000, { userId: 'ada' }))
-  await store.set('s2', session(60_000, { userId: 'ada' }))
-  t.deepEqual((await listedIds(store, 'ada')).sort(), ['s', 's2'])
-
-  await store.set('s', session(60_000, { userId: 'bob' }))
-  t.deepEqual(await listedIds(store, 'ada'), ['s2'])
-  t.deepEqual(await listedIds(store, 'bob'), ['s'])
-  t.is((await store.listUserSessions('bob'))[0].session.userId, 'bob')
-  t.deepEqual(await store.stats(), { sessions: 2, users: 2, active: 2 })
-
-  // A stale entry under ada would make this destroy bob's session.
-  t.is(await store.destroyUserSessions('ada'), 1)
-  t.truthy(await store.get('s'))
-  t.deepEqual(await listedIds(store, 'bob'), ['s'])
-
-  // Losing the owner (logout without regenerate) removes it from every user's list.
-  await store.set('s', session(60_000, {}))
-  t.deepEqual(await listedIds(store, 'bob'), [])
-  t.deepEqual(await store.stats(), { sessions: 1, users: 0, active: 1 })
-  t.is(await store.destroyUserSessions('bob'), 0)
-  t.truthy(await store.get('s'))
+  const sess = session(60_000, { userId: 'ada' })
+  await store.set('a', sess)
+  const [listed] = await store.listUserSessions('ada')
+  t.is(listed.expiresAt.getTime(), Date.parse(sess.cookie.expires))
+  t.is(listed.expiresAt.getTime(), await raw.call('PEXPIRETIME', `${store.prefix}a`))
 })
 
-// ---------------------------------------------------------------- destroying
-
-test('destroyUserSessions destroys the user\'s sessions but those in except, and counts them', async (t) => {
-  const store = makeStore()
-  const ada = user()
-  for (const sid of ['a1', 'a2', 'a3', 'a4']) await store.set(sid, session(60_000, { userId: ada }))
-  await store.set('b1', session(60_000, { userId: 'bob' }))
-  await store.set('anon', session(60_000))
-
-  t.is(await store.destroyUserSessions(ada, { except: 'a1' }), 3)
-  for (const sid of ['a2', 'a3', 'a4']) {
-    t.is(await store.get(sid), null)
-    t.is(await exists(store, sid), 0)
-  }
-  t.truthy(await store.get('a1'))
-  t.truthy(await store.get('b1'))
-  t.truthy(await store.get('anon'))
-  t.deepEqual(await listedIds(store, ada), ['a1'])
-  t.is(await store.length(), 3)
-
-  for (const sid of ['a5', 'a6', 'a7']) await store.set(sid, session(60_000, { userId: ada }))
-  t.is(await store.destroyUserSessions(ada, { except: ['a1', 'a6', 'not-a-session'] }), 2)
-  t.deepEqual((await listedIds(store, ada)).sort(), ['a1', 'a6'])
-
-  t.is(await store.destroyUserSessions(ada), 2)
-  t.deepEqual(await store.listUserSessions(ada), [])
-  t.is(await store.destroyUserSessions(ada), 0)
-  t.is(await store.destroyUserSessions(user()), 0)
-  t.deepEqual((await store.ids()).sort(), ['anon', 'b1'])
-  t.deepEqual(await store.stats(), { sessions: 2, users: 1, active: 2 })
-})
-
-test('destroyUserSessions accepts a numeric user id', async (t) => {
-  const store = makeStore()
-  await store.set('n1', session(60_000, { userId: 1001 }))
-  await store.set('n2', session(60_000, { passport: { user: 1001 } }))
-  t.is(await store.destroyUserSessions(1001), 2)
-  t.is(await store.get('n1'), null)
-  t.is(await store.get('n2'), null)
-})
-
-test('logout everywhere sticks: a late save of a destroyed session does not bring it back', async (t) => {
-  const store = makeStore()
-  await store.set('phone', session(60_000, { userId: 'ada' }))
-  await store.set('laptop', session(60_000, { userId: 'ada' }))
-  t.is(await store.destroyUserSessions('ada', { except: 'laptop' }), 1)
-  // A slow request of the phone ends after the logout.
-  await store.set('phone', session(60_000, { userId: 'ada', cart: [1] }))
-  await store.touch('phone', session(60_000, { userId: 'ada' }))
-  t.is(await store.get('phone'), null)
-  t.deepEqual(await listedIds(store, 'ada'), ['laptop'])
-})
-
-// ---------------------------------------------------------------- maxSessionsPerUser
-
-test('maxSessionsPerUser destroys the least recently used sessions when a new one is set', async (t) => {
+test('destroyUserSessions and maxSessionsPerUser delete the keys; a throwing userId writes none', async (t) => {
   const store = makeStore({ maxSessionsPerUser: 2 })
-  t.is(store.maxSessionsPerUser, 2)
-  await store.set('a', session(60_000, { userId: 'ada' }))
-  await sleep(5)
-  await store.set('b', session(60_000, { userId: 'ada' }))
-  await sleep(5)
-  await store.set('x', session(60_000, { userId: 'bob' }))
-  // Saving or touching an existing session is not a new one: nothing goes.
-  await store.set('a', session(60_000, { userId: 'ada', n: 1 }))
-  await sleep(5)
-  await store.touch('b', session(60_000, { userId: 'ada' }))
-  await sleep(5)
-  await store.touch('a', session(60_000, { userId: 'ada' }))
-  await sleep(5)
-  t.deepEqual(await listedIds(store, 'ada'), ['a', 'b'])
-
-  // b is now the least recently used (a was touched after it).
-  await store.set('c', session(60_000, { userId: 'ada' }))
-  t.is(await store.get('b'), null)
-  t.is(await exists(store, 'b'), 0)
-  t.truthy(await store.get('a'))
-  t.truthy(await store.get('c'))
-  t.deepEqual(await listedIds(store, 'ada'), ['c', 'a'])
-  // Other users and ownerless sessions are not counted against ada.
-  t.truthy(await store.get('x'))
-  t.is(await store.length(), 3)
-  t.deepEqual(await store.stats(), { sessions: 3, users: 2, active: 3 })
-})
-
-test('maxSessionsPerUser: 1 is exclusive login: the newest login wins, and the old one stays out', async (t) => {
-  const store = makeStore({ maxSessionsPerUser: 1 })
-  await store.set('old', session(60_000, { userId: 'ada' }))
-  await sleep(5)
-  await store.set('new', session(60_000, { userId: 'ada' }))
-  t.is(await store.get('old'), null)
-  t.truthy(await store.get('new'))
-  t.deepEqual(await listedIds(store, 'ada'), ['new'])
-  // The old device's request in flight ends now: it must not come back and push the new login out.
-  await store.set('old', session(60_000, { userId: 'ada', cart: [1] }))
-  await store.touch('old', session(60_000, { userId: 'ada' }))
-  t.is(await store.get('old'), null)
-  t.truthy(await store.get('new'))
-  t.deepEqual(await listedIds(store, 'ada'), ['new'])
-})
-
-test('maxSessionsPerUser counts sessions moving in from another owner', async (t) => {
-  const store = makeStore({ maxSessionsPerUser: 1 })
-  await store.set('a', session(60_000, { userId: 'ada' }))
-  await sleep(5)
-  // An anonymous session logs in as ada (express-session without regenerate).
-  await store.set('b', session(60_000))
-  await sleep(5)
-  await store.set('b', session(60_000, { userId: 'ada' }))
-  t.is(await store.get('a'), null)
-  t.truthy(await store.get('b'))
-  t.deepEqual(await listedIds(store, 'ada'), ['b'])
-})
-
-test('maxSessionsPerUser: destroyed sessions and sessions moved to another user do not count', async (t) => {
-  const store = makeStore({ maxSessionsPerUser: 2 })
-  await store.set('a', session(60_000, { userId: 'ada' }))
-  await sleep(5)
-  await store.set('b', session(60_000, { userId: 'ada' }))
-  await sleep(5)
-  await store.destroy('a')
-  await store.set('c', session(60_000, { userId: 'ada' }))
-  t.truthy(await store.get('b'), 'a destroyed session was counted and a live one destroyed')
-  t.deepEqual(await listedIds(store, 'ada'), ['c', 'b'])
-
-  // b, the least recently used of ada's, now belongs to bob: it must not be destroyed for ada.
-  await sleep(5)
-  await store.set('b', session(60_000, { userId: 'bob' }))
-  await sleep(5)
-  await store.set('d', session(60_000, { userId: 'ada' }))
-  t.truthy(await store.get('b'), "bob's session was destroyed to make room for ada")
-  t.truthy(await store.get('c'))
-  t.truthy(await store.get('d'))
-  t.deepEqual(await listedIds(store, 'ada'), ['d', 'c'])
-  t.deepEqual(await listedIds(store, 'bob'), ['b'])
-})
-
-test('race: two logins in the same tick with maxSessionsPerUser: 1 leave exactly one session', async (t) => {
-  const store = makeStore({ maxSessionsPerUser: 1 })
-  const users = Array.from({ length: 20 }, () => user())
-  await Promise.all(
-    users.map((u) => Promise.all([store.set(`${u}:a`, session(60_000, { userId: u })), store.set(`${u}:b`, session(60_000, { userId: u }))])),
-  )
-  for (const u of users) {
-    const alive = []
-    for (const sid of [`${u}:a`, `${u}:b`]) if ((await store.get(sid)) !== null) alive.push(sid)
-    t.is(alive.length, 1, `${u}: ${alive}`)
-    t.deepEqual(await listedIds(store, u), alive)
+  for (const sid of ['a1', 'a2']) {
+    await store.set(sid, session(60_000, { userId: 'ada' }))
+    await sleep(5)
   }
-  t.is(await store.length(), users.length)
-  t.deepEqual(await store.stats(), { sessions: users.length, users: users.length, active: users.length })
+  await store.set('a3', session(60_000, { userId: 'ada' })) // a1 goes
+  t.is(await exists(store, 'a1'), 0)
+  t.is(await store.destroyUserSessions('ada', { except: 'a3' }), 1)
+  t.is(await exists(store, 'a2'), 0)
+  t.is(await exists(store, 'a3'), 1)
+
+  const throwing = makeStore({ userId: (sess) => (sess.boom ? JSON.parse('{') : sess.owner) })
+  await t.throwsAsync(throwing.set('bad', session(60_000, { owner: 'ada', boom: true })))
+  const err = await new Promise((resolve) => throwing.set('bad2', session(60_000, { boom: true }), resolve))
+  t.truthy(err)
+  t.is(await exists(throwing, 'bad'), 0)
+  t.is(await exists(throwing, 'bad2'), 0)
 })
+
+// ---------------------------------------------------------------- maxSessionsPerUser races
 
 // Two app servers (store instances, each with its own connection) on a
 // redis-server of the test's own: the races below hold every write on it
@@ -424,15 +178,6 @@ async function everyUserHasOneSession(t, stores, users, sids, gone) {
   t.deepEqual(await stores[0].stats(), { sessions: users.length, users: users.length, active: users.length })
 }
 
-test('race: two logins at once on two store instances with maxSessionsPerUser: 1 leave exactly one session', async (t) => {
-  const { one, two, admin } = await twoInstances(t, { maxSessionsPerUser: 1 })
-  const users = Array.from({ length: 100 }, () => user())
-  await withWritesHeld(admin, 2, () =>
-    Promise.all(users.map((u) => Promise.all([one.set(`${u}:a`, session(60_000, { userId: u })), two.set(`${u}:b`, session(60_000, { userId: u }))]))),
-  )
-  await everyUserHasOneSession(t, [one, two], users, (u) => [`${u}:a`, `${u}:b`], () => [])
-})
-
 // Each user already has a session, so both logins are over the limit and
 // both instances trim the list at about the same time, each from its own
 // read of it. They keep the same session only if they order the sessions
@@ -455,92 +200,6 @@ test('race: a prior session, many users, two logins at once on two instances, ma
     users.push(...batch)
   }
   await everyUserHasOneSession(t, [one, two], users, (u) => [`${u}:a`, `${u}:b`], (u) => [`${u}:old`])
-})
-
-test('race: destroyUserSessions against a login leaves lists and get() in agreement', async (t) => {
-  const one = makeStore()
-  const two = sibling(one)
-  await Promise.all([one.length(), two.length()])
-  const users = Array.from({ length: 50 }, () => user())
-  for (const u of users) await one.set(`${u}:old`, session(60_000, { userId: u }))
-
-  const outcomes = await Promise.all(
-    users.map(async (u, i) => {
-      const login = i % 2 === 0 ? one : two
-      const logoutAll = i % 3 === 0 ? one : two
-      const sess = session(60_000, { userId: u })
-      // Issued without awaiting either in between; the order alternates, and for some
-      // the login comes a moment later, while the logout is on its way.
-      const logout = () => logoutAll.destroyUserSessions(u)
-      const signIn = () => login.set(`${u}:new`, sess)
-      const later = (op) => new Promise((resolve) => setImmediate(resolve)).then(op)
-      const [destroyed] = await [
-        () => Promise.all([signIn(), logout()]).then(([, d]) => [d]),
-        () => Promise.all([logout(), signIn()]),
-        () => Promise.all([logout(), later(signIn)]),
-        () => Promise.all([signIn(), later(logout)]).then(([, d]) => [d]),
-      ][i % 4]()
-      return { u, destroyed }
-    }),
-  )
-
-  let aliveTotal = 0
-  for (const { u, destroyed } of outcomes) {
-    t.is(await one.get(`${u}:old`), null, `${u}: the session from before was not destroyed`)
-    const alive = (await one.get(`${u}:new`)) !== null
-    t.is((await two.get(`${u}:new`)) !== null, alive)
-    const listed = await listedIds(one, u)
-    t.deepEqual(listed, alive ? [`${u}:new`] : [], `${u}: list ${listed} but get says ${alive ? 'alive' : 'gone'}`)
-    t.deepEqual(await listedIds(two, u), listed)
-    // It destroyed the old session, and the new one too exactly when the new one is gone.
-    t.is(destroyed, alive ? 1 : 2, `${u}: destroyUserSessions said ${destroyed}`)
-    if (alive) aliveTotal++
-  }
-  t.is(await one.length(), aliveTotal)
-  const ids = await one.ids()
-  t.is(ids.length, aliveTotal)
-  t.deepEqual(await one.stats(), { sessions: aliveTotal, users: aliveTotal, active: aliveTotal })
-  t.log(`${aliveTotal} of ${users.length} logins survived the logout everywhere`)
-})
-
-// ---------------------------------------------------------------- stats
-
-test('stats counts sessions, distinct users and recently active sessions', async (t) => {
-  const store = makeStore()
-  t.deepEqual(await store.stats(), { sessions: 0, users: 0, active: 0 })
-  await store.set('a1', session(60_000, { userId: 'ada' }))
-  await store.set('a2', session(60_000, { userId: 'ada' }))
-  await store.set('b1', session(60_000, { userId: 'bob' }))
-  await store.set('anon', session(60_000))
-  await sleep(1200)
-  await store.touch('a2', session(60_000, { userId: 'ada' }))
-  await store.set('anon', session(60_000, { views: 2 }))
-  t.deepEqual(await store.stats(), { sessions: 4, users: 2, active: 4 })
-  t.deepEqual(await store.stats({ activeWithin: 300 }), { sessions: 4, users: 2, active: 4 })
-  t.deepEqual(await store.stats({ activeWithin: 0.8 }), { sessions: 4, users: 2, active: 2 })
-
-  await store.destroy('b1')
-  t.deepEqual(await store.stats(), { sessions: 3, users: 1, active: 3 })
-  await store.destroyUserSessions('ada')
-  t.deepEqual(await store.stats(), { sessions: 1, users: 0, active: 1 })
-  await store.clear()
-  t.deepEqual(await store.stats(), { sessions: 0, users: 0, active: 0 })
-  t.deepEqual(await store.listUserSessions('ada'), [])
-})
-
-test('clear also empties the per-user lists', async (t) => {
-  const store = makeStore()
-  await store.set('a', session(60_000, { userId: 'ada' }))
-  await store.set('b', session(60_000, { userId: 'bob' }))
-  await store.clear()
-  t.deepEqual(await store.listUserSessions('ada'), [])
-  t.is(await store.destroyUserSessions('bob'), 0)
-  t.is(await store.length(), 0)
-  t.deepEqual(await store.ids(), [])
-  // Sessions set after a clear are indexed again.
-  await store.set('c', session(60_000, { userId: 'ada' }))
-  t.deepEqual(await listedIds(store, 'ada'), ['c'])
-  t.is(await store.length(), 1)
 })
 
 // ---------------------------------------------------------------- no SCAN
@@ -611,21 +270,6 @@ test('a session written by connect-redis (plain SET, no index) can be read and r
 
 // ---------------------------------------------------------------- bad input
 
-test('listUserSessions and destroyUserSessions reject a missing, empty or non-string/number userId', async (t) => {
-  const store = makeStore()
-  await store.set('keep', session(60_000, { userId: 'ada' }))
-  for (const bad of [undefined, null, '', {}, [], true, ['ada'], () => 'ada']) {
-    for (const call of [() => store.listUserSessions(bad), () => store.destroyUserSessions(bad)]) {
-      const promise = call()
-      t.true(promise instanceof Promise)
-      const err = await t.throwsAsync(promise)
-      t.true(err instanceof RedisSessionStoreError)
-      t.is(err.code, 'ERR_INVALID_ARG')
-    }
-  }
-  t.truthy(await store.get('keep'))
-})
-
 test('invalid new options make the constructor throw a TypeError', (t) => {
   for (const options of [
     { absoluteTimeout: -1 },
@@ -653,53 +297,10 @@ test('valid new options are accepted and readable; defaults are unset', (t) => {
   t.is(plain.maxSessionsPerUser, undefined)
 })
 
-test('a userId function that throws makes set reject, and nothing is written', async (t) => {
-  const store = makeStore({
-    userId: (sess) => {
-      if (sess.boom) throw new Error('boom')
-      return sess.owner
-    },
-  })
-  await store.set('fine', session(60_000, { owner: 'ada' }))
-  await t.throwsAsync(store.set('bad', session(60_000, { owner: 'ada', boom: true })))
-  t.is(await exists(store, 'bad'), 0)
-  t.is(await store.get('bad'), null)
-  t.deepEqual(await listedIds(store, 'ada'), ['fine'])
-  t.is(await store.length(), 1)
-  // An existing session is left as it was.
-  await t.throwsAsync(store.set('fine', session(60_000, { owner: 'ada', boom: true, changed: 1 })))
-  t.is((await store.get('fine')).changed, undefined)
-  t.deepEqual(await listedIds(store, 'ada'), ['fine'])
-  // With a callback too.
-  const err = await new Promise((resolve) => store.set('bad2', session(60_000, { boom: true }), resolve))
-  t.truthy(err)
-  t.is(await exists(store, 'bad2'), 0)
-})
-
-test('calls over many sessions keep call order with the writes around them', async (t) => {
-  const store = makeStore()
-  for (let i = 0; i < 30; i++) {
-    const owner = user()
-    await store.set(`old-${i}`, session(60_000, { userId: owner }))
-    // Issued before the login, in the same tick: must not see (or destroy) it.
-    const destroyed = store.destroyUserSessions(owner)
-    const login = store.set(`new-${i}`, session(60_000, { userId: owner }))
-    // Issued after it: must see it.
-    const listed = store.listUserSessions(owner)
-    t.is(await destroyed, 1)
-    await login
-    t.deepEqual((await listed).map((s) => s.id), [`new-${i}`])
-    t.not(await store.get(`new-${i}`), null)
-  }
-})
-
-test('all() returns every session across pages, and names a corrupt one', async (t) => {
+test('all() names a value written raw that is not JSON, on a later page', async (t) => {
   const store = makeStore({ scanCount: 10 }) // 160 sessions per page
   await Promise.all(Array.from({ length: 500 }, (_, i) => store.set(`p${i}`, session(60_000, { n: i }))))
-  const all = await store.all()
-  t.is(all.length, 500)
-  t.deepEqual(new Set(all.map((s) => s.id)).size, 500)
-  t.true(all.every((s) => s.n === Number(s.id.slice(1))))
+  t.is((await store.all()).length, 500)
   await raw.call('SET', `${store.prefix}p321`, 'not json')
   const err = await t.throwsAsync(store.all())
   t.is(err.code, 'ERR_SESSION_CORRUPT')
