@@ -28,14 +28,15 @@ async function timed(op) {
   return { from, to: Date.now(), value }
 }
 
-// ---------------------------------------------------------------- idleTimeout
+// What every backend must do with the timeouts (sessions ending, touches
+// keeping them alive, late saves, the soonest deadline, lists that never go
+// stale, the races with a deadline) is in conformance/timeouts.js and
+// expiry.js. What stays here is what only Redis shows: the key's
+// PEXPIRETIME to the millisecond, that an ended session leaves no key, that
+// no keyspace notifications are needed, and the value as connect-redis reads it.
 
-// Lifetimes here are long enough (≥ 0.5 s, margins ≥ 200 ms) that a busy
-// machine running every suite at once does not make a live session look dead.
-
-test('idleTimeout: the key expires idleTimeout after the last set or touch; get does not extend it', async (t) => {
+test('idleTimeout: the key\'s PEXPIRETIME is idleTimeout after the last set or touch; get does not move it', async (t) => {
   const store = makeStore({ idleTimeout: 0.8 })
-  t.is(store.idleTimeout, 0.8)
   const ada = user()
 
   const set = await timed(() => store.set('i', session(60_000, { userId: ada })))
@@ -50,11 +51,8 @@ test('idleTimeout: the key expires idleTimeout after the last set or touch; get 
   const e2 = await expireTime(store, 'i')
   within(t, e2, touch.from + 800, touch.to + 800, 'expiry after touch')
   t.true(e2 > e1)
-
   const [listed] = await store.listUserSessions(ada)
   t.is(listed.expiresAt.getTime(), e2)
-  within(t, listed.lastAccess.getTime(), touch.from, touch.to, 'lastAccess')
-  within(t, listed.createdAt.getTime(), set.from, set.to, 'createdAt')
 
   // A second set (a modified session saved) counts as access too.
   await sleep(100)
@@ -66,37 +64,12 @@ test('idleTimeout: the key expires idleTimeout after the last set or touch; get 
   const anon = await timed(() => store.set('anon', session(60_000)))
   within(t, await expireTime(store, 'anon'), anon.from + 800, anon.to + 800, 'expiry of an anonymous session')
 
-  // Left alone, it is gone once idle, though its cookie had a minute left.
   await sleepUntil(e3 + 30)
-  t.is(await store.get('i'), null)
-  t.deepEqual(await store.listUserSessions(ada), [])
   t.is(await raw.call('EXISTS', `${store.prefix}i`), 0)
-  // A touch that comes late does not revive it.
-  await store.touch('i', session(60_000, { userId: ada }))
-  t.is(await store.get('i'), null)
-  t.deepEqual(await store.listUserSessions(ada), [])
 })
 
-test('idleTimeout accepts fractional seconds and keeps an active session alive past it', async (t) => {
-  const store = makeStore({ idleTimeout: 0.5 })
-  await store.set('busy', session(60_000, { userId: 'ada' }))
-  await store.set('idle', session(60_000, { userId: 'ada' }))
-  const start = Date.now()
-  while (Date.now() - start < 1200) {
-    await sleep(100)
-    await store.touch('busy', session(60_000, { userId: 'ada' }))
-  }
-  t.truthy(await store.get('busy'))
-  t.is(await store.get('idle'), null)
-  t.deepEqual(await listedIds(store, 'ada'), ['busy'])
-  t.is(await store.length(), 1)
-})
-
-// ---------------------------------------------------------------- absoluteTimeout
-
-test('absoluteTimeout: the key never outlives createdAt + absoluteTimeout, whatever sets and touches come', async (t) => {
+test('absoluteTimeout: the key\'s PEXPIRETIME stays createdAt + absoluteTimeout; a save after it writes no key', async (t) => {
   const store = makeStore({ absoluteTimeout: 1 })
-  t.is(store.absoluteTimeout, 1)
   const ada = user()
 
   const set = await timed(() => store.set('a', session(60_000, { userId: ada })))
@@ -108,80 +81,22 @@ test('absoluteTimeout: the key never outlives createdAt + absoluteTimeout, whate
   t.is(await expireTime(store, 'a'), deadline, 'touch moved the absolute deadline')
   await store.set('a', session(60_000, { userId: ada, cart: [1] }))
   t.is(await expireTime(store, 'a'), deadline, 'a second set moved the absolute deadline')
-  t.deepEqual((await store.get('a')).cart, [1])
-
   const [listed] = await store.listUserSessions(ada)
   t.is(listed.expiresAt.getTime(), deadline)
-  within(t, listed.createdAt.getTime(), set.from, set.to, 'createdAt after a second set')
-  t.true(listed.lastAccess.getTime() > listed.createdAt.getTime())
 
-  // Active until the end, and gone anyway.
-  while (Date.now() < deadline - 100) {
-    await store.touch('a', session(60_000, { userId: ada }))
-    await sleep(50)
-  }
   await sleepUntil(deadline + 30)
-  t.is(await store.get('a'), null)
-  t.deepEqual(await store.listUserSessions(ada), [])
-  t.is(await store.length(), 0)
-  t.deepEqual(await store.stats(), { sessions: 0, users: 0, active: 0 })
+  t.is(await raw.call('EXISTS', `${store.prefix}a`), 0)
+  // A request that loaded the session just before the deadline saves it now.
+  await store.set('a', session(60_000, { userId: ada, cart: [2] }))
   await store.touch('a', session(60_000, { userId: ada }))
-  t.is(await store.get('a'), null)
   t.is(await raw.call('EXISTS', `${store.prefix}a`), 0)
 })
 
-test('absoluteTimeout: a save that arrives after the deadline does not bring the session back', async (t) => {
-  // Long enough that a session wrongly started afresh by the late save is still there to see.
-  const store = makeStore({ absoluteTimeout: 0.8 })
-  const owner = user()
-  await store.set('late', session(60_000, { userId: owner }))
-  const deadline = await expireTime(store, 'late')
-  await sleepUntil(deadline + 30)
-  t.is(await store.get('late'), null)
-  // A request that loaded the session just before the deadline saves it now (a modified
-  // session): the absolute timeout would mean nothing if this started the clock again.
-  await store.set('late', session(60_000, { userId: owner, cart: [1] }))
-  t.is(await raw.call('EXISTS', `${store.prefix}late`), 0)
-  t.is(await store.get('late'), null)
-  t.deepEqual(await store.listUserSessions(owner), [])
-  t.is(await store.length(), 0)
-})
-
-test('with both timeouts, touches carry a session past idleTimeout but not past absoluteTimeout', async (t) => {
-  const store = makeStore({ idleTimeout: 0.5, absoluteTimeout: 1.4 })
-  const set = await timed(() => store.set('s', session(60_000, { userId: 'ada' })))
-  const [{ createdAt }] = await store.listUserSessions('ada')
-  within(t, createdAt.getTime(), set.from, set.to, 'createdAt')
-  const created = createdAt.getTime()
-  const absolute = created + 1400
-
-  // Touch every ~100 ms: the expiry is min(lastAccess + idle, createdAt + absolute).
-  let aliveAt = 0
-  while (Date.now() < created + 1000) {
-    await sleep(100)
-    const touch = await timed(() => store.touch('s', session(60_000, { userId: 'ada' })))
-    const e = await expireTime(store, 's')
-    const what = `expiry after a touch at +${touch.from - created} ms`
-    within(t, e, Math.min(touch.from + 500, absolute), Math.min(touch.to + 500, absolute), what)
-    if ((await store.get('s')) !== null) aliveAt = Date.now() - created
-  }
-  t.true(aliveAt > 800, `alive only until +${aliveAt} ms: touches did not extend the idle timeout`)
-  // The last touch came after createdAt + 1000 ms, so the absolute deadline is the sooner.
-  within(t, await expireTime(store, 's'), absolute, absolute, 'expiry at the end: createdAt + absoluteTimeout')
-
-  await sleepUntil(absolute + 30)
-  t.is(await store.get('s'), null)
-  t.deepEqual(await store.listUserSessions('ada'), [])
-})
-
-test('the cookie\'s expiry still applies when it is the soonest; the soonest of the three wins', async (t) => {
+test('the key\'s PEXPIRETIME is the soonest of the cookie\'s, the idle and the absolute deadlines', async (t) => {
   const store = makeStore({ idleTimeout: 10, absoluteTimeout: 20 })
   const short = session(5_000, { userId: 'ada' })
   await store.set('short', short)
   t.is(await expireTime(store, 'short'), Date.parse(short.cookie.expires))
-  const [listed] = await store.listUserSessions('ada')
-  t.is(listed.expiresAt.getTime(), Date.parse(short.cookie.expires))
-
   // A touch with a longer cookie: now idle (10 s) is the soonest.
   const touch = await timed(() => store.touch('short', session(60_000, { userId: 'ada' })))
   within(t, await expireTime(store, 'short'), touch.from + 10_000, touch.to + 10_000, 'idle after touch')
@@ -190,13 +105,17 @@ test('the cookie\'s expiry still applies when it is the soonest; the soonest of 
   const set = await timed(() => longIdle.set('x', session(60_000)))
   within(t, await expireTime(longIdle, 'x'), set.from + 5_000, set.to + 5_000, 'absolute as the soonest')
 
-  const cookieOnly = makeStore({ idleTimeout: 30 })
-  const brief = session(300, { userId: 'bob' })
-  await cookieOnly.set('b', brief)
-  await sleepUntil(Date.parse(brief.cookie.expires) + 30)
-  t.is(await cookieOnly.get('b'), null)
-  t.deepEqual(await cookieOnly.listUserSessions('bob'), [])
-  t.is(await cookieOnly.length(), 0)
+  // Both timeouts: a touch late enough that idle would outlast the absolute deadline.
+  const both = makeStore({ idleTimeout: 0.5, absoluteTimeout: 0.7 })
+  await both.set('s', session(60_000, { userId: 'bob' }))
+  const created = (await both.listUserSessions('bob'))[0].createdAt.getTime()
+  const early = await timed(() => both.touch('s', session(60_000, { userId: 'bob' })))
+  if (early.to + 500 < created + 700) within(t, await expireTime(both, 's'), early.from + 500, early.to + 500, 'idle while it is the sooner')
+  await sleepUntil(created + 300)
+  await both.touch('s', session(60_000, { userId: 'bob' }))
+  const end = await expireTime(both, 's')
+  if (Date.now() < created + 700) t.is(end, created + 700, 'the absolute deadline once it is the sooner')
+  else t.log('this busy machine reached the absolute deadline first; not checked')
 })
 
 // express-session's touch contract ("touch should reset session expiration"):
@@ -253,67 +172,45 @@ test('invalid timeouts make the constructor throw a TypeError', (t) => {
   }
 })
 
-// ---------------------------------------------------------------- indexes never go stale
+// ---------------------------------------------------------------- no key left, no notifications
 
-// Each way a session can end; the ended one must disappear from every list and
-// count, while a second session (another user's, set 400 ms later, so it
-// outlives the first under the same timeouts) stays.
+// Each way a session can end (conformance/timeouts.js checks that it leaves
+// every list and count): no key is left behind, and the server has no
+// keyspace notifications, so the lists are kept without them.
 const ends = {
-  'its cookie expires': { options: {}, cookieMs: 1000 },
-  'idleTimeout passes': { options: { idleTimeout: 1 } },
-  'absoluteTimeout passes, though it was just touched': { options: { absoluteTimeout: 1 }, touch: true },
+  'its cookie expires': { options: {}, cookieMs: 200 },
+  'idleTimeout passes': { options: { idleTimeout: 0.2 } },
+  'absoluteTimeout passes, though it was just touched': { options: { absoluteTimeout: 0.2 }, touch: true },
   'destroy()': { options: {}, end: (store) => store.destroy('target') },
   'destroyUserSessions()': { options: {}, end: (store, owner) => store.destroyUserSessions(owner) },
   'it is saved with an expiry in the past': { options: {}, end: (store, owner) => store.set('target', session(-1000, { userId: owner })) },
   'it is touched with an expiry in the past': { options: {}, end: (store, owner) => store.touch('target', session(-1000, { userId: owner })) },
 }
 
-for (const [how, { options, cookieMs = 60_000, touch, end }] of Object.entries(ends)) {
-  test(`a session that ends because ${how} disappears from every list and count`, async (t) => {
-    const store = makeStore(options)
-    const owner = user()
-    const other = user()
-    await store.set('target', session(cookieMs, { userId: owner }))
-    t.deepEqual(await listedIds(store, owner), ['target'])
-
-    await sleep(400)
-    await store.set('control', session(60_000, { userId: other }))
-    if (touch) await store.touch('target', session(60_000, { userId: owner }))
-    // Both are counted before the end.
-    t.is(await store.length(), 2)
-    t.deepEqual((await store.ids()).sort(), ['control', 'target'])
-    t.deepEqual(await store.stats(), { sessions: 2, users: 2, active: 2 })
-
-    if (end) {
-      await end(store, owner)
-    } else {
-      const e = await expireTime(store, 'target')
-      t.true(e > 0, `target has no expiry (${e})`)
-      await sleepUntil(e + 30)
-    }
-    t.is(await raw.call('EXISTS', `${store.prefix}target`), 0)
-
-    // Every list and count, before anything calls get() on it.
-    t.deepEqual(await store.listUserSessions(owner), [])
-    t.is(await store.length(), 1)
-    t.deepEqual(await store.ids(), ['control'])
-    t.deepEqual((await store.all()).map((s) => s.id), ['control'])
-    t.deepEqual(await store.stats(), { sessions: 1, users: 1, active: 1 })
-    t.deepEqual(await listedIds(store, other), ['control'])
-    t.is(await store.destroyUserSessions(owner), 0)
-    t.is(await store.get('target'), null)
-    t.truthy(await store.get('control'))
-
-    // A late touch does not put it back in any list.
-    await store.touch('target', session(60_000, { userId: owner }))
-    t.deepEqual(await store.listUserSessions(owner), [])
-    t.is(await store.length(), 1)
-    t.deepEqual(await store.stats(), { sessions: 1, users: 1, active: 1 })
-
-    // ... and all of that without keyspace notifications.
-    t.deepEqual((await raw.call('CONFIG', 'GET', 'notify-keyspace-events')).map(String), ['notify-keyspace-events', ''])
-  })
-}
+test('a session that ends leaves no key, and no keyspace notifications are needed', async (t) => {
+  t.deepEqual((await raw.call('CONFIG', 'GET', 'notify-keyspace-events')).map(String), ['notify-keyspace-events', ''])
+  await Promise.all(
+    Object.entries(ends).map(async ([how, { options, cookieMs = 60_000, touch, end }]) => {
+      const store = makeStore(options)
+      const owner = user()
+      await store.set('target', session(cookieMs, { userId: owner }))
+      if (touch) await store.touch('target', session(60_000, { userId: owner }))
+      if (end) {
+        await end(store, owner)
+      } else {
+        const e = await expireTime(store, 'target')
+        t.true(e > 0, `${how}: target has no expiry (${e})`)
+        await sleepUntil(e + 30)
+      }
+      t.is(await raw.call('EXISTS', `${store.prefix}target`), 0, how)
+      t.deepEqual(await store.listUserSessions(owner), [], how)
+      // A late touch does not write it again.
+      await store.touch('target', session(60_000, { userId: owner }))
+      t.is(await raw.call('EXISTS', `${store.prefix}target`), 0, `${how}, then a late touch`)
+    }),
+  )
+  t.deepEqual((await raw.call('CONFIG', 'GET', 'notify-keyspace-events')).map(String), ['notify-keyspace-events', ''])
+})
 
 test('sessions that have expired do not count against maxSessionsPerUser', async (t) => {
   const store = makeStore({ maxSessionsPerUser: 2 })
@@ -336,64 +233,4 @@ test('sessions that have expired do not count against maxSessionsPerUser', async
   t.truthy(await idle.get('kept'))
   t.truthy(await idle.get('new'))
   t.deepEqual(await listedIds(idle, 'ada'), ['new', 'kept'])
-})
-
-// ---------------------------------------------------------------- races
-
-test('race: a touch at about the moment the cookie expires leaves get() and the lists in agreement', async (t) => {
-  const store = makeStore()
-  const runs = await Promise.all(
-    Array.from({ length: 30 }, async (_, i) => {
-      const owner = user()
-      const sid = `r${i}`
-      const sess = session(50, { userId: owner })
-      await store.set(sid, sess)
-      // From 8 ms before to 7 ms after the expiry.
-      await sleepUntil(Date.parse(sess.cookie.expires) - 8 + (i % 16))
-      await store.touch(sid, session(60_000, { userId: owner }))
-      const alive = (await store.get(sid)) !== null
-      const listed = await listedIds(store, owner)
-      t.deepEqual(listed, alive ? [sid] : [], `${sid}: get says ${alive ? 'alive' : 'gone'}, list says ${listed}`)
-      return { owner, sid, alive }
-    }),
-  )
-  const alive = runs.filter((r) => r.alive).map((r) => r.sid)
-  t.is(await store.length(), alive.length)
-  t.deepEqual((await store.ids()).sort(), alive.sort())
-  t.deepEqual((await store.stats()).sessions, alive.length)
-  t.deepEqual((await store.stats()).users, alive.length)
-
-  // Later, and after another late touch, nothing that was gone comes back.
-  await sleep(100)
-  for (const { owner, sid, alive: wasAlive } of runs) {
-    if (!wasAlive) await store.touch(sid, session(60_000, { userId: owner }))
-    t.is((await store.get(sid)) !== null, wasAlive, sid)
-    t.deepEqual(await listedIds(store, owner), wasAlive ? [sid] : [])
-  }
-  t.is(await store.length(), alive.length)
-  t.log(`${alive.length} of 30 touches landed before the expiry`)
-})
-
-test('race: touches at about the idle deadline leave no stale entry once the sessions are gone', async (t) => {
-  const store = makeStore({ idleTimeout: 0.05 })
-  const runs = await Promise.all(
-    Array.from({ length: 15 }, async (_, i) => {
-      const owner = user()
-      const sid = `q${i}`
-      const set = await timed(() => store.set(sid, session(60_000, { userId: owner })))
-      await sleepUntil(set.to + 43 + (i % 15))
-      await store.touch(sid, session(60_000, { userId: owner }))
-      return { owner, sid }
-    }),
-  )
-  // Every session is idle by now, touched in time or not.
-  await sleep(150)
-  for (const { owner, sid } of runs) {
-    t.deepEqual(await store.listUserSessions(owner), [], sid)
-    t.is(await store.get(sid), null, sid)
-  }
-  t.is(await store.length(), 0)
-  t.deepEqual(await store.ids(), [])
-  t.deepEqual(await store.all(), [])
-  t.deepEqual(await store.stats(), { sessions: 0, users: 0, active: 0 })
 })
