@@ -1,7 +1,10 @@
 'use strict'
 
 // express-session over real HTTP (supertest) with the store, for Express 4
-// and Express 5, checking what ends up in Redis after each request.
+// and Express 5, checking what ends up in Redis after each request. What a
+// user sees is in conformance/express.js, which runs the option tests
+// (saveUninitialized, resave, rolling) on Express 5 only: their Express 4
+// runs are here, with the keys, values and PEXPIRETIME behind them.
 const test = require('ava')
 const request = require('supertest')
 const session = require('express-session')
@@ -97,37 +100,25 @@ const frameworks = [
 ]
 
 for (const [name, express] of frameworks) {
-  test(`${name}: login, persist, regenerate, logout`, async (t) => {
+  // What a user sees through login, regenerate and logout is in
+  // conformance/express.js (Express 4 and 5); here, the keys it leaves.
+  test(`${name}: the keys in Redis through a visit, login with regenerate and logout`, async (t) => {
     const store = makeStore()
     const agent = request.agent(makeApp(express, store))
 
-    const anon = await agent.get('/visit').expect(200)
-    const firstId = anon.body.id
-    t.is(anon.body.visits, 1)
+    const firstId = (await agent.get('/visit').expect(200)).body.id
     t.deepEqual(await keysOf(store), [key(store, firstId)])
 
-    const login = await agent.post('/login?user=ada').expect(200)
-    const id = login.body.id
-    t.not(id, firstId)
-    t.is(login.body.user, 'ada')
-    // regenerate dropped the old session: its data did not follow the new id.
-    t.is(login.body.visits, 0)
+    const { id } = (await agent.post('/login?user=ada').expect(200)).body
     t.is(await raw.call('EXISTS', key(store, firstId)), 0)
     t.deepEqual(await keysOf(store), [key(store, id)])
     t.is((await stored(store, id)).user, 'ada')
-
-    const me = await agent.get('/me').expect(200)
-    t.deepEqual(me.body, { id, user: 'ada', visits: 0 })
-    const again = await agent.get('/visit').expect(200)
-    t.deepEqual(again.body, { id, user: 'ada', visits: 1 })
+    await agent.get('/visit').expect(200)
     t.is((await stored(store, id)).visits, 1)
 
     await agent.post('/logout').expect(200, { ok: true })
     t.is(await raw.call('EXISTS', key(store, id)), 0)
-
-    const after = await agent.get('/me').expect(200)
-    t.is(after.body.user, null)
-    t.not(after.body.id, id)
+    await agent.get('/me').expect(200)
     // Untouched and saveUninitialized is false: nothing written.
     t.deepEqual(await keysOf(store), [])
   })
@@ -216,7 +207,8 @@ for (const [name, express] of frameworks) {
     t.is((await store.get(id)).cookie.expires, new Date(expiryAfter).toISOString())
   })
 
-  test(`${name}: rolling false sends no cookie for an unmodified session`, async (t) => {
+  // conformance/express.js runs this one on Express 5 only.
+  if (name === 'express 4') test(`${name}: rolling false sends no cookie for an unmodified session`, async (t) => {
     const store = makeStore()
     const agent = request.agent(makeApp(express, store, { rolling: false }))
     const login = await agent.post('/login?user=ada').expect(200)
