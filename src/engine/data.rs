@@ -97,10 +97,13 @@ impl Ord for Score {
     }
 }
 
-/// Up to this many members a sorted set is one sorted vector (Redis's
-/// listpack limit): per-user indexes hold a few sessions each, and a
-/// vector of a few costs a fraction of a hash table and a tree.
+/// Up to this many members, none longer than `SMALL_MEMBER` bytes, a
+/// sorted set is one sorted vector: per-user indexes hold a few sessions
+/// each, and a vector of a few costs a fraction of a hash table and a tree.
+/// These are Redis's listpack limits, and the form is observable: a small
+/// set keeps a -0 score as 0, as Redis's listpack does.
 const SMALL: usize = 128;
+const SMALL_MEMBER: usize = 64;
 
 /// Members ordered by (score, member bytes), as Redis orders them.
 #[derive(Debug, Clone)]
@@ -115,13 +118,31 @@ pub struct Large {
     order: BTreeSet<(Score, Bytes)>,
 }
 
-impl Default for Zset {
-    fn default() -> Self {
-        Zset::Small(Vec::new())
-    }
-}
-
 impl Zset {
+    /// A new set in the form Redis 7.0's ZADD creates: large only for a
+    /// first member too long for the small form.
+    pub fn new(first_len: usize) -> Zset {
+        if first_len > SMALL_MEMBER {
+            Zset::Large(Box::default())
+        } else {
+            Zset::Small(Vec::new())
+        }
+    }
+
+    /// A set read back whole, in the form Redis gives a loaded one.
+    pub fn loaded(members: Vec<(Vec<u8>, f64)>) -> Zset {
+        let longest = members.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
+        let mut z = if members.len() > SMALL || longest > SMALL_MEMBER {
+            Zset::Large(Box::default())
+        } else {
+            Zset::Small(Vec::new())
+        };
+        for (member, score) in members {
+            z.insert(&member, score);
+        }
+        z
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Zset::Small(v) => v.len(),
@@ -140,23 +161,27 @@ impl Zset {
         }
     }
 
-    /// Adds a member or moves it to a new score.
+    /// Adds a member or moves it to a new score; a new member that does
+    /// not fit the small form turns the set into the large one for good.
     pub fn insert(&mut self, member: &[u8], score: f64) {
-        self.remove(member);
-        match self {
-            Zset::Small(v) if v.len() < SMALL => {
-                let entry = (Score(score), Bytes::from(member));
-                let at = v.partition_point(|e| *e < entry);
-                v.insert(at, entry);
-            }
-            Zset::Small(v) => {
+        let existed = self.remove(member).is_some();
+        if let Zset::Small(v) = self {
+            if (!existed && v.len() >= SMALL) || member.len() > SMALL_MEMBER {
                 let mut large = Large::default();
                 for (s, m) in v.drain(..) {
                     large.scores.insert(m.clone(), s.0);
                     large.order.insert((s, m));
                 }
                 *self = Zset::Large(Box::new(large));
-                self.insert(member, score);
+            }
+        }
+        match self {
+            Zset::Small(v) => {
+                // `score == 0.0` holds for -0 too: stored as 0.
+                let score = if score == 0.0 { 0.0 } else { score };
+                let entry = (Score(score), Bytes::from(member));
+                let at = v.partition_point(|e| *e < entry);
+                v.insert(at, entry);
             }
             Zset::Large(l) => {
                 let member = Bytes::from(member);
@@ -182,7 +207,7 @@ impl Zset {
     }
 
     /// Members in order, from the first whose score is at least `min`.
-    pub fn from_score(&self, min: f64) -> Box<dyn Iterator<Item = (f64, &[u8])> + '_> {
+    pub fn starting_at(&self, min: f64) -> Box<dyn Iterator<Item = (f64, &[u8])> + '_> {
         match self {
             Zset::Small(v) => {
                 let at = v.partition_point(|(s, _)| s.0 < min);
@@ -201,13 +226,13 @@ mod tests {
     use super::*;
 
     fn members(z: &Zset, min: f64) -> Vec<(f64, Vec<u8>)> {
-        z.from_score(min).map(|(s, m)| (s, m.to_vec())).collect()
+        z.starting_at(min).map(|(s, m)| (s, m.to_vec())).collect()
     }
 
     #[test]
     fn sorted_sets_order_by_score_then_member_in_both_forms() {
-        let mut small = Zset::default();
-        let mut large = Zset::default();
+        let mut small = Zset::new(2);
+        let mut large = Zset::new(2);
         for i in 0..SMALL + 10 {
             large.insert(format!("m{i}").as_bytes(), (i % 7) as f64);
         }
@@ -222,11 +247,28 @@ mod tests {
             let mut sorted = all.clone();
             sorted.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap().then(a.1.cmp(&b.1)));
             assert_eq!(all, sorted);
-            assert_eq!(z.score(b"m3"), Some(-0.0));
-            assert_eq!(z.remove(b"m3"), Some(-0.0));
+            let negative = matches!(z, Zset::Large(_));
+            assert_eq!(z.score(b"m3").map(f64::is_sign_negative), Some(negative));
+            assert_eq!(z.remove(b"m3"), Some(0.0));
             assert_eq!(z.remove(b"m3"), None);
             assert!(members(z, 3.0).iter().all(|(s, _)| *s >= 3.0));
         }
+    }
+
+    #[test]
+    fn the_form_follows_redis_limits() {
+        assert!(matches!(Zset::new(65), Zset::Large(_)));
+        let mut z = Zset::new(1);
+        z.insert(&[b'x'; 65], 1.0);
+        assert!(matches!(z, Zset::Large(_)));
+        let z = Zset::loaded(vec![(b"a".to_vec(), -0.0)]);
+        assert!(matches!(z, Zset::Small(_)));
+        let many = (0..=SMALL)
+            .map(|i| (format!("{i}").into_bytes(), -0.0))
+            .collect();
+        let z = Zset::loaded(many);
+        assert!(matches!(z, Zset::Large(_)));
+        assert_eq!(z.score(b"0").map(f64::is_sign_negative), Some(true));
     }
 
     #[test]

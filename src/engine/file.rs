@@ -95,22 +95,23 @@ impl File {
         if let Some((k, h)) = hash {
             ks.restore(&k, Data::Hash(h), expiries.get(&k).copied());
         }
-        let mut zset: Option<(Vec<u8>, Zset)> = None;
+        type Members = Vec<(Vec<u8>, f64)>;
+        let mut zset: Option<(Vec<u8>, Members)> = None;
         for row in txn.open_table(MEMBERS)?.range::<(&[u8], &[u8])>(..)? {
             let (k, score) = row?;
             let (key, member) = k.value();
             if zset.as_ref().is_none_or(|(k, _)| k.as_slice() != key) {
                 if let Some((k, z)) = zset.take() {
-                    ks.restore(&k, Data::Zset(z), expiries.get(&k).copied());
+                    ks.restore(&k, Data::Zset(Zset::loaded(z)), expiries.get(&k).copied());
                 }
-                zset = Some((key.to_vec(), Zset::default()));
+                zset = Some((key.to_vec(), Vec::new()));
             }
             if let Some((_, z)) = &mut zset {
-                z.insert(member, score.value());
+                z.push((member.to_vec(), score.value()));
             }
         }
         if let Some((k, z)) = zset {
-            ks.restore(&k, Data::Zset(z), expiries.get(&k).copied());
+            ks.restore(&k, Data::Zset(Zset::loaded(z)), expiries.get(&k).copied());
         }
         Ok(ks)
     }

@@ -205,12 +205,17 @@ impl Keyspace {
         new
     }
 
-    /// The live sorted set at `key` for a write, created when absent;
-    /// Err when the key holds another kind.
-    fn zset_entry(&mut self, key: &[u8], now: i64) -> Result<(Bytes, &mut Zset), Kind> {
+    /// The live sorted set at `key` for a write, created when absent in
+    /// the form `create` gives; Err when the key holds another kind.
+    fn zset_entry(
+        &mut self,
+        key: &[u8],
+        now: i64,
+        create: impl FnOnce() -> Zset,
+    ) -> Result<(Bytes, &mut Zset), Kind> {
         self.purge(key, now);
         if !self.entries.contains_key(key) {
-            self.insert_new(key, Data::Zset(Zset::default()), None);
+            self.insert_new(key, Data::Zset(create()), None);
         }
         let key = self.shared_key(key).expect("present");
         match &mut self.entries.get_mut(&key).expect("present").data {
@@ -220,9 +225,10 @@ impl Keyspace {
     }
 
     /// Adds or moves a member of a sorted set the caller has checked (or
-    /// that is absent).
+    /// that is absent: then created as ZADD does for this first member).
     pub fn zset_insert(&mut self, key: &[u8], member: &[u8], score: f64, now: i64) {
-        let Ok((key, zset)) = self.zset_entry(key, now) else {
+        let create = || Zset::new(member.len());
+        let Ok((key, zset)) = self.zset_entry(key, now, create) else {
             return;
         };
         zset.insert(member, score);
@@ -240,7 +246,7 @@ impl Keyspace {
         if !matches!(self.kind(key, now), Some(Kind::Zset)) {
             return 0;
         }
-        let Ok((key, zset)) = self.zset_entry(key, now) else {
+        let Ok((key, zset)) = self.zset_entry(key, now, || Zset::new(0)) else {
             return 0;
         };
         let mut removed = Vec::new();
@@ -292,13 +298,12 @@ impl Keyspace {
         keep: impl Fn(&[u8], Kind) -> bool,
     ) -> (u64, Vec<Bytes>) {
         let mut found = Vec::new();
-        let mut seen = 0usize;
         let mut last = None;
-        for (at, key) in self.order.range((cursor, Bytes::from(&[][..]))..) {
+        let places = self.order.range((cursor, Bytes::from(&[][..]))..);
+        for (seen, (at, key)) in places.enumerate() {
             if seen >= count && last != Some(*at) {
                 return (*at, found);
             }
-            seen += 1;
             last = Some(*at);
             if let Some(entry) = self.get(key, now) {
                 if keep(key, entry.data.kind()) {

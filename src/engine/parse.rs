@@ -241,7 +241,7 @@ pub fn lua_number(s: &[u8]) -> Option<f64> {
 /// A Lua number as a reply integer: C's `(long long)` cast, which on x86
 /// gives i64::MIN for NaN and out-of-range values.
 pub fn lua_integer(n: f64) -> i64 {
-    if n.is_nan() || n >= 9_223_372_036_854_775_808.0 || n < -9_223_372_036_854_775_808.0 {
+    if !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&n) {
         i64::MIN
     } else {
         n as i64

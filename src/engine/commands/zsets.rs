@@ -47,7 +47,7 @@ pub fn zadd(ks: &mut Keyspace, args: &[&[u8]], now: i64) -> Value {
     if nx && xx {
         return reply::error("ERR XX and NX options at the same time are not compatible");
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return reply::error("ERR GT, LT, and/or NX options at the same time are not compatible");
     }
     if incr && pairs.len() > 2 {
@@ -137,7 +137,7 @@ impl Range {
 
     /// The members in range, in order.
     fn of(self, z: &Zset) -> impl Iterator<Item = (f64, &[u8])> {
-        z.from_score(self.min)
+        z.starting_at(self.min)
             .skip_while(move |(s, _)| self.min_ex && *s <= self.min)
             .take_while(move |(s, _)| {
                 if self.max_ex {
@@ -252,7 +252,7 @@ pub fn zrange(ks: &mut Keyspace, args: &[&[u8]], now: i64) -> Value {
         return Value::Array(Vec::new());
     }
     let items = z
-        .from_score(f64::NEG_INFINITY)
+        .starting_at(f64::NEG_INFINITY)
         .skip(start as usize)
         .take((stop - start + 1) as usize);
     listed(items, read.with_scores)

@@ -1,0 +1,1430 @@
+//! The embedded engine against a real redis-server: the same random
+//! pipelines (raw commands in every form the store uses and more, the
+//! store's scripts with plausible and implausible arguments, pipelines the
+//! store itself builds, reclaim rounds) go to both, and every reply must be
+//! the same; so must the whole data set, read back at intervals (and, for
+//! a file, after reopening it). Bounded: ENGINE_DIFF_ROUNDS pipelines
+//! (default 1500) from seed ENGINE_DIFF_SEED (default fixed, so CI is
+//! repeatable; a failure prints the seed). Also: durability across a
+//! kill -9 and the refusal of a second process, with child processes.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::{Cmd, ConnectionLike, Pipeline, Value};
+
+use redis_session_store::commands::{build, Context, Op};
+use redis_session_store::engine::Engine;
+use redis_session_store::error::ErrorKind;
+use redis_session_store::expiry::{now_ms, Expiry, Lifetime};
+use redis_session_store::keys::{self, Keys};
+use redis_session_store::recent::{Recent, SLACK_MS};
+use redis_session_store::scripts;
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start() -> Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        let until = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < until, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server { child, port }
+    }
+
+    fn connect(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}", self.port))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// xorshift64*: small, seeded, the same everywhere.
+struct Rng(u64);
+
+impl Rng {
+    /// Any seed, 0 included, through splitmix64 (xorshift needs a nonzero,
+    /// well-mixed state).
+    fn seeded(seed: u64) -> Rng {
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Rng((z ^ (z >> 31)) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
+
+    fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// How two replies are compared: exactly, or allowing for the two clocks
+/// (a TTL, or a deadline computed from one, read a moment apart), or as a
+/// set (SCAN's order is the server's), or by the fields the store reads
+/// (INFO).
+#[derive(Clone, Copy, Debug)]
+enum Check {
+    Exact,
+    Clock,
+    Scan,
+    Info,
+    Reclaim,
+}
+
+/// Small name spaces, so that commands meet each other's keys (and kinds).
+const STRINGS: &[&str] = &["s0", "s1", "s2", "w0", "s\\*"];
+const HASHES: &[&str] = &["h0", "h1", "{w0}:meta", "{w1}:meta"];
+const ZSETS: &[&str] = &["z0", "z1", "{i}:all", "{i}:user:ada", "z:big"];
+const KEYS: &[&str] = &[
+    "s0",
+    "s1",
+    "s2",
+    "w0",
+    "s\\*",
+    "h0",
+    "h1",
+    "{w0}:meta",
+    "{w1}:meta",
+    "z0",
+    "z1",
+    "{i}:all",
+    "{i}:user:ada",
+    "k0",
+];
+const FIELDS: &[&str] = &["a", "c", "e", "u", "x", "f"];
+/// The last is past Redis's small-set member length (64 bytes).
+const MEMBERS: &[&str] = &[
+    "m0",
+    "m1",
+    "m2",
+    "m3",
+    "a",
+    "sid",
+    "a-member-name-longer-than-sixty-four-bytes-turns-a-set-into-its-large-form",
+];
+const VALUES: &[&str] = &[
+    "v", "", "1", "12", "-3", "1.5", "abc", "1e3", " 5", "inf", "0x10",
+];
+const SCORES: &[&str] = &[
+    "0", "1", "2", "-1", "1.5", "0.1", "+inf", "-inf", "inf", "1e3", "3", "-0", "0x1p4",
+];
+const BAD_NUMBERS: &[&str] = &["abc", "", "nan", "1e999", " 1", "1 ", "007", "+5"];
+/// What a script may get where it wants a number: never a small one (Lua
+/// reads "007" as 7, a deadline 7 ms ahead that the two clocks would see
+/// pass at different moments).
+const SCRIPT_JUNK: &[&str] = &["abc", "", "nan", "1e999", "-1e999", "x"];
+const BOUNDS: &[&str] = &[
+    "-inf", "+inf", "(1", "1", "2", "(2", "5", "0.5", "(-inf", "", " 3",
+];
+const PATTERNS: &[&str] = &[
+    "k*", "k[0-2]", "k?", "*", "s\\\\\\*", "{k*", "*meta", "[^k]*", "k[", "\\k1", "*[", "k[2-0]",
+];
+
+struct Gen {
+    rng: Rng,
+    now: i64,
+    /// The latest near deadline handed out in this pipeline.
+    near: Option<i64>,
+    allow_near: bool,
+}
+
+impl Gen {
+    fn key(&mut self) -> &'static str {
+        self.rng.pick(KEYS)
+    }
+
+    /// Mostly a key of the kind a command works on, now and then any.
+    fn key_of(&mut self, kind: &[&'static str]) -> &'static str {
+        if self.rng.chance(25) {
+            self.key()
+        } else {
+            self.rng.pick(kind)
+        }
+    }
+
+    /// A deadline: past, near (alive on both servers through this
+    /// pipeline, gone before the next one) or far.
+    fn at(&mut self) -> i64 {
+        match self.rng.below(5) {
+            0 | 1 => self.now - 1 - self.rng.below(100_000) as i64,
+            2 if self.allow_near => {
+                let at = self.now + 25 + self.rng.below(20) as i64;
+                self.near = Some(self.near.map_or(at, |n| n.max(at)));
+                at
+            }
+            _ => self.now + 1_000_000 + self.rng.below(1_000_000) as i64,
+        }
+    }
+
+    /// A relative expiry in ms: near or far (never past: PX must be > 0).
+    fn ms(&mut self) -> i64 {
+        match self.at() - self.now {
+            ms if ms > 0 => ms,
+            _ => 1_000_000,
+        }
+    }
+
+    fn number(&mut self, good: &[&'static str]) -> String {
+        if self.rng.chance(8) {
+            self.rng.pick(BAD_NUMBERS).to_string()
+        } else {
+            self.rng.pick(good).to_string()
+        }
+    }
+
+    fn int(&mut self) -> String {
+        if self.rng.chance(8) {
+            self.rng.pick(BAD_NUMBERS).to_string()
+        } else {
+            (self.rng.below(9) as i64 - 4).to_string()
+        }
+    }
+
+    fn raw(&mut self) -> (Cmd, Check) {
+        let mut c = Cmd::new();
+        let mut check = Check::Exact;
+        match self.rng.below(31) {
+            0 => {
+                c.arg("GET").arg(self.key_of(STRINGS));
+            }
+            1 => {
+                c.arg("MGET");
+                for _ in 0..1 + self.rng.below(3) {
+                    c.arg(self.key_of(STRINGS));
+                }
+            }
+            2..=4 => {
+                c.arg("SET")
+                    .arg(self.key_of(STRINGS))
+                    .arg(self.rng.pick(VALUES));
+                let opts: &[&[&str]] = &[
+                    &[],
+                    &["XX"],
+                    &["NX"],
+                    &["XX", "PXAT"],
+                    &["PXAT"],
+                    &["PX"],
+                    &["EX"],
+                    &["KEEPTTL"],
+                    &["GET"],
+                    &["NX", "GET"],
+                    &["XX", "KEEPTTL", "GET"],
+                    &["PX", "PXAT"],
+                    &["KEEPTTL", "PX"],
+                    &["NX", "XX"],
+                    &["EXAT"],
+                ];
+                for opt in self.rng.pick(opts) {
+                    c.arg(*opt);
+                    match *opt {
+                        "PXAT" => c.arg(self.at()),
+                        "PX" => c.arg(self.ms()),
+                        "EX" => c.arg(1000 + self.rng.below(1000)),
+                        "EXAT" => c.arg(self.at() / 1000 + 2000),
+                        _ => &mut c,
+                    };
+                }
+                if self.rng.chance(5) {
+                    c.arg("PX").arg(self.rng.pick(&["0", "-5", "abc"]));
+                }
+            }
+            5 => {
+                c.arg("DEL");
+                for _ in 0..1 + self.rng.below(3) {
+                    c.arg(self.key());
+                }
+            }
+            6 => {
+                c.arg("EXISTS");
+                for _ in 0..1 + self.rng.below(3) {
+                    c.arg(self.key());
+                }
+            }
+            7 | 8 => {
+                c.arg("PEXPIREAT").arg(self.key());
+                if self.rng.chance(5) {
+                    c.arg(self.rng.pick(BAD_NUMBERS));
+                } else {
+                    c.arg(self.at());
+                }
+                let opts: &[&[&str]] = &[
+                    &[],
+                    &[],
+                    &["NX"],
+                    &["XX"],
+                    &["GT"],
+                    &["LT"],
+                    &["NX", "GT"],
+                    &["GT", "LT"],
+                    &["FOO"],
+                ];
+                for opt in self.rng.pick(opts) {
+                    c.arg(*opt);
+                }
+            }
+            9 => {
+                c.arg("PEXPIRETIME").arg(self.key());
+                check = Check::Clock;
+            }
+            10 => {
+                c.arg("PTTL").arg(self.key());
+                check = Check::Clock;
+            }
+            11 => {
+                c.arg("PERSIST").arg(self.key());
+            }
+            12 | 13 => {
+                c.arg("HSET").arg(self.key_of(HASHES));
+                for _ in 0..1 + self.rng.below(3) {
+                    c.arg(self.rng.pick(FIELDS)).arg(self.rng.pick(VALUES));
+                }
+                if self.rng.chance(5) {
+                    c.arg("odd");
+                }
+            }
+            14 => {
+                c.arg("HSETNX")
+                    .arg(self.key_of(HASHES))
+                    .arg(self.rng.pick(FIELDS))
+                    .arg(self.rng.pick(VALUES));
+            }
+            15 => {
+                c.arg("HGET")
+                    .arg(self.key_of(HASHES))
+                    .arg(self.rng.pick(FIELDS));
+            }
+            16 => {
+                c.arg("HMGET").arg(self.key_of(HASHES));
+                for _ in 0..1 + self.rng.below(4) {
+                    c.arg(self.rng.pick(FIELDS));
+                }
+            }
+            17 => {
+                c.arg("HEXISTS")
+                    .arg(self.key_of(HASHES))
+                    .arg(self.rng.pick(FIELDS));
+            }
+            18..=20 => {
+                c.arg("ZADD").arg(self.key_of(ZSETS));
+                let opts: &[&[&str]] = &[
+                    &[],
+                    &[],
+                    &["GT"],
+                    &["XX"],
+                    &["NX"],
+                    &["GT", "XX"],
+                    &["LT"],
+                    &["CH"],
+                    &["GT", "CH"],
+                    &["INCR"],
+                    &["XX", "INCR"],
+                    &["NX", "XX"],
+                    &["GT", "NX"],
+                    &["GT", "INCR"],
+                    &["LT", "CH"],
+                ];
+                for opt in self.rng.pick(opts) {
+                    c.arg(*opt);
+                }
+                for _ in 0..1 + self.rng.below(3) {
+                    c.arg(self.number(SCORES)).arg(self.rng.pick(MEMBERS));
+                }
+            }
+            21 => {
+                c.arg("ZREM").arg(self.key_of(ZSETS));
+                for _ in 0..1 + self.rng.below(3) {
+                    c.arg(self.rng.pick(MEMBERS));
+                }
+            }
+            22 => {
+                c.arg("ZREMRANGEBYSCORE")
+                    .arg(self.key_of(ZSETS))
+                    .arg(self.number(BOUNDS))
+                    .arg(self.number(BOUNDS));
+            }
+            23 => {
+                c.arg("ZRANGE")
+                    .arg(self.key_of(ZSETS))
+                    .arg(self.int())
+                    .arg(self.int());
+                let opts: &[&[&str]] = &[&[], &["WITHSCORES"], &["LIMIT", "0", "1"], &["FOO"]];
+                for opt in self.rng.pick(opts) {
+                    c.arg(*opt);
+                }
+            }
+            24 => {
+                c.arg("ZRANGEBYSCORE")
+                    .arg(self.key_of(ZSETS))
+                    .arg(self.number(BOUNDS))
+                    .arg(self.number(BOUNDS));
+                if self.rng.chance(40) {
+                    c.arg("WITHSCORES");
+                }
+                if self.rng.chance(50) {
+                    c.arg("LIMIT").arg(self.int()).arg(self.int());
+                }
+            }
+            25 => {
+                c.arg(self.rng.pick(&["ZSCORE", "ZCARD"]))
+                    .arg(self.key_of(ZSETS));
+                if self.rng.chance(70) {
+                    c.arg(self.rng.pick(MEMBERS));
+                }
+            }
+            26 => {
+                // COUNT above the key count: Redis then answers in one call.
+                c.arg("SCAN")
+                    .arg("0")
+                    .arg("MATCH")
+                    .arg(self.rng.pick(PATTERNS));
+                c.arg("COUNT").arg(1000);
+                if self.rng.chance(50) {
+                    c.arg("TYPE")
+                        .arg(self.rng.pick(&["string", "hash", "zset", "HASH", "list"]));
+                }
+                check = Check::Scan;
+            }
+            28 => {
+                // Past Redis's small-set limit (128 members): its large form.
+                c.arg("ZADD").arg("z:big");
+                for _ in 0..20 + self.rng.below(150) {
+                    c.arg(self.rng.pick(SCORES).to_string())
+                        .arg(format!("b{}", self.rng.below(300)));
+                }
+            }
+            27 => {
+                let cmds: &[&[&str]] = &[
+                    &["INFO", "memory"],
+                    &["INFO", "replication"],
+                    &["INFO"],
+                    &["WAIT", "0", "0"],
+                    &["WAIT", "0", "-1"],
+                    &["NOPE", "a", "b"],
+                    &["GET"],
+                    &["ZADD", "k0", "1"],
+                    &["PTTL", "a", "b"],
+                    &["EVALSHA"],
+                    &["EVALSHA", "0123456789012345678901234567890123456789", "0"],
+                    &["EVALSHA", "abc", "0"],
+                    &["SCAN", "abc"],
+                    &["SCAN", "0", "COUNT", "0"],
+                    &["SCRIPT"],
+                    &["SCRIPT", "LOAD"],
+                ];
+                let cmd = self.rng.pick(cmds);
+                for a in cmd {
+                    c.arg(*a);
+                }
+                if cmd[0] == "INFO" {
+                    check = Check::Info;
+                }
+                if cmd[0] == "SCAN" {
+                    check = Check::Scan;
+                }
+            }
+            _ => return self.script(),
+        }
+        (c, check)
+    }
+
+    /// Now and then, a text a script cannot read as the number it wants.
+    fn maybe(&mut self, plausible: String) -> String {
+        if self.rng.chance(4) {
+            self.rng.pick(SCRIPT_JUNK).to_string()
+        } else {
+            plausible
+        }
+    }
+
+    /// Keys for a script: mostly a session's own (its key, meta and
+    /// tombstone, or the indexes), now and then any key, of any kind.
+    fn script_keys(&mut self, indexes: bool) -> [String; 3] {
+        if self.rng.chance(25) {
+            return [(); 3].map(|_| self.key().to_owned());
+        }
+        let n = self.rng.below(3);
+        if indexes {
+            let owner = self.rng.pick(&["ada", "bob"]);
+            return [
+                "{i}:all".to_owned(),
+                format!("{{i}}:user:{owner}"),
+                "{i}:all".to_owned(),
+            ];
+        }
+        [
+            format!("w{n}"),
+            format!("{{w{n}}}:meta"),
+            format!("{{w{n}}}:gone"),
+        ]
+    }
+
+    fn script(&mut self) -> (Cmd, Check) {
+        let mut c = Cmd::new();
+        let now = self.now.to_string();
+        let mut check = Check::Exact;
+        c.arg("EVALSHA");
+        match self.rng.below(5) {
+            0 => {
+                c.arg(&scripts::WRITE.hash)
+                    .arg(3)
+                    .arg(&self.script_keys(false));
+                c.arg(self.rng.pick(&["set", "set", "touch", "rewrite"]));
+                c.arg(self.rng.pick(VALUES));
+                let cookie = if self.rng.chance(25) {
+                    String::new()
+                } else {
+                    self.at().to_string()
+                };
+                c.arg(self.maybe(cookie));
+                c.arg(self.maybe(now));
+                let limit = |g: &mut Gen| match g.rng.below(3) {
+                    0 => String::new(),
+                    1 => "50000".to_owned(),
+                    _ => "0".to_owned(),
+                };
+                let (idle, absolute) = (limit(self), limit(self));
+                c.arg(self.maybe(idle)).arg(self.maybe(absolute));
+                c.arg(self.rng.pick(&["", "ada", "bob"]));
+                let linger = self.rng.pick(&["0", "600000"]).to_string();
+                if !self.rng.chance(3) {
+                    c.arg(self.maybe(linger));
+                }
+            }
+            1 => {
+                let [session, meta, _] = self.script_keys(false);
+                c.arg(&scripts::DESTROY.hash).arg(2).arg(session).arg(meta);
+                c.arg(self.maybe(now)).arg(self.maybe("3600000".to_owned()));
+            }
+            2 => {
+                let owner = self.rng.chance(70);
+                let [all, user, _] = self.script_keys(true);
+                c.arg(&scripts::INDEX.hash).arg(if owner { 2 } else { 1 });
+                c.arg(all);
+                if owner {
+                    c.arg(user);
+                }
+                c.arg(self.rng.pick(MEMBERS));
+                let bound = if self.rng.chance(20) {
+                    "+inf".to_owned()
+                } else {
+                    self.at().to_string()
+                };
+                c.arg(self.maybe(bound)).arg(self.maybe(now));
+            }
+            3 => {
+                let [session, meta, _] = self.script_keys(false);
+                c.arg(&scripts::RECLAIM.hash).arg(2).arg(session).arg(meta);
+                c.arg(self.maybe(now));
+                check = Check::Reclaim;
+            }
+            _ => {
+                let n = self.rng.below(3);
+                let [all, ..] = self.script_keys(true);
+                c.arg(&scripts::UNINDEX.hash).arg(n + 1).arg(all);
+                for _ in 0..n {
+                    let [_, user, all] = self.script_keys(true);
+                    c.arg(if self.rng.chance(50) { user } else { all });
+                }
+                c.arg(self.maybe(now));
+                for _ in 0..n {
+                    c.arg(self.rng.pick(MEMBERS));
+                    let score = match self.rng.below(3) {
+                        0 => String::new(),
+                        1 => self.at().to_string(),
+                        _ => self.number(SCORES),
+                    };
+                    c.arg(score);
+                }
+            }
+        }
+        (c, check)
+    }
+}
+
+/// What the store's own code sends for a few sessions of a few owners.
+struct Store {
+    ctx: Context,
+    seen: Recent,
+}
+
+const SIDS: &[&str] = &["a", "b", "c", "d"];
+const OWNERS: &[Option<&str>] = &[None, Some("ada"), Some("bob")];
+
+impl Store {
+    fn new(lifetime: Lifetime, count_logins: bool) -> Store {
+        Store {
+            ctx: Context {
+                keys: Keys::new("sess:"),
+                lifetime,
+                count_logins,
+                wait_for_replicas: false,
+            },
+            seen: Recent::default(),
+        }
+    }
+
+    fn ops(&mut self, g: &mut Gen) -> Pipeline {
+        let mut ops = Vec::new();
+        for _ in 0..1 + g.rng.below(6) {
+            let sid = g.rng.pick(SIDS).to_string();
+            let owner = g.rng.pick(OWNERS).map(str::to_owned);
+            let expiry = if g.rng.chance(15) {
+                Expiry::Never
+            } else {
+                Expiry::At(g.at())
+            };
+            let value = format!("{{\"n\":{}}}", g.rng.below(100));
+            ops.push(match g.rng.below(6) {
+                0 => Op::Get { sid },
+                1 | 2 => Op::Set {
+                    sid,
+                    value,
+                    expiry,
+                    owner,
+                },
+                3 => Op::Touch { sid, expiry, owner },
+                4 => Op::Rewrite {
+                    sid,
+                    value,
+                    expiry,
+                    owner,
+                },
+                _ => Op::Destroy { sid },
+            });
+        }
+        build(&ops, &self.ctx, g.now, &mut self.seen).0
+    }
+
+    /// The index reads of `index.rs`, and the SCAN of `all()`.
+    fn reads(&self, g: &mut Gen) -> Vec<(Cmd, Check)> {
+        let keys = &self.ctx.keys;
+        let now = g.now;
+        let owner = keys.user_index(g.rng.pick(&["ada", "bob"]));
+        let sessions: Vec<String> = SIDS.iter().map(|s| keys.session(s)).collect();
+        let mut out = vec![
+            (
+                redis::cmd("ZREMRANGEBYSCORE")
+                    .arg(&owner)
+                    .arg("-inf")
+                    .arg(now)
+                    .clone(),
+                Check::Exact,
+            ),
+            (
+                redis::cmd("ZRANGE").arg(&owner).arg(0).arg(-1).clone(),
+                Check::Exact,
+            ),
+            (
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(keys.all_index())
+                    .arg(now)
+                    .arg("+inf")
+                    .clone(),
+                Check::Exact,
+            ),
+            (redis::cmd("MGET").arg(&sessions).clone(), Check::Exact),
+            (
+                redis::cmd("SCAN")
+                    .arg(0)
+                    .arg("MATCH")
+                    .arg(keys.scan_pattern())
+                    .arg("COUNT")
+                    .arg(1000)
+                    .arg("TYPE")
+                    .arg("string")
+                    .clone(),
+                Check::Scan,
+            ),
+        ];
+        for s in &sessions {
+            out.push((
+                redis::cmd("HMGET")
+                    .arg(keys::meta(s))
+                    .arg(&["c", "a", "e", "u", "x"][..])
+                    .clone(),
+                Check::Exact,
+            ));
+            out.push((redis::cmd("PEXPIRETIME").arg(s).clone(), Check::Clock));
+        }
+        out
+    }
+}
+
+/// Both sides of the comparison, and what went to them.
+struct Pair {
+    redis: redis::Connection,
+    engine: Arc<Engine>,
+    seed: u64,
+    round: usize,
+    /// How often each command met each kind of reply, to show what a run
+    /// covered (printed with --nocapture).
+    seen: std::collections::BTreeMap<String, usize>,
+}
+
+/// A command's name (a script's, for EVALSHA) and the kind of its reply.
+fn tally(cmd: &Cmd, reply: &Value) -> String {
+    let args: Vec<&[u8]> = cmd
+        .args_iter()
+        .filter_map(|a| match a {
+            redis::Arg::Simple(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    let mut name =
+        String::from_utf8_lossy(args.first().copied().unwrap_or_default()).to_uppercase();
+    if name == "EVALSHA" {
+        let sha = args.get(1).copied().unwrap_or_default();
+        let script = [
+            ("WRITE", &scripts::WRITE),
+            ("DESTROY", &scripts::DESTROY),
+            ("INDEX", &scripts::INDEX),
+            ("RECLAIM", &scripts::RECLAIM),
+            ("UNINDEX", &scripts::UNINDEX),
+        ]
+        .into_iter()
+        .find(|(_, s)| s.hash.as_bytes() == sha);
+        name = format!("EVALSHA {}", script.map_or("?", |(n, _)| n));
+    }
+    let kind = match reply {
+        Value::ServerError(e) => {
+            let detail = e.details().unwrap_or_default();
+            let what = match detail.find("user_script") {
+                Some(_) if detail.contains("attempt to") => "Lua error",
+                Some(_) => "error in script",
+                None => detail
+                    .split_whitespace()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .leak(),
+            };
+            format!("{} {what}", e.code())
+        }
+        Value::Int(n) if (-2..=2).contains(n) => format!("{n}"),
+        Value::Int(_) => "int".to_owned(),
+        Value::Nil => "nil".to_owned(),
+        Value::Array(a) if a.is_empty() => "[]".to_owned(),
+        Value::Array(a) => match a.first() {
+            Some(Value::Int(state)) if a.len() == 3 => format!("[{state}, ..]"),
+            _ => "[..]".to_owned(),
+        },
+        Value::Okay => "OK".to_owned(),
+        _ => "bulk".to_owned(),
+    };
+    format!("{name:<22} {kind}")
+}
+
+fn text(cmd: &Cmd) -> String {
+    cmd.args_iter()
+        .map(|a| match a {
+            redis::Arg::Simple(b) => format!("{:?}", String::from_utf8_lossy(b)),
+            _ => "<cursor>".to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn info_fields(v: &Value) -> Vec<String> {
+    let Value::BulkString(b) = v else {
+        return vec![format!("{v:?}")];
+    };
+    String::from_utf8_lossy(b)
+        .lines()
+        .filter(|l| l.starts_with("maxmemory_policy:") || l.starts_with("connected_slaves:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn near(a: i64, b: i64) -> bool {
+    (a - b).abs() <= 50
+}
+
+fn same(check: Check, r: &Value, e: &Value) -> bool {
+    match (check, r, e) {
+        (Check::Clock, Value::Int(a), Value::Int(b)) if *a >= 0 && *b >= 0 => near(*a, *b),
+        (Check::Scan, Value::Array(a), Value::Array(b)) if a.len() == 2 && b.len() == 2 => {
+            let sorted = |v: &Value| match v {
+                Value::Array(items) => {
+                    let mut keys: Vec<Vec<u8>> = items
+                        .iter()
+                        .map(|k| match k {
+                            Value::BulkString(b) => b.clone(),
+                            _ => Vec::new(),
+                        })
+                        .collect();
+                    keys.sort();
+                    Some(keys)
+                }
+                _ => None,
+            };
+            a[0] == b[0] && sorted(&a[1]) == sorted(&b[1])
+        }
+        (Check::Info, _, _) => info_fields(r) == info_fields(e),
+        (Check::Reclaim, Value::Array(a), Value::Array(b)) if a.len() == 3 && b.len() == 3 => {
+            a[..2] == b[..2]
+                && match (&a[2], &b[2]) {
+                    (Value::Int(x), Value::Int(y)) => near(*x, *y),
+                    (x, y) => x == y,
+                }
+        }
+        _ => r == e,
+    }
+}
+
+impl Pair {
+    fn new(server: &Server, engine: Arc<Engine>, seed: u64) -> Pair {
+        let mut pair = Pair {
+            redis: server.connect(),
+            engine,
+            seed,
+            round: 0,
+            seen: Default::default(),
+        };
+        let load = scripts::load_pipeline();
+        let checks = vec![Check::Exact; 5];
+        pair.run(&load, &checks);
+        pair
+    }
+
+    /// Sends `pipe` to both; panics at the first reply that differs.
+    fn run(&mut self, pipe: &Pipeline, checks: &[Check]) -> Vec<Value> {
+        let packed = pipe.get_packed_pipeline();
+        let from_redis = self
+            .redis
+            .req_packed_commands(&packed, 0, pipe.len())
+            .expect("redis answered");
+        let from_engine = self.engine.exec(pipe);
+        assert_eq!(from_engine.len(), pipe.len(), "one reply per command");
+        for (i, (cmd, (r, e))) in pipe
+            .cmd_iter()
+            .zip(from_redis.iter().zip(&from_engine))
+            .enumerate()
+        {
+            *self.seen.entry(tally(cmd, r)).or_default() += 1;
+            if !same(checks[i], r, e) {
+                let before: Vec<String> = pipe
+                    .cmd_iter()
+                    .zip(&from_redis)
+                    .take(i)
+                    .map(|(c, r)| format!("  {} -> {r:?}", text(c)))
+                    .collect();
+                panic!(
+                    "seed {} round {} command {i}: {}\n redis:  {r:?}\n engine: {e:?}\nafter:\n{}",
+                    self.seed,
+                    self.round,
+                    text(cmd),
+                    before.join("\n")
+                );
+            }
+        }
+        from_redis
+    }
+
+    /// Reads back every key, of every kind, with its expiry, from both.
+    fn dump(&mut self, state: &str) {
+        let mut scan = redis::pipe();
+        for kind in ["string", "hash", "zset"] {
+            scan.cmd("SCAN")
+                .arg(0)
+                .arg("COUNT")
+                .arg(10_000)
+                .arg("TYPE")
+                .arg(kind);
+        }
+        let found = self.run(&scan, &[Check::Scan; 3]);
+        let mut pipe = redis::pipe();
+        for (reply, kind) in found.iter().zip(["string", "hash", "zset"]) {
+            let Value::Array(parts) = reply else { continue };
+            let Some(Value::Array(keys)) = parts.get(1) else {
+                continue;
+            };
+            for key in keys {
+                let Value::BulkString(key) = key else {
+                    continue;
+                };
+                match kind {
+                    "string" => pipe.cmd("GET").arg(key),
+                    "hash" => pipe.cmd("HMGET").arg(key).arg(FIELDS),
+                    _ => pipe.cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES"),
+                };
+                pipe.cmd("PEXPIRETIME").arg(key);
+            }
+        }
+        let checks: Vec<Check> = (0..pipe.len())
+            .map(|i| {
+                if i % 2 == 1 {
+                    Check::Clock
+                } else {
+                    Check::Exact
+                }
+            })
+            .collect();
+        let round = self.round;
+        self.round = usize::MAX;
+        let replies = self.run(&pipe, &checks);
+        self.round = round;
+        assert!(
+            !replies.is_empty() || state == "empty",
+            "{state}: nothing to compare"
+        );
+    }
+}
+
+/// Runs the differential rounds against `engine`; returns the pair for
+/// further checks.
+fn differential(server: &Server, engine: Arc<Engine>) -> Pair {
+    let seed = env_or("ENGINE_DIFF_SEED", 0x5eed_2026);
+    let rounds = env_or("ENGINE_DIFF_ROUNDS", 1500) as usize;
+    // Reading everything back after every round finds where a difference
+    // began; every 50 rounds is the default.
+    let dump_every = env_or("ENGINE_DIFF_DUMP_EVERY", 50).max(1) as usize;
+    let mut pair = Pair::new(server, engine, seed);
+    let mut g = Gen {
+        rng: Rng::seeded(seed),
+        now: now_ms(),
+        near: None,
+        allow_near: false,
+    };
+    let mut stores = [
+        Store::new(Lifetime::default(), false),
+        Store::new(
+            Lifetime {
+                idle_ms: Some(50_000),
+                absolute_ms: None,
+            },
+            true,
+        ),
+        Store::new(
+            Lifetime {
+                idle_ms: Some(50_000),
+                absolute_ms: Some(100_000),
+            },
+            true,
+        ),
+    ];
+    for round in 0..rounds {
+        pair.round = round;
+        g.now = now_ms();
+        g.near = None;
+        g.allow_near = g.rng.chance(20);
+        let which = g.rng.below(stores.len());
+        let store = &mut stores[which];
+        match g.rng.below(10) {
+            0..=4 => {
+                let mut pipe = redis::pipe();
+                let mut checks = Vec::new();
+                for _ in 0..1 + g.rng.below(20) {
+                    let (cmd, check) = g.raw();
+                    pipe.add_command(cmd);
+                    checks.push(check);
+                }
+                pair.run(&pipe, &checks);
+            }
+            5..=7 => {
+                let pipe = store.ops(&mut g);
+                pair.run(&pipe, &checks_for(&pipe));
+            }
+            8 => {
+                let mut pipe = redis::pipe();
+                let mut checks = Vec::new();
+                for (cmd, check) in store.reads(&mut g) {
+                    pipe.add_command(cmd);
+                    checks.push(check);
+                }
+                pair.run(&pipe, &checks);
+            }
+            _ => reclaim_round(&mut pair, &store.ctx, g.now),
+        }
+        if let Some(at) = g.near {
+            // Let every near deadline pass before the next round reads it.
+            let wait = at + 3 - now_ms();
+            if wait > 0 {
+                std::thread::sleep(Duration::from_millis(wait as u64));
+            }
+        }
+        if round % dump_every == dump_every - 1 {
+            pair.dump("during the run");
+        }
+    }
+    pair.dump("at the end");
+    let total: usize = pair.seen.values().sum();
+    println!("seed {seed}, {rounds} rounds, {total} replies compared:");
+    for (what, n) in &pair.seen {
+        println!("{n:>8}  {what}");
+    }
+    pair
+}
+
+/// How to compare the replies to a pipeline the store built.
+fn checks_for(pipe: &Pipeline) -> Vec<Check> {
+    pipe.cmd_iter()
+        .map(|cmd| {
+            let args: Vec<Vec<u8>> = cmd
+                .args_iter()
+                .map(|a| match a {
+                    redis::Arg::Simple(b) => b.to_vec(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            match args.first().map(Vec::as_slice) {
+                Some(b"PEXPIRETIME" | b"PTTL") => Check::Clock,
+                Some(b"EVALSHA")
+                    if args.get(1) == Some(&scripts::RECLAIM.hash.as_bytes().to_vec()) =>
+                {
+                    Check::Reclaim
+                }
+                _ => Check::Exact,
+            }
+        })
+        .collect()
+}
+
+/// One round of `reclaim.rs`: due entries, RECLAIM each, UNINDEX them.
+fn reclaim_round(pair: &mut Pair, ctx: &Context, now: i64) {
+    let index = ctx.keys.all_index();
+    let mut due = redis::pipe();
+    due.cmd("ZRANGEBYSCORE")
+        .arg(index)
+        .arg("-inf")
+        .arg(now)
+        .arg("LIMIT")
+        .arg(0)
+        .arg(256);
+    let Some(Value::Array(items)) = pair.run(&due, &[Check::Exact]).pop() else {
+        return;
+    };
+    let sids: Vec<String> = items
+        .iter()
+        .filter_map(|v| match v {
+            Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        })
+        .collect();
+    if sids.is_empty() {
+        return;
+    }
+    let mut pipe = redis::pipe();
+    for sid in &sids {
+        let key = ctx.keys.session(sid);
+        pipe.cmd("EVALSHA")
+            .arg(&scripts::RECLAIM.hash)
+            .arg(2)
+            .arg(&key)
+            .arg(keys::meta(&key))
+            .arg(now);
+    }
+    let found = pair.run(&pipe, &vec![Check::Reclaim; sids.len()]);
+    let mut owners = Vec::new();
+    let mut args = vec![now.to_string()];
+    for (sid, reply) in sids.iter().zip(found) {
+        let Value::Array(parts) = reply else { continue };
+        let (Some(Value::Int(state)), Some(Value::BulkString(owner)), Some(Value::Int(until))) =
+            (parts.first(), parts.get(1), parts.get(2))
+        else {
+            continue;
+        };
+        let score = match state {
+            1 if *until < 0 => "+inf".to_owned(),
+            1 => (until + SLACK_MS).to_string(),
+            2 => until.to_string(),
+            _ => String::new(),
+        };
+        owners.push(match owner.as_slice() {
+            b"" => index.to_owned(),
+            o => ctx.keys.user_index(&String::from_utf8_lossy(o)),
+        });
+        args.push(sid.clone());
+        args.push(score);
+    }
+    let mut unindex = redis::pipe();
+    unindex
+        .cmd("EVALSHA")
+        .arg(&scripts::UNINDEX.hash)
+        .arg(owners.len() + 1)
+        .arg(index)
+        .arg(&owners)
+        .arg(&args);
+    pair.run(&unindex, &[Check::Exact]);
+}
+
+fn temp_file(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("engine-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("sessions.db")
+}
+
+fn file_url(path: &std::path::Path) -> String {
+    format!("file://{}", path.display())
+}
+
+#[test]
+fn the_memory_engine_answers_as_redis() {
+    let server = Server::start();
+    differential(&server, Engine::open("memory://").unwrap());
+}
+
+#[test]
+fn the_file_engine_answers_as_redis_and_keeps_it_all_across_a_reopen() {
+    let server = Server::start();
+    let path = temp_file("differential");
+    let mut pair = differential(&server, Engine::open(&file_url(&path)).unwrap());
+    // Whatever expired is swept from the file too; then the file alone,
+    // reopened, must hold what Redis holds.
+    while pair.engine.sweep(10_000) > 0 {}
+    // Drop the only handle (releasing the file) before opening it again.
+    pair.engine = Engine::open("memory://").unwrap();
+    pair.engine = Engine::open(&file_url(&path)).unwrap();
+    pair.dump("after reopening the file");
+}
+
+/// The child side of `kill_9_loses_no_acknowledged_write`: writes until
+/// killed, printing each round once `exec` has returned.
+#[test]
+#[ignore = "the child process of kill_9_loses_no_acknowledged_write"]
+fn child_writes_until_killed() {
+    use std::io::Write;
+    let path = std::env::var("ENGINE_CHILD_FILE").expect("run by its parent test");
+    let engine = Engine::open(&format!("file://{path}")).unwrap();
+    let mut out = std::io::stdout().lock();
+    for i in 0.. {
+        let mut p = redis::pipe();
+        p.cmd("SET").arg(format!("s{i}")).arg(format!("v{i}"));
+        p.cmd("HSET")
+            .arg(format!("h{}", i % 10))
+            .arg(format!("f{i}"))
+            .arg(i);
+        p.cmd("ZADD").arg("z").arg(i).arg(format!("m{i}"));
+        let replies = engine.exec(&p);
+        assert!(
+            replies.iter().all(|r| !matches!(r, Value::ServerError(_))),
+            "{replies:?}"
+        );
+        writeln!(out, "ack {i}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+fn child(test: &str, path: &std::path::Path) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        test,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("ENGINE_CHILD_FILE", path)
+    .stderr(Stdio::null());
+    cmd
+}
+
+#[test]
+fn kill_9_loses_no_acknowledged_write() {
+    let path = temp_file("kill9");
+    let mut writer = child("child_writes_until_killed", &path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(writer.stdout.take().unwrap()).lines();
+    let ack = |line: std::io::Result<String>| {
+        line.ok()
+            .and_then(|l| l.strip_prefix("ack ").and_then(|i| i.parse::<i64>().ok()))
+    };
+    let started = Instant::now();
+    let mut last = None;
+    while started.elapsed() < Duration::from_secs(30) && last.is_none_or(|i| i < 300) {
+        match lines.next() {
+            Some(line) => last = ack(line).or(last),
+            None => break,
+        }
+    }
+    writer.kill().unwrap(); // SIGKILL: no destructor, no flush.
+    writer.wait().unwrap();
+    // Acknowledgements still in the pipe count too.
+    for line in lines {
+        last = ack(line).or(last);
+    }
+    let last = last.expect("the child acknowledged writes");
+    println!("killed after {} acknowledged rounds", last + 1);
+    let engine = Engine::open(&file_url(&path)).unwrap();
+    let mut p = redis::pipe();
+    for i in 0..=last + 1 {
+        p.cmd("GET").arg(format!("s{i}"));
+        p.cmd("HGET")
+            .arg(format!("h{}", i % 10))
+            .arg(format!("f{i}"));
+        p.cmd("ZSCORE").arg("z").arg(format!("m{i}"));
+    }
+    let replies = engine.exec(&p);
+    for (i, round) in replies.chunks(3).enumerate() {
+        let n = i.to_string().into_bytes();
+        let written = [
+            Value::BulkString(format!("v{i}").into_bytes()),
+            Value::BulkString(n.clone()),
+            Value::BulkString(n),
+        ];
+        if i as i64 <= last {
+            assert_eq!(round, written, "acknowledged round {i} of {last} lost");
+        } else {
+            // The round in flight at the kill: all of it or none.
+            assert!(
+                round == written || round.iter().all(|v| *v == Value::Nil),
+                "{round:?}"
+            );
+        }
+    }
+}
+
+/// The child side of the exclusive-open test: says what opening gave.
+#[test]
+#[ignore = "the child process of a_second_process_is_refused_the_file_until_it_is_closed"]
+fn child_opens_the_file() {
+    let path = std::env::var("ENGINE_CHILD_FILE").expect("run by its parent test");
+    match Engine::open(&format!("file://{path}")) {
+        Ok(_) => println!("opened"),
+        Err(e) => println!("refused {:?}: {}", e.kind, e.message),
+    }
+}
+
+#[test]
+fn a_second_process_is_refused_the_file_until_it_is_closed() {
+    let path = temp_file("exclusive");
+    let url = file_url(&path);
+    let engine = Engine::open(&url).unwrap();
+    let other_process = || {
+        let out = child("child_opens_the_file", &path).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let refused = other_process();
+    let named = path.canonicalize().unwrap().display().to_string();
+    assert!(refused.contains("refused Unavailable"), "{refused}");
+    assert!(refused.contains(&named), "{refused}");
+    assert!(refused.contains("another process"), "{refused}");
+    // In this process the same file is the same engine, by any spelling.
+    let again = Engine::open(
+        &format!("file://{}", path.display()).replace("/sessions.db", "/./sessions.db"),
+    )
+    .unwrap();
+    assert!(Arc::ptr_eq(&engine, &again));
+    drop((engine, again));
+    assert!(
+        other_process().contains("opened"),
+        "the file was not released"
+    );
+    // And in this one.
+    Engine::open(&url).unwrap();
+}
+
+#[test]
+fn a_file_keeps_every_kind_across_a_reopen() {
+    let path = temp_file("reopen");
+    let url = file_url(&path);
+    let far = now_ms() + 3_600_000;
+    {
+        let engine = Engine::open(&url).unwrap();
+        let mut p = redis::pipe();
+        p.cmd("SET").arg("s").arg("v").arg("PXAT").arg(far);
+        p.cmd("SET").arg("plain").arg("v");
+        p.cmd("HSET").arg("h").arg("a").arg(1).arg("b").arg(2);
+        p.cmd("PEXPIREAT").arg("h").arg(far + 1);
+        // A large sorted set (past the small form), then part of it removed.
+        for i in 0..1000 {
+            p.cmd("ZADD").arg("big").arg(i).arg(format!("m{i:04}"));
+        }
+        p.cmd("ZREMRANGEBYSCORE").arg("big").arg("-inf").arg(499);
+        p.cmd("ZADD").arg("gone").arg(1).arg("x");
+        p.cmd("DEL").arg("gone");
+        // A kind replaced by another.
+        p.cmd("ZADD").arg("swap").arg(1).arg("x");
+        p.cmd("SET").arg("swap").arg("now a string");
+        engine.exec(&p);
+    }
+    let engine = Engine::open(&url).unwrap();
+    let mut p = redis::pipe();
+    p.cmd("GET").arg("s").cmd("PEXPIRETIME").arg("s");
+    p.cmd("GET").arg("plain").cmd("PEXPIRETIME").arg("plain");
+    p.cmd("HMGET")
+        .arg("h")
+        .arg("a")
+        .arg("b")
+        .cmd("PEXPIRETIME")
+        .arg("h");
+    p.cmd("ZCARD")
+        .arg("big")
+        .cmd("ZRANGE")
+        .arg("big")
+        .arg(0)
+        .arg(0)
+        .arg("WITHSCORES");
+    p.cmd("EXISTS").arg("gone").cmd("GET").arg("swap");
+    let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+    assert_eq!(
+        engine.exec(&p),
+        vec![
+            bulk("v"),
+            Value::Int(far),
+            bulk("v"),
+            Value::Int(-1),
+            Value::Array(vec![bulk("1"), bulk("2")]),
+            Value::Int(far + 1),
+            Value::Int(500),
+            Value::Array(vec![bulk("m0500"), bulk("500")]),
+            Value::Int(0),
+            bulk("now a string"),
+        ]
+    );
+}
+
+#[test]
+fn bad_urls_are_refused_naming_them() {
+    for url in ["memry://", "file://relative.db", "file:///no/such/dir/x.db"] {
+        let e = Engine::open(url).err().expect("refused");
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+        assert!(e.message.contains(url), "{}", e.message);
+    }
+}
+
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap_or(0)
+}
+
+/// Figures, not a pass/fail check: cargo test --release --test engine --
+/// --ignored --nocapture figures
+#[test]
+#[ignore = "prints figures"]
+fn figures() {
+    // A tick's pipeline as the store sends it: 32 sets and 32 gets.
+    let tick = |round: usize| {
+        let mut ops = Vec::new();
+        for i in 0..32 {
+            let sid = format!("{:032}", (round * 32 + i) % 10_000);
+            ops.push(Op::Set {
+                sid: sid.clone(),
+                value: "x".repeat(300),
+                expiry: Expiry::At(now_ms() + 3_600_000),
+                owner: None,
+            });
+            ops.push(Op::Get { sid });
+        }
+        ops
+    };
+    let ctx = Store::new(Lifetime::default(), false).ctx;
+    for url in ["memory://".to_owned(), file_url(&temp_file("figures"))] {
+        let engine = Engine::open(&url).unwrap();
+        engine.exec(&scripts::load_pipeline());
+        let mut seen = Recent::default();
+        let start = Instant::now();
+        let mut rounds = 0;
+        let mut commands = 0;
+        while start.elapsed() < Duration::from_secs(3) {
+            let (pipe, _) = build(&tick(rounds), &ctx, now_ms(), &mut seen);
+            commands += pipe.len();
+            engine.exec(&pipe);
+            rounds += 1;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{url}: {:.0} store ops/s ({:.0} commands/s), {:.3} ms per 64-op exec",
+            (rounds * 64) as f64 / secs,
+            commands as f64 / secs,
+            secs * 1000.0 / rounds as f64
+        );
+    }
+    let engine = Engine::open("memory://").unwrap();
+    let before = rss_kb();
+    for wave in 0..10 {
+        for chunk in 0..100 {
+            let mut p = redis::pipe();
+            for i in 0..1000 {
+                p.cmd("SET")
+                    .arg(format!("sess:{wave}:{chunk}:{i:024}"))
+                    .arg("x".repeat(200))
+                    .arg("PX")
+                    .arg(1);
+            }
+            engine.exec(&p);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+        let start = Instant::now();
+        let mut swept = 0;
+        loop {
+            let n = engine.sweep(1 << 20);
+            if n == 0 {
+                break;
+            }
+            swept += n;
+        }
+        println!(
+            "wave {wave}: swept {swept} in {:.1} ms, RSS {} MB (was {} MB)",
+            start.elapsed().as_secs_f64() * 1000.0,
+            rss_kb() / 1024,
+            before / 1024
+        );
+    }
+    let mut p = redis::pipe();
+    for i in 0..1_000_000 {
+        p.cmd("SET").arg(format!("k{i}")).arg("v").arg("PX").arg(1);
+    }
+    engine.exec(&p);
+    std::thread::sleep(Duration::from_millis(2));
+    let start = Instant::now();
+    let swept = engine.sweep(1 << 21);
+    println!(
+        "sweep of {swept} expired keys: {:.1} ms",
+        start.elapsed().as_secs_f64() * 1000.0
+    );
+}
