@@ -20,9 +20,10 @@ use redis::{Cmd, ConnectionLike, Pipeline, Value};
 use redis_session_store::commands::{build, Context, Op};
 use redis_session_store::engine::Engine;
 use redis_session_store::error::ErrorKind;
+use redis_session_store::expiry::SLACK_MS;
 use redis_session_store::expiry::{now_ms, Expiry, Lifetime};
 use redis_session_store::keys::{self, Keys};
-use redis_session_store::recent::{Recent, SLACK_MS};
+use redis_session_store::recent::Recent;
 use redis_session_store::scripts;
 
 struct Server {

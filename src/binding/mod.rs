@@ -173,23 +173,6 @@ impl NativeStore {
         now
     }
 
-    /// Makes the native core panic once at `place`: "writer" (the next batch
-    /// it sends), "admin" (the next call over many sessions) or "exec" (the
-    /// next batch handed over): the tests of what a panic does.
-    #[cfg(feature = "test-hooks")]
-    #[napi]
-    pub fn panic_once(&self, place: String) -> Result<()> {
-        match place.as_str() {
-            "writer" => self
-                .inner
-                .panic_in_writer
-                .store(true, std::sync::atomic::Ordering::Release),
-            "admin" | "exec" => *self.panic_next.lock().unwrap() = Some(place),
-            _ => return Err(Error::new(Status::InvalidArg, "unknown place")),
-        }
-        Ok(())
-    }
-
     /// Every error code the store reports (the JS face checks its own
     /// against them).
     #[napi]
@@ -397,6 +380,27 @@ impl NativeStore {
         self.inner.close().await;
         // Every batch has been answered: the replies' own handles are gone.
         self.on_reply.lock().unwrap().take();
+        Ok(())
+    }
+}
+
+/// Only in the dev build (cargo feature `test-hooks`), not in releases.
+#[cfg(feature = "test-hooks")]
+#[napi]
+impl NativeStore {
+    /// Makes the native core panic once at `place`: "writer" (the next batch
+    /// it sends), "admin" (the next call over many sessions) or "exec" (the
+    /// next batch handed over): the tests of what a panic does.
+    #[napi]
+    pub fn panic_once(&self, place: String) -> Result<()> {
+        match place.as_str() {
+            "writer" => self
+                .inner
+                .panic_in_writer
+                .store(true, std::sync::atomic::Ordering::Release),
+            "admin" | "exec" => *self.panic_next.lock().unwrap() = Some(place),
+            _ => return Err(Error::new(Status::InvalidArg, "unknown place")),
+        }
         Ok(())
     }
 }
