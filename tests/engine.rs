@@ -1096,11 +1096,26 @@ fn reclaim_round(pair: &mut Pair, ctx: &Context, now: i64) {
     pair.run(&unindex, &[Check::Exact]);
 }
 
-fn temp_file(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("engine-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("sessions.db")
+/// A directory of this test process for one file, removed afterwards.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("engine-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn file(&self) -> PathBuf {
+        self.0.join("sessions.db")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn file_url(path: &std::path::Path) -> String {
@@ -1116,7 +1131,8 @@ fn the_memory_engine_answers_as_redis() {
 #[test]
 fn the_file_engine_answers_as_redis_and_keeps_it_all_across_a_reopen() {
     let server = Server::start();
-    let path = temp_file("differential");
+    let scratch = Scratch::new("differential");
+    let path = scratch.file();
     let mut pair = differential(&server, Engine::open(&file_url(&path)).unwrap());
     // Whatever expired is swept from the file too; then the file alone,
     // reopened, must hold what Redis holds.
@@ -1170,7 +1186,8 @@ fn child(test: &str, path: &std::path::Path) -> Command {
 
 #[test]
 fn kill_9_loses_no_acknowledged_write() {
-    let path = temp_file("kill9");
+    let scratch = Scratch::new("kill9");
+    let path = scratch.file();
     let mut writer = child("child_writes_until_killed", &path)
         .stdout(Stdio::piped())
         .spawn()
@@ -1238,7 +1255,8 @@ fn child_opens_the_file() {
 
 #[test]
 fn a_second_process_is_refused_the_file_until_it_is_closed() {
-    let path = temp_file("exclusive");
+    let scratch = Scratch::new("exclusive");
+    let path = scratch.file();
     let url = file_url(&path);
     let engine = Engine::open(&url).unwrap();
     let other_process = || {
@@ -1267,7 +1285,8 @@ fn a_second_process_is_refused_the_file_until_it_is_closed() {
 
 #[test]
 fn a_file_keeps_every_kind_across_a_reopen() {
-    let path = temp_file("reopen");
+    let scratch = Scratch::new("reopen");
+    let path = scratch.file();
     let url = file_url(&path);
     let far = now_ms() + 3_600_000;
     {
@@ -1364,7 +1383,8 @@ fn figures() {
         ops
     };
     let ctx = Store::new(Lifetime::default(), false).ctx;
-    for url in ["memory://".to_owned(), file_url(&temp_file("figures"))] {
+    let scratch = Scratch::new("figures");
+    for url in ["memory://".to_owned(), file_url(&scratch.file())] {
         let engine = Engine::open(&url).unwrap();
         engine.exec(&scripts::load_pipeline());
         let mut seen = Recent::default();
@@ -1425,7 +1445,51 @@ fn figures() {
     let start = Instant::now();
     let swept = engine.sweep(1 << 21);
     println!(
-        "sweep of {swept} expired keys: {:.1} ms",
+        "memory: sweep of {swept} expired keys in {:.1} ms",
+        start.elapsed().as_secs_f64() * 1000.0
+    );
+    // A file of 100k sessions as the store keeps them: write, reopen, sweep.
+    let scratch = Scratch::new("figures-load");
+    let path = scratch.file();
+    let url = file_url(&path);
+    let engine = Engine::open(&url).unwrap();
+    engine.exec(&scripts::load_pipeline());
+    let mut seen = Recent::default();
+    let soon = now_ms() + 5_000;
+    let start = Instant::now();
+    for chunk in 0..1_000 {
+        let ops: Vec<Op> = (0..100)
+            .map(|i| Op::Set {
+                sid: format!("{chunk:05}{i:027}"),
+                value: "x".repeat(300),
+                expiry: Expiry::At(soon),
+                owner: Some(format!("user{}", i % 10)),
+            })
+            .collect();
+        engine.exec(&build(&ops, &ctx, now_ms(), &mut seen).0);
+    }
+    let written = start.elapsed();
+    drop(engine);
+    let start = Instant::now();
+    let engine = Engine::open(&url).unwrap();
+    println!(
+        "file: 100k sessions (with metas and indexes) written in {:.1} s, {} MB, reopened in {:.0} ms",
+        written.as_secs_f64(),
+        std::fs::metadata(&path).unwrap().len() >> 20,
+        start.elapsed().as_secs_f64() * 1000.0
+    );
+    std::thread::sleep(Duration::from_millis((soon - now_ms()).max(0) as u64 + 2));
+    let start = Instant::now();
+    let mut swept = 0;
+    loop {
+        let n = engine.sweep(10_000);
+        if n == 0 {
+            break;
+        }
+        swept += n;
+    }
+    println!(
+        "file: sweep of {swept} expired sessions, 10k per call, in {:.0} ms",
         start.elapsed().as_secs_f64() * 1000.0
     );
 }

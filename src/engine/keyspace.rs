@@ -51,7 +51,7 @@ pub fn place(key: &[u8]) -> u64 {
 }
 
 impl Keyspace {
-    /// `logged`: record changes for a file (see `take_log`).
+    /// `logged`: record changes for a file (see `log`).
     pub fn new(logged: bool) -> Keyspace {
         Keyspace {
             log: logged.then(Vec::new),
@@ -110,21 +110,29 @@ impl Keyspace {
         self.entries.get_key_value(key).map(|(k, _)| k.clone())
     }
 
-    fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
-        let (key, entry) = self.entries.remove_entry(key)?;
-        self.order.remove(&(place(&key), key.clone()));
+    /// Removes a key, expired or not; true if it was there.
+    fn remove_entry(&mut self, key: &[u8]) -> bool {
+        let Some((key, entry)) = self.entries.remove_entry(key) else {
+            return false;
+        };
         if let Some(at) = entry.expires {
             self.expiries.remove(&(at, key.clone()));
         }
-        let kind = entry.data.kind();
+        self.unlink(key, entry.data.kind());
+        true
+    }
+
+    /// The rest of removing a key that is out of the table and the expiry
+    /// order: the scan order, and the log.
+    fn unlink(&mut self, key: Bytes, kind: Kind) {
+        self.order.remove(&(place(&key), key.clone()));
         self.record(|| Change::Drop(key, kind));
-        Some(entry)
     }
 
     /// DEL of one key: true if it existed.
     pub fn delete(&mut self, key: &[u8], now: i64) -> bool {
         self.purge(key, now);
-        self.remove_entry(key).is_some()
+        self.remove_entry(key)
     }
 
     fn insert_new(&mut self, key: &[u8], data: Data, expires: Option<i64>) -> Bytes {
@@ -180,8 +188,8 @@ impl Keyspace {
         true
     }
 
-    /// The live hash at `key`, created empty when `create` and absent.
-    /// Err when the key holds another kind.
+    /// The live hash at `key`, created empty when absent; Err when the key
+    /// holds another kind.
     fn hash_entry(&mut self, key: &[u8], now: i64) -> Result<(Bytes, &mut Hash), Kind> {
         self.purge(key, now);
         if !self.entries.contains_key(key) {
@@ -269,14 +277,13 @@ impl Keyspace {
     /// Drops up to `max` keys that expired before `now`; how many.
     pub fn sweep(&mut self, now: i64, max: usize) -> usize {
         let mut dropped = 0;
-        while dropped < max {
-            let Some((at, key)) = self.expiries.first().cloned() else {
+        while dropped < max && self.expiries.first().is_some_and(|(at, _)| *at < now) {
+            let Some((_, key)) = self.expiries.pop_first() else {
                 break;
             };
-            if at >= now {
-                break;
+            if let Some(entry) = self.entries.remove(&key) {
+                self.unlink(key, entry.data.kind());
             }
-            self.remove_entry(&key);
             dropped += 1;
         }
         // A burst that ended leaves a table sized for it: give memory back

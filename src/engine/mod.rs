@@ -250,6 +250,30 @@ mod tests {
     }
 
     #[test]
+    fn sweep_drops_expired_keys_from_the_file_too() {
+        let dir = std::env::temp_dir().join(format!("engine-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("file://{}/sweep.db", dir.display());
+        let soon = (now_ms() + 20).to_string();
+        {
+            let engine = Engine::open(&url).unwrap();
+            engine.exec(&pipe(&[
+                &["SET", "a", "v", "PXAT", &soon],
+                &["SET", "b", "v"],
+                &["HSET", "h", "f", "v"],
+                &["PEXPIREAT", "h", &soon],
+            ]));
+            std::thread::sleep(Duration::from_millis(30));
+            assert_eq!(engine.sweep(10), 2);
+        }
+        // What the file holds comes back at open, expired or not.
+        let engine = Engine::open(&url).unwrap();
+        assert_eq!(lock(&engine.state).keyspace.len(), 1);
+        drop(engine);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn named_memory_is_shared_while_open_and_plain_memory_never() {
         let a = Engine::open("memory://engine-test-shared").unwrap();
         let b = Engine::open("memory://engine-test-shared").unwrap();
