@@ -32,6 +32,7 @@ use file::File;
 use keyspace::Keyspace;
 use location::{Location, Shared};
 
+/// One engine's data; `Send + Sync`, each call runs under its lock.
 pub struct Engine {
     state: Mutex<State>,
     /// Under what this engine is listed in `OPEN`, if it is shared.
@@ -288,6 +289,12 @@ mod tests {
         drop((a, b));
         let again = Engine::open("memory://engine-test-shared").unwrap();
         assert_eq!(one(&again, &["GET", "k"]), Value::Nil);
+    }
+
+    #[test]
+    fn engines_cross_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Engine>();
     }
 
     #[test]
