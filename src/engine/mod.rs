@@ -255,16 +255,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("engine-unit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("file://{}/sweep.db", dir.display());
-        let soon = (now_ms() + 20).to_string();
         {
             let engine = Engine::open(&url).unwrap();
+            // Far enough ahead that the call lands before it, on a busy machine too.
+            let soon = now_ms() + 300;
+            let soon = soon.to_string();
             engine.exec(&pipe(&[
                 &["SET", "a", "v", "PXAT", &soon],
                 &["SET", "b", "v"],
                 &["HSET", "h", "f", "v"],
                 &["PEXPIREAT", "h", &soon],
             ]));
-            std::thread::sleep(Duration::from_millis(30));
+            std::thread::sleep(Duration::from_millis(310));
             assert_eq!(engine.sweep(10), 2);
         }
         // What the file holds comes back at open, expired or not.
