@@ -463,9 +463,10 @@ pub fn reply_error(key: &str, err: &redis::ServerError) -> StoreError {
         ),
         // The data exists but cannot be served now: as much an outage as a
         // refused connection.
+        // MISCONF: the server (or the embedded engine's file) cannot persist.
         _ if matches!(
             err.code(),
-            "CLUSTERDOWN" | "MASTERDOWN" | "LOADING" | "TRYAGAIN"
+            "CLUSTERDOWN" | "MASTERDOWN" | "LOADING" | "TRYAGAIN" | "MISCONF"
         ) =>
         {
             StoreError::new(
