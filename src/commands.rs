@@ -399,7 +399,7 @@ fn index(
     if !force && seen.covers(sid, owner, bound) {
         return 0;
     }
-    let score = seen.record(sid, owner, bound);
+    let score = seen.record(sid, owner, (bound, now_ms));
     pipe.cmd("EVALSHA").arg(&scripts::INDEX.hash);
     match owner {
         Some(owner) => pipe
@@ -633,9 +633,10 @@ mod tests {
             wire.contains("$1 3 $6 sess:a $13 {sess:a}:meta $13 {sess:a}:gone $3 set $2 {} $4 5000 $4 1000 $4 1000 $0  $3 ada"),
             "{wire}"
         );
-        // Recent until the idle deadline (before the cookie's) plus slack.
+        // Recent until the idle deadline (before the cookie's) plus slack,
+        // as long as the session's life at most.
         assert!(
-            wire.contains("$1 2 $11 {sess:}:all $16 {sess:}:user:ada $1 a $6 602000 $4 1000"),
+            wire.contains("$1 2 $11 {sess:}:all $16 {sess:}:user:ada $1 a $4 3000 $4 1000"),
             "{wire}"
         );
     }

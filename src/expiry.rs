@@ -64,15 +64,16 @@ impl Lifetime {
         self.idle_ms.is_some() || self.absolute_ms.is_some()
     }
 
-    /// How long a session's meta outlives it: long enough that a save
-    /// arriving late finds the session ended rather than new (with idle or
-    /// absolute limits, as long as a logout's tombstone lasts), and longer
-    /// than the session while touches skip rewriting it (see `recent`).
+    /// How long a session's meta outlives it: with idle or absolute limits,
+    /// long enough that a save arriving late finds the session ended rather
+    /// than new (as long as a logout's marker lasts), so it cannot restart
+    /// the clock. Without limits there is no clock: nothing needs it after
+    /// the session (metas have no TTL, so it never ends before it).
     pub fn meta_linger_ms(self) -> i64 {
         if self.has_limits() {
             TOMBSTONE_MS as i64
         } else {
-            SLACK_MS
+            0
         }
     }
 

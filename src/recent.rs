@@ -7,12 +7,15 @@
 //!   never leaves a live session scored as dead; reads verify entries.
 //! - The meta of a session without an owner (it only feeds the `active`
 //!   count of `stats`) is rewritten at most every `META_EVERY_MS` per
-//!   session and process, and kept `SLACK_MS` past the session's deadline,
-//!   so it outlives the session while the session is in use.
+//!   session and process; metas have no TTL, so it lives as long as the
+//!   session does (`reclaim` removes it after).
 
 use std::collections::{HashMap, HashSet};
 
 use crate::expiry::{Expiry, SLACK_MS};
+
+/// The least slack, for sessions shorter than this.
+const MIN_SLACK_MS: i64 = 1000;
 
 /// How often a touch rewrites the meta of a session without an owner.
 pub const META_EVERY_MS: i64 = 1000;
@@ -84,11 +87,23 @@ impl Recent {
         self.evicting = evicting;
     }
 
-    /// Notes that `sid` is being indexed for `bound`; returns the score to
-    /// write, with the slack added.
-    pub fn record(&mut self, sid: &str, owner: Option<&str>, bound: Expiry) -> f64 {
+    /// Notes that `sid` is being indexed for `bound` at `now_ms`; returns
+    /// the score to write, with the slack added. A short session gets a
+    /// slack as short as its life (a second at least): its index entry, and
+    /// so what `reclaim` cleans up after it, then lingers about as long as
+    /// the session lived, not ten minutes (churn of short sessions would
+    /// pile up that much bookkeeping).
+    pub fn record(
+        &mut self,
+        sid: &str,
+        owner: Option<&str>,
+        (bound, now_ms): (Expiry, i64),
+    ) -> f64 {
         let score = match bound {
-            Expiry::At(at) => at.saturating_add(SLACK_MS) as f64,
+            Expiry::At(at) => {
+                let slack = SLACK_MS.min(at.saturating_sub(now_ms).max(MIN_SLACK_MS));
+                at.saturating_add(slack) as f64
+            }
             Expiry::Never => f64::INFINITY,
         };
         self.entry_mut(sid, owner).score = score;
@@ -137,7 +152,7 @@ mod tests {
     fn covers_only_the_same_owner_up_to_the_recorded_score() {
         let mut seen = Recent::default();
         assert_eq!(
-            seen.record("a", Some("ada"), Expiry::At(1_000)),
+            seen.record("a", Some("ada"), (Expiry::At(1_000), 1_000 - SLACK_MS)),
             (1_000 + SLACK_MS) as f64
         );
         assert!(seen.covers("a", Some("ada"), Expiry::At(1_000 + SLACK_MS)));
@@ -147,14 +162,28 @@ mod tests {
         assert!(!seen.covers("a", Some("ada"), Expiry::Never));
         seen.forget("a");
         assert!(!seen.covers("a", Some("ada"), Expiry::At(0)));
-        seen.record("n", None, Expiry::Never);
+        seen.record("n", None, (Expiry::Never, 0));
         assert!(seen.covers("n", None, Expiry::Never));
+    }
+
+    #[test]
+    fn short_sessions_get_a_short_slack() {
+        let mut seen = Recent::default();
+        // A 200 ms session: a second of slack, the least.
+        assert_eq!(seen.record("s", None, (Expiry::At(1_200), 1_000)), 2_200.0);
+        // A 5 minute session: five minutes.
+        assert_eq!(seen.record("m", None, (Expiry::At(300_000), 0)), 600_000.0);
+        // Past ten minutes, ten minutes.
+        assert_eq!(
+            seen.record("l", None, (Expiry::At(3_600_000), 0)),
+            (3_600_000 + SLACK_MS) as f64
+        );
     }
 
     #[test]
     fn nothing_is_covered_while_redis_may_evict_it() {
         let mut recent = Recent::default();
-        recent.record("a", None, Expiry::At(100));
+        recent.record("a", None, (Expiry::At(100), 0));
         assert!(recent.covers("a", None, Expiry::At(100)));
         recent.set_evicting(true);
         assert!(!recent.covers("a", None, Expiry::At(100)));
@@ -169,7 +198,7 @@ mod tests {
         assert!(!seen.meta_fresh("a", None, 1_000 + META_EVERY_MS));
         assert!(!seen.meta_fresh("a", Some("ada"), 1_001));
         // A new owner forgets what was written for the old one.
-        seen.record("a", Some("ada"), Expiry::At(5));
+        seen.record("a", Some("ada"), (Expiry::At(5), 0));
         assert!(!seen.meta_fresh("a", Some("ada"), 1_001));
         assert!(!seen.meta_fresh("a", None, 1_001));
     }

@@ -23,10 +23,10 @@ use crate::scripts;
 /// How often the index is looked at.
 const EVERY: Duration = Duration::from_secs(1);
 
-/// Entries per round trip, and most rounds per look: up to 4,096 ended
-/// sessions a second per process.
+/// Entries per round trip, and how long a look may go on: as many rounds
+/// as fit, so cleaning up keeps pace with sessions ending fast.
 const PER_ROUND: usize = 256;
-const MAX_ROUNDS: usize = 16;
+const BUDGET: Duration = Duration::from_millis(250);
 
 /// Runs until aborted (`Store::close`). Failures (Redis down) only skip a
 /// look: nothing here is needed for a call to succeed.
@@ -36,7 +36,8 @@ pub fn spawn(link: Arc<Link>, ctx: Arc<Context>) -> JoinHandle<()> {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            for _ in 0..MAX_ROUNDS {
+            let started = tokio::time::Instant::now();
+            while started.elapsed() < BUDGET {
                 let timeout = link.options.command_timeout;
                 match tokio::time::timeout(timeout, round(&link, &ctx)).await {
                     Ok(Ok(n)) if n == PER_ROUND => continue,
