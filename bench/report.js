@@ -119,6 +119,49 @@ function clusterTable(cl) {
   return lines
 }
 
+function embeddedTables(e) {
+  const lines = []
+  const pct = (v) => (typeof v === 'number' ? `${(v * 100).toFixed(0)}%` : 'n/a')
+  const st = e.store
+  lines.push(`### Embedded engine (memory://, file://) beside express-session's MemoryStore`)
+  lines.push('')
+  lines.push(
+    `The store workload (get, then touch 4 of 5 or set 1 of 5), each store in its own process; medians of ${st.rounds} rounds of ${f(st.durationMs / 1000, 1)} s. ` +
+      `"ours, Redis" is this store on the bench's redis-server, for reference. Ratios are ÷ MemoryStore; CPU is the whole process's (all threads).`,
+  )
+  lines.push('')
+  lines.push('| session | conc. | store | ops/s | ops/s ÷ Memory | CPU µs/op | CPU ÷ Memory | event loop busy | p50 ms | p99 ms |')
+  lines.push('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|')
+  for (const c of st.configs) {
+    for (const s of Object.values(c.stores)) {
+      const m = s.median
+      lines.push(`| ${c.sizeLabel} | ${c.concurrency} | ${s.label} | ${f(m.opsPerSec)} | ${x(s.ratioToMemory.opsPerSec)} | ${f(m.cpuUsPerOp, 1)} | ${x(s.ratioToMemory.cpuUsPerOp)} | ${pct(m.elu)} | ${f(m.p50Ms, 3)} | ${f(m.p99Ms, 2)} |`)
+    }
+  }
+  const ch = e.churn
+  lines.push('')
+  lines.push(`### Churn: ${f(ch.total)} sessions of ${ch.sizeLabel}, each written once with a cookie maxAge of ${f(ch.minAgeMs)}–${f(ch.maxAgeMs)} ms, ${ch.concurrency} at a time`)
+  lines.push('')
+  lines.push(
+    `Each store in a fresh process (node --expose-gc). Writes/s and CPU after the first ${f(ch.warmup)} writes. "After expiry": ${f(ch.settleMs / 1000, 1)} s after the last session expired, then a forced GC. ` +
+      `Growth is from the empty store's RSS (after a GC) to after expiry; ratios ÷ MemoryStore. "Held" is what MemoryStore's table still has (its length() parses every session and drops the expired ones as it counts); for ours, length(), which counts live sessions: ` +
+      `the engine also keeps each ended session's meta and index entries until 10 minutes past its expiry, then reclaims them at up to 4,096 a second (a longer --churn-settle shows it).`,
+  )
+  lines.push('')
+  lines.push('| store | written | writes/s | ÷ Memory | CPU µs/write | RSS MB empty | after warm-up | end of writes | peak | after expiry | growth MB | growth ÷ Memory | JS heap MB after expiry | held after expiry | length() | length() ms | RSS MB after length() + GC |')
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  for (const r of ch.rows) {
+    const heldNow = r.heldAfterExpiry ?? r.length.count
+    lines.push(
+      `| ${r.label} | ${f(r.written)}${r.cutShort ? ' (cut short)' : ''} | ${f(r.writesPerSec)} | ${x(r.ratioToMemory.writesPerSec)} | ${f(r.cpuUsPerWrite, 1)} | ${f(r.start.rssMB, 1)} | ${f(r.afterWarmup && r.afterWarmup.rssMB, 1)} | ${f(r.atEnd.rssMB, 1)} | ${f(r.peakRssMB, 1)} | ` +
+        `**${f(r.afterExpiry.rssMB, 1)}** | ${f(r.rssGrowthMB, 1)} | ${x(r.ratioToMemory.rssGrowth)} | ${f(r.afterExpiry.heapUsedMB, 1)} | ${f(heldNow)} | ${f(r.length.count)} | ${f(r.length.ms, 1)} | ${f(r.afterLength.rssMB, 1)} |`,
+    )
+  }
+  const file = ch.rows.find((r) => r.fileMB != null)
+  if (file) lines.push('', `The file of ${file.label} was ${f(file.fileMB, 1)} MB after the run.`)
+  return lines
+}
+
 function markdown(results) {
   const lines = []
   const m = results.meta
@@ -130,6 +173,7 @@ function markdown(results) {
   if (results.http) lines.push('', ...httpTable(results.http))
   if (results.admin) lines.push('', ...adminTable(results.admin))
   if (results.cluster) lines.push('', ...clusterTable(results.cluster))
+  if (results.embedded) lines.push('', ...embeddedTables(results.embedded))
   if (results.problems.length) {
     lines.push('', '### Problems', '')
     for (const p of results.problems) lines.push(`- ${p}`)

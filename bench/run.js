@@ -2,9 +2,9 @@
 
 // Benchmark: redis-session-store vs connect-redis 9 (+ node-redis 6).
 //
-//   node bench/run.js                 # default run, about 3½ minutes on 2 cores
+//   node bench/run.js                 # default run, about 8 minutes on 2 cores
 //   node bench/run.js --quick         # smoke run, a few seconds, numbers meaningless
-//   node bench/run.js --only store    # store (+ RSS) only; also: http, rss, admin, cluster, or a list
+//   node bench/run.js --only store    # store (+ RSS) only; also: http, rss, admin, cluster, embedded, or a list
 //   REDIS_URL=redis://host:6379 node bench/run.js
 //
 // Every measured thing runs in a child process (fork): one per store and
@@ -24,11 +24,12 @@ const { markdown } = require('./report')
 const { benchChart } = require('./chart')
 const { adminBench } = require('./admin')
 const { clusterBench } = require('./cluster')
+const { embeddedBench } = require('./embedded')
 
 const HELP = `usage: node bench/run.js [options]
   --quick                 a few seconds in all; checks that everything runs
-  --only LIST             store, http, rss, admin, cluster (comma-separated; "store"
-                          includes rss; default store,http,admin,cluster)
+  --only LIST             store, http, rss, admin, cluster, embedded (comma-separated;
+                          "store" includes rss; default store,http,admin,cluster,embedded)
   --rounds N              store rounds, each store in a fresh process (default 3)
   --http-rounds N         HTTP rounds (default 3)
   --duration S            measured seconds per store run (default 2)
@@ -47,6 +48,14 @@ const HELP = `usage: node bench/run.js [options]
   --admin-ours-rounds N   timed rounds per admin call, this store (default 10)
   --cluster-size B        session size for the cluster run (default 200)
   --cluster-concurrency N concurrent requests for the cluster run (default 64)
+  --embedded-sizes LIST   session sizes for memory:// and file:// beside MemoryStore
+                          (default 200,2000)
+  --churn-sessions N      short sessions written once through each in-process store
+                          (default 1000000)
+  --churn-size B          their size in bytes (default 200)
+  --churn-ages MIN,MAX    their cookie maxAge in ms, uniform (default 100,500)
+  --churn-limit S         seconds of writing per store before it is cut short (default 180)
+  --churn-settle S        wait after the last expiry before measuring (default 2)
   --out DIR               where latest.json and chart.svg go (default bench/results)
 REDIS_URL=...             use this Redis instead of starting redis-server`
 
@@ -91,8 +100,9 @@ function parseConfig(argv) {
     return v
   }
   const list = (k, d) => (a[k] === undefined ? d : String(a[k]).split(',').map(Number))
-  const only = a.only ? String(a.only).split(',') : ['store', 'http', 'admin', 'cluster']
-  for (const o of only) if (!['store', 'http', 'rss', 'admin', 'cluster'].includes(o)) throw new Error(`--only takes store, http, rss, admin or cluster, not ${o}`)
+  const only = a.only ? String(a.only).split(',') : ['store', 'http', 'admin', 'cluster', 'embedded']
+  for (const o of only) if (!['store', 'http', 'rss', 'admin', 'cluster', 'embedded'].includes(o)) throw new Error(`--only takes store, http, rss, admin, cluster or embedded, not ${o}`)
+  const ages = list('churn-ages', [100, 500])
   const c = {
     quick,
     parts: {
@@ -101,6 +111,7 @@ function parseConfig(argv) {
       http: only.includes('http'),
       admin: only.includes('admin'),
       cluster: only.includes('cluster'),
+      embedded: only.includes('embedded'),
     },
     rounds: Math.max(1, Math.round(num('rounds', quick ? 1 : 3))),
     httpRounds: Math.max(1, Math.round(num('http-rounds', quick ? 1 : 3))),
@@ -122,9 +133,19 @@ function parseConfig(argv) {
     adminOursRounds: Math.max(1, Math.round(num('admin-ours-rounds', quick ? 3 : 10))),
     clusterSize: Math.round(num('cluster-size', 200)),
     clusterConcurrency: Math.max(1, Math.round(num('cluster-concurrency', quick ? 16 : 64))),
+    embeddedSizes: list('embedded-sizes', [200, 2000]),
+    churnSessions: Math.max(1, Math.round(num('churn-sessions', quick ? 10_000 : 1e6))),
+    churnSize: Math.round(num('churn-size', 200)),
+    churnConcurrency: 64,
+    churnMinAgeMs: ages[0],
+    churnMaxAgeMs: ages[1],
+    churnLimitMs: num('churn-limit', quick ? 20 : 180) * 1000,
+    churnSettleMs: num('churn-settle', quick ? 0.5 : 2) * 1000,
     out: a.out ? path.resolve(a.out) : quick ? path.join(os.tmpdir(), 'redis-session-store-bench') : path.join(__dirname, 'results'),
   }
   for (const s of c.sizes) if (!(s > 0)) throw new Error('--sizes must be positive numbers')
+  for (const s of c.embeddedSizes) if (!(s > 0)) throw new Error('--embedded-sizes must be positive numbers')
+  if (!(ages.length === 2 && ages[0] >= 1 && ages[1] >= ages[0])) throw new Error('--churn-ages must be MIN,MAX in ms, 1 ≤ MIN ≤ MAX')
   for (const n of c.concurrency) if (!(n >= 1)) throw new Error('--concurrency must be numbers ≥ 1')
   return c
 }
@@ -269,6 +290,11 @@ async function main() {
       (c.parts.rss ? Math.max(20_000, c.rssOps / 5) : 0) +
       (c.parts.http ? c.httpRounds * 3 * ((c.httpSeconds + c.httpWarmupSeconds) * 1000 + 5000) : 0) +
       (c.parts.cluster ? 30_000 + c.rounds * 3 * (c.warmupMs + c.durationMs + 8000) : 0) +
+      // 4 stores in the workload, then 3 churns bounded by --churn-limit.
+      (c.parts.embedded
+        ? c.rounds * c.embeddedSizes.length * c.concurrency.length * 4 * (c.warmupMs + c.durationMs + 3000) +
+          3 * (c.churnLimitMs + c.churnMaxAgeMs + c.churnSettleMs + 20_000)
+        : 0) +
       // Filling, then connect-redis's SCANs of the whole keyspace (1.3-3 s
       // per call per million keys on 2 cores; 10 s allowed), 3 calls a round.
       (c.parts.admin ? 30_000 + (c.adminKeys / 1e6) * (60_000 + c.adminRounds * 3 * 10_000) + c.adminSessions * 2 : 0))
@@ -304,6 +330,7 @@ async function main() {
     http: null,
     admin: null,
     cluster: null,
+    embedded: null,
     problems,
   }
 
@@ -316,6 +343,7 @@ async function main() {
     if (c.parts.rss) results.rss = await rssCheck(c, redis.url, problems)
     if (c.parts.http) results.http = await httpBench(c, redis.url, problems)
     if (c.parts.cluster) results.cluster = await clusterBench(c, redis.url, problems)
+    if (c.parts.embedded) results.embedded = await embeddedBench(c, redis.url, problems)
     // Last: it fills Redis with unrelated keys (and deletes them after).
     if (c.parts.admin) results.admin = await adminBench(c, redis.url, problems)
   } catch (err) {

@@ -9,10 +9,13 @@ const { openStore } = require('./stores')
 const { makeSession } = require('./sessions')
 const { percentile } = require('./stats')
 const { redisCpuMicros } = require('./redis')
+const { churn } = require('./churn')
 
 const kind = process.argv[2]
 const url = process.argv[3]
 const prefix = `bench:${kind}:${process.pid}:`
+// memory:// and file:// (the embedded engine) have no Redis to ask for CPU.
+const measuresRedis = /^rediss?:/.test(url)
 let opened = null
 const written = new Set()
 
@@ -175,10 +178,10 @@ serve({
       warmupMs,
       durationMs,
       maxMs: warmupMs + durationMs + 10_000,
-      onWarm: () => pendingRedis.push(redisCpuMicros(url).then((v) => (redisStart = v))),
+      onWarm: () => measuresRedis && pendingRedis.push(redisCpuMicros(url).then((v) => (redisStart = v))),
     })
     await Promise.all(pendingRedis)
-    const redisEnd = await redisCpuMicros(url)
+    const redisEnd = measuresRedis ? await redisCpuMicros(url) : null
     result.redisCpuUsPerOp = redisStart != null && redisEnd != null ? (redisEnd - redisStart) / result.ops : null
     result.sessionBytes = bytes
     return result
@@ -222,6 +225,11 @@ serve({
       afterGc,
       peakRssMB,
     }
+  },
+
+  // Sessions written once, expiring while the run goes on (see churn.js).
+  async churn(args) {
+    return churn(opened.store, url, args)
   },
 
   // Deletes what this process wrote (matters with a shared REDIS_URL), closes.
