@@ -8,10 +8,11 @@
 //! repeatable; a failure prints the seed). Also: durability across a
 //! kill -9 and the refusal of a second process, with child processes.
 
+mod common;
+use common::Server;
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,45 +27,11 @@ use redis_session_store::keys::{self, Keys};
 use redis_session_store::recent::Recent;
 use redis_session_store::scripts;
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start() -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        let until = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < until, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { child, port }
-    }
-
-    fn connect(&self) -> redis::Connection {
-        redis::Client::open(format!("redis://127.0.0.1:{}", self.port))
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn connect(server: &Server) -> redis::Connection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
 }
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -826,7 +793,7 @@ fn same(check: Check, r: &Value, e: &Value) -> bool {
 impl Pair {
     fn new(server: &Server, engine: Arc<Engine>, seed: u64) -> Pair {
         let mut pair = Pair {
-            redis: server.connect(),
+            redis: connect(server),
             engine,
             seed,
             round: 0,

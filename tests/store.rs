@@ -1,7 +1,8 @@
 //! The Rust core against a real redis-server started on a free port.
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod common;
+use common::Server;
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use redis_session_store::backend::{ConnectionOptions, Tls};
@@ -12,48 +13,6 @@ use redis_session_store::index;
 use redis_session_store::keys::Keys;
 use redis_session_store::store::{Reply, Store};
 use tokio::sync::oneshot;
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start() -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Server::on(port)
-    }
-
-    fn on(port: u16) -> Server {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        let until = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < until, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn options(url: String, timeout_ms: u64) -> ConnectionOptions {
     ConnectionOptions {
