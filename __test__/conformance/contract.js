@@ -40,20 +40,10 @@ const CONCERNS = ['./session', './expiry', './logout', './timeouts', './users', 
  * Registers every contract test on `test` (ava) for the backend `factory`
  * (see helpers/backends.js) starts. `only`: concern names to register, for
  * a quicker run while working on one (CONFORMANCE_ONLY=users,admin too).
- * `factory.knownFailures`: titles of tests this backend is known to fail,
- * each with the reason; they run as test.failing, so they pass while the
- * bug is there and fail once it is fixed (then take them off the list).
  */
 function runContract(test, factory, { only = process.env.CONFORMANCE_ONLY?.split(',') } = {}) {
-  const known = new Map(Object.entries(factory.knownFailures ?? {}))
-  const used = new Set()
   const slots = gate(CONCURRENT_TESTS)
-  const register = (title, fn) => {
-    const run = (t) => slots.run(() => fn(t))
-    if (!known.has(title)) return test(title, run)
-    used.add(title)
-    return test.failing(`${title} (known failure: ${known.get(title)})`, run)
-  }
+  const register = (title, fn) => test(title, (t) => slots.run(() => fn(t)))
   let backend
   const stores = []
   test.before(async () => {
@@ -90,10 +80,6 @@ function runContract(test, factory, { only = process.env.CONFORMANCE_ONLY?.split
     if (only && !only.includes(concern.slice(2))) continue
     require(concern)(register, ctx)
   }
-  // A known failure whose title no longer matches would hide nothing and
-  // mislead: say so.
-  const stale = only ? [] : [...known.keys()].filter((title) => !used.has(title))
-  if (stale.length) throw new Error(`knownFailures name tests that do not exist: ${stale.join('; ')}`)
 }
 
 module.exports = { runContract }
