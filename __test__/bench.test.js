@@ -21,5 +21,10 @@ test('npm run bench --quick runs every part and writes its report', async (t) =>
   t.truthy(report.store)
   t.truthy(report.http)
   t.truthy(report.cluster)
+  t.truthy(report.memory)
+  t.truthy(report.scale)
+  // Every item of the issue has its targets listed, whatever the verdicts.
+  t.regex(stdout, /### Targets/)
+  t.deepEqual([...new Set(report.targets.map((target) => target.item))], [2, 3, 4, 5, 6, 7])
   t.true(fs.readFileSync(path.join(out, 'chart.svg'), 'utf8').startsWith('<svg'))
 })

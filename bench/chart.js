@@ -61,6 +61,7 @@ function barChart({ title, subtitle, sections }) {
 
 const OURS = '#2f6db5'
 const THEIRS = '#9a9a9a'
+const HTTP_LABELS = { ours: 'redis-session-store', 'connect-redis': 'connect-redis 9', ioredis: 'c-r 7 + ioredis' }
 
 function benchChart(results) {
   const sections = []
@@ -88,7 +89,7 @@ function benchChart(results) {
       note: 'higher is better',
       rows: http.stores
         .filter((s) => s.kind !== 'memory')
-        .map((s) => ({ label: s.kind === 'ours' ? 'redis-session-store' : 'connect-redis', value: s.ratioToMemory.reqPerSec, color: s.kind === 'ours' ? OURS : THEIRS })),
+        .map((s) => ({ label: HTTP_LABELS[s.kind], value: s.ratioToMemory.reqPerSec, color: s.kind === 'ours' ? OURS : THEIRS })),
     })
   }
   const m = results.meta

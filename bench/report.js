@@ -1,30 +1,91 @@
 'use strict'
 
 // Markdown tables of the medians and ratios.
+const { STORES } = require('./stores')
 const f = (v, digits = 0) => (typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a')
 const x = (v) => (typeof v === 'number' && Number.isFinite(v) ? `${v.toFixed(2)}×` : 'n/a')
 
+const pct = (v) => (typeof v === 'number' ? `${(v * 100).toFixed(0)}%` : 'n/a')
+
 function storeTables(store) {
   const lines = []
-  lines.push(`### Store: redis-session-store ("ours") vs connect-redis 9 + node-redis 6`)
+  lines.push(`### Store: redis-session-store ("ours") beside connect-redis 9, connect-redis 7 + ioredis, MemoryStore and JSON only`)
   lines.push('')
-  lines.push(`Medians of ${store.rounds} alternating rounds; one request = get + touch (4 of 5) or set (1 of 5) = 2 ops. Ratios are ours ÷ connect-redis.`)
+  lines.push(
+    `Medians of ${store.rounds} alternating rounds; one request = get + touch (4 of 5) or set (1 of 5) = 2 ops. Node CPU is the store's whole process (all threads). ` +
+      `"Above JSON" is a store's CPU per op minus the JSON-only baseline's (the same workload on a Map of JSON strings in the process: the JSON any store's users pay). ` +
+      `The last columns are ours ÷ that store.`,
+  )
   lines.push('')
-  lines.push('| session | conc. | ops/s ours | ops/s connect-redis | ops/s ratio | p50 ms ours | p50 ms c-r | p99 ms ours | p99 ms c-r |')
-  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+  lines.push('| session | conc. | store | ops/s | Node CPU µs/op | above JSON µs/op | event loop busy | p50 ms | p99 ms | Redis CPU µs/op | ours ÷: ops/s | CPU/op | above JSON | p50 | Redis CPU |')
+  lines.push('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const c of store.configs) {
-    const a = c.ours.median
-    const b = c['connect-redis'].median
-    lines.push(`| ${c.sizeLabel} | ${c.concurrency} | ${f(a.opsPerSec)} | ${f(b.opsPerSec)} | **${x(c.ratio.opsPerSec)}** | ${f(a.p50Ms, 2)} | ${f(b.p50Ms, 2)} | ${f(a.p99Ms, 2)} | ${f(b.p99Ms, 2)} |`)
+    for (const kind of store.kinds) {
+      const s = c[kind]
+      const m = s.median
+      const r = s.oursRatio
+      const ratios = kind === 'ours' ? '| — | — | — | — | —' : `| **${x(r.opsPerSec)}** | **${x(r.cpuUsPerOp)}** | ${x(r.overheadUsPerOp)} | ${x(r.p50Ms)} | ${x(r.redisCpuUsPerOp)}`
+      lines.push(
+        `| ${c.sizeLabel} | ${c.concurrency} | ${s.label} | ${f(m.opsPerSec)} | ${f(m.cpuUsPerOp, 1)} | ${f(s.overheadUsPerOp, 1)} | ${pct(m.elu)} | ${f(m.p50Ms, 3)} | ${f(m.p99Ms, 2)} | ${f(m.redisCpuUsPerOp, 1)} ${ratios} |`,
+      )
+    }
   }
+  return lines
+}
+
+function memoryTable(mem) {
+  const lines = []
+  lines.push(`### Redis memory per session: ${f(mem.sessions)} sessions of about ${f(mem.size)} B with an owner, per store`)
   lines.push('')
-  lines.push('| session | conc. | Node CPU µs/op ours | c-r | CPU ratio | event loop busy ours | c-r | Redis CPU µs/op ours | c-r |')
-  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
-  for (const c of store.configs) {
-    const a = c.ours.median
-    const b = c['connect-redis'].median
-    const pct = (v) => (typeof v === 'number' ? `${(v * 100).toFixed(0)}%` : 'n/a')
-    lines.push(`| ${c.sizeLabel} | ${c.concurrency} | ${f(a.cpuUsPerOp, 1)} | ${f(b.cpuUsPerOp, 1)} | **${x(c.ratio.cpuUsPerOp)}** | ${pct(a.elu)} | ${pct(b.elu)} | ${f(a.redisCpuUsPerOp, 1)} | ${f(b.redisCpuUsPerOp, 1)} |`)
+  lines.push(
+    `On a redis-server of its own, FLUSHALL before each store; INFO memory's used_memory after the store's process closed, minus before, ÷ sessions. ` +
+      `Ours with idleTimeout ${mem.oursOptions.idleTimeout} s and absoluteTimeout ${mem.oursOptions.absoluteTimeout} s, owner \`userId\`; ids of 32 base64url characters.`,
+  )
+  lines.push('')
+  lines.push('| sessions per user | store | sessions | B per session in Redis | ours ÷ it | keys per session | sets/s |')
+  lines.push('|---:|---|---:|---:|---:|---:|---:|')
+  for (const row of mem.rows) {
+    for (const [kind, s] of Object.entries(row.stores)) {
+      lines.push(`| ${row.perUser} | ${STORES[kind]} | ${f(s.written)} | ${f(s.bytesPerSession)} | ${kind === 'ours' ? '—' : `**${x(s.oursRatio)}**`} | ${f(s.keysPerSession, 2)} | ${f(s.setsPerSec)} |`)
+    }
+  }
+  return lines
+}
+
+function scaleTable(sc) {
+  const lines = []
+  const { small, big } = sc
+  lines.push(`### Scale: ours with ${f(small.fill.written)} vs ${f(big.fill.written)} live sessions in Redis (${sc.perUser} per user)`)
+  lines.push('')
+  lines.push(
+    `Each on a redis-server of its own, filled through this store first; the store workload (${sc.sizeLabel}, ${sc.concurrency} concurrent) alternating, medians of ${sc.rounds} rounds; ` +
+      `each call's time is the median of its rounds (fewer once a call has used up its time budget), with commandTimeout ${f(sc.commandTimeout / 1000)} s.`,
+  )
+  lines.push('')
+  lines.push(`| | ${f(small.fill.written)} sessions | ${f(big.fill.written)} sessions | many ÷ few |`)
+  lines.push('|---|---:|---:|---:|')
+  lines.push(`| fill: sets/s | ${f(small.fill.setsPerSec)} | ${f(big.fill.setsPerSec)} | |`)
+  lines.push(`| Redis used_memory after the fill, MB | ${f(small.fill.usedMemoryMB, 1)} | ${f(big.fill.usedMemoryMB, 1)} | |`)
+  lines.push(`| workload ops/s | ${f(small.median.opsPerSec)} | ${f(big.median.opsPerSec)} | **${x(sc.ratio.opsPerSec)}** |`)
+  lines.push(`| Node CPU µs/op | ${f(small.median.cpuUsPerOp, 1)} | ${f(big.median.cpuUsPerOp, 1)} | ${x(sc.ratio.cpuUsPerOp)} |`)
+  lines.push(`| p50 / p99 ms | ${f(small.median.p50Ms, 2)} / ${f(small.median.p99Ms, 2)} | ${f(big.median.p50Ms, 2)} / ${f(big.median.p99Ms, 2)} | |`)
+  lines.push(`| Redis CPU µs/op | ${f(small.median.redisCpuUsPerOp, 1)} | ${f(big.median.redisCpuUsPerOp, 1)} | |`)
+  for (const name of Object.keys(big.calls)) {
+    const cell = (side) => `${f(side.calls[name].medianMs, 2)} ms (${side.calls[name].runs.length}×)`
+    lines.push(`| ${name}() | ${cell(small)} | ${cell(big)} | **${x(sc.ratio.calls[name])}** |`)
+  }
+  return lines
+}
+
+function targetsTable(list) {
+  const lines = []
+  lines.push('### Targets')
+  lines.push('')
+  lines.push('| issue item | target | measured | bound | verdict | figures |')
+  lines.push('|---:|---|---:|---:|---|---|')
+  for (const t of list) {
+    const verdict = t.met === true ? 'met' : t.met === false ? '**NOT met**' : 'not measured'
+    lines.push(`| ${t.item} | ${t.name} | ${x(t.value)} | ${t.target} | ${verdict} | ${t.figures} |`)
   }
   return lines
 }
@@ -45,6 +106,10 @@ function httpTable(http) {
   if (http.oursVsConnectRedis) {
     lines.push('')
     lines.push(`redis-session-store ÷ connect-redis: req/s **${x(http.oursVsConnectRedis.reqPerSec)}**, server CPU per request **${x(http.oursVsConnectRedis.cpuUsPerReq)}**.`)
+  }
+  if (http.oursVsIoredis) {
+    lines.push('')
+    lines.push(`redis-session-store ÷ connect-redis 7 + ioredis: req/s **${x(http.oursVsIoredis.reqPerSec)}**, server CPU per request **${x(http.oursVsIoredis.cpuUsPerReq)}**.`)
   }
   return lines
 }
@@ -121,7 +186,6 @@ function clusterTable(cl) {
 
 function embeddedTables(e) {
   const lines = []
-  const pct = (v) => (typeof v === 'number' ? `${(v * 100).toFixed(0)}%` : 'n/a')
   const st = e.store
   lines.push(`### Embedded engine (memory://, file://) beside express-session's MemoryStore`)
   lines.push('')
@@ -171,6 +235,8 @@ function markdown(results) {
   if (results.store) lines.push('', ...storeTables(results.store))
   if (results.rss) lines.push('', ...rssTable(results.rss))
   if (results.http) lines.push('', ...httpTable(results.http))
+  if (results.memory) lines.push('', ...memoryTable(results.memory))
+  if (results.scale) lines.push('', ...scaleTable(results.scale))
   if (results.admin) lines.push('', ...adminTable(results.admin))
   if (results.cluster) lines.push('', ...clusterTable(results.cluster))
   if (results.embedded) lines.push('', ...embeddedTables(results.embedded))
@@ -178,6 +244,7 @@ function markdown(results) {
     lines.push('', '### Problems', '')
     for (const p of results.problems) lines.push(`- ${p}`)
   }
+  if (results.targets) lines.push('', ...targetsTable(results.targets))
   lines.push('')
   return lines.join('\n')
 }

@@ -1,15 +1,19 @@
 'use strict'
 
-// Benchmark: redis-session-store vs connect-redis 9 (+ node-redis 6).
+// Benchmark: redis-session-store vs connect-redis 9 (+ node-redis 6), connect-redis 7
+// (+ ioredis 5, auto-pipelining), MemoryStore and a JSON-only baseline.
 //
-//   node bench/run.js                 # default run, about 8 minutes on 2 cores
-//   node bench/run.js --quick         # smoke run, a few seconds, numbers meaningless
-//   node bench/run.js --only store    # store (+ RSS) only; also: http, rss, admin, cluster, embedded, or a list
+//   node bench/run.js                 # default run, about 20 minutes on 2 cores
+//   node bench/run.js --quick         # smoke run, about half a minute, numbers meaningless
+//   node bench/run.js --only store    # store (+ RSS) only; also: http, rss, memory, scale, admin, cluster, embedded, or a list
 //   REDIS_URL=redis://host:6379 node bench/run.js
 //
 // Every measured thing runs in a child process (fork): one per store and
 // round for the store benchmark, one per HTTP server, one for autocannon,
-// one per store for the admin calls (bench/admin.js).
+// one per store for the admin calls (bench/admin.js). The memory and scale
+// parts start redis-servers of their own (they flush and fill them).
+// Prints the tables and, last, each target of the issue with its measured
+// value and whether it is met (targets.js).
 // Writes bench/results/latest.json and bench/results/chart.svg (with
 // --quick: into a temporary directory, so a smoke test never overwrites them).
 const fs = require('node:fs')
@@ -25,11 +29,14 @@ const { benchChart } = require('./chart')
 const { adminBench } = require('./admin')
 const { clusterBench } = require('./cluster')
 const { embeddedBench } = require('./embedded')
+const { memoryBench } = require('./memory')
+const { scaleBench } = require('./scale')
+const { targets } = require('./targets')
 
 const HELP = `usage: node bench/run.js [options]
-  --quick                 a few seconds in all; checks that everything runs
-  --only LIST             store, http, rss, admin, cluster, embedded (comma-separated;
-                          "store" includes rss; default store,http,admin,cluster,embedded)
+  --quick                 about half a minute in all; checks that everything runs
+  --only LIST             store, http, rss, memory, scale, admin, cluster, embedded
+                          (comma-separated; "store" includes rss; default all of them)
   --rounds N              store rounds, each store in a fresh process (default 3)
   --http-rounds N         HTTP rounds (default 3)
   --duration S            measured seconds per store run (default 2)
@@ -42,6 +49,17 @@ const HELP = `usage: node bench/run.js [options]
   --connections N         autocannon connections = logged-in sessions (default 64)
   --rss-ops N             operations for the RSS check (default 1000000)
   --rss-size B            session size for the RSS check (default 2000)
+  --memory-sessions N     sessions written through each Redis store for Redis's
+                          memory per session (default 100000)
+  --memory-size B         their size in bytes, owner included (default 200)
+  --memory-per-user LIST  sessions per user, one measurement each (default 10,1)
+  --memory-limit S        seconds of writing per store before it is cut short (default 300)
+  --scale-small N         live sessions in Redis, few (default 10000)
+  --scale-big N           live sessions in Redis, many (default 1000000)
+  --scale-per-user N      sessions per user in both (default 10)
+  --scale-limit S         seconds of filling per Redis before it is cut short (default 300)
+  --scale-call-rounds N   timed rounds per call (length, stats, listUserSessions) (default 5)
+  --scale-call-budget S   no more rounds of a call once it has taken this long (default 30)
   --admin-keys N          unrelated keys in Redis for the admin calls (default 1000000)
   --admin-sessions N      sessions written through each store (default 10000)
   --admin-rounds N        timed rounds per admin call, connect-redis (default 3)
@@ -100,8 +118,12 @@ function parseConfig(argv) {
     return v
   }
   const list = (k, d) => (a[k] === undefined ? d : String(a[k]).split(',').map(Number))
-  const only = a.only ? String(a.only).split(',') : ['store', 'http', 'admin', 'cluster', 'embedded']
-  for (const o of only) if (!['store', 'http', 'rss', 'admin', 'cluster', 'embedded'].includes(o)) throw new Error(`--only takes store, http, rss, admin, cluster or embedded, not ${o}`)
+  const only = a.only ? String(a.only).split(',') : ['store', 'http', 'memory', 'scale', 'admin', 'cluster', 'embedded']
+  for (const o of only) {
+    if (!['store', 'http', 'rss', 'memory', 'scale', 'admin', 'cluster', 'embedded'].includes(o)) {
+      throw new Error(`--only takes store, http, rss, memory, scale, admin, cluster or embedded, not ${o}`)
+    }
+  }
   const ages = list('churn-ages', [100, 500])
   const c = {
     quick,
@@ -109,6 +131,8 @@ function parseConfig(argv) {
       store: only.includes('store'),
       rss: only.includes('store') || only.includes('rss'),
       http: only.includes('http'),
+      memory: only.includes('memory'),
+      scale: only.includes('scale'),
       admin: only.includes('admin'),
       cluster: only.includes('cluster'),
       embedded: only.includes('embedded'),
@@ -126,6 +150,18 @@ function parseConfig(argv) {
     rssOps: Math.max(2, Math.round(num('rss-ops', quick ? 10000 : 1e6))),
     rssSize: Math.round(num('rss-size', 2000)),
     rssConcurrency: 64,
+    memorySessions: Math.max(1, Math.round(num('memory-sessions', quick ? 2000 : 100_000))),
+    memorySize: Math.round(num('memory-size', 200)),
+    memoryPerUser: list('memory-per-user', [10, 1]),
+    memoryLimitMs: num('memory-limit', quick ? 20 : 300) * 1000,
+    scaleSmall: Math.max(1, Math.round(num('scale-small', quick ? 200 : 10_000))),
+    scaleBig: Math.max(1, Math.round(num('scale-big', quick ? 2000 : 1e6))),
+    scalePerUser: Math.max(1, Math.round(num('scale-per-user', 10))),
+    scaleSize: 200,
+    scaleConcurrency: 64,
+    scaleFillLimitMs: num('scale-limit', quick ? 20 : 300) * 1000,
+    scaleCallRounds: Math.max(1, Math.round(num('scale-call-rounds', quick ? 1 : 5))),
+    scaleCallBudgetMs: num('scale-call-budget', quick ? 5 : 30) * 1000,
     adminKeys: Math.round(num('admin-keys', quick ? 20_000 : 1e6)),
     adminSessions: Math.max(1, Math.round(num('admin-sessions', quick ? 500 : 10_000))),
     adminPerUser: 10,
@@ -147,15 +183,19 @@ function parseConfig(argv) {
   for (const s of c.embeddedSizes) if (!(s > 0)) throw new Error('--embedded-sizes must be positive numbers')
   if (!(ages.length === 2 && ages[0] >= 1 && ages[1] >= ages[0])) throw new Error('--churn-ages must be MIN,MAX in ms, 1 ≤ MIN ≤ MAX')
   for (const n of c.concurrency) if (!(n >= 1)) throw new Error('--concurrency must be numbers ≥ 1')
+  for (const n of c.memoryPerUser) if (!(n >= 1)) throw new Error('--memory-per-user must be numbers ≥ 1')
   return c
 }
 
 const log = (...args) => console.error('[bench]', ...args)
 const STORE_FIELDS = ['opsPerSec', 'cpuUsPerOp', 'cpuUserUsPerOp', 'cpuSystemUsPerOp', 'elu', 'p50Ms', 'p99Ms', 'redisCpuUsPerOp']
-const KINDS = ['ours', 'connect-redis']
+// The Redis stores, then the in-process ones: MemoryStore (the limit of
+// keeping sessions in the process) and the JSON-only baseline (json-store.js).
+const KINDS = ['ours', 'connect-redis', 'ioredis', 'memory', 'json']
+const IN_PROCESS = new Set(['memory', 'json'])
 
 async function openWorker(kind, url) {
-  const w = spawnChild('store-worker.js', [kind, url], { execArgv: ['--expose-gc'] })
+  const w = spawnChild('store-worker.js', [kind, IN_PROCESS.has(kind) ? 'none' : url], { execArgv: ['--expose-gc'] })
   await w.call('open', {}, 15_000)
   return w
 }
@@ -164,12 +204,14 @@ async function storeBench(c, url, problems) {
   const configs = []
   for (const size of c.sizes) {
     for (const concurrency of c.concurrency) {
-      configs.push({ size, sizeLabel: sizeLabel(size), concurrency, ours: { runs: [] }, 'connect-redis': { runs: [] } })
+      const cfg = { size, sizeLabel: sizeLabel(size), concurrency }
+      for (const kind of KINDS) cfg[kind] = { label: STORES[kind], runs: [] }
+      configs.push(cfg)
     }
   }
   const runTimeout = c.warmupMs + c.durationMs + 60_000
   for (let round = 1; round <= c.rounds; round++) {
-    // A fresh process per store and round; while one runs, the other idles.
+    // A fresh process per store and round; while one runs, the others idle.
     const workers = {}
     try {
       const opened = await Promise.all(KINDS.map((k) => openWorker(k, url)))
@@ -193,10 +235,22 @@ async function storeBench(c, url, problems) {
   }
   for (const cfg of configs) {
     for (const kind of KINDS) cfg[kind].median = medians(cfg[kind].runs, STORE_FIELDS)
-    cfg.ratio = {}
-    for (const f of STORE_FIELDS) cfg.ratio[f] = ratio(cfg.ours.median[f], cfg['connect-redis'].median[f])
+    // What each store costs above the JSON its users pay anyway.
+    for (const kind of KINDS) cfg[kind].overheadUsPerOp = diff(cfg[kind].median.cpuUsPerOp, cfg.json.median.cpuUsPerOp)
+    const ours = { ...cfg.ours.median, overheadUsPerOp: cfg.ours.overheadUsPerOp }
+    for (const kind of KINDS) {
+      const it = { ...cfg[kind].median, overheadUsPerOp: cfg[kind].overheadUsPerOp }
+      cfg[kind].oursRatio = {}
+      for (const f of [...STORE_FIELDS, 'overheadUsPerOp']) cfg[kind].oursRatio[f] = ratio(ours[f], it[f])
+    }
+    // Ours ÷ connect-redis 9, as before the other peers (chart.js).
+    cfg.ratio = cfg['connect-redis'].oursRatio
   }
-  return { rounds: c.rounds, durationMs: c.durationMs, warmupMs: c.warmupMs, pool: c.pool, configs }
+  return { rounds: c.rounds, durationMs: c.durationMs, warmupMs: c.warmupMs, pool: c.pool, kinds: KINDS, configs }
+}
+
+function diff(a, b) {
+  return typeof a === 'number' && typeof b === 'number' ? a - b : null
 }
 
 async function rssCheck(c, url, problems) {
@@ -219,7 +273,7 @@ async function rssCheck(c, url, problems) {
   }
 }
 
-const HTTP_KINDS = ['memory', 'ours', 'connect-redis']
+const HTTP_KINDS = ['memory', 'ours', 'connect-redis', 'ioredis']
 const HTTP_FIELDS = ['reqPerSec', 'p50Ms', 'p99Ms', 'cpuUsPerReq', 'cpuUserUsPerReq', 'cpuSystemUsPerReq', 'elu']
 
 async function httpBench(c, url, problems) {
@@ -258,6 +312,7 @@ async function httpBench(c, url, problems) {
   }
   const ours = stores.find((s) => s.kind === 'ours').median
   const cr = stores.find((s) => s.kind === 'connect-redis').median
+  const io = stores.find((s) => s.kind === 'ioredis').median
   return {
     rounds: c.httpRounds,
     seconds: c.httpSeconds,
@@ -265,6 +320,7 @@ async function httpBench(c, url, problems) {
     connections: c.connections,
     stores,
     oursVsConnectRedis: { reqPerSec: ratio(ours.reqPerSec, cr.reqPerSec), cpuUsPerReq: ratio(ours.cpuUsPerReq, cr.cpuUsPerReq) },
+    oursVsIoredis: { reqPerSec: ratio(ours.reqPerSec, io.reqPerSec), cpuUsPerReq: ratio(ours.cpuUsPerReq, io.cpuUsPerReq) },
   }
 }
 
@@ -286,9 +342,15 @@ async function main() {
   // Last line of defence against a hang: a generous bound on the whole run.
   const budgetMs =
     60_000 +
-    3 * ((c.parts.store ? c.rounds * c.sizes.length * c.concurrency.length * 2 * (c.warmupMs + c.durationMs + 3000) : 0) +
+    3 * ((c.parts.store ? c.rounds * c.sizes.length * c.concurrency.length * KINDS.length * (c.warmupMs + c.durationMs + 3000) : 0) +
       (c.parts.rss ? Math.max(20_000, c.rssOps / 5) : 0) +
-      (c.parts.http ? c.httpRounds * 3 * ((c.httpSeconds + c.httpWarmupSeconds) * 1000 + 5000) : 0) +
+      (c.parts.http ? c.httpRounds * HTTP_KINDS.length * ((c.httpSeconds + c.httpWarmupSeconds) * 1000 + 5000) : 0) +
+      // 3 Redis stores per distribution, each write bounded by --memory-limit.
+      (c.parts.memory ? c.memoryPerUser.length * 3 * (Math.min(c.memoryLimitMs, c.memorySessions) + 10_000) : 0) +
+      // Two fills, the workload rounds, then 3 calls × 2 sides within their budget (+ one call).
+      (c.parts.scale
+        ? 2 * (Math.min(c.scaleFillLimitMs, c.scaleBig) + 10_000) + c.rounds * 2 * (c.warmupMs + c.durationMs + 5000) + 6 * (c.scaleCallBudgetMs + 30_000)
+        : 0) +
       (c.parts.cluster ? 30_000 + c.rounds * 3 * (c.warmupMs + c.durationMs + 8000) : 0) +
       // 4 stores in the workload, then 3 churns bounded by --churn-limit.
       (c.parts.embedded
@@ -319,6 +381,8 @@ async function main() {
       versions: {
         'connect-redis': readVersion('connect-redis'),
         redis: readVersion('redis'),
+        'connect-redis7': readVersion('connect-redis7'),
+        ioredis: readVersion('ioredis'),
         express: readVersion('express'),
         'express-session': readVersion('express-session'),
         autocannon: readVersion('autocannon'),
@@ -328,9 +392,12 @@ async function main() {
     store: null,
     rss: null,
     http: null,
+    memory: null,
+    scale: null,
     admin: null,
     cluster: null,
     embedded: null,
+    targets: null,
     problems,
   }
 
@@ -342,6 +409,8 @@ async function main() {
     if (c.parts.store) results.store = await storeBench(c, redis.url, problems)
     if (c.parts.rss) results.rss = await rssCheck(c, redis.url, problems)
     if (c.parts.http) results.http = await httpBench(c, redis.url, problems)
+    if (c.parts.memory) results.memory = await memoryBench(c, problems)
+    if (c.parts.scale) results.scale = await scaleBench(c, problems)
     if (c.parts.cluster) results.cluster = await clusterBench(c, redis.url, problems)
     if (c.parts.embedded) results.embedded = await embeddedBench(c, redis.url, problems)
     // Last: it fills Redis with unrelated keys (and deletes them after).
@@ -363,6 +432,7 @@ async function main() {
   }
   results.meta.loadavgEnd = os.loadavg()
   results.meta.seconds = (Date.now() - started) / 1000
+  results.targets = targets(results)
 
   console.log(markdown(results))
   fs.mkdirSync(c.out, { recursive: true })

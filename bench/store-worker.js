@@ -10,11 +10,12 @@ const { makeSession } = require('./sessions')
 const { percentile } = require('./stats')
 const { redisCpuMicros } = require('./redis')
 const { churn } = require('./churn')
+const { fillOwned, timeCall } = require('./owned')
 
 const kind = process.argv[2]
 const url = process.argv[3]
-const prefix = `bench:${kind}:${process.pid}:`
-// memory:// and file:// (the embedded engine) have no Redis to ask for CPU.
+// memory:// and file:// (the embedded engine), MemoryStore and the JSON
+// baseline have no Redis to ask for CPU.
 const measuresRedis = /^rediss?:/.test(url)
 let opened = null
 const written = new Set()
@@ -34,7 +35,9 @@ function template(size, i) {
 
 async function prefill(store, size, pool) {
   const sids = []
-  for (let i = 0; i < pool; i++) sids.push(`s${size}-${i}-`.padEnd(32, 'x'))
+  // The pid keeps processes sharing a prefix (the scale part) apart: this
+  // store keeps a destroyed id's logout marker, so a later set of it writes nothing.
+  for (let i = 0; i < pool; i++) sids.push(`s${size}-${i}-${process.pid}-`.padEnd(32, 'x'))
   for (let i = 0; i < sids.length; i += 100) {
     await Promise.all(sids.slice(i, i + 100).map((sid, k) => cbToPromise((cb) => store.set(sid, template(size, i + k), cb))))
   }
@@ -163,8 +166,10 @@ function mem() {
 }
 
 serve({
-  async open() {
-    opened = await openStore(kind, { url, prefix })
+  // `prefix`: to share sessions and indexes with an earlier process (the
+  // scale part); `options`: more store options (ours only).
+  async open({ prefix = `bench:${kind}:${process.pid}:`, options } = {}) {
+    opened = await openStore(kind, { url, prefix, options })
     return { pid: process.pid, prefix }
   },
 
@@ -230,6 +235,16 @@ serve({
   // Sessions written once, expiring while the run goes on (see churn.js).
   async churn(args) {
     return churn(opened.store, url, args)
+  },
+
+  // Sessions with owners (see owned.js); they stay when this process closes.
+  async fill(args) {
+    return fillOwned(opened.store, args)
+  },
+
+  // One timed call over many sessions (see owned.js).
+  async time(args) {
+    return timeCall(opened.store, args)
   },
 
   // Deletes what this process wrote (matters with a shared REDIS_URL), closes.

@@ -6,13 +6,16 @@ const STORES = {
   'ours-cluster': 'redis-session-store on a cluster',
   'connect-redis-cluster': 'connect-redis 9 + node-redis 6 cluster client',
   'connect-redis': 'connect-redis 9 + node-redis 6',
+  ioredis: 'connect-redis 7 + ioredis 5 (auto-pipelining)',
   memory: 'express-session MemoryStore',
+  json: 'JSON only (no store)',
 }
 
-async function openStore(kind, { url, prefix }) {
+// `options`: more options for this store (ours only), e.g. its timeouts.
+async function openStore(kind, { url, prefix, options = {} }) {
   if (kind === 'ours') {
     const { RedisStore } = require('..')
-    const store = new RedisStore({ url, prefix })
+    const store = new RedisStore({ url, prefix, ...options })
     return { store, close: () => store.close() }
   }
   // `url` is a comma-separated list of the cluster's nodes.
@@ -39,9 +42,25 @@ async function openStore(kind, { url, prefix }) {
     const store = new RedisStore({ client, prefix })
     return { store, close: () => client.close() }
   }
+  // The strongest JS setup: connect-redis 9 takes only node-redis, so the
+  // ioredis pairing is connect-redis 7's; auto-pipelining sends what one
+  // tick issues as one write, as node-redis does by itself.
+  if (kind === 'ioredis') {
+    const Redis = require('ioredis')
+    const RedisStore = require('connect-redis7').default
+    const client = new Redis(url, { enableAutoPipelining: true, lazyConnect: true })
+    client.on('error', (err) => console.error(`[bench] ioredis: ${err.message}`))
+    await client.connect()
+    const store = new RedisStore({ client, prefix })
+    return { store, close: () => client.quit() }
+  }
   if (kind === 'memory') {
     const { MemoryStore } = require('express-session')
     return { store: new MemoryStore(), close: async () => {} }
+  }
+  if (kind === 'json') {
+    const { JsonOnlyStore } = require('./json-store')
+    return { store: new JsonOnlyStore(), close: async () => {} }
   }
   throw new Error(`unknown store ${kind}`)
 }
