@@ -62,7 +62,7 @@ const isFull = (err) => err.code === 'ERR_REDIS_FULL' && /maxmemory|full/i.test(
 async function tracesOf(raw, sid, userId) {
   return {
     keys: (await raw.call('KEYS', `*${sid}*`)).map(String),
-    all: await raw.call('ZSCORE', K.all, sid),
+    all: await raw.call('ZSCORE', K.all(sid), sid),
     user: await raw.call('ZSCORE', K.user(userId), sid),
   }
 }

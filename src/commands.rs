@@ -93,6 +93,17 @@ impl Op {
         }
     }
 
+    /// The owner a write records the session under.
+    pub fn owner(&self) -> Option<&str> {
+        match self {
+            Op::Set { owner, .. }
+            | Op::Touch { owner, .. }
+            | Op::Rewrite { owner, .. }
+            | Op::Adopt { owner, .. } => owner.as_deref(),
+            Op::Get { .. } | Op::Destroy { .. } => None,
+        }
+    }
+
     /// Appends this operation's commands; returns how many replies they
     /// produce. `seen` is what this process already wrote to the indexes.
     pub fn append_to(
@@ -227,10 +238,11 @@ impl Op {
                         .unwrap_or_else(|| StoreError::new(ErrorKind::Reply, "error reply")),
                 )
             }
-            // A set's second reply is the index script's count.
-            Op::Set { expiry, .. } => Outcome::Written {
-                owner_sessions: match replies.get(1) {
-                    Some(Value::Int(n)) if !expiry.is_past(now_ms) => {
+            // A set's third reply, with an owner, is the index script's
+            // count (after the write and the shard's entry).
+            Op::Set { expiry, owner, .. } => Outcome::Written {
+                owner_sessions: match replies.get(2) {
+                    Some(Value::Int(n)) if owner.is_some() && !expiry.is_past(now_ms) => {
                         (*n).clamp(0, u32::MAX as i64) as u32
                     }
                     _ => 0,
@@ -342,7 +354,7 @@ fn destroy(pipe: &mut Pipeline, ctx: &Context, now_ms: i64, sid: &str, key: &str
         .arg(TOMBSTONE_MS);
     let until = now_ms.saturating_add(TOMBSTONE_MS as i64);
     pipe.cmd("ZADD")
-        .arg(ctx.keys.all_index())
+        .arg(ctx.keys.shard(sid))
         .arg(until)
         .arg(sid);
     2
@@ -383,10 +395,11 @@ fn stamp_created(pipe: &mut Pipeline, meta: &str, now_ms: i64) -> usize {
     1
 }
 
-/// The index script, in the index slot, unless this process already
+/// The session's entry in its shard of the all-sessions index, then the
+/// index script in its owner's index, unless this process already
 /// recorded the session for this owner with a high enough score (`force`:
-/// run it anyway, when its reply must count the owner's sessions, or to
-/// adopt a session). Returns the reply count: 1 if it runs, else 0.
+/// write them anyway, when the script's reply must count the owner's
+/// sessions, or to adopt a session). Returns the reply count.
 fn index(
     pipe: &mut Pipeline,
     ctx: &Context,
@@ -400,21 +413,27 @@ fn index(
         return 0;
     }
     let score = seen.record(sid, owner, (bound, now_ms));
-    pipe.cmd("EVALSHA").arg(&scripts::INDEX.hash);
-    match owner {
-        Some(owner) => pipe
-            .arg(2)
-            .arg(ctx.keys.all_index())
-            .arg(ctx.keys.user_index(owner)),
-        None => pipe.arg(1).arg(ctx.keys.all_index()),
-    };
     let score = if score.is_finite() {
         (score as i64).to_string()
     } else {
         "+inf".to_owned()
     };
-    pipe.arg(sid).arg(score).arg(now_ms);
-    1
+    pipe.cmd("ZADD")
+        .arg(ctx.keys.shard(sid))
+        .arg("GT")
+        .arg(&score)
+        .arg(sid);
+    let Some(owner) = owner else {
+        return 1;
+    };
+    pipe.cmd("EVALSHA")
+        .arg(&scripts::INDEX.hash)
+        .arg(1)
+        .arg(ctx.keys.user_index(owner))
+        .arg(sid)
+        .arg(score)
+        .arg(now_ms);
+    2
 }
 
 /// Deletes a session and its meta; returns the reply count. One key per
@@ -428,7 +447,7 @@ pub fn delete(pipe: &mut Pipeline, key: &str) -> usize {
 
 /// Removes a session from the indexes; returns the reply count.
 fn unindex(pipe: &mut Pipeline, ctx: &Context, sid: &str, owner: Option<&str>) -> usize {
-    pipe.cmd("ZREM").arg(ctx.keys.all_index()).arg(sid);
+    pipe.cmd("ZREM").arg(ctx.keys.shard(sid)).arg(sid);
     if let Some(owner) = owner {
         pipe.cmd("ZREM").arg(ctx.keys.user_index(owner)).arg(sid);
         return 2;
@@ -635,8 +654,13 @@ mod tests {
         );
         // Recent until the idle deadline (before the cookie's) plus slack,
         // as long as the session's life at most.
+        let shard = ctx().keys.shard("a");
         assert!(
-            wire.contains("$1 2 $11 {sess:}:all $16 {sess:}:user:ada $1 a $4 3000 $4 1000"),
+            wire.contains(&format!("ZADD ${} {shard} $2 GT $4 3000 $1 a", shard.len())),
+            "{wire}"
+        );
+        assert!(
+            wire.contains("$1 1 $16 {sess:\u{1}user:ada} $1 a $4 3000 $4 1000"),
             "{wire}"
         );
     }
@@ -677,7 +701,7 @@ mod tests {
         ];
         let ctx = ctx();
         let (_, counts) = build(&ops, &ctx, 0, &mut Recent::default());
-        assert_eq!(counts, vec![3, 2, 2]);
+        assert_eq!(counts, vec![3, 2, 3]);
         let replies = vec![
             Value::BulkString(b"{\"x\":1}".to_vec()),
             Value::Int(42),
@@ -689,6 +713,8 @@ mod tests {
             ]),
             // The destroy script, then its marker's reclaim schedule.
             Value::Int(1),
+            Value::Int(1),
+            // The set: its script, its shard entry, its owner's index.
             Value::Int(1),
             Value::Int(1),
             Value::Int(3),
@@ -723,8 +749,9 @@ mod tests {
             owner: Some("u".into()),
         };
         let mut pipe = redis::pipe();
-        // First touch here: PEXPIREAT, HSET, PEXPIREAT, the index script, HSETNX.
-        assert_eq!(touch(500).append_to(&mut pipe, &ctx, 0, &mut seen), 5);
+        // First touch here: PEXPIREAT, HSET, PERSIST, the shard's ZADD, the
+        // index script, HSETNX.
+        assert_eq!(touch(500).append_to(&mut pipe, &ctx, 0, &mut seen), 6);
         let wire = String::from_utf8_lossy(&pipe.get_packed_pipeline()).replace("\r\n", " ");
         assert!(!wire.contains(&scripts::WRITE.hash), "{wire}");
         assert!(wire.contains("PEXPIREAT $6 sess:t $3 500"), "{wire}");
@@ -733,13 +760,13 @@ mod tests {
         let far = 1_000 + crate::expiry::SLACK_MS;
         assert_eq!(
             touch(far).append_to(&mut pipe, &ctx, far - 900, &mut seen),
-            5
+            6
         );
         // A destroy forgets it.
         Op::Destroy { sid: "t".into() }.append_to(&mut pipe, &ctx, 0, &mut seen);
         assert_eq!(
             touch(far).append_to(&mut pipe, &ctx, far - 900, &mut seen),
-            5
+            6
         );
     }
 
@@ -833,9 +860,9 @@ mod tests {
         };
         let ops = vec![touch.clone(), set];
         let (_, counts) = build(&ops, &ctx, 0, &mut seen);
-        assert_eq!(counts, vec![5, 2]);
+        assert_eq!(counts, vec![6, 2]);
         // The touch moved the expiry; its meta and index writes were refused.
-        let mut replies = vec![Value::Int(1), oom(), Value::Int(0), oom(), oom()];
+        let mut replies = vec![Value::Int(1), oom(), Value::Int(0), oom(), oom(), oom()];
         // The set's script was refused as a whole.
         replies.extend([oom(), oom()]);
         let out = read_all(&ops, &ctx, (0, &mut seen), &counts, ok(replies));
@@ -853,7 +880,7 @@ mod tests {
         }
         // Forgotten, so the next touch writes the meta and the index again.
         let mut pipe = redis::pipe();
-        assert_eq!(touch.append_to(&mut pipe, &ctx, 1, &mut seen), 5);
+        assert_eq!(touch.append_to(&mut pipe, &ctx, 1, &mut seen), 6);
     }
 
     #[test]

@@ -58,7 +58,7 @@ enum Read {
 /// A cluster node that failed fails the whole call: its sessions' answers
 /// are missing.
 async fn round_trip(conn: &Conn, pipe: &Pipeline) -> StoreResult<Vec<Value>> {
-    conn.send(pipe, None, None)
+    conn.send(pipe, None, &[])
         .await
         .map_err(SendError::into_store)?
         .into_iter()
@@ -90,38 +90,66 @@ enum Members {
     All,
 }
 
-async fn members(conn: &Conn, index: &str, which: Members) -> StoreResult<Vec<String>> {
-    let mut pipe = redis::pipe();
-    match which {
-        Members::Live => {
-            pipe.cmd("ZREMRANGEBYSCORE")
-                .arg(index)
-                .arg("-inf")
-                .arg(now_ms());
-            pipe.cmd("ZRANGE").arg(index).arg(0).arg(-1)
+/// Indexes read per round trip: the all-sessions index has a shard per
+/// cluster slot, most of them small or empty.
+const INDEXES_PER_TRIP: usize = 1024;
+
+/// The entries of each index (`which` of them), in the order given.
+async fn members(conn: &Conn, indexes: &[String], which: Members) -> StoreResult<Vec<Vec<String>>> {
+    let mut out = Vec::with_capacity(indexes.len());
+    let now = now_ms();
+    for part in indexes.chunks(INDEXES_PER_TRIP) {
+        let mut pipe = redis::pipe();
+        for index in part {
+            match which {
+                Members::Live => {
+                    pipe.cmd("ZREMRANGEBYSCORE").arg(index).arg("-inf").arg(now);
+                    pipe.cmd("ZRANGE").arg(index).arg(0).arg(-1)
+                }
+                Members::LiveKeep => pipe.cmd("ZRANGEBYSCORE").arg(index).arg(now).arg("+inf"),
+                Members::All => pipe.cmd("ZRANGE").arg(index).arg(0).arg(-1),
+            };
         }
-        Members::LiveKeep => pipe
-            .cmd("ZRANGEBYSCORE")
-            .arg(index)
-            .arg(now_ms())
-            .arg("+inf"),
-        Members::All => pipe.cmd("ZRANGE").arg(index).arg(0).arg(-1),
-    };
-    let mut replies = round_trip(conn, &pipe).await?;
-    match replies.pop() {
-        Some(Value::Array(items)) => Ok(items
+        let replies = round_trip(conn, &pipe).await?;
+        let per = if which == Members::Live { 2 } else { 1 };
+        if replies.len() != part.len() * per {
+            return Err(StoreError::new(
+                ErrorKind::Reply,
+                "redis sent fewer replies than commands",
+            ));
+        }
+        for (index, reply) in part
+            .iter()
+            .zip(replies.into_iter().skip(per - 1).step_by(per))
+        {
+            out.push(listed(index, reply)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The sids of a ZRANGE reply.
+fn listed(index: &str, reply: Value) -> StoreResult<Vec<String>> {
+    match reply {
+        Value::Array(items) => Ok(items
             .into_iter()
             .filter_map(|v| match v {
                 Value::BulkString(b) => String::from_utf8(b).ok(),
                 _ => None,
             })
             .collect()),
-        Some(Value::ServerError(e)) => Err(reply_error(index, &e)),
+        Value::ServerError(e) => Err(reply_error(index, &e)),
         other => Err(StoreError::new(
             ErrorKind::Reply,
             format!("unexpected ZRANGE reply for \"{index}\": {other:?}"),
         )),
     }
+}
+
+/// One index's entries.
+async fn members_of(conn: &Conn, index: &str, which: Members) -> StoreResult<Vec<String>> {
+    let mut lists = members(conn, &[index.to_owned()], which).await?;
+    Ok(lists.pop().unwrap_or_default())
 }
 
 /// Chunks sent per round trip: enough to hide the latency, few enough to
@@ -286,8 +314,8 @@ async fn live(
     mut page: impl FnMut(Vec<Found>),
 ) -> StoreResult<usize> {
     let conn = store.connection().await?;
-    let index = store.context().keys.all_index();
-    let sids = members(&conn, index, Members::LiveKeep).await?;
+    let shards = store.context().keys.shards();
+    let sids = members(&conn, &shards, Members::LiveKeep).await?.concat();
     let mut pages = 0;
     probe(store, &conn, sids, how, |trip| {
         pages += 1;
@@ -347,7 +375,15 @@ pub async fn stats(store: &Store, active_within_ms: i64, chunk: usize) -> StoreR
 pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
     let conn = store.connection().await?;
     let keys = &store.context().keys;
-    let sids = members(&conn, keys.all_index(), Members::All).await?;
+    let shards = keys.shards();
+    let listed = members(&conn, &shards, Members::All).await?;
+    let mut indexes: Vec<String> = Vec::new();
+    for (shard, sids) in shards.iter().zip(&listed) {
+        if !sids.is_empty() {
+            indexes.push(shard.clone());
+        }
+    }
+    let sids = listed.concat();
     let mut owners = HashSet::new();
     let mut removed = 0;
     for part in sids.chunks(per_trip(chunk)) {
@@ -373,8 +409,7 @@ pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
             }
         }
     }
-    let mut indexes: Vec<String> = owners.iter().map(|o| keys.user_index(o)).collect();
-    indexes.push(keys.all_index().to_owned());
+    indexes.extend(owners.iter().map(|o| keys.user_index(o)));
     for part in indexes.chunks(per_trip(chunk)) {
         let mut pipe = redis::pipe();
         for index in part {
@@ -389,7 +424,7 @@ pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
 pub async fn list_user(store: &Store, owner: &str, chunk: usize) -> StoreResult<Vec<Found>> {
     let conn = store.connection().await?;
     let index = store.context().keys.user_index(owner);
-    let sids = members(&conn, &index, Members::Live).await?;
+    let sids = members_of(&conn, &index, Members::Live).await?;
     let probed = probe_all(store, &conn, sids, (Read::Full, chunk)).await?;
     let mut stale = Vec::new();
     let mut found = Vec::new();
@@ -431,7 +466,7 @@ async fn destroy_all(
         let now = now_ms();
         let (pipe, counts) = commands::build(&ops, ctx, now, &mut Recent::default());
         let replies = conn
-            .send(&pipe, None, None)
+            .send(&pipe, None, &[])
             .await
             .map_err(SendError::into_store)?;
         let failed = commands::read_all(&ops, ctx, (now, &mut Recent::default()), &counts, replies)
@@ -524,7 +559,7 @@ pub async fn scan_page(store: &Store, cursor: &str, chunk: usize) -> StoreResult
         .arg("TYPE")
         .arg("string");
     let scanned = on
-        .send(&scan, None, None)
+        .send(&scan, None, &[])
         .await
         .map_err(SendError::into_store)?
         .pop()

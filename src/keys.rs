@@ -2,14 +2,30 @@
 //! writes them, so either store can read the other's sessions. Every other
 //! key shares a cluster slot with what it describes, through hash tags.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
 #[derive(Debug, Clone)]
 pub struct Keys {
     prefix: String,
-    /// Hash-tagged base of the index keys: all of them share one slot, so
-    /// each index update is one single-slot script.
-    index: String,
-    /// The all-sessions index, named in most operations.
-    all: String,
+    shards: Arc<Shards>,
+}
+
+/// How the all-sessions index is split into shards, one per cluster slot,
+/// each in its slot: its hash tag is `prefix + "\u{1}"` and a short text
+/// found for that slot, so a Redis ACL's `~{prefix*` pattern covers it; or
+/// one shard when the prefix has its own hash tag (every session is then
+/// in that slot).
+#[derive(Debug)]
+enum Shards {
+    Tagged,
+    /// Per slot, the number whose base-36 text completes the hash tag
+    /// after `stem` (the prefix and `\u{1}`, or nothing for a prefix
+    /// holding a `}`, which would end the tag early).
+    PerSlot {
+        stem: String,
+        tags: Arc<[u32]>,
+    },
 }
 
 /// The part of a key Redis Cluster hashes: the first `{...}` with something
@@ -34,18 +50,21 @@ fn beside(key: &str, suffix: &str) -> String {
 impl Keys {
     pub fn new(prefix: impl Into<String>) -> Self {
         let prefix = prefix.into();
-        // Index keys must never read as `prefix + sid`. Sids never hold
-        // control characters (the JS layer refuses them), so `\u{1}` keeps
-        // them apart where `{prefix}` cannot.
-        let index = match hash_tag(&prefix) {
-            Some(_) => format!("{prefix}\u{1}"),
-            None if prefix.is_empty() || prefix.contains(['{', '}']) => {
-                "{redis-session-store}\u{1}".into()
-            }
-            None => format!("{{{prefix}}}"),
+        let shards = if hash_tag(&prefix).is_some() {
+            Shards::Tagged
+        } else {
+            let stem = if prefix.contains('}') {
+                String::new()
+            } else {
+                format!("{prefix}\u{1}")
+            };
+            let tags = slot_tags(&stem);
+            Shards::PerSlot { stem, tags }
         };
-        let all = format!("{index}:all");
-        Keys { prefix, index, all }
+        Keys {
+            prefix,
+            shards: Arc::new(shards),
+        }
     }
 
     pub fn session(&self, sid: &str) -> String {
@@ -74,15 +93,83 @@ impl Keys {
         pattern
     }
 
-    /// Every session, scored by an upper bound of its expiry.
-    pub fn all_index(&self) -> &str {
-        &self.all
+    /// The shard of the all-sessions index that lists `sid`, in the
+    /// session's own slot: no key or slot holds every session, and each
+    /// shard stays small enough for Redis's compact encoding. Every session
+    /// is listed, scored by an upper bound of its expiry. Index keys never
+    /// read as `prefix + sid`: they start with `{`, or hold `\u{1}`, which
+    /// sids never do (the JS layer refuses control characters).
+    pub fn shard(&self, sid: &str) -> String {
+        self.shard_of(slot(self.session(sid).as_bytes()))
     }
 
-    /// One user's sessions, scored by an upper bound of their expiry.
-    pub fn user_index(&self, user: &str) -> String {
-        format!("{}:user:{user}", self.index)
+    fn shard_of(&self, slot: u16) -> String {
+        match &*self.shards {
+            Shards::Tagged => format!("{}\u{1}all", self.prefix),
+            Shards::PerSlot { stem, tags } if stem.is_empty() => {
+                format!("{{{}}}{}\u{1}all", base36(tags[slot as usize]), self.prefix)
+            }
+            Shards::PerSlot { stem, tags } => {
+                format!("{{{stem}{}}}all", base36(tags[slot as usize]))
+            }
+        }
     }
+
+    /// Every shard of the all-sessions index.
+    pub fn shards(&self) -> Vec<String> {
+        match &*self.shards {
+            Shards::Tagged => vec![self.shard_of(0)],
+            Shards::PerSlot { .. } => (0..SLOTS as u16).map(|s| self.shard_of(s)).collect(),
+        }
+    }
+
+    /// One user's sessions, scored by an upper bound of their expiry; each
+    /// user's index in a slot of its own (the prefix's, if it has a tag).
+    pub fn user_index(&self, user: &str) -> String {
+        match &*self.shards {
+            Shards::Tagged => format!("{}\u{1}user:{user}", self.prefix),
+            Shards::PerSlot { .. } => format!("{{{}\u{1}user:{user}}}", self.prefix),
+        }
+    }
+}
+
+/// For each slot, the least number whose base-36 text after `stem` hashes
+/// to that slot. A few hundred thousand tries cover every slot (about 5 ms,
+/// once per prefix and process).
+fn slot_tags(stem: &str) -> Arc<[u32]> {
+    static KNOWN: LazyLock<Mutex<HashMap<String, Arc<[u32]>>>> = LazyLock::new(Default::default);
+    if let Some(tags) = KNOWN.lock().unwrap().get(stem) {
+        return tags.clone();
+    }
+    let start = crc16(0, stem.as_bytes());
+    let mut tags = vec![u32::MAX; SLOTS];
+    let mut missing = SLOTS;
+    let mut n = 0u32;
+    while missing > 0 {
+        let s = crc16(start, base36(n).as_bytes()) as usize % SLOTS;
+        if tags[s] == u32::MAX {
+            tags[s] = n;
+            missing -= 1;
+        }
+        n += 1;
+    }
+    let tags: Arc<[u32]> = tags.into();
+    KNOWN.lock().unwrap().insert(stem.to_owned(), tags.clone());
+    tags
+}
+
+fn base36(mut n: u32) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::with_capacity(6);
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Hash slots of a Redis Cluster.
@@ -96,8 +183,12 @@ pub fn slot(key: &[u8]) -> u16 {
         let close = rest.iter().position(|&b| b == b'}')?;
         (close > 0).then(|| &rest[..close])
     });
-    let mut crc: u16 = 0;
-    for &byte in tagged.unwrap_or(key) {
+    crc16(0, tagged.unwrap_or(key)) % SLOTS as u16
+}
+
+/// CRC16 (XMODEM) of `bytes`, continuing from `crc`.
+fn crc16(mut crc: u16, bytes: &[u8]) -> u16 {
+    for &byte in bytes {
         crc ^= u16::from(byte) << 8;
         for _ in 0..8 {
             crc = if crc & 0x8000 != 0 {
@@ -107,7 +198,7 @@ pub fn slot(key: &[u8]) -> u16 {
             };
         }
     }
-    crc % SLOTS as u16
+    crc
 }
 
 /// Per-session bookkeeping (created, last access, cookie expiry, owner),
@@ -163,17 +254,47 @@ mod tests {
     }
 
     #[test]
-    fn index_keys_share_one_slot_apart_from_sessions() {
+    fn each_shard_is_in_its_sessions_slot() {
         let keys = Keys::new("sess:");
-        assert_eq!(keys.all_index(), "{sess:}:all");
-        assert_eq!(keys.user_index("ada"), "{sess:}:user:ada");
-        assert_eq!(hash_tag(&keys.user_index("{x}")), Some("sess:"));
-        let tagged = Keys::new("{app}:s:");
-        assert_eq!(hash_tag(tagged.all_index()), Some("app"));
-        assert_eq!(tagged.all_index(), "{app}:s:\u{1}:all");
-        assert_eq!(
-            hash_tag(Keys::new("").all_index()),
-            Some("redis-session-store")
+        for sid in ["abc", "x", "0123456789abcdefghijklmnopqrstuv"] {
+            let shard = keys.shard(sid);
+            assert_eq!(slot(shard.as_bytes()), slot(keys.session(sid).as_bytes()));
+            assert!(keys.sid(&shard).is_none(), "{shard:?} reads as a session");
+        }
+        let shards = keys.shards();
+        assert_eq!(shards.len(), SLOTS);
+        assert!(shards
+            .iter()
+            .enumerate()
+            .all(|(s, k)| slot(k.as_bytes()) as usize == s));
+        // Within `~{sess:*`, the pattern a Redis ACL user needs anyway.
+        assert!(keys.shard("abc").starts_with("{sess:\u{1}"));
+        assert!(keys.shard("abc").ends_with("}all"));
+        // A prefix holding a `}` cannot hold the tag: the tag comes first.
+        let odd = Keys::new("a}b:");
+        assert_eq!(slot(odd.shard("x").as_bytes()), slot(b"a}b:x"));
+        assert!(odd.shard("x").ends_with("}a}b:\u{1}all"));
+    }
+
+    #[test]
+    fn a_tagged_prefix_has_one_shard_in_its_slot() {
+        let keys = Keys::new("{app}:s:");
+        assert_eq!(keys.shards(), vec![keys.shard("abc")]);
+        assert_eq!(keys.shard("x"), keys.shard("y"));
+        assert_eq!(slot(keys.shard("x").as_bytes()), slot(b"app"));
+        assert_eq!(keys.shard("x"), "{app}:s:\u{1}all");
+        assert_eq!(keys.user_index("ada"), "{app}:s:\u{1}user:ada");
+        assert_eq!(hash_tag(&keys.user_index("ada")), Some("app"));
+    }
+
+    #[test]
+    fn user_indexes_spread_over_slots() {
+        let keys = Keys::new("sess:");
+        assert_eq!(keys.user_index("ada"), "{sess:\u{1}user:ada}");
+        assert_ne!(
+            slot(keys.user_index("ada").as_bytes()),
+            slot(keys.user_index("bob").as_bytes())
         );
+        assert!(Keys::new("").user_index("x").starts_with('{'));
     }
 }

@@ -23,25 +23,48 @@ use crate::scripts;
 /// How often the index is looked at.
 const EVERY: Duration = Duration::from_secs(1);
 
-/// Entries per round trip, and how long a look may go on: as many rounds
-/// as fit, so cleaning up keeps pace with sessions ending fast.
+/// Entries per shard and round trip, shards per round trip, and how long a
+/// look may go on: as many rounds as fit while they find ended sessions, so
+/// cleaning up keeps pace with sessions ending fast.
 const PER_ROUND: usize = 256;
+const SHARDS_PER_ROUND: usize = 512;
 const BUDGET: Duration = Duration::from_millis(250);
 
+/// Shards looked at each second even when nothing ended: with a shard per
+/// cluster slot, every shard about every 16 s.
+const MIN_SHARDS: usize = 1024;
+
 /// Runs until aborted (`Store::close`). Failures (Redis down) only skip a
-/// look: nothing here is needed for a call to succeed.
+/// look: nothing here is needed for a call to succeed. Each process starts
+/// at another shard, so several share the walk.
 pub fn spawn(link: Arc<Link>, ctx: Arc<Context>) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let shards = ctx.keys.shards();
+        let mut next = (now_ms().unsigned_abs() as usize) % shards.len();
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            link.current().tidy().await;
             let started = tokio::time::Instant::now();
+            let mut walked = 0;
             while started.elapsed() < BUDGET {
+                let part: Vec<String> = shards
+                    .iter()
+                    .cycle()
+                    .skip(next)
+                    .take(SHARDS_PER_ROUND.min(shards.len()))
+                    .cloned()
+                    .collect();
                 let timeout = link.options.command_timeout;
-                match tokio::time::timeout(timeout, round(&link, &ctx)).await {
-                    Ok(Ok(n)) if n == PER_ROUND => continue,
-                    _ => break,
+                let Ok(Ok(due)) = tokio::time::timeout(timeout, round(&link, &ctx, &part)).await
+                else {
+                    break;
+                };
+                next = (next + part.len()) % shards.len();
+                walked += part.len();
+                if due == 0 && walked >= MIN_SHARDS.min(shards.len()) {
+                    break;
                 }
             }
         }
@@ -49,43 +72,53 @@ pub fn spawn(link: Arc<Link>, ctx: Arc<Context>) -> JoinHandle<()> {
 }
 
 async fn send(conn: &Conn, pipe: &Pipeline) -> StoreResult<Vec<Value>> {
-    conn.send(pipe, None, None)
+    conn.send(pipe, None, &[])
         .await
         .map_err(SendError::into_store)?
         .into_iter()
         .collect()
 }
 
-/// One round: the entries past their score, what became of each session,
-/// then the index updated to match. Returns how many entries were due.
-async fn round(link: &Link, ctx: &Context) -> StoreResult<usize> {
-    let conn = link.current();
-    conn.tidy().await;
-    let now = now_ms();
-    let index = ctx.keys.all_index();
-    let mut pipe = redis::pipe();
-    pipe.cmd("ZRANGEBYSCORE")
-        .arg(index)
-        .arg("-inf")
-        .arg(now)
-        .arg("LIMIT")
-        .arg(0)
-        .arg(PER_ROUND);
-    let due: Vec<String> = match send(&conn, &pipe).await?.pop() {
-        Some(Value::Array(items)) => items
+/// The sids of a ZRANGEBYSCORE or `UNINDEX` reply.
+fn sids(reply: Value) -> Vec<String> {
+    match reply {
+        Value::Array(items) => items
             .into_iter()
             .filter_map(|v| match v {
                 Value::BulkString(b) => String::from_utf8(b).ok(),
                 _ => None,
             })
             .collect(),
-        _ => return Ok(0),
-    };
+        _ => Vec::new(),
+    }
+}
+
+/// One round over some shards: the entries past their score, what became
+/// of each session, then each shard updated to match, then the owners'
+/// indexes. Returns how many entries were due.
+async fn round(link: &Link, ctx: &Context, shards: &[String]) -> StoreResult<usize> {
+    let conn = link.current();
+    let now = now_ms();
+    let mut pipe = redis::pipe();
+    for shard in shards {
+        pipe.cmd("ZRANGEBYSCORE")
+            .arg(shard)
+            .arg("-inf")
+            .arg(now)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(PER_ROUND);
+    }
+    let due: Vec<(&String, String)> = shards
+        .iter()
+        .zip(send(&conn, &pipe).await?)
+        .flat_map(|(shard, reply)| sids(reply).into_iter().map(move |sid| (shard, sid)))
+        .collect();
     if due.is_empty() {
         return Ok(0);
     }
     let mut pipe = redis::pipe();
-    for sid in &due {
+    for (_, sid) in &due {
         let key = ctx.keys.session(sid);
         pipe.cmd("EVALSHA")
             .arg(&scripts::RECLAIM.hash)
@@ -102,11 +135,9 @@ async fn round(link: &Link, ctx: &Context) -> StoreResult<usize> {
             .map_err(|e| StoreError::from_redis(&e))?;
         return Ok(0);
     }
-    let mut unindex = redis::cmd("EVALSHA");
-    let mut entries = 0;
-    let mut owners = Vec::new();
-    let mut args = vec![now.to_string()];
-    for (sid, reply) in due.iter().zip(found) {
+    // Per shard: UNINDEX's arguments and the owners of its entries.
+    let mut updates: Vec<(&String, Vec<String>, Vec<String>)> = Vec::new();
+    for ((shard, sid), reply) in due.iter().zip(found) {
         // An error (a cluster node down) leaves the entry due for next time.
         let Some((state, owner, until)) = reclaimed(reply) else {
             continue;
@@ -118,23 +149,35 @@ async fn round(link: &Link, ctx: &Context) -> StoreResult<usize> {
             2 => until.to_string(),
             _ => String::new(),
         };
-        owners.push(match owner.as_str() {
-            "" => index.to_owned(),
-            o => ctx.keys.user_index(o),
-        });
-        args.push(sid.clone());
-        args.push(score);
-        entries += 1;
+        if updates.last().is_none_or(|(s, _, _)| s != shard) {
+            updates.push((shard, vec![now.to_string()], Vec::new()));
+        }
+        if let Some((_, args, owners)) = updates.last_mut() {
+            args.push(sid.clone());
+            args.push(score);
+            owners.push(owner);
+        }
     }
-    if entries > 0 {
-        unindex
+    let mut pipe = redis::pipe();
+    for (shard, args, _) in &updates {
+        pipe.cmd("EVALSHA")
             .arg(&scripts::UNINDEX.hash)
-            .arg(entries + 1)
-            .arg(index)
-            .arg(owners)
+            .arg(1)
+            .arg(*shard)
             .arg(args);
-        let mut pipe = redis::pipe();
-        pipe.add_command(unindex);
+    }
+    let dropped = send(&conn, &pipe).await?;
+    let mut pipe = redis::pipe();
+    for ((_, args, owners), reply) in updates.iter().zip(dropped) {
+        let gone = sids(reply);
+        // args: now, then sid and score per entry, in the owners' order.
+        for (sid, owner) in args[1..].iter().step_by(2).zip(owners) {
+            if !owner.is_empty() && gone.contains(sid) {
+                pipe.cmd("ZREM").arg(ctx.keys.user_index(owner)).arg(sid);
+            }
+        }
+    }
+    if !pipe.is_empty() {
         send(&conn, &pipe).await?;
     }
     Ok(due.len())

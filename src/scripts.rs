@@ -102,23 +102,22 @@ return 1
     )
 });
 
-/// Records a session in the indexes (one slot for all of them), scored by
-/// an upper bound of its expiry that only ever rises (GT). KEYS:
-/// all-sessions index[, owner's index]. ARGV: sid, bound ('+inf' for none),
-/// now. No index has a TTL (`volatile-*` eviction never takes them): the
-/// owner's index drops its dead entries here and on every read, the
-/// all-sessions index through `RECLAIM`. The first write is a ZADD, so a
-/// full Redis refuses the whole update. Returns the owner's session count
-/// when the session is new to that owner, else 0.
+/// Records a session in its owner's index, scored by an upper bound of its
+/// expiry that only ever rises (GT); the all-sessions index gets a plain
+/// `ZADD GT` in the session's slot (see `keys::Keys::shard`). KEYS: the
+/// owner's index. ARGV: sid, bound ('+inf' for none), now. No index has a
+/// TTL (`volatile-*` eviction never takes them): the owner's index drops
+/// its dead entries here and on every read, the shards through `RECLAIM`.
+/// The first write is a ZADD, so a full Redis refuses the whole update.
+/// Returns the owner's session count when the session is new to that
+/// owner, else 0.
 pub static INDEX: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
-redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
-if not KEYS[2] then return 0 end
-local added = redis.call('ZADD', KEYS[2], 'GT', ARGV[2], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
-redis.call('PERSIST', KEYS[2])
-if added == 1 then return redis.call('ZCARD', KEYS[2]) end
+local added = redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+redis.call('PERSIST', KEYS[1])
+if added == 1 then return redis.call('ZCARD', KEYS[1]) end
 return 0
 ",
     )
@@ -151,27 +150,28 @@ return {0, m[2] or '', 0}
     )
 });
 
-/// Applies what `RECLAIM` found, in the index slot. KEYS: the all-sessions
-/// index, then per entry its owner's index (or the all-sessions index
-/// again for none). ARGV: now, then per entry sid and a new score ('' =
-/// gone: drop it, unless it was indexed again meanwhile).
+/// Applies what `RECLAIM` found to one shard of the all-sessions index.
+/// KEYS: the shard. ARGV: now, then per entry sid and a new score ('' =
+/// gone: drop it, unless it was indexed again meanwhile). Returns the sids
+/// dropped, for the caller to drop from their owners' indexes (in other
+/// slots).
 pub static UNINDEX: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
-local now = tonumber(ARGV[1])
-for i = 2, #KEYS do
-  local sid, score = ARGV[2 * i - 2], ARGV[2 * i - 1]
+local now, gone = tonumber(ARGV[1]), {}
+for i = 2, #ARGV - 1, 2 do
+  local sid, score = ARGV[i], ARGV[i + 1]
   if score == '' then
     local s = tonumber(redis.call('ZSCORE', KEYS[1], sid))
     if s and s <= now then
       redis.call('ZREM', KEYS[1], sid)
-      if KEYS[i] ~= KEYS[1] then redis.call('ZREM', KEYS[i], sid) end
+      gone[#gone + 1] = sid
     end
   else
     redis.call('ZADD', KEYS[1], 'GT', score, sid)
   end
 end
-return 1
+return gone
 ",
     )
 });

@@ -115,7 +115,7 @@ async fn ask(conn: &Conn) -> ServerInfo {
         .arg("memory")
         .cmd("INFO")
         .arg("replication");
-    match conn.send(&pipe, None, None).await {
+    match conn.send(&pipe, None, &[]).await {
         Ok(replies) => {
             let text = |i: usize| text(replies.get(i).and_then(|r| r.as_ref().ok()));
             ServerInfo::parse(&text(0), &text(1))

@@ -351,7 +351,7 @@ async fn attempt(
     (link, server): (&Link, &Server),
     (pipe, logout): (&Pipeline, bool),
     deadline: Instant,
-    index_key: &str,
+    indexes: &[String],
 ) -> Result<(Vec<backend::Reply>, Option<u64>), StoreError> {
     let timeout = link.options.command_timeout;
     let mut retried = false;
@@ -377,7 +377,7 @@ async fn attempt(
             });
             let sending = waited.as_ref().map_or(pipe, |(p, _)| p);
             // Index updates after the session writes (see `Backend::send`).
-            let values = conn.send(sending, Some(deadline), Some(index_key)).await?;
+            let values = conn.send(sending, Some(deadline), indexes).await?;
             Ok::<_, SendError>((values, waited.map(|(_, ms)| ms)))
         })
         .await;
@@ -420,6 +420,19 @@ async fn attempt(
     }
 }
 
+/// The owners' indexes a batch may write: their commands go after the
+/// session writes (see `Backend::send`).
+fn owner_indexes(ops: &[Op], ctx: &Context) -> Vec<String> {
+    let mut indexes: Vec<String> = ops
+        .iter()
+        .filter_map(Op::owner)
+        .map(|owner| ctx.keys.user_index(owner))
+        .collect();
+    indexes.sort_unstable();
+    indexes.dedup();
+    indexes
+}
+
 fn is_noscript(reply: &backend::Reply) -> bool {
     matches!(reply, Ok(v) if scripts::is_noscript(v))
 }
@@ -454,7 +467,7 @@ async fn send((link, server): (&Link, &Server), ctx: &Context, seen: &mut Recent
         (link, server),
         (&pipe, logout),
         deadline,
-        ctx.keys.all_index(),
+        &owner_indexes(&ops, ctx),
     )
     .await;
     let mut outcomes = match sent {

@@ -4,6 +4,8 @@
 // evicting Redis: filling a server to its limit with other data, writing an
 // evicting load, and the names of the store's keys to look at them raw.
 
+const { slotOf } = require('./cluster')
+
 const FILLER_BYTES = 64 * 1024
 
 function field(info, name) {
@@ -66,14 +68,28 @@ async function fillToLimit(raw, { margin = 1024 * 1024, prefix = 'filler:' } = {
   }
 }
 
+// The all-sessions index's shard for a session: in the session's slot,
+// tagged `{prefix\u0001<n in base 36>}` with the least n that lands there.
+const shardTags = new Map()
+function shardKey(prefix, sid) {
+  const slot = slotOf(prefix + sid)
+  const known = `${prefix} ${slot}`
+  if (!shardTags.has(known)) {
+    let n = 0
+    while (slotOf(`{${prefix}\u0001${n.toString(36)}}`) !== slot) n++
+    shardTags.set(known, `{${prefix}\u0001${n.toString(36)}}all`)
+  }
+  return shardTags.get(known)
+}
+
 // The store's keys for `prefix` (one without braces), as the README and
-// issue 12 name them.
+// issues 12 and 14 name them.
 function storeKeys(prefix) {
   return {
     session: (sid) => `${prefix}${sid}`,
     meta: (sid) => `{${prefix}${sid}}:meta`,
-    all: `{${prefix}}:all`,
-    user: (id) => `{${prefix}}:user:${id}`,
+    all: (sid) => shardKey(prefix, sid),
+    user: (id) => `{${prefix}\u0001user:${id}}`,
   }
 }
 

@@ -45,15 +45,15 @@ pub type Conn = Arc<dyn Backend>;
 
 pub trait Backend: Send + Sync {
     /// Sends a pipeline: one reply per command, in order. `deadline` bounds
-    /// each part where a backend splits the pipeline. Commands on the slot
-    /// of `last` go after the others (on one server a pipeline runs in
-    /// order anyway; across cluster masters this keeps an index from
-    /// listing a session before it is written).
+    /// each part where a backend splits the pipeline. Commands on the slots
+    /// of the keys in `last` go after the others (on one server a pipeline
+    /// runs in order anyway; across cluster masters this keeps an owner's
+    /// index from listing a session before it is written).
     fn send<'a>(
         &'a self,
         pipe: &'a Pipeline,
         deadline: Option<Instant>,
-        last: Option<&'a str>,
+        last: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Reply>, SendError>>;
 
     /// Loads the scripts (on a cluster: every node, before its next command).

@@ -40,7 +40,7 @@ impl Backend for Embedded {
         &'a self,
         pipe: &'a Pipeline,
         _deadline: Option<Instant>,
-        _last: Option<&'a str>,
+        _last: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Reply>, SendError>> {
         Box::pin(async move {
             let values = tokio::task::block_in_place(|| self.engine.exec(pipe));

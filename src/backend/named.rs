@@ -117,7 +117,7 @@ impl Backend for Named {
         &'a self,
         pipe: &'a Pipeline,
         _deadline: Option<Instant>,
-        _last: Option<&'a str>,
+        _last: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Reply>, SendError>> {
         Box::pin(async move { Ok(self.request(pipe).await?.into_iter().map(Ok).collect()) })
     }

@@ -71,7 +71,7 @@ impl Backend for Single {
         &'a self,
         pipe: &'a Pipeline,
         _deadline: Option<Instant>,
-        _last: Option<&'a str>,
+        _last: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Reply>, SendError>> {
         Box::pin(async move { request(self.current().map_err(SendError::Store)?, pipe).await })
     }

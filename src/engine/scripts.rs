@@ -29,7 +29,7 @@ static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 5] = [
         destroy,
     ),
     (
-        "f390ea61482dc348a72ff9e945d918ebbc4d4586",
+        "c2e7f728a018e581a8f7c44603c7d7c65f33e057",
         &scripts::INDEX,
         index,
     ),
@@ -39,7 +39,7 @@ static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 5] = [
         reclaim,
     ),
     (
-        "21e9eb504b0b24ce9e0c7a035a892b401b48f8a0",
+        "5722349925938dc0796c9666ca77bd48191eb180",
         &scripts::UNINDEX,
         unindex,
     ),
@@ -342,24 +342,17 @@ fn destroy(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value>
 /// `scripts::INDEX`.
 fn index(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
     let (key, arg) = (|i| nth(keys, i), |i| nth(argv, i));
-    r.call(
+    let added = r.call(
         2,
         &[S(b"ZADD"), opt(key(1)), S(b"GT"), opt(arg(2)), opt(arg(1))],
     )?;
-    let Some(owner) = key(2) else {
-        return Ok(ZERO);
-    };
-    let added = r.call(
-        4,
-        &[S(b"ZADD"), S(owner), S(b"GT"), opt(arg(2)), opt(arg(1))],
-    )?;
     r.call(
-        5,
-        &[S(b"ZREMRANGEBYSCORE"), S(owner), S(b"-inf"), opt(arg(3))],
+        3,
+        &[S(b"ZREMRANGEBYSCORE"), opt(key(1)), S(b"-inf"), opt(arg(3))],
     )?;
-    r.call(6, &[S(b"PERSIST"), S(owner)])?;
+    r.call(4, &[S(b"PERSIST"), opt(key(1))])?;
     if added == ONE {
-        return r.call(7, &[S(b"ZCARD"), S(owner)]);
+        return r.call(5, &[S(b"ZCARD"), opt(key(1))]);
     }
     Ok(ZERO)
 }
@@ -421,16 +414,17 @@ fn reclaim(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value>
 fn unindex(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
     let (key, arg) = (|i| nth(keys, i), |i| nth(argv, i));
     let now = arg(1).and_then(parse::lua_number);
-    for i in 2..=keys.len() {
-        let (sid, score) = (arg(2 * i - 2), arg(2 * i - 1));
+    let mut gone = Vec::new();
+    // `for i = 2, #ARGV - 1, 2`
+    let mut i = 2;
+    while i < argv.len() {
+        let (sid, score) = (arg(i), arg(i + 1));
         if is(score, "") {
             let s = number(&r.call(6, &[S(b"ZSCORE"), opt(key(1)), opt(sid)])?);
             if let Some(s) = s {
                 if r.lua(7, lua::le(Some(s), now))? {
                     r.call(8, &[S(b"ZREM"), opt(key(1)), opt(sid)])?;
-                    if key(i) != key(1) {
-                        r.call(9, &[S(b"ZREM"), opt(key(i)), opt(sid)])?;
-                    }
+                    gone.push(reply::bulk(sid.unwrap_or_default()));
                 }
             }
         } else {
@@ -439,8 +433,9 @@ fn unindex(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value>
                 &[S(b"ZADD"), opt(key(1)), S(b"GT"), opt(score), opt(sid)],
             )?;
         }
+        i += 2;
     }
-    Ok(ONE)
+    Ok(Value::Array(gone))
 }
 
 #[cfg(test)]

@@ -191,17 +191,12 @@ impl Cluster {
     /// Sends a pipeline across the cluster; one reply per command, in order.
     /// A node that cannot be reached fails its own commands (with the
     /// cause) instead of failing the others. Each node's share is given
-    /// until `deadline` (or the command timeout). The commands on slot
-    /// `last` go once the others have been answered: on one node a
+    /// until `deadline` (or the command timeout). The commands on the slots
+    /// in `last` go once the others have been answered: on one node a
     /// pipeline runs in order, across nodes only this keeps an index from
     /// listing a session before it is written (a reader would take it for
     /// gone and drop it).
-    async fn route(
-        &self,
-        pipe: &Pipeline,
-        deadline: Option<Instant>,
-        last: Option<u16>,
-    ) -> Vec<Reply> {
+    async fn route(&self, pipe: &Pipeline, deadline: Option<Instant>, last: &[u16]) -> Vec<Reply> {
         let deadline = deadline
             .unwrap_or_else(|| Instant::now() + self.options.command_timeout)
             // Leave time to report, before the caller's own bound fires.
@@ -253,20 +248,21 @@ impl Cluster {
     }
 
     /// The pending parts by node, in command order, and those held back
-    /// this round: the parts on slot `last` while others are pending. A
-    /// part no node serves fails as unavailable.
+    /// this round: the parts on the slots in `last` while others are
+    /// pending. A part no node serves fails as unavailable.
     fn group(
         &self,
         parts: &[Part],
         pending: &[usize],
-        last: Option<u16>,
+        last: &[u16],
         replies: &mut [Reply],
     ) -> (Groups, Vec<usize>) {
-        let held = last.filter(|l| pending.iter().any(|&i| parts[i].slot != Some(*l)));
+        let later = |i: usize| parts[i].slot.is_some_and(|s| last.contains(&s));
+        let hold = pending.iter().any(|&i| !later(i));
         let mut waiting = Vec::new();
         let mut groups: Groups = Vec::new();
         for &i in pending {
-            if held.is_some() && parts[i].slot == held {
+            if hold && later(i) {
                 waiting.push(i);
                 continue;
             }
@@ -329,10 +325,10 @@ impl Backend for Cluster {
         &'a self,
         pipe: &'a Pipeline,
         deadline: Option<Instant>,
-        last: Option<&'a str>,
+        last: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Reply>, SendError>> {
-        let last = last.map(|key| slot(key.as_bytes()));
-        Box::pin(async move { Ok(self.route(pipe, deadline, last).await) })
+        let last: Vec<u16> = last.iter().map(|key| slot(key.as_bytes())).collect();
+        Box::pin(async move { Ok(self.route(pipe, deadline, &last).await) })
     }
 
     /// Every node loads them before its next command.

@@ -51,7 +51,7 @@ impl Backend for Sentinel {
         &'a self,
         pipe: &'a Pipeline,
         _deadline: Option<Instant>,
-        _last: Option<&'a str>,
+        _last: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Reply>, SendError>> {
         Box::pin(async move {
             let master = self.current().await.map_err(SendError::Store)?;
