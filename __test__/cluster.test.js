@@ -620,13 +620,14 @@ const FAULT_TIMEOUT = 500
 const BOUND = FAULT_TIMEOUT + SLACK
 
 // A store on the faulty cluster with 60 sessions of user `ada`, and a victim
-// master that does not serve ada's index (so calls that need only
+// master that serves neither ada's nor bob's index (so calls that need only
 // the other masters' keys can be expected to work).
 async function faultRig(t) {
   const store = new RedisSessionStore({ cluster: { nodes: faulty.nodes }, prefix: `clf:${randomUUID()}:`, commandTimeout: FAULT_TIMEOUT })
   t.teardown(() => store.close())
   const map = await faulty.slotMap()
-  const victim = faulty.ports.find((p) => p !== map[slotOf(`{${store.prefix}\u0001user:ada}`)])
+  const indexes = ['ada', 'bob'].map((user) => map[slotOf(`{${store.prefix}\u0001user:${user}}`)])
+  const victim = faulty.ports.find((p) => !indexes.includes(p))
   const sids = Array.from({ length: 60 }, (_, i) => `f${i}-${randomUUID()}`)
   const expected = new Map(sids.map((sid, i) => [sid, session(60_000, { userId: 'ada', n: i })]))
   await Promise.all(sids.map((sid) => store.set(sid, expected.get(sid))))

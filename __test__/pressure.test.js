@@ -15,7 +15,7 @@ const { randomUUID } = require('node:crypto')
 const { RedisSessionStore } = require('..')
 const { RedisServer, freePort } = require('./helpers/redis')
 const { RawRedis } = require('./helpers/raw')
-const { fillToLimit, memory, pipeline, storeKeys } = require('./helpers/pressure')
+const { fillToLimit, memory, pipeline, storeKeys, parseMeta } = require('./helpers/pressure')
 
 const DAY = 86_400_000
 const PREFIX = 'sess:'
@@ -62,11 +62,11 @@ const isFull = (err) => err.code === 'ERR_REDIS_FULL' && /maxmemory|full/i.test(
 async function tracesOf(raw, sid, userId) {
   return {
     keys: (await raw.call('KEYS', `*${sid}*`)).map(String),
-    all: await raw.call('ZSCORE', K.all(sid), sid),
+    meta: await raw.call('HGET', K.shard(sid), sid),
     user: await raw.call('ZSCORE', K.user(userId), sid),
   }
 }
-const NO_TRACES = { keys: [], all: null, user: null }
+const NO_TRACES = { keys: [], meta: null, user: null }
 
 // ---------------------------------------------------------------- full Redis
 
@@ -177,7 +177,8 @@ test('full (noeviction), then freed: the store catches up on what Redis refused,
   const store = makeStore(server.url)
   const own = randomUUID()
   await store.set(own, sess('ada'))
-  const metaBefore = Number(await raw.call('HGET', K.meta(own), 'a'))
+  const meta = async (sid) => parseMeta(await raw.call('HGET', K.shard(sid), sid))
+  const metaBefore = (await meta(own)).a
   // A session as connect-redis wrote it (no meta, no index entry): this
   // store records it at its first touch; on a full Redis it cannot yet.
   const migrated = randomUUID()
@@ -192,10 +193,10 @@ test('full (noeviction), then freed: the store catches up on what Redis refused,
   await filler.free()
   const freedAt = Date.now()
   for (const sid of [own, migrated]) await store.touch(sid, sess('ada'))
-  const a = Number(await raw.call('HGET', K.meta(own), 'a'))
+  const a = (await meta(own)).a
   t.true(a > metaBefore && a >= freedAt, `the meta records the last access (a = ${a}, freed at ${freedAt})`)
-  t.is(await raw.call('HGET', K.meta(migrated), 'u'), 'ada', "the connect-redis session's meta is written")
-  t.true(Number(await raw.call('HGET', K.meta(migrated), 'a')) >= freedAt)
+  t.is((await meta(migrated)).u, 'ada', "the connect-redis session's meta is written")
+  t.true((await meta(migrated)).a >= freedAt)
   const listed = (await store.listUserSessions('ada')).map((s) => s.id).sort()
   t.deepEqual(listed, [own, migrated].sort(), 'both are in the user index')
   t.true((await store.ids()).includes(migrated), 'and in the all-sessions index')

@@ -3,6 +3,7 @@
 // The store on a real redis-server, as Redis sees it.
 const test = require('ava')
 const { storeSuite, session, sleep } = require('./helpers/suite')
+const { storeKeys, parseMeta } = require('./helpers/pressure')
 
 const { raw, makeStore } = storeSuite(test, 't')
 
@@ -143,7 +144,7 @@ test('connect-redis\'s default ttl: 86400 s', (t) => {
   t.is(store.ttl, 86400)
 })
 
-test('logout sticks: the marker is the meta, without a TTL, with the time it ends in x', async (t) => {
+test('logout sticks: the marker is the meta, in a shard without a TTL, with the time it ends', async (t) => {
   const store = makeStore()
   await store.set('late', session(60_000, { user: 'ada' }))
   await store.destroy('late')
@@ -152,10 +153,12 @@ test('logout sticks: the marker is the meta, without a TTL, with the time it end
   await store.touch('late', session(60_000))
   t.is(await store.get('late'), null)
   t.is(await raw.call('EXISTS', `${store.prefix}late`), 0)
-  // The marker is the session's meta, in the session key's cluster slot,
-  // kept for an hour without a TTL (volatile-* eviction cannot take it).
-  const meta = `{${store.prefix}late}:meta`
-  t.is(await raw.call('PTTL', meta), -1)
-  const until = Number(await raw.call('HGET', meta, 'x'))
+  // The marker is the session's meta, its field in its shard (in the
+  // session key's cluster slot), kept for an hour without a TTL
+  // (volatile-* eviction cannot take it).
+  const K = storeKeys(store.prefix)
+  t.is(await raw.call('PTTL', K.shard('late')), -1)
+  const { x: until, u } = parseMeta(await raw.call('HGET', K.shard('late'), 'late'))
   t.true(until > Date.now() + 59 * 60_000 && until <= Date.now() + 60 * 60_000, String(until))
+  t.is(u, '', 'a session without an owner')
 })

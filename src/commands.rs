@@ -121,9 +121,9 @@ impl Op {
                 // With idle/absolute limits the key's expiry is not the
                 // cookie's: the meta has that.
                 if ctx.lifetime.has_limits() {
-                    pipe.cmd("HMGET")
-                        .arg(keys::meta(&key))
-                        .arg(&meta::FIELDS[..]);
+                    pipe.cmd("HGET")
+                        .arg(ctx.keys.shard(self.sid()))
+                        .arg(self.sid());
                     return 3;
                 }
                 2
@@ -135,7 +135,8 @@ impl Op {
                 if expiry.is_past(now_ms) =>
             {
                 seen.forget(self.sid());
-                delete(pipe, &key) + unindex(pipe, ctx, self.sid(), owner.as_deref())
+                delete(pipe, &ctx.keys, self.sid())
+                    + unindex(pipe, ctx, self.sid(), owner.as_deref())
             }
             Op::Set {
                 sid,
@@ -143,7 +144,13 @@ impl Op {
                 expiry,
                 owner,
             } => {
-                script_write(pipe, ctx, now_ms, &key, ("set", value, *expiry, owner));
+                script_write(
+                    pipe,
+                    ctx,
+                    now_ms,
+                    (sid, &key),
+                    ("set", value, *expiry, owner),
+                );
                 seen.meta_written(sid, owner.as_deref(), now_ms);
                 let target = (sid.as_str(), *expiry, owner.as_deref());
                 1 + index(pipe, ctx, now_ms, seen, target, ctx.count_logins)
@@ -157,28 +164,27 @@ impl Op {
                     _ => None,
                 };
                 let target = (sid.as_str(), *expiry, owner.as_deref());
-                // Plain commands need a deadline they can compute without
-                // the creation time, and one that ends what they may orphan.
-                let plain = ctx.lifetime.absolute_ms.is_none()
-                    && matches!(ctx.lifetime.bound(*expiry, now_ms), Expiry::At(_));
-                if !plain {
+                // Without an owner and idle/absolute limits the key's
+                // deadline is the cookie's, and the meta only feeds
+                // `stats().active`: plain commands at an eighth of a Lua
+                // call's cost, the meta rewritten at most every
+                // `META_EVERY_MS` (see `recent`). An owner's sessions keep
+                // their exact last access (which device goes at
+                // `maxSessionsPerUser`).
+                let plain = owner.is_none()
+                    && !ctx.lifetime.has_limits()
+                    && seen.meta_fresh(sid, None, now_ms)
+                    && matches!(expiry, Expiry::At(_));
+                let written = if plain {
+                    plain_write(pipe, &key, value, *expiry)
+                } else {
                     let mode = if value.is_some() { "rewrite" } else { "touch" };
                     let args = (mode, value.unwrap_or(""), *expiry, owner);
-                    script_write(pipe, ctx, now_ms, &key, args);
-                    return 1 + index(pipe, ctx, now_ms, seen, target, false);
-                }
-                let written = plain_write(
-                    pipe,
-                    ctx,
-                    (now_ms, seen),
-                    &key,
-                    (sid, value, *expiry, owner.as_deref()),
-                );
-                match index(pipe, ctx, now_ms, seen, target, false) {
-                    // First seen here: connect-redis may have created it.
-                    0 => written,
-                    n => written + n + stamp_created(pipe, &keys::meta(&key), now_ms),
-                }
+                    script_write(pipe, ctx, now_ms, (sid, &key), args);
+                    seen.meta_written(sid, owner.as_deref(), now_ms);
+                    1
+                };
+                written + index(pipe, ctx, now_ms, seen, target, false)
             }
             Op::Destroy { sid } => {
                 seen.forget(sid);
@@ -186,7 +192,7 @@ impl Op {
             }
             Op::Adopt { sid, expiry, owner } => {
                 let target = (sid.as_str(), *expiry, owner.as_deref());
-                adopt_meta(pipe, ctx, now_ms, &key, (*expiry, owner.as_deref()))
+                adopt_meta(pipe, ctx, now_ms, sid, (*expiry, owner.as_deref()))
                     + index(pipe, ctx, now_ms, seen, target, true)
             }
         }
@@ -238,10 +244,10 @@ impl Op {
                         .unwrap_or_else(|| StoreError::new(ErrorKind::Reply, "error reply")),
                 )
             }
-            // A set's third reply, with an owner, is the index script's
-            // count (after the write and the shard's entry).
+            // A set's second reply, with an owner, is the index script's
+            // count.
             Op::Set { expiry, owner, .. } => Outcome::Written {
-                owner_sessions: match replies.get(2) {
+                owner_sessions: match replies.get(1) {
                     Some(Value::Int(n)) if owner.is_some() && !expiry.is_past(now_ms) => {
                         (*n).clamp(0, u32::MAX as i64) as u32
                     }
@@ -263,14 +269,14 @@ fn script_write(
     pipe: &mut Pipeline,
     ctx: &Context,
     now_ms: i64,
-    key: &str,
+    (sid, key): (&str, &str),
     (mode, value, expiry, owner): (&str, &str, Expiry, &Option<String>),
 ) {
     pipe.cmd("EVALSHA")
         .arg(&scripts::WRITE.hash)
         .arg(3)
         .arg(key)
-        .arg(keys::meta(key))
+        .arg(ctx.keys.shard(sid))
         .arg(keys::tombstone(key))
         .arg(mode)
         .arg(value)
@@ -278,25 +284,15 @@ fn script_write(
         .arg(now_ms)
         .arg(optional(ctx.lifetime.idle_ms))
         .arg(optional(ctx.lifetime.absolute_ms))
-        .arg(owner.as_deref().unwrap_or(""))
-        .arg(ctx.lifetime.meta_linger_ms());
+        .arg(ctx.lifetime.ended_window_ms())
+        .arg(sid)
+        .arg(meta::tail(now_ms, expiry.at(), owner.as_deref()));
 }
 
-/// A touch (or a rewrite, with `value`) without the script, when the
-/// deadline needs no creation time and exists: plain commands at an eighth
-/// of a Lua call's cost. The key is never recreated (PEXPIREAT, SET XX); on
-/// a session already gone the meta written here is an orphan that expires
-/// with the deadline. For a session with no owner and no idle/absolute
-/// limits the meta only feeds `stats().active`, so it is rewritten at most
-/// every `META_EVERY_MS` (see `recent`). Returns the reply count.
-fn plain_write(
-    pipe: &mut Pipeline,
-    ctx: &Context,
-    (now_ms, seen): (i64, &mut Recent),
-    key: &str,
-    (sid, value, expiry, owner): (&str, Option<&str>, Expiry, Option<&str>),
-) -> usize {
-    let at = ctx.lifetime.bound(expiry, now_ms).at().unwrap_or(i64::MAX);
+/// A touch (or a rewrite, with `value`) as plain commands: the key is never
+/// recreated (PEXPIREAT, SET XX). Returns the reply count.
+fn plain_write(pipe: &mut Pipeline, key: &str, value: Option<&str>, expiry: Expiry) -> usize {
+    let at = expiry.at().unwrap_or(i64::MAX);
     match value {
         Some(v) => pipe
             .cmd("SET")
@@ -307,99 +303,48 @@ fn plain_write(
             .arg(at),
         None => pipe.cmd("PEXPIREAT").arg(key).arg(at),
     };
-    if owner.is_none() && !ctx.lifetime.has_limits() && seen.meta_fresh(sid, owner, now_ms) {
-        return 1;
-    }
-    seen.meta_written(sid, owner, now_ms);
-    let keep = at.saturating_add(ctx.lifetime.meta_linger_ms());
-    1 + write_meta(pipe, &keys::meta(key), now_ms, (expiry, owner), Some(keep))
+    1
 }
 
-/// Last access, cookie deadline and owner into the meta, which must stay
-/// until `keep` after the session (None: not at all; see
-/// `scripts::WRITE`). Metas have no TTL (PERSIST clears one an older
-/// version set): `volatile-*` eviction must not take them before their
-/// session. Returns the reply count.
-fn write_meta(
-    pipe: &mut Pipeline,
-    meta: &str,
-    now_ms: i64,
-    (expiry, owner): (Expiry, Option<&str>),
-    keep: Option<i64>,
-) -> usize {
-    pipe.cmd("HSET")
-        .arg(meta)
-        .arg("a")
-        .arg(now_ms)
-        .arg("e")
-        .arg(optional(expiry.at()))
-        .arg("u")
-        .arg(owner.unwrap_or(""))
-        .arg("x")
-        .arg(optional(keep));
-    pipe.cmd("PERSIST").arg(meta);
-    2
-}
-
-/// Destroys a session with the `DESTROY` script, then schedules its meta
-/// (the logout marker) for `reclaim` when the marker ends. The owner's
-/// index is pruned when next read. Returns the reply count.
+/// Destroys a session with the `DESTROY` script: its meta becomes the
+/// logout marker, which `reclaim` removes when it ends. The owner's index
+/// is pruned then, or when next read. Returns the reply count.
 fn destroy(pipe: &mut Pipeline, ctx: &Context, now_ms: i64, sid: &str, key: &str) -> usize {
     pipe.cmd("EVALSHA")
         .arg(&scripts::DESTROY.hash)
         .arg(2)
         .arg(key)
-        .arg(keys::meta(key))
-        .arg(now_ms)
-        .arg(TOMBSTONE_MS);
-    let until = now_ms.saturating_add(TOMBSTONE_MS as i64);
-    pipe.cmd("ZADD")
         .arg(ctx.keys.shard(sid))
-        .arg(until)
+        .arg(now_ms.saturating_add(TOMBSTONE_MS as i64))
         .arg(sid);
-    2
+    1
 }
 
 /// The meta of a session found by `reindex()`: first seen now, so created
 /// and last accessed now, as far as this store can tell. A meta this store
-/// already wrote stays as it is (each field is set only where missing):
-/// a reindex must not make every session look just used, nor take the
-/// key's expiry for the cookie's. Returns the reply count.
+/// already wrote stays as it is: a reindex must not make every session
+/// look just used, nor take the key's expiry for the cookie's. Returns the
+/// reply count.
 fn adopt_meta(
     pipe: &mut Pipeline,
     ctx: &Context,
     now_ms: i64,
-    key: &str,
+    sid: &str,
     (expiry, owner): (Expiry, Option<&str>),
 ) -> usize {
-    let meta = keys::meta(key);
-    let linger = ctx.lifetime.meta_linger_ms();
-    let keep = expiry.at().map(|at| at.saturating_add(linger));
-    let fields = [
-        ("c", now_ms.to_string()),
-        ("a", now_ms.to_string()),
-        ("e", optional(expiry.at())),
-        ("u", owner.unwrap_or("").to_owned()),
-        ("x", optional(keep)),
-    ];
-    for (field, value) in &fields {
-        pipe.cmd("HSETNX").arg(&meta).arg(*field).arg(value);
-    }
-    pipe.cmd("PERSIST").arg(&meta);
-    fields.len() + 1
-}
-
-/// Records a creation time unless one is recorded. Returns the reply count.
-fn stamp_created(pipe: &mut Pipeline, meta: &str, now_ms: i64) -> usize {
-    pipe.cmd("HSETNX").arg(meta).arg("c").arg(now_ms);
+    let meta = format!("{now_ms}{}", meta::tail(now_ms, expiry.at(), owner));
+    pipe.cmd("HSETNX")
+        .arg(ctx.keys.shard(sid))
+        .arg(sid)
+        .arg(meta);
     1
 }
 
-/// The session's entry in its shard of the all-sessions index, then the
-/// index script in its owner's index, unless this process already
+/// The index script in the owner's index, unless this process already
 /// recorded the session for this owner with a high enough score (`force`:
-/// write them anyway, when the script's reply must count the owner's
-/// sessions, or to adopt a session). Returns the reply count.
+/// run it anyway, when its reply must count the owner's sessions, or to
+/// adopt a session). Sessions without an owner are listed by their meta
+/// alone. Returns the reply count.
 fn index(
     pipe: &mut Pipeline,
     ctx: &Context,
@@ -408,23 +353,18 @@ fn index(
     (sid, expiry, owner): (&str, Expiry, Option<&str>),
     force: bool,
 ) -> usize {
+    let Some(owner) = owner else {
+        return 0;
+    };
     let bound = ctx.lifetime.bound(expiry, now_ms);
-    if !force && seen.covers(sid, owner, bound) {
+    if !force && seen.covers(sid, Some(owner), bound) {
         return 0;
     }
-    let score = seen.record(sid, owner, (bound, now_ms));
+    let score = seen.record(sid, Some(owner), (bound, now_ms));
     let score = if score.is_finite() {
         (score as i64).to_string()
     } else {
         "+inf".to_owned()
-    };
-    pipe.cmd("ZADD")
-        .arg(ctx.keys.shard(sid))
-        .arg("GT")
-        .arg(&score)
-        .arg(sid);
-    let Some(owner) = owner else {
-        return 1;
     };
     pipe.cmd("EVALSHA")
         .arg(&scripts::INDEX.hash)
@@ -433,26 +373,27 @@ fn index(
         .arg(sid)
         .arg(score)
         .arg(now_ms);
-    2
+    1
 }
 
 /// Deletes a session and its meta; returns the reply count. One key per
-/// DEL: on a cluster, a command over several keys of a slot that is
+/// command: on a cluster, a command over several keys of a slot that is
 /// migrating waits (TRYAGAIN) until the slot has moved, one key never does.
-pub fn delete(pipe: &mut Pipeline, key: &str) -> usize {
-    pipe.cmd("DEL").arg(key);
-    pipe.cmd("DEL").arg(keys::meta(key));
+pub fn delete(pipe: &mut Pipeline, keys: &Keys, sid: &str) -> usize {
+    pipe.cmd("DEL").arg(keys.session(sid));
+    pipe.cmd("HDEL").arg(keys.shard(sid)).arg(sid);
     2
 }
 
-/// Removes a session from the indexes; returns the reply count.
+/// Removes a session from its owner's index; returns the reply count.
 fn unindex(pipe: &mut Pipeline, ctx: &Context, sid: &str, owner: Option<&str>) -> usize {
-    pipe.cmd("ZREM").arg(ctx.keys.shard(sid)).arg(sid);
-    if let Some(owner) = owner {
-        pipe.cmd("ZREM").arg(ctx.keys.user_index(owner)).arg(sid);
-        return 2;
+    match owner {
+        Some(owner) => {
+            pipe.cmd("ZREM").arg(ctx.keys.user_index(owner)).arg(sid);
+            1
+        }
+        None => 0,
     }
-    1
 }
 
 fn take(value: &mut Value) -> Value {
@@ -648,17 +589,22 @@ mod tests {
             owner: Some("ada".into()),
         };
         let wire = packed(&op, 1_000);
+        let shard = ctx().keys.shard("a");
+        // The meta goes to the session's field in its shard: after the
+        // creation time the script keeps, the access, the cookie and owner.
+        let keys = format!(
+            "$1 3 $6 sess:a ${} {shard} $13 {{sess:a}}:gone",
+            shard.len()
+        );
+        assert!(wire.contains(&keys), "{wire}");
         assert!(
-            wire.contains("$1 3 $6 sess:a $13 {sess:a}:meta $13 {sess:a}:gone $3 set $2 {} $4 5000 $4 1000 $4 1000 $0  $3 ada"),
+            wire.contains(
+                "$3 set $2 {} $4 5000 $4 1000 $4 1000 $0  $7 3601000 $1 a $15 ,1000,5000,,ada"
+            ),
             "{wire}"
         );
         // Recent until the idle deadline (before the cookie's) plus slack,
         // as long as the session's life at most.
-        let shard = ctx().keys.shard("a");
-        assert!(
-            wire.contains(&format!("ZADD ${} {shard} $2 GT $4 3000 $1 a", shard.len())),
-            "{wire}"
-        );
         assert!(
             wire.contains("$1 1 $16 {sess:\u{1}user:ada} $1 a $4 3000 $4 1000"),
             "{wire}"
@@ -667,22 +613,29 @@ mod tests {
 
     #[test]
     fn writes_past_their_deadline_become_deletes() {
-        for op in [
-            Op::Set {
-                sid: "k".into(),
-                value: "{}".into(),
-                expiry: Expiry::At(5),
-                owner: None,
-            },
-            Op::Touch {
-                sid: "k".into(),
-                expiry: Expiry::At(5),
-                owner: Some("u".into()),
-            },
+        for (op, owned) in [
+            (
+                Op::Set {
+                    sid: "k".into(),
+                    value: "{}".into(),
+                    expiry: Expiry::At(5),
+                    owner: None,
+                },
+                false,
+            ),
+            (
+                Op::Touch {
+                    sid: "k".into(),
+                    expiry: Expiry::At(5),
+                    owner: Some("u".into()),
+                },
+                true,
+            ),
         ] {
             let wire = packed(&op, 5);
-            assert!(wire.contains("DEL"), "{wire}");
-            assert!(wire.contains("ZREM"), "{wire}");
+            assert!(wire.contains("DEL $6 sess:k"), "{wire}");
+            assert!(wire.contains("HDEL"), "{wire}");
+            assert_eq!(wire.contains("ZREM"), owned, "{wire}");
             assert!(!wire.contains("EVALSHA"), "{wire}");
         }
     }
@@ -701,21 +654,14 @@ mod tests {
         ];
         let ctx = ctx();
         let (_, counts) = build(&ops, &ctx, 0, &mut Recent::default());
-        assert_eq!(counts, vec![3, 2, 3]);
+        assert_eq!(counts, vec![3, 1, 2]);
         let replies = vec![
             Value::BulkString(b"{\"x\":1}".to_vec()),
             Value::Int(42),
-            Value::Array(vec![
-                Value::BulkString(b"1".to_vec()),
-                Value::BulkString(b"2".to_vec()),
-                Value::BulkString(b"42".to_vec()),
-                Value::BulkString(b"u".to_vec()),
-            ]),
-            // The destroy script, then its marker's reclaim schedule.
+            Value::BulkString(b"1,2,42,,u".to_vec()),
+            // The destroy script.
             Value::Int(1),
-            Value::Int(1),
-            // The set: its script, its shard entry, its owner's index.
-            Value::Int(1),
+            // The set: its script, then its owner's index.
             Value::Int(1),
             Value::Int(3),
         ];
@@ -740,7 +686,7 @@ mod tests {
     }
 
     #[test]
-    fn touches_use_plain_commands_and_index_once_per_slack() {
+    fn with_limits_touches_run_the_script_and_index_once_per_slack() {
         let ctx = ctx();
         let mut seen = Recent::default();
         let touch = |at| Op::Touch {
@@ -749,24 +695,24 @@ mod tests {
             owner: Some("u".into()),
         };
         let mut pipe = redis::pipe();
-        // First touch here: PEXPIREAT, HSET, PERSIST, the shard's ZADD, the
-        // index script, HSETNX.
-        assert_eq!(touch(500).append_to(&mut pipe, &ctx, 0, &mut seen), 6);
+        // The write script (the idle deadline needs the meta), then the
+        // owner's index.
+        assert_eq!(touch(500).append_to(&mut pipe, &ctx, 0, &mut seen), 2);
         let wire = String::from_utf8_lossy(&pipe.get_packed_pipeline()).replace("\r\n", " ");
-        assert!(!wire.contains(&scripts::WRITE.hash), "{wire}");
-        assert!(wire.contains("PEXPIREAT $6 sess:t $3 500"), "{wire}");
+        assert!(wire.contains(&scripts::WRITE.hash), "{wire}");
+        assert!(wire.contains("$5 touch"), "{wire}");
         // Later touches within the slack skip the index.
-        assert_eq!(touch(600).append_to(&mut pipe, &ctx, 100, &mut seen), 3);
+        assert_eq!(touch(600).append_to(&mut pipe, &ctx, 100, &mut seen), 1);
         let far = 1_000 + crate::expiry::SLACK_MS;
         assert_eq!(
             touch(far).append_to(&mut pipe, &ctx, far - 900, &mut seen),
-            6
+            2
         );
         // A destroy forgets it.
         Op::Destroy { sid: "t".into() }.append_to(&mut pipe, &ctx, 0, &mut seen);
         assert_eq!(
             touch(far).append_to(&mut pipe, &ctx, far - 900, &mut seen),
-            6
+            2
         );
     }
 
@@ -782,15 +728,22 @@ mod tests {
             expiry: Expiry::At(500_000),
             owner: None,
         };
-        let mut pipe = redis::pipe();
-        // PEXPIREAT, HSET, PEXPIREAT, then the index script and HSETNX.
-        assert_eq!(touch.append_to(&mut pipe, &ctx, 0, &mut seen), 5);
+        let wire = |at: i64, seen: &mut Recent| {
+            let mut pipe = redis::pipe();
+            touch.append_to(&mut pipe, &ctx, at, seen);
+            String::from_utf8_lossy(&pipe.get_packed_pipeline()).replace("\r\n", " ")
+        };
+        // First seen here: the script writes the meta (a session
+        // connect-redis wrote gets one).
+        let first = wire(0, &mut seen);
+        assert!(first.contains(&scripts::WRITE.hash), "{first}");
         // The next touches move the key's expiry only...
-        assert_eq!(touch.append_to(&mut pipe, &ctx, 1, &mut seen), 1);
+        assert_eq!(wire(1, &mut seen), "*3 $9 PEXPIREAT $6 sess:t $6 500000 ");
         // ...until the meta is due again.
-        let due = crate::recent::META_EVERY_MS;
-        assert_eq!(touch.append_to(&mut pipe, &ctx, due, &mut seen), 3);
+        let due = wire(crate::recent::META_EVERY_MS, &mut seen);
+        assert!(due.contains(&scripts::WRITE.hash), "{due}");
         // Reads need no meta either: the key's expiry is the cookie's.
+        let mut pipe = redis::pipe();
         assert_eq!(
             Op::Get { sid: "t".into() }.append_to(&mut pipe, &ctx, 0, &mut seen),
             2
@@ -805,10 +758,15 @@ mod tests {
             owner: Some("ada".into()),
         };
         let wire = packed(&op, 1_000);
+        let shard = ctx().keys.shard("a");
         assert!(!wire.contains("$6 sess:a "), "{wire}");
-        assert!(wire.contains("HSETNX $13 {sess:a}:meta $1 c"), "{wire}");
         // Only where missing: a meta this store wrote stays as it is.
-        assert!(!wire.contains("HSET $13"), "{wire}");
+        let meta = format!(
+            "HSETNX ${} {shard} $1 a $19 1000,1000,5000,,ada",
+            shard.len()
+        );
+        assert!(wire.contains(&meta), "{wire}");
+        assert!(!wire.contains("HSET "), "{wire}");
         assert!(wire.contains(&scripts::INDEX.hash), "{wire}");
     }
 
@@ -860,11 +818,12 @@ mod tests {
         };
         let ops = vec![touch.clone(), set];
         let (_, counts) = build(&ops, &ctx, 0, &mut seen);
-        assert_eq!(counts, vec![6, 2]);
-        // The touch moved the expiry; its meta and index writes were refused.
-        let mut replies = vec![Value::Int(1), oom(), Value::Int(0), oom(), oom(), oom()];
+        assert_eq!(counts, vec![2, 1]);
+        // The touch's script moved the expiry and wrote the meta; the
+        // owner's index refused it.
+        let mut replies = vec![Value::Int(1), oom()];
         // The set's script was refused as a whole.
-        replies.extend([oom(), oom()]);
+        replies.push(oom());
         let out = read_all(&ops, &ctx, (0, &mut seen), &counts, ok(replies));
         assert_eq!(out[0], Outcome::Written { owner_sessions: 0 });
         match &out[1] {
@@ -878,9 +837,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // Forgotten, so the next touch writes the meta and the index again.
+        // Forgotten, so the next touch writes the index again.
         let mut pipe = redis::pipe();
-        assert_eq!(touch.append_to(&mut pipe, &ctx, 1, &mut seen), 6);
+        assert_eq!(touch.append_to(&mut pipe, &ctx, 1, &mut seen), 2);
     }
 
     #[test]

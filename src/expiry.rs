@@ -77,6 +77,17 @@ impl Lifetime {
         }
     }
 
+    /// How long after its last access a session that is gone still refuses
+    /// a `set` (see `scripts::WRITE`): it lived at most the shorter limit
+    /// past that access, then its meta lingers. Without limits there is no
+    /// clock to restart.
+    pub fn ended_window_ms(self) -> i64 {
+        match [self.idle_ms, self.absolute_ms].into_iter().flatten().min() {
+            Some(limit) => limit.saturating_add(self.meta_linger_ms()),
+            None => 0,
+        }
+    }
+
     /// The latest a session written at `now_ms` can live: the cookie's
     /// deadline or the idle one, whichever comes first. The absolute limit
     /// needs the creation time, which only Redis knows; this bound is what

@@ -17,7 +17,6 @@ use crate::backend::{Conn, SendError};
 use crate::commands::{self, read_string, reply_error, Op, Outcome};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::{from_expiretime, now_ms};
-use crate::keys;
 use crate::meta::{self, Meta};
 use crate::recent::Recent;
 use crate::replicas;
@@ -43,10 +42,8 @@ pub struct Stats {
 /// What to read of each listed session.
 #[derive(Clone, Copy, PartialEq)]
 enum Read {
-    /// Whether it exists.
+    /// Whether it exists (its meta is known already).
     Exists,
-    /// Whether it exists, and its meta.
-    Meta,
     /// Value, meta and expiry.
     Full,
     /// The value only: one MGET per chunk.
@@ -77,79 +74,53 @@ pub async fn bounded<T>(
         .unwrap_or_else(|_| Err(StoreError::timed_out(timeout)))
 }
 
-/// Which entries of an index `members` returns.
-#[derive(Clone, Copy, PartialEq)]
-enum Members {
-    /// Those not yet past their expiry bound; the others are dropped on the
-    /// way (an owner's index).
-    Live,
-    /// Those not yet past their expiry bound, dropping none: past ones in
-    /// the all-sessions index are `reclaim`'s, to clean up their metas.
-    LiveKeep,
-    /// Every entry.
-    All,
-}
+/// Shards read per round trip: there is one per cluster slot, most of them
+/// small or empty.
+const SHARDS_PER_TRIP: usize = 1024;
 
-/// Indexes read per round trip: the all-sessions index has a shard per
-/// cluster slot, most of them small or empty.
-const INDEXES_PER_TRIP: usize = 1024;
-
-/// The entries of each index (`which` of them), in the order given.
-async fn members(conn: &Conn, indexes: &[String], which: Members) -> StoreResult<Vec<Vec<String>>> {
-    let mut out = Vec::with_capacity(indexes.len());
-    let now = now_ms();
-    for part in indexes.chunks(INDEXES_PER_TRIP) {
+/// Every meta in the shards of the all-sessions index, logout markers
+/// included.
+async fn walk(store: &Store, conn: &Conn) -> StoreResult<Vec<(String, Meta)>> {
+    let shards = store.context().keys.shards();
+    let mut out = Vec::new();
+    for part in shards.chunks(SHARDS_PER_TRIP) {
         let mut pipe = redis::pipe();
-        for index in part {
-            match which {
-                Members::Live => {
-                    pipe.cmd("ZREMRANGEBYSCORE").arg(index).arg("-inf").arg(now);
-                    pipe.cmd("ZRANGE").arg(index).arg(0).arg(-1)
-                }
-                Members::LiveKeep => pipe.cmd("ZRANGEBYSCORE").arg(index).arg(now).arg("+inf"),
-                Members::All => pipe.cmd("ZRANGE").arg(index).arg(0).arg(-1),
-            };
+        for shard in part {
+            pipe.cmd("HGETALL").arg(shard);
         }
-        let replies = round_trip(conn, &pipe).await?;
-        let per = if which == Members::Live { 2 } else { 1 };
-        if replies.len() != part.len() * per {
-            return Err(StoreError::new(
-                ErrorKind::Reply,
-                "redis sent fewer replies than commands",
-            ));
-        }
-        for (index, reply) in part
-            .iter()
-            .zip(replies.into_iter().skip(per - 1).step_by(per))
-        {
-            out.push(listed(index, reply)?);
+        for (shard, reply) in part.iter().zip(round_trip(conn, &pipe).await?) {
+            if let Value::ServerError(e) = &reply {
+                return Err(reply_error(shard, e));
+            }
+            out.extend(meta::entries(reply));
         }
     }
     Ok(out)
 }
 
-/// The sids of a ZRANGE reply.
-fn listed(index: &str, reply: Value) -> StoreResult<Vec<String>> {
-    match reply {
-        Value::Array(items) => Ok(items
+/// An owner's index, without the entries past their expiry bound (dropped
+/// on the way).
+async fn members(conn: &Conn, index: &str) -> StoreResult<Vec<String>> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("ZREMRANGEBYSCORE")
+        .arg(index)
+        .arg("-inf")
+        .arg(now_ms());
+    pipe.cmd("ZRANGE").arg(index).arg(0).arg(-1);
+    match round_trip(conn, &pipe).await?.pop() {
+        Some(Value::Array(items)) => Ok(items
             .into_iter()
             .filter_map(|v| match v {
                 Value::BulkString(b) => String::from_utf8(b).ok(),
                 _ => None,
             })
             .collect()),
-        Value::ServerError(e) => Err(reply_error(index, &e)),
+        Some(Value::ServerError(e)) => Err(reply_error(index, &e)),
         other => Err(StoreError::new(
             ErrorKind::Reply,
             format!("unexpected ZRANGE reply for \"{index}\": {other:?}"),
         )),
     }
-}
-
-/// One index's entries.
-async fn members_of(conn: &Conn, index: &str, which: Members) -> StoreResult<Vec<String>> {
-    let mut lists = members(conn, &[index.to_owned()], which).await?;
-    Ok(lists.pop().unwrap_or_default())
 }
 
 /// Chunks sent per round trip: enough to hide the latency, few enough to
@@ -164,39 +135,37 @@ fn per_trip(chunk: usize) -> usize {
 /// A listed session as read back: `Err(sid)` when it is gone.
 type Probed = Result<Found, String>;
 
-/// Reads the listed sessions: `chunk` per MGET, or per run of commands,
-/// `CHUNKS_PER_TRIP` chunks per round trip, handing each round trip's
-/// results to `on_trip` as they come.
+/// Reads the listed sessions (with their metas, when known): `chunk` per
+/// MGET, or per run of commands, `CHUNKS_PER_TRIP` chunks per round trip,
+/// handing each round trip's results to `on_trip` as they come.
 async fn probe(
     store: &Store,
     conn: &Conn,
-    sids: Vec<String>,
+    listed: Vec<(String, Option<Meta>)>,
     (read, chunk): (Read, usize),
     mut on_trip: impl FnMut(Vec<Probed>),
 ) -> StoreResult<()> {
     let keys = &store.context().keys;
-    let mut sids = sids.into_iter().peekable();
-    while sids.peek().is_some() {
-        let batch: Vec<String> = sids.by_ref().take(per_trip(chunk)).collect();
+    let mut listed = listed.into_iter().peekable();
+    while listed.peek().is_some() {
+        let batch: Vec<(String, Option<Meta>)> = listed.by_ref().take(per_trip(chunk)).collect();
         let mut pipe = redis::pipe();
         if read == Read::Values {
             for part in batch.chunks(chunk.max(1)) {
-                pipe.cmd("MGET")
-                    .arg(part.iter().map(|s| keys.session(s)).collect::<Vec<_>>());
+                pipe.cmd("MGET").arg(
+                    part.iter()
+                        .map(|(s, _)| keys.session(s))
+                        .collect::<Vec<_>>(),
+                );
             }
         } else {
-            for sid in &batch {
+            for (sid, _) in &batch {
                 let key = keys.session(sid);
-                match read {
-                    Read::Exists | Read::Meta => pipe.cmd("EXISTS").arg(&key),
-                    Read::Full | Read::Values => pipe.cmd("GET").arg(&key),
-                };
-                if read != Read::Exists {
-                    pipe.cmd("HMGET")
-                        .arg(keys::meta(&key))
-                        .arg(&meta::FIELDS[..]);
-                }
-                if read == Read::Full {
+                if read == Read::Exists {
+                    pipe.cmd("EXISTS").arg(&key);
+                } else {
+                    pipe.cmd("GET").arg(&key);
+                    pipe.cmd("HGET").arg(keys.shard(sid)).arg(sid);
                     pipe.cmd("PEXPIRETIME").arg(&key);
                 }
             }
@@ -207,11 +176,7 @@ async fn probe(
         } else {
             replies
         };
-        let per = match read {
-            Read::Exists | Read::Values => 1,
-            Read::Meta => 2,
-            Read::Full => 3,
-        };
+        let per = if read == Read::Full { 3 } else { 1 };
         if replies.len() != batch.len() * per {
             return Err(StoreError::new(
                 ErrorKind::Reply,
@@ -220,9 +185,9 @@ async fn probe(
         }
         let mut replies = replies.into_iter();
         let mut out = Vec::with_capacity(batch.len());
-        for sid in batch {
+        for (sid, meta) in batch {
             let mine: Vec<Value> = replies.by_ref().take(per).collect();
-            out.push(decode(store, read, sid, mine)?);
+            out.push(decode(store, read, (sid, meta), mine)?);
         }
         on_trip(out);
     }
@@ -248,7 +213,12 @@ fn flatten_mgets(replies: Vec<Value>) -> StoreResult<Vec<Value>> {
 }
 
 /// One listed session from its replies (see `probe` for which).
-fn decode(store: &Store, read: Read, sid: String, mine: Vec<Value>) -> StoreResult<Probed> {
+fn decode(
+    store: &Store,
+    read: Read,
+    (sid, known): (String, Option<Meta>),
+    mine: Vec<Value>,
+) -> StoreResult<Probed> {
     // An error (a cluster node that did not answer) says nothing about the
     // session: fail the call rather than drop a live session from the index.
     if let Some(Value::ServerError(e)) = mine.iter().find(|v| matches!(v, Value::ServerError(_))) {
@@ -257,8 +227,8 @@ fn decode(store: &Store, read: Read, sid: String, mine: Vec<Value>) -> StoreResu
     let mut mine = mine.into_iter();
     let first = mine.next().unwrap_or(Value::Nil);
     let value = match read {
-        Read::Exists | Read::Meta if matches!(first, Value::Int(1)) => String::new(),
-        Read::Exists | Read::Meta => return Ok(Err(sid)),
+        Read::Exists if matches!(first, Value::Int(1)) => String::new(),
+        Read::Exists => return Ok(Err(sid)),
         Read::Values | Read::Full => {
             match read_string(&store.context().keys.session(&sid), first)? {
                 Some(value) => value,
@@ -266,7 +236,7 @@ fn decode(store: &Store, read: Read, sid: String, mine: Vec<Value>) -> StoreResu
             }
         }
     };
-    let meta = mine.next().as_ref().and_then(Meta::read);
+    let meta = known.or_else(|| mine.next().as_ref().and_then(Meta::read));
     let expires_at = match mine.next() {
         Some(Value::Int(at)) => from_expiretime(at),
         _ => None,
@@ -287,11 +257,11 @@ fn decode(store: &Store, read: Read, sid: String, mine: Vec<Value>) -> StoreResu
 async fn probe_all(
     store: &Store,
     conn: &Conn,
-    sids: Vec<String>,
+    listed: Vec<(String, Option<Meta>)>,
     how: (Read, usize),
 ) -> StoreResult<Vec<Probed>> {
-    let mut all = Vec::with_capacity(sids.len());
-    probe(store, conn, sids, how, |trip| all.extend(trip)).await?;
+    let mut all = Vec::with_capacity(listed.len());
+    probe(store, conn, listed, how, |trip| all.extend(trip)).await?;
     Ok(all)
 }
 
@@ -304,20 +274,24 @@ async fn forget(conn: &Conn, index: &str, sids: &[String], chunk: usize) -> Stor
     Ok(())
 }
 
-/// The live sessions of the all-sessions index, handed to `page` a round
-/// trip at a time. Dead entries stay: `reclaim` removes them with their
-/// metas once past their score.
-/// Returns how many pages were handed over.
+/// The live sessions, from their metas in the shards, handed to `page` a
+/// round trip at a time. Metas of sessions that are gone stay: `reclaim`
+/// removes them once done with. Returns how many pages were handed over.
 async fn live(
     store: &Store,
     how: (Read, usize),
     mut page: impl FnMut(Vec<Found>),
 ) -> StoreResult<usize> {
     let conn = store.connection().await?;
-    let shards = store.context().keys.shards();
-    let sids = members(&conn, &shards, Members::LiveKeep).await?.concat();
+    let listed = walk(store, &conn)
+        .await?
+        .into_iter()
+        // A logout marker's session is gone.
+        .filter(|(_, m)| m.marker.is_none())
+        .map(|(sid, m)| (sid, Some(m)))
+        .collect();
     let mut pages = 0;
-    probe(store, &conn, sids, how, |trip| {
+    probe(store, &conn, listed, how, |trip| {
         pages += 1;
         page(trip.into_iter().filter_map(Result::ok).collect());
     })
@@ -351,7 +325,7 @@ pub async fn all(store: &Store, chunk: usize, page: impl FnMut(Vec<Found>)) -> S
 }
 
 pub async fn stats(store: &Store, active_within_ms: i64, chunk: usize) -> StoreResult<Stats> {
-    let found = live_all(store, (Read::Meta, chunk)).await?;
+    let found = live_all(store, (Read::Exists, chunk)).await?;
     let since = now_ms() - active_within_ms;
     let mut owners = HashSet::new();
     let mut active = 0;
@@ -370,46 +344,30 @@ pub async fn stats(store: &Store, active_within_ms: i64, chunk: usize) -> StoreR
     })
 }
 
-/// Deletes every indexed session, its meta (logout markers too) and the
-/// indexes; returns how many live sessions were removed.
+/// Deletes every session with a meta, the metas (logout markers too) and
+/// the owners' indexes; returns how many live sessions were removed.
 pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
     let conn = store.connection().await?;
     let keys = &store.context().keys;
-    let shards = keys.shards();
-    let listed = members(&conn, &shards, Members::All).await?;
-    let mut indexes: Vec<String> = Vec::new();
-    for (shard, sids) in shards.iter().zip(&listed) {
-        if !sids.is_empty() {
-            indexes.push(shard.clone());
-        }
-    }
-    let sids = listed.concat();
+    let listed = walk(store, &conn).await?;
     let mut owners = HashSet::new();
     let mut removed = 0;
-    for part in sids.chunks(per_trip(chunk)) {
+    for part in listed.chunks(per_trip(chunk)) {
         let mut pipe = redis::pipe();
-        for sid in part {
-            let key = keys.session(sid);
-            pipe.cmd("HGET").arg(keys::meta(&key)).arg("u");
-            commands::delete(&mut pipe, &key);
-        }
-        // Per session: the owner, then whether the session and its meta
-        // were there.
-        let replies = round_trip(&conn, &pipe).await?;
-        for mine in replies.chunks(3) {
-            if let [owner, session, _] = mine {
-                if let Value::BulkString(o) = owner {
-                    if !o.is_empty() {
-                        owners.insert(String::from_utf8_lossy(o).into_owned());
-                    }
-                }
-                if matches!(session, Value::Int(1)) {
-                    removed += 1;
-                }
+        for (sid, meta) in part {
+            if !meta.owner.is_empty() {
+                owners.insert(meta.owner.clone());
             }
+            commands::delete(&mut pipe, keys, sid);
         }
+        // Per session: whether the session was there, then its meta.
+        let replies = round_trip(&conn, &pipe).await?;
+        removed += replies
+            .chunks(2)
+            .filter(|mine| matches!(mine.first(), Some(Value::Int(1))))
+            .count() as u64;
     }
-    indexes.extend(owners.iter().map(|o| keys.user_index(o)));
+    let indexes: Vec<String> = owners.iter().map(|o| keys.user_index(o)).collect();
     for part in indexes.chunks(per_trip(chunk)) {
         let mut pipe = redis::pipe();
         for index in part {
@@ -424,8 +382,9 @@ pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
 pub async fn list_user(store: &Store, owner: &str, chunk: usize) -> StoreResult<Vec<Found>> {
     let conn = store.connection().await?;
     let index = store.context().keys.user_index(owner);
-    let sids = members_of(&conn, &index, Members::Live).await?;
-    let probed = probe_all(store, &conn, sids, (Read::Full, chunk)).await?;
+    let sids = members(&conn, &index).await?;
+    let listed = sids.into_iter().map(|sid| (sid, None)).collect();
+    let probed = probe_all(store, &conn, listed, (Read::Full, chunk)).await?;
     let mut stale = Vec::new();
     let mut found = Vec::new();
     for p in probed {

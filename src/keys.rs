@@ -201,13 +201,9 @@ fn crc16(mut crc: u16, bytes: &[u8]) -> u16 {
     crc
 }
 
-/// Per-session bookkeeping (created, last access, cookie expiry, owner),
-/// beside the session so one script updates both.
-pub fn meta(session_key: &str) -> String {
-    beside(session_key, ":meta")
-}
-
-/// The key that marks a session as destroyed, in the session key's slot.
+/// The key versions before persistent metas wrote on destroy, in the
+/// session key's slot; the write script still honours one (it lasts an
+/// hour).
 pub fn tombstone(session_key: &str) -> String {
     beside(session_key, ":gone")
 }
@@ -240,16 +236,15 @@ mod tests {
         assert_eq!(slot(b"foo"), 12182);
         assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
         assert_ne!(slot(b"{}foo"), slot(b"foo"));
-        assert_eq!(slot(meta("sess:abc").as_bytes()), slot(b"sess:abc"));
+        assert_eq!(slot(tombstone("sess:abc").as_bytes()), slot(b"sess:abc"));
     }
 
     #[test]
     fn companions_share_the_session_key_slot() {
         assert_eq!(tombstone("sess:abc"), "{sess:abc}:gone");
-        assert_eq!(meta("sess:abc"), "{sess:abc}:meta");
         // An existing tag already decides the slot.
-        assert_eq!(meta("{app}sess:abc"), "{app}sess:abc:meta");
-        assert_eq!(hash_tag(&meta("sess:a{b")), Some("sess:a{b"));
+        assert_eq!(tombstone("{app}sess:abc"), "{app}sess:abc:gone");
+        assert_eq!(hash_tag(&tombstone("sess:a{b")), Some("sess:a{b"));
         assert_eq!(hash_tag("{}x"), None);
     }
 

@@ -1,14 +1,17 @@
-//! Per-session bookkeeping kept beside each session key (see `keys::meta`):
-//! a hash with fields `c` (created), `a` (last access), `e` (cookie
-//! deadline) and `u` (owner), read with `HMGET meta c a e u`. The session
-//! value itself stays exactly what connect-redis writes.
+//! Per-session bookkeeping: one field per session (its sid) in its shard
+//! of the all-sessions index (see `keys::Keys::shard`), in the session's
+//! slot, so one script updates both. The value packs `created,last
+//! access,cookie deadline,marker,owner` (epoch ms in decimal; the cookie
+//! deadline and the marker may be empty): a field in a small hash costs
+//! Redis about a third of a key of its own, and a value of at most 64
+//! bytes (an owner id up to about 20 characters) keeps the shard in Redis's
+//! compact encoding. The marker is the end of a logout: the session was
+//! destroyed and must not be written again before then. The session value
+//! itself stays exactly what connect-redis writes.
 
 use redis::Value;
 
 use crate::expiry::Lifetime;
-
-/// The fields `read` expects, in order.
-pub const FIELDS: [&str; 4] = ["c", "a", "e", "u"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
@@ -21,6 +24,15 @@ pub struct Meta {
     pub cookie_expiry: Option<i64>,
     /// Empty when the session has no owner.
     pub owner: String,
+    /// Until when a destroyed session stays destroyed (a logout marker).
+    pub marker: Option<i64>,
+}
+
+/// The meta a write records after the creation time (which the write
+/// script keeps, or sets): `,now,cookie deadline,,owner`.
+pub fn tail(now_ms: i64, cookie_expiry: Option<i64>, owner: Option<&str>) -> String {
+    let cookie = cookie_expiry.map_or_else(String::new, |at| at.to_string());
+    format!(",{now_ms},{cookie},,{}", owner.unwrap_or(""))
 }
 
 impl Meta {
@@ -58,61 +70,95 @@ impl Meta {
         }
     }
 
-    /// Reads an `HMGET meta c a e u` reply: `None` without a last access
-    /// (no meta, or not one this store wrote). A touch can record a session
-    /// connect-redis created; it counts as created at its first access.
+    /// Reads a meta as stored: `None` for no meta, or a value this store
+    /// did not write.
     pub fn read(reply: &Value) -> Option<Meta> {
-        let Value::Array(fields) = reply else {
-            return None;
-        };
-        let text = |i: usize| match fields.get(i) {
-            Some(Value::BulkString(b)) => std::str::from_utf8(b).ok(),
+        match reply {
+            Value::BulkString(b) => Meta::parse(std::str::from_utf8(b).ok()?),
             _ => None,
+        }
+    }
+
+    /// Parses `created,last access,cookie,marker,owner`. A logout marker
+    /// has no times but its own; a touch can record a session
+    /// connect-redis created, which counts as created at its first access.
+    pub fn parse(text: &str) -> Option<Meta> {
+        let mut parts = text.splitn(5, ',');
+        let mut field = || -> Option<Option<i64>> {
+            let part = parts.next()?;
+            if part.is_empty() {
+                return Some(None);
+            }
+            if !part.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            part.parse().ok().map(Some)
         };
-        let number = |i: usize| text(i).and_then(|t| t.parse::<i64>().ok());
-        let last_access = number(1)?;
+        let (created, last_access, cookie_expiry, marker) =
+            (field()?, field()?, field()?, field()?);
+        let owner = parts.next()?.to_owned();
+        let last_access = last_access.or(marker)?;
         Some(Meta {
-            created: number(0).unwrap_or(last_access),
+            created: created.unwrap_or(last_access),
             last_access,
-            cookie_expiry: number(2),
-            owner: text(3).unwrap_or("").to_owned(),
+            cookie_expiry,
+            owner,
+            marker,
         })
     }
+}
+
+/// The sids and metas of an HGETALL reply; values that are not metas are
+/// left alone.
+pub fn entries(reply: Value) -> Vec<(String, Meta)> {
+    let Value::Array(items) = reply else {
+        return Vec::new();
+    };
+    let text = |v: Value| match v {
+        Value::BulkString(b) => String::from_utf8(b).ok(),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(items.len() / 2);
+    let mut items = items.into_iter();
+    while let (Some(field), Some(value)) = (items.next(), items.next()) {
+        if let (Some(sid), Some(meta)) = (text(field), Meta::read(&value)) {
+            out.push((sid, meta));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn reply(fields: [Option<&str>; 4]) -> Value {
-        Value::Array(
-            fields
-                .iter()
-                .map(|f| f.map_or(Value::Nil, |t| Value::BulkString(t.into())))
-                .collect(),
-        )
+    fn stored(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
     }
 
     #[test]
-    fn reads_the_hash_fields() {
+    fn reads_the_packed_fields() {
         assert_eq!(
-            Meta::read(&reply([
-                Some("10"),
-                Some("20"),
-                Some("30"),
-                Some("user:42")
-            ])),
+            Meta::read(&stored("10,20,30,,user:42,x")),
             Some(Meta {
                 created: 10,
                 last_access: 20,
                 cookie_expiry: Some(30),
-                owner: "user:42".into()
+                owner: "user:42,x".into(),
+                marker: None,
             })
         );
-        let bare = Meta::read(&reply([None, Some("20"), Some(""), None])).unwrap();
+        let bare = Meta::read(&stored(",20,,,")).unwrap();
         assert_eq!(
             (bare.created, bare.cookie_expiry, bare.owner.as_str()),
             (20, None, "")
+        );
+        let marker = Meta::read(&stored(",,,99,ada")).unwrap();
+        assert_eq!((marker.marker, marker.owner.as_str()), (Some(99), "ada"));
+        assert_eq!(tail(5, Some(7), Some("ada")), ",5,7,,ada");
+        assert_eq!(
+            Meta::read(&stored(&format!("1{}", tail(5, None, None)))).map(|m| m.created),
+            Some(1)
         );
     }
 
@@ -122,7 +168,7 @@ mod tests {
             idle_ms: Some(100),
             absolute_ms: Some(1_000),
         };
-        let m = Meta::read(&reply([Some("0"), Some("950"), Some("2000"), Some("u")])).unwrap();
+        let m = Meta::parse("0,950,2000,,u").unwrap();
         // min(2000, 950 + 100, 0 + 1000) = 1000: the key's expiry as set here.
         assert_eq!(m.key_deadline(life), Some(1_000));
         assert_eq!(
@@ -141,9 +187,11 @@ mod tests {
     fn foreign_values_are_not_meta() {
         for value in [
             Value::Nil,
-            Value::BulkString(b"1:2:3:u".to_vec()),
-            reply([Some("1"), None, Some("3"), Some("u")]),
-            reply([Some("1"), Some("x"), None, None]),
+            stored("1:2:3:u"),
+            stored("1,x,3,,u"),
+            stored("1,,3,,u"),
+            stored("{\"cookie\":{}}"),
+            Value::Int(3),
         ] {
             assert_eq!(Meta::read(&value), None, "{value:?}");
         }

@@ -1,9 +1,9 @@
 //! Cleans up after sessions that ended: their metas (once their logout
-//! marker or linger time is over) and their index entries. Metas and
-//! indexes have no TTL, so `volatile-*` eviction (the default of most
-//! managed Redis services) never takes them before the session they serve;
-//! this task ends them instead. It walks the all-sessions index by score, so
-//! each round costs in proportion to the sessions that ended, and every step
+//! marker or linger time is over) and their entries in their owners'
+//! indexes. Metas and indexes have no TTL, so `volatile-*` eviction (the
+//! default of most managed Redis services) never takes them before the
+//! session they serve; this task ends them instead. It walks the shards of
+//! the all-sessions index (each holds its sessions' metas), and every step
 //! is a check-then-act script, so several processes can run it at once.
 
 use std::sync::Arc;
@@ -16,23 +16,23 @@ use tokio::time::MissedTickBehavior;
 use crate::backend::{Conn, Link, SendError};
 use crate::commands::Context;
 use crate::error::{StoreError, StoreResult};
-use crate::expiry::{now_ms, SLACK_MS};
-use crate::keys;
+use crate::expiry::now_ms;
+use crate::meta::{self, Meta};
 use crate::scripts;
 
 /// How often the index is looked at.
 const EVERY: Duration = Duration::from_secs(1);
 
-/// Entries per shard and round trip, shards per round trip, and how long a
-/// look may go on: as many rounds as fit while they find ended sessions, so
-/// cleaning up keeps pace with sessions ending fast.
-const PER_ROUND: usize = 256;
-const SHARDS_PER_ROUND: usize = 512;
+/// Shards per round trip, and how long a look may go on: as many rounds as
+/// fit while they find ended sessions, so cleaning up keeps pace with
+/// sessions ending fast.
+const SHARDS_PER_ROUND: usize = 256;
 const BUDGET: Duration = Duration::from_millis(250);
 
 /// Shards looked at each second even when nothing ended: with a shard per
-/// cluster slot, every shard about every 16 s.
-const MIN_SHARDS: usize = 1024;
+/// cluster slot, every shard about once a minute (each look reads the
+/// whole shard).
+const MIN_SHARDS: usize = 256;
 
 /// Runs until aborted (`Store::close`). Failures (Redis down) only skip a
 /// look: nothing here is needed for a call to succeed. Each process starts
@@ -79,53 +79,37 @@ async fn send(conn: &Conn, pipe: &Pipeline) -> StoreResult<Vec<Value>> {
         .collect()
 }
 
-/// The sids of a ZRANGEBYSCORE or `UNINDEX` reply.
-fn sids(reply: Value) -> Vec<String> {
-    match reply {
-        Value::Array(items) => items
-            .into_iter()
-            .filter_map(|v| match v {
-                Value::BulkString(b) => String::from_utf8(b).ok(),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// One round over some shards: the entries past their score, what became
-/// of each session, then each shard updated to match, then the owners'
-/// indexes. Returns how many entries were due.
+/// One round over some shards: the metas done with (a logout marker over,
+/// or a session ended and its linger over), whether each session is
+/// really gone (`RECLAIM` deletes its meta then), then the owners'
+/// indexes. Returns how many metas were due.
 async fn round(link: &Link, ctx: &Context, shards: &[String]) -> StoreResult<usize> {
     let conn = link.current();
     let now = now_ms();
     let mut pipe = redis::pipe();
     for shard in shards {
-        pipe.cmd("ZRANGEBYSCORE")
-            .arg(shard)
-            .arg("-inf")
-            .arg(now)
-            .arg("LIMIT")
-            .arg(0)
-            .arg(PER_ROUND);
+        pipe.cmd("HGETALL").arg(shard);
     }
-    let due: Vec<(&String, String)> = shards
-        .iter()
-        .zip(send(&conn, &pipe).await?)
-        .flat_map(|(shard, reply)| sids(reply).into_iter().map(move |sid| (shard, sid)))
-        .collect();
+    let mut due = Vec::new();
+    for (shard, reply) in shards.iter().zip(send(&conn, &pipe).await?) {
+        for (sid, meta) in meta::entries(reply) {
+            if done_at(&meta, ctx).is_some_and(|at| at <= now) {
+                due.push((shard, sid));
+            }
+        }
+    }
     if due.is_empty() {
         return Ok(0);
     }
     let mut pipe = redis::pipe();
-    for (_, sid) in &due {
-        let key = ctx.keys.session(sid);
+    for (shard, sid) in &due {
         pipe.cmd("EVALSHA")
             .arg(&scripts::RECLAIM.hash)
             .arg(2)
-            .arg(&key)
-            .arg(keys::meta(&key))
-            .arg(now);
+            .arg(ctx.keys.session(sid))
+            .arg(*shard)
+            .arg(now)
+            .arg(sid);
     }
     let found = send(&conn, &pipe).await?;
     if found.iter().any(scripts::is_noscript) {
@@ -135,45 +119,12 @@ async fn round(link: &Link, ctx: &Context, shards: &[String]) -> StoreResult<usi
             .map_err(|e| StoreError::from_redis(&e))?;
         return Ok(0);
     }
-    // Per shard: UNINDEX's arguments and the owners of its entries.
-    let mut updates: Vec<(&String, Vec<String>, Vec<String>)> = Vec::new();
-    for ((shard, sid), reply) in due.iter().zip(found) {
-        // An error (a cluster node down) leaves the entry due for next time.
-        let Some((state, owner, until)) = reclaimed(reply) else {
-            continue;
-        };
-        let score = match state {
-            // Alive (another store moved its expiry): look again after it.
-            1 if until < 0 => "+inf".to_owned(),
-            1 => until.saturating_add(SLACK_MS).to_string(),
-            2 => until.to_string(),
-            _ => String::new(),
-        };
-        if updates.last().is_none_or(|(s, _, _)| s != shard) {
-            updates.push((shard, vec![now.to_string()], Vec::new()));
-        }
-        if let Some((_, args, owners)) = updates.last_mut() {
-            args.push(sid.clone());
-            args.push(score);
-            owners.push(owner);
-        }
-    }
     let mut pipe = redis::pipe();
-    for (shard, args, _) in &updates {
-        pipe.cmd("EVALSHA")
-            .arg(&scripts::UNINDEX.hash)
-            .arg(1)
-            .arg(*shard)
-            .arg(args);
-    }
-    let dropped = send(&conn, &pipe).await?;
-    let mut pipe = redis::pipe();
-    for ((_, args, owners), reply) in updates.iter().zip(dropped) {
-        let gone = sids(reply);
-        // args: now, then sid and score per entry, in the owners' order.
-        for (sid, owner) in args[1..].iter().step_by(2).zip(owners) {
-            if !owner.is_empty() && gone.contains(sid) {
-                pipe.cmd("ZREM").arg(ctx.keys.user_index(owner)).arg(sid);
+    for ((_, sid), reply) in due.iter().zip(found) {
+        // An error (a cluster node down) leaves the meta for next time.
+        if let Some((0, owner)) = reclaimed(reply) {
+            if !owner.is_empty() {
+                pipe.cmd("ZREM").arg(ctx.keys.user_index(&owner)).arg(sid);
             }
         }
     }
@@ -183,39 +134,88 @@ async fn round(link: &Link, ctx: &Context, shards: &[String]) -> StoreResult<usi
     Ok(due.len())
 }
 
-/// `RECLAIM`'s `{state, owner, until}`.
-fn reclaimed(reply: Value) -> Option<(i64, String, i64)> {
+/// When a meta can go, if its session is gone by then: at the end of its
+/// logout marker, or its linger after the session's deadline (with this
+/// store's limits; `RECLAIM` checks the session first anyway).
+fn done_at(meta: &Meta, ctx: &Context) -> Option<i64> {
+    match meta.marker {
+        Some(until) => Some(until),
+        None => meta
+            .key_deadline(ctx.lifetime)
+            .map(|at| at.saturating_add(ctx.lifetime.meta_linger_ms())),
+    }
+}
+
+/// `RECLAIM`'s `{state, owner}`.
+fn reclaimed(reply: Value) -> Option<(i64, String)> {
     let Value::Array(parts) = reply else {
         return None;
     };
-    let [state, owner, until] = <[Value; 3]>::try_from(parts).ok()?;
-    let number = |v: &Value| match v {
-        Value::Int(n) => Some(*n),
-        _ => None,
-    };
+    let [state, owner] = <[Value; 2]>::try_from(parts).ok()?;
     let owner = match owner {
         Value::BulkString(b) => String::from_utf8(b).ok()?,
         _ => String::new(),
     };
-    Some((number(&state)?, owner, number(&until)?))
+    match state {
+        Value::Int(n) => Some((n, owner)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expiry::Lifetime;
+    use crate::keys::Keys;
 
     #[test]
     fn reclaim_replies_are_read_or_skipped() {
-        let reply = |s, o: &str, u| {
+        let reply = |s, o: &str| {
             Value::Array(vec![
                 Value::Int(s),
                 Value::BulkString(o.as_bytes().to_vec()),
-                Value::Int(u),
             ])
         };
-        assert_eq!(reclaimed(reply(0, "ada", 0)), Some((0, "ada".into(), 0)));
-        assert_eq!(reclaimed(reply(1, "", -1)), Some((1, String::new(), -1)));
+        assert_eq!(reclaimed(reply(0, "ada")), Some((0, "ada".into())));
+        assert_eq!(reclaimed(reply(1, "")), Some((1, String::new())));
         assert_eq!(reclaimed(Value::Nil), None);
         assert_eq!(reclaimed(Value::Array(vec![Value::Int(1)])), None);
+    }
+
+    #[test]
+    fn metas_are_done_after_their_marker_or_their_linger() {
+        let ctx = |lifetime| Context {
+            keys: Keys::new("s:"),
+            lifetime,
+            count_logins: false,
+            wait_for_replicas: false,
+        };
+        let plain = ctx(Lifetime::default());
+        let limited = ctx(Lifetime {
+            idle_ms: Some(100),
+            absolute_ms: None,
+        });
+        let live = Meta::parse("0,50,1000,,ada").unwrap();
+        assert_eq!(done_at(&live, &plain), Some(1_000));
+        assert_eq!(
+            done_at(&live, &limited),
+            Some(150 + crate::expiry::TOMBSTONE_MS as i64)
+        );
+        assert_eq!(
+            done_at(&Meta::parse(",,,77,ada").unwrap(), &limited),
+            Some(77)
+        );
+        assert_eq!(done_at(&Meta::parse("0,50,,,").unwrap(), &plain), None);
+        let reply = Value::Array(
+            ["a", "0,50,1000,,ada", "b", "not a meta", "c", ",,,77,"]
+                .iter()
+                .map(|t| Value::BulkString(t.as_bytes().to_vec()))
+                .collect(),
+        );
+        let sids: Vec<String> = meta::entries(reply)
+            .into_iter()
+            .map(|(sid, _)| sid)
+            .collect();
+        assert_eq!(sids, ["a", "c"]);
     }
 }

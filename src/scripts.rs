@@ -21,12 +21,15 @@ impl Lua {
 }
 
 /// Writes a session and its meta in the session's slot: every `set`, and
-/// touches when an absolute timeout needs the creation time (plain
-/// commands do the other touches, see `commands`).
-/// KEYS: session, meta, legacy tombstone (what versions before persistent
+/// the touches that write the meta (plain commands do the others, see
+/// `commands`). The meta is the session's field in its shard of the
+/// all-sessions index (see `meta`).
+/// KEYS: session, shard, legacy tombstone (what versions before persistent
 /// metas wrote on destroy; it lasts an hour).
-/// ARGV: mode, value, cookie deadline ('' = none), now, idle ms ('' = none),
-/// absolute ms ('' = none), owner, how long the meta outlives the session.
+/// ARGV: mode, value, cookie deadline ('' = none), now, idle ms ('' =
+/// none), absolute ms ('' = none), how long after its last access an ended
+/// session's meta still refuses a `set`, sid, and the meta after its
+/// creation time (`,now,cookie,,owner`).
 /// Modes: `set` writes unless the session was destroyed (a slow request that
 /// ends after a logout must not bring it back, connect-redis #328) or has
 /// ended while its meta lingers (a save after an idle or absolute timeout
@@ -34,9 +37,8 @@ impl Lua {
 /// session; `rewrite` replaces an existing one. The deadline is the
 /// earliest of the cookie's, now + idle and created + absolute; one already
 /// past deletes instead. Returns 1 when written, 0 when not.
-/// Metas have no TTL, so `volatile-*` eviction never takes them: the meta
-/// field `x` says until when it must stay after the session ('' = not at
-/// all), and `RECLAIM` deletes it then.
+/// The shard has no TTL, so `volatile-*` eviction never takes a meta;
+/// `RECLAIM` deletes it once it is no longer needed.
 /// Memory: while Redis is full it refuses a script's first write if that
 /// write could grow memory, and allows every later one. So a `set` or
 /// `rewrite` writes the meta first (all or nothing), and a `touch` moves
@@ -44,30 +46,32 @@ impl Lua {
 pub static WRITE: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
-local mode, now = ARGV[1], tonumber(ARGV[4])
+local mode, now, sid = ARGV[1], tonumber(ARGV[4]), ARGV[8]
 local exists = redis.call('EXISTS', KEYS[1]) == 1
+local m = redis.call('HGET', KEYS[2], sid)
+local c, a, x = string.match(m or '', '^(%d*),(%d*),%d*,(%d*),')
 if mode == 'set' then
   if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-  if not exists and redis.call('HEXISTS', KEYS[2], 'c') == 1 then
-    local keep = redis.call('HGET', KEYS[2], 'x')
-    if not keep or (keep ~= '' and tonumber(keep) > now) then return 0 end
+  if not exists and c then
+    if x ~= '' then
+      if tonumber(x) > now then return 0 end
+    elseif tonumber(a) and tonumber(a) + ARGV[7] > now then return 0 end
   end
 elseif not exists then return 0 end
-local created = exists and tonumber(redis.call('HGET', KEYS[2], 'c')) or now
+local born = exists and c or ARGV[4]
+local created = tonumber(born) or now
 local at = tonumber(ARGV[3])
 if ARGV[5] ~= '' and (not at or now + ARGV[5] < at) then at = now + ARGV[5] end
 if ARGV[6] ~= '' and (not at or created + ARGV[6] < at) then at = created + ARGV[6] end
 if at and at <= now then
-  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('DEL', KEYS[1])
+  redis.call('HDEL', KEYS[2], sid)
   return 0
 end
 if mode == 'touch' then
   if at then redis.call('PEXPIREAT', KEYS[1], at) else redis.call('PERSIST', KEYS[1]) end
 end
-local keep = ''
-if at then keep = at + ARGV[8] end
-redis.call('HSET', KEYS[2], 'c', created, 'a', now, 'e', ARGV[3], 'u', ARGV[7], 'x', keep)
-redis.call('PERSIST', KEYS[2])
+redis.call('HSET', KEYS[2], sid, born .. ARGV[9])
 if mode ~= 'touch' then
   if at then redis.call('SET', KEYS[1], ARGV[2], 'PXAT', at)
   else redis.call('SET', KEYS[1], ARGV[2]) end
@@ -77,26 +81,26 @@ return 1
     )
 });
 
-/// Destroys a session, keeping its meta as the logout marker until
-/// now + the marker's lifetime. A session that exists is deleted first:
-/// that frees memory, so on a full Redis the marker is still written (a
-/// logout never grows memory; EXISTS first, since any write, even a DEL of
-/// nothing, lets the later ones through). With no session to delete, the marker is
-/// still written against a save in flight, unless Redis is full (it then
-/// refuses that save too). KEYS: session, meta. ARGV: now, marker ms.
+/// Destroys a session, leaving its meta as the logout marker until the
+/// given time (its owner kept, for `RECLAIM` to find the owner's index). A
+/// session that exists is deleted first: that frees memory, so on a full
+/// Redis the marker is still written (a logout never grows memory; EXISTS
+/// first, since any write, even a DEL of nothing, lets the later ones
+/// through). With no session to delete, the marker is still written
+/// against a save in flight, unless Redis is full (it then refuses that
+/// save too). KEYS: session, shard. ARGV: the marker's end, sid.
 pub static DESTROY: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
-local marker = ARGV[1] + ARGV[2]
+local u = string.match(redis.call('HGET', KEYS[2], ARGV[2]) or '', '^%d*,%d*,%d*,%d*,(.*)$')
+local marker = ',,,' .. ARGV[1] .. ',' .. (u or '')
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[2], 'x', marker)
+  redis.call('HSET', KEYS[2], ARGV[2], marker)
 else
-  local r = redis.pcall('HSET', KEYS[2], 'x', marker)
+  local r = redis.pcall('HSET', KEYS[2], ARGV[2], marker)
   if type(r) == 'table' and r.err then return 0 end
 end
-redis.call('HSETNX', KEYS[2], 'c', ARGV[1])
-redis.call('PERSIST', KEYS[2])
 return 1
 ",
     )
@@ -123,55 +127,21 @@ return 0
     )
 });
 
-/// What `reclaim` does with one all-sessions index entry past its score,
-/// in the session's slot. KEYS: session, meta. ARGV: now. Returns
-/// `{state, owner, until}`: 1 the session lives (until: its expiry, -1 for
-/// none), 2 the meta must stay until `until` (a logout marker), 0 both are
-/// gone now (owner: whose index to drop it from).
+/// What `reclaim` does with a meta it found done with: deletes it unless
+/// its session lives or it is a logout marker that must stay. KEYS:
+/// session, shard. ARGV: now, sid. Returns `{state, owner}`: 1 the session
+/// lives, 2 the marker stays, 0 the meta is gone (owner: whose index to
+/// drop the session from).
 pub static RECLAIM: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
-local now = tonumber(ARGV[1])
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local ttl = redis.call('PTTL', KEYS[1])
-  if ttl < 0 then return {1, '', -1} end
-  return {1, '', now + ttl}
-end
-local m = redis.call('HMGET', KEYS[2], 'x', 'u')
-local keep = tonumber(m[1])
-if not keep and not m[1] then
-  local ttl = redis.call('PTTL', KEYS[2])
-  if ttl > 0 then keep = now + ttl end
-end
-if keep and keep > now then return {2, '', keep} end
-redis.call('DEL', KEYS[2])
-return {0, m[2] or '', 0}
-",
-    )
-});
-
-/// Applies what `RECLAIM` found to one shard of the all-sessions index.
-/// KEYS: the shard. ARGV: now, then per entry sid and a new score ('' =
-/// gone: drop it, unless it was indexed again meanwhile). Returns the sids
-/// dropped, for the caller to drop from their owners' indexes (in other
-/// slots).
-pub static UNINDEX: LazyLock<Lua> = LazyLock::new(|| {
-    Lua::new(
-        r"
-local now, gone = tonumber(ARGV[1]), {}
-for i = 2, #ARGV - 1, 2 do
-  local sid, score = ARGV[i], ARGV[i + 1]
-  if score == '' then
-    local s = tonumber(redis.call('ZSCORE', KEYS[1], sid))
-    if s and s <= now then
-      redis.call('ZREM', KEYS[1], sid)
-      gone[#gone + 1] = sid
-    end
-  else
-    redis.call('ZADD', KEYS[1], 'GT', score, sid)
-  end
-end
-return gone
+if redis.call('EXISTS', KEYS[1]) == 1 then return {1, ''} end
+local m = redis.call('HGET', KEYS[2], ARGV[2])
+if not m then return {0, ''} end
+local x, u = string.match(m, '^%d*,%d*,%d*,(%d*),(.*)$')
+if x and x ~= '' and tonumber(x) > tonumber(ARGV[1]) then return {2, ''} end
+redis.call('HDEL', KEYS[2], ARGV[2])
+return {0, u or ''}
 ",
     )
 });
@@ -179,7 +149,7 @@ return gone
 /// SCRIPT LOAD for every script.
 pub fn load_pipeline() -> redis::Pipeline {
     let mut load = redis::pipe();
-    for script in [&WRITE, &DESTROY, &INDEX, &RECLAIM, &UNINDEX] {
+    for script in [&WRITE, &DESTROY, &INDEX, &RECLAIM] {
         load.cmd("SCRIPT").arg("LOAD").arg(script.code);
     }
     load

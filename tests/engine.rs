@@ -21,9 +21,9 @@ use redis::{Cmd, ConnectionLike, Pipeline, Value};
 use redis_session_store::commands::{build, Context, Op};
 use redis_session_store::engine::Engine;
 use redis_session_store::error::ErrorKind;
-use redis_session_store::expiry::SLACK_MS;
 use redis_session_store::expiry::{now_ms, Expiry, Lifetime};
-use redis_session_store::keys::{self, Keys};
+use redis_session_store::keys::Keys;
+use redis_session_store::meta;
 use redis_session_store::recent::Recent;
 use redis_session_store::scripts;
 
@@ -84,12 +84,13 @@ enum Check {
     Clock,
     Scan,
     Info,
-    Reclaim,
+    /// Field/value pairs in any order (HGETALL: a large hash has none).
+    Pairs,
 }
 
 /// Small name spaces, so that commands meet each other's keys (and kinds).
 const STRINGS: &[&str] = &["s0", "s1", "s2", "w0", "s\\*"];
-const HASHES: &[&str] = &["h0", "h1", "{w0}:meta", "{w1}:meta"];
+const HASHES: &[&str] = &["h0", "h1", "{w}:all", "{i}:all"];
 const ZSETS: &[&str] = &["z0", "z1", "{i}:all", "{i}:user:ada", "z:big"];
 const KEYS: &[&str] = &[
     "s0",
@@ -99,15 +100,28 @@ const KEYS: &[&str] = &[
     "s\\*",
     "h0",
     "h1",
-    "{w0}:meta",
-    "{w1}:meta",
+    "{w}:all",
     "z0",
     "z1",
     "{i}:all",
     "{i}:user:ada",
     "k0",
 ];
-const FIELDS: &[&str] = &["a", "c", "e", "u", "x", "f"];
+const FIELDS: &[&str] = &["a", "c", "e", "u", "x", "f", "w0", "w1"];
+/// Hash values: text, and metas as the scripts pack them (times far from
+/// now either way, so both clocks agree on them).
+const HASH_VALUES: &[&str] = &[
+    "v",
+    "",
+    "12",
+    "abc",
+    "1,2,3,,ada",
+    "1,2,,,",
+    ",,,9999999999999,bob",
+    ",,,1,ada",
+    "1,2,3,4",
+    "x,2,3,,u",
+];
 /// The last is past Redis's small-set member length (64 bytes).
 const MEMBERS: &[&str] = &[
     "m0",
@@ -202,9 +216,19 @@ impl Gen {
     fn raw(&mut self) -> (Cmd, Check) {
         let mut c = Cmd::new();
         let mut check = Check::Exact;
-        match self.rng.below(31) {
+        match self.rng.below(33) {
             0 => {
                 c.arg("GET").arg(self.key_of(STRINGS));
+            }
+            31 => {
+                c.arg("HDEL").arg(self.key_of(HASHES));
+                for _ in 0..1 + self.rng.below(2) {
+                    c.arg(self.rng.pick(FIELDS));
+                }
+            }
+            32 => {
+                c.arg("HGETALL").arg(self.key_of(HASHES));
+                check = Check::Pairs;
             }
             1 => {
                 c.arg("MGET");
@@ -295,7 +319,7 @@ impl Gen {
             12 | 13 => {
                 c.arg("HSET").arg(self.key_of(HASHES));
                 for _ in 0..1 + self.rng.below(3) {
-                    c.arg(self.rng.pick(FIELDS)).arg(self.rng.pick(VALUES));
+                    c.arg(self.rng.pick(FIELDS)).arg(self.rng.pick(HASH_VALUES));
                 }
                 if self.rng.chance(5) {
                     c.arg("odd");
@@ -305,7 +329,7 @@ impl Gen {
                 c.arg("HSETNX")
                     .arg(self.key_of(HASHES))
                     .arg(self.rng.pick(FIELDS))
-                    .arg(self.rng.pick(VALUES));
+                    .arg(self.rng.pick(HASH_VALUES));
             }
             15 => {
                 c.arg("HGET")
@@ -455,38 +479,42 @@ impl Gen {
         }
     }
 
-    /// Keys for a script: mostly a session's own (its key, meta and
-    /// tombstone, or the indexes), now and then any key, of any kind.
-    fn script_keys(&mut self, indexes: bool) -> [String; 3] {
-        if self.rng.chance(25) {
-            return [(); 3].map(|_| self.key().to_owned());
-        }
+    /// Keys for a script: mostly a session's own (its key, its shard and
+    /// tombstone, or an owner's index), now and then any key, of any kind;
+    /// and the session's sid.
+    fn script_keys(&mut self, indexes: bool) -> ([String; 3], String) {
         let n = self.rng.below(3);
+        let sid = if self.rng.chance(10) {
+            self.rng.pick(FIELDS).to_string()
+        } else {
+            format!("w{n}")
+        };
+        if self.rng.chance(25) {
+            return ([(); 3].map(|_| self.key().to_owned()), sid);
+        }
         if indexes {
             let owner = self.rng.pick(&["ada", "bob"]);
-            return [
-                "{i}:all".to_owned(),
-                format!("{{i}}:user:{owner}"),
-                "{i}:all".to_owned(),
-            ];
+            let user = format!("{{i}}:user:{owner}");
+            return ([user.clone(), user.clone(), user], sid);
         }
-        [
-            format!("w{n}"),
-            format!("{{w{n}}}:meta"),
-            format!("{{w{n}}}:gone"),
-        ]
+        (
+            [
+                format!("w{n}"),
+                "{w}:all".to_owned(),
+                format!("{{w{n}}}:gone"),
+            ],
+            sid,
+        )
     }
 
     fn script(&mut self) -> (Cmd, Check) {
         let mut c = Cmd::new();
         let now = self.now.to_string();
-        let mut check = Check::Exact;
         c.arg("EVALSHA");
-        match self.rng.below(5) {
+        match self.rng.below(4) {
             0 => {
-                c.arg(&scripts::WRITE.hash)
-                    .arg(3)
-                    .arg(&self.script_keys(false));
+                let (keys, sid) = self.script_keys(false);
+                c.arg(&scripts::WRITE.hash).arg(3).arg(&keys);
                 c.arg(self.rng.pick(&["set", "set", "touch", "rewrite"]));
                 c.arg(self.rng.pick(VALUES));
                 let cookie = if self.rng.chance(25) {
@@ -494,8 +522,8 @@ impl Gen {
                 } else {
                     self.at().to_string()
                 };
-                c.arg(self.maybe(cookie));
-                c.arg(self.maybe(now));
+                c.arg(self.maybe(cookie.clone()));
+                c.arg(self.maybe(now.clone()));
                 let limit = |g: &mut Gen| match g.rng.below(3) {
                     0 => String::new(),
                     1 => "50000".to_owned(),
@@ -503,19 +531,23 @@ impl Gen {
                 };
                 let (idle, absolute) = (limit(self), limit(self));
                 c.arg(self.maybe(idle)).arg(self.maybe(absolute));
-                c.arg(self.rng.pick(&["", "ada", "bob"]));
-                let linger = self.rng.pick(&["0", "600000"]).to_string();
-                if !self.rng.chance(3) {
-                    c.arg(self.maybe(linger));
+                let window = self.rng.pick(&["0", "3650000"]).to_string();
+                c.arg(self.maybe(window));
+                c.arg(sid);
+                let owner = self.rng.pick(&["", "ada", "bob"]);
+                // Now and then no meta at all: Lua's error for a nil.
+                if !self.rng.chance(5) {
+                    c.arg(format!(",{now},{cookie},,{owner}"));
                 }
             }
             1 => {
-                let [session, meta, _] = self.script_keys(false);
-                c.arg(&scripts::DESTROY.hash).arg(2).arg(session).arg(meta);
-                c.arg(self.maybe(now)).arg(self.maybe("3600000".to_owned()));
+                let ([session, shard, _], sid) = self.script_keys(false);
+                c.arg(&scripts::DESTROY.hash).arg(2).arg(session).arg(shard);
+                let until = (self.now + 3_600_000).to_string();
+                c.arg(self.maybe(until)).arg(sid);
             }
             2 => {
-                let [_, user, _] = self.script_keys(true);
+                let ([_, user, _], _) = self.script_keys(true);
                 c.arg(&scripts::INDEX.hash).arg(1).arg(user);
                 c.arg(self.rng.pick(MEMBERS));
                 let bound = if self.rng.chance(20) {
@@ -525,33 +557,13 @@ impl Gen {
                 };
                 c.arg(self.maybe(bound)).arg(self.maybe(now));
             }
-            3 => {
-                let [session, meta, _] = self.script_keys(false);
-                c.arg(&scripts::RECLAIM.hash).arg(2).arg(session).arg(meta);
-                c.arg(self.maybe(now));
-                check = Check::Reclaim;
-            }
             _ => {
-                let n = self.rng.below(3);
-                let [all, ..] = self.script_keys(true);
-                c.arg(&scripts::UNINDEX.hash).arg(1).arg(all);
-                c.arg(self.maybe(now));
-                for _ in 0..n {
-                    c.arg(self.rng.pick(MEMBERS));
-                    let score = match self.rng.below(3) {
-                        0 => String::new(),
-                        1 => self.at().to_string(),
-                        _ => self.number(SCORES),
-                    };
-                    c.arg(score);
-                }
-                // Now and then an odd count: the last sid has no score.
-                if self.rng.chance(10) {
-                    c.arg(self.rng.pick(MEMBERS));
-                }
+                let ([session, shard, _], sid) = self.script_keys(false);
+                c.arg(&scripts::RECLAIM.hash).arg(2).arg(session).arg(shard);
+                c.arg(self.maybe(now)).arg(sid);
             }
         }
-        (c, check)
+        (c, Check::Exact)
     }
 }
 
@@ -629,12 +641,10 @@ impl Store {
                 Check::Exact,
             ),
             (
-                redis::cmd("ZRANGEBYSCORE")
+                redis::cmd("HGETALL")
                     .arg(keys.shard(g.rng.pick(SIDS)))
-                    .arg(now)
-                    .arg("+inf")
                     .clone(),
-                Check::Exact,
+                Check::Pairs,
             ),
             (redis::cmd("MGET").arg(&sessions).clone(), Check::Exact),
             (
@@ -650,12 +660,9 @@ impl Store {
                 Check::Scan,
             ),
         ];
-        for s in &sessions {
+        for (sid, s) in SIDS.iter().zip(&sessions) {
             out.push((
-                redis::cmd("HMGET")
-                    .arg(keys::meta(s))
-                    .arg(&["c", "a", "e", "u", "x"][..])
-                    .clone(),
+                redis::cmd("HGET").arg(keys.shard(sid)).arg(sid).clone(),
                 Check::Exact,
             ));
             out.push((redis::cmd("PEXPIRETIME").arg(s).clone(), Check::Clock));
@@ -693,7 +700,6 @@ fn tally(cmd: &Cmd, reply: &Value) -> String {
             ("DESTROY", &scripts::DESTROY),
             ("INDEX", &scripts::INDEX),
             ("RECLAIM", &scripts::RECLAIM),
-            ("UNINDEX", &scripts::UNINDEX),
         ]
         .into_iter()
         .find(|(_, s)| s.hash.as_bytes() == sha);
@@ -755,6 +761,15 @@ fn near(a: i64, b: i64) -> bool {
 
 fn same(check: Check, r: &Value, e: &Value) -> bool {
     match (check, r, e) {
+        (Check::Pairs, Value::Array(a), Value::Array(b)) => {
+            let pairs = |v: &[Value]| {
+                let mut p: Vec<(Value, Value)> =
+                    v.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect();
+                p.sort_by_key(|(f, _)| format!("{f:?}"));
+                p
+            };
+            a.len() == b.len() && pairs(a) == pairs(b)
+        }
         (Check::Clock, Value::Int(a), Value::Int(b)) if *a >= 0 && *b >= 0 => near(*a, *b),
         (Check::Scan, Value::Array(a), Value::Array(b)) if a.len() == 2 && b.len() == 2 => {
             let sorted = |v: &Value| match v {
@@ -774,13 +789,6 @@ fn same(check: Check, r: &Value, e: &Value) -> bool {
             a[0] == b[0] && sorted(&a[1]) == sorted(&b[1])
         }
         (Check::Info, _, _) => info_fields(r) == info_fields(e),
-        (Check::Reclaim, Value::Array(a), Value::Array(b)) if a.len() == 3 && b.len() == 3 => {
-            a[..2] == b[..2]
-                && match (&a[2], &b[2]) {
-                    (Value::Int(x), Value::Int(y)) => near(*x, *y),
-                    (x, y) => x == y,
-                }
-        }
         _ => r == e,
     }
 }
@@ -985,94 +993,52 @@ fn checks_for(pipe: &Pipeline) -> Vec<Check> {
                 .collect();
             match args.first().map(Vec::as_slice) {
                 Some(b"PEXPIRETIME" | b"PTTL") => Check::Clock,
-                Some(b"EVALSHA")
-                    if args.get(1) == Some(&scripts::RECLAIM.hash.as_bytes().to_vec()) =>
-                {
-                    Check::Reclaim
-                }
                 _ => Check::Exact,
             }
         })
         .collect()
 }
 
-/// One round of `reclaim.rs` over the shards of `SIDS`: due entries,
-/// RECLAIM each, UNINDEX them per shard, then drop them from their owners'
-/// indexes.
+/// A round of `reclaim.rs` over the shards of `SIDS`: every meta in them
+/// (the store picks those done with; `RECLAIM` checks anyway), then the
+/// owners' indexes of the metas it deleted.
 fn reclaim_round(pair: &mut Pair, ctx: &Context, now: i64) {
     let mut shards: Vec<String> = SIDS.iter().map(|s| ctx.keys.shard(s)).collect();
+    shards.sort();
     shards.dedup();
+    let mut read = redis::pipe();
     for shard in &shards {
-        reclaim_shard(pair, ctx, now, shard);
+        read.cmd("HGETALL").arg(shard);
     }
-}
-
-fn reclaim_shard(pair: &mut Pair, ctx: &Context, now: i64, shard: &str) {
-    let mut due = redis::pipe();
-    due.cmd("ZRANGEBYSCORE")
-        .arg(shard)
-        .arg("-inf")
-        .arg(now)
-        .arg("LIMIT")
-        .arg(0)
-        .arg(256);
-    let Some(Value::Array(items)) = pair.run(&due, &[Check::Exact]).pop() else {
-        return;
-    };
-    let sids: Vec<String> = items
-        .iter()
-        .filter_map(|v| match v {
-            Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-            _ => None,
-        })
-        .collect();
-    if sids.is_empty() {
+    let checks = vec![Check::Pairs; shards.len()];
+    let mut metas = Vec::new();
+    for (shard, reply) in shards.iter().zip(pair.run(&read, &checks)) {
+        for (sid, _) in meta::entries(reply) {
+            metas.push((shard.clone(), sid));
+        }
+    }
+    if metas.is_empty() {
         return;
     }
     let mut pipe = redis::pipe();
-    for sid in &sids {
-        let key = ctx.keys.session(sid);
+    for (shard, sid) in &metas {
         pipe.cmd("EVALSHA")
             .arg(&scripts::RECLAIM.hash)
             .arg(2)
-            .arg(&key)
-            .arg(keys::meta(&key))
-            .arg(now);
+            .arg(ctx.keys.session(sid))
+            .arg(shard)
+            .arg(now)
+            .arg(sid);
     }
-    let found = pair.run(&pipe, &vec![Check::Reclaim; sids.len()]);
-    let mut owners = Vec::new();
-    let mut args = vec![now.to_string()];
-    for (sid, reply) in sids.iter().zip(found) {
-        let Value::Array(parts) = reply else { continue };
-        let (Some(Value::Int(state)), Some(Value::BulkString(owner)), Some(Value::Int(until))) =
-            (parts.first(), parts.get(1), parts.get(2))
-        else {
-            continue;
-        };
-        let score = match state {
-            1 if *until < 0 => "+inf".to_owned(),
-            1 => (until + SLACK_MS).to_string(),
-            2 => until.to_string(),
-            _ => String::new(),
-        };
-        owners.push(String::from_utf8_lossy(owner).into_owned());
-        args.push(sid.clone());
-        args.push(score);
-    }
-    let mut unindex = redis::pipe();
-    unindex
-        .cmd("EVALSHA")
-        .arg(&scripts::UNINDEX.hash)
-        .arg(1)
-        .arg(shard)
-        .arg(&args);
-    let Some(Value::Array(gone)) = pair.run(&unindex, &[Check::Exact]).pop() else {
-        return;
-    };
+    let found = pair.run(&pipe, &vec![Check::Exact; metas.len()]);
     let mut zrem = redis::pipe();
-    for (sid, owner) in args[1..].iter().step_by(2).zip(&owners) {
-        if !owner.is_empty() && gone.contains(&Value::BulkString(sid.clone().into_bytes())) {
-            zrem.cmd("ZREM").arg(ctx.keys.user_index(owner)).arg(sid);
+    for ((_, sid), reply) in metas.iter().zip(found) {
+        let Value::Array(parts) = reply else { continue };
+        if let [Value::Int(0), Value::BulkString(owner)] = parts.as_slice() {
+            if !owner.is_empty() {
+                let owner = String::from_utf8_lossy(owner);
+                zrem.cmd("ZREM").arg(ctx.keys.user_index(&owner)).arg(sid);
+            }
         }
     }
     if !zrem.is_empty() {

@@ -83,14 +83,20 @@ function shardKey(prefix, sid) {
 }
 
 // The store's keys for `prefix` (one without braces), as the README and
-// issues 12 and 14 name them.
+// issues 12 and 14 name them: a session's meta is its field in its shard.
 function storeKeys(prefix) {
   return {
     session: (sid) => `${prefix}${sid}`,
-    meta: (sid) => `{${prefix}${sid}}:meta`,
-    all: (sid) => shardKey(prefix, sid),
+    shard: (sid) => shardKey(prefix, sid),
     user: (id) => `{${prefix}\u0001user:${id}}`,
   }
 }
 
-module.exports = { memory, pipeline, fillToLimit, storeKeys, field }
+// A meta as stored: `created,last access,cookie deadline,marker,owner`.
+function parseMeta(text) {
+  if (typeof text !== 'string') return null
+  const [c, a, e, x, ...owner] = text.split(',')
+  return { c: Number(c), a: Number(a), e: e === '' ? null : Number(e), x: x === '' ? null : Number(x), u: owner.join(',') }
+}
+
+module.exports = { memory, pipeline, fillToLimit, storeKeys, parseMeta, field }

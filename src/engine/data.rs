@@ -43,32 +43,45 @@ impl Data {
     }
 }
 
-/// Field/value pairs in a vector: the store's hashes are session metas of
-/// five fields, where a scan beats a hash table in time and memory.
+/// Field/value pairs: the store's hashes are the shards of the
+/// all-sessions index, a field per session (one shard can hold every
+/// session, under a prefix with its own hash tag).
 #[derive(Debug, Clone, Default)]
-pub struct Hash(Vec<(Box<[u8]>, Vec<u8>)>);
+pub struct Hash(HashMap<Box<[u8]>, Vec<u8>>);
 
 impl Hash {
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
-        self.0
-            .iter()
-            .find(|(f, _)| &**f == field)
-            .map(|(_, v)| v.as_slice())
+        self.0.get(field).map(Vec::as_slice)
     }
 
     /// Sets a field; true when it is new.
     pub fn set(&mut self, field: &[u8], value: &[u8]) -> bool {
-        match self.0.iter_mut().find(|(f, _)| &**f == field) {
-            Some((_, v)) => {
+        match self.0.get_mut(field) {
+            Some(v) => {
                 v.clear();
                 v.extend_from_slice(value);
                 false
             }
             None => {
-                self.0.push((field.into(), value.to_vec()));
+                self.0.insert(field.into(), value.to_vec());
                 true
             }
         }
+    }
+
+    /// Removes a field; true when it was there.
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        self.0.remove(field).is_some()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every field and value, in no particular order (as Redis's large
+    /// hashes).
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.0.iter().map(|(f, v)| (&**f, v.as_slice()))
     }
 }
 

@@ -129,8 +129,11 @@ impl File {
                     Change::Str(key, value) => {
                         strings.insert(&**key, value.as_slice())?;
                     }
-                    Change::Field(key, field, value) => {
+                    Change::Field(key, field, Some(value)) => {
                         fields.insert((&**key, &**field), value.as_slice())?;
+                    }
+                    Change::Field(key, field, None) => {
+                        fields.remove((&**key, &**field))?;
                     }
                     Change::Member(key, member, Some(score)) => {
                         members.insert((&**key, &**member), score)?;

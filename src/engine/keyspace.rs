@@ -26,7 +26,8 @@ impl Entry {
 pub enum Change {
     /// The key is now this string.
     Str(Bytes, Vec<u8>),
-    Field(Bytes, Box<[u8]>, Vec<u8>),
+    /// A field's new value, or None: removed.
+    Field(Bytes, Box<[u8]>, Option<Vec<u8>>),
     /// A member's new score, or None: removed.
     Member(Bytes, Bytes, Option<f64>),
     Expiry(Bytes, Option<i64>),
@@ -209,8 +210,38 @@ impl Keyspace {
             return false;
         };
         let new = hash.set(field, value);
-        self.record(|| Change::Field(key, field.into(), value.to_vec()));
+        self.record(|| Change::Field(key, field.into(), Some(value.to_vec())));
         new
+    }
+
+    /// Removes fields from an existing hash; the key goes when it empties
+    /// (Redis keeps no empty hashes). Returns how many were there.
+    pub fn hash_remove<'f>(
+        &mut self,
+        key: &[u8],
+        fields: impl IntoIterator<Item = &'f [u8]>,
+        now: i64,
+    ) -> usize {
+        if !matches!(self.kind(key, now), Some(Kind::Hash)) {
+            return 0;
+        }
+        let Ok((key, hash)) = self.hash_entry(key, now) else {
+            return 0;
+        };
+        let removed: Vec<Box<[u8]>> = fields
+            .into_iter()
+            .filter(|f| hash.remove(f))
+            .map(Box::from)
+            .collect();
+        let empty = hash.is_empty();
+        let count = removed.len();
+        for field in removed {
+            self.record(|| Change::Field(key.clone(), field, None));
+        }
+        if empty {
+            self.remove_entry(&key);
+        }
+        count
     }
 
     /// The live sorted set at `key` for a write, created when absent in

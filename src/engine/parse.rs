@@ -238,16 +238,6 @@ pub fn lua_number(s: &[u8]) -> Option<f64> {
     s[used..].iter().all(|&b| is_space(b)).then_some(value)
 }
 
-/// A Lua number as a reply integer: C's `(long long)` cast, which on x86
-/// gives i64::MIN for NaN and out-of-range values.
-pub fn lua_integer(n: f64) -> i64 {
-    if !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&n) {
-        i64::MIN
-    } else {
-        n as i64
-    }
-}
-
 /// C's `printf("%.17g")`: how Redis 7.0 prints a score and how its Lua
 /// passes a number to `redis.call`.
 pub fn g17(n: f64) -> String {
@@ -368,7 +358,5 @@ mod tests {
         assert_eq!(g17(0.0001), "0.0001");
         assert_eq!(g17(0.00001), "1.0000000000000001e-05");
         assert_eq!(g17(f64::NEG_INFINITY), "-inf");
-        assert_eq!(lua_integer(f64::INFINITY), i64::MIN);
-        assert_eq!(lua_integer(-2.7), -2);
     }
 }

@@ -1,4 +1,4 @@
-//! The store's five Lua scripts (`crate::scripts`), run natively: each step
+//! The store's four Lua scripts (`crate::scripts`), run natively: each step
 //! of the Lua, in order, through the same commands (so a wrong type or a
 //! bad argument fails where it fails in Redis, with Redis's error text and
 //! the script's line), Lua's number coercions and Lua's number printing
@@ -17,14 +17,14 @@ use crate::scripts;
 type Native = fn(&mut Call, &[&[u8]], &[&[u8]]) -> Result<Value, Value>;
 
 /// (SHA of the Lua followed, the Lua, its native version).
-static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 5] = [
+static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 4] = [
     (
-        "dcc5f7703213ff715cc5348c5044e8c0c168971c",
+        "b4714f4aeff31ff151c37e2891a26465055d43f4",
         &scripts::WRITE,
         write,
     ),
     (
-        "2182a32b6bb20583a8cf1a9b905b4cf87005653b",
+        "69bfaec5185506b36edc0749808dd9e51b039dec",
         &scripts::DESTROY,
         destroy,
     ),
@@ -34,14 +34,9 @@ static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 5] = [
         index,
     ),
     (
-        "24a9380f1a786edf1b98fe0c54abf1581ab10544",
+        "948cb218884d0d123beec07085331891fbd607f9",
         &scripts::RECLAIM,
         reclaim,
-    ),
-    (
-        "5722349925938dc0796c9666ca77bd48191eb180",
-        &scripts::UNINDEX,
-        unindex,
     ),
 ];
 
@@ -120,10 +115,6 @@ fn opt(s: Option<&[u8]>) -> Arg<'_> {
     s.map_or(Arg::Nil, S)
 }
 
-fn num(n: Option<f64>) -> Arg<'static> {
-    n.map_or(Arg::Nil, N)
-}
-
 /// One script run: the time is frozen at its start, as in Redis.
 struct Call<'a> {
     ks: &'a mut Keyspace,
@@ -184,14 +175,6 @@ impl Call<'_> {
     }
 }
 
-/// `tonumber` of a reply: a bulk string read as a number, else nil.
-fn number(reply: &Value) -> Option<f64> {
-    match reply {
-        Value::BulkString(b) => parse::lua_number(b),
-        _ => None,
-    }
-}
-
 /// Lua's `v == 'text'`: false for nil.
 fn is(v: Option<&[u8]>, text: &str) -> bool {
     v == Some(text.as_bytes())
@@ -204,45 +187,67 @@ fn nth<'a>(items: &[&'a [u8]], i: usize) -> Option<&'a [u8]> {
 const ONE: Value = Value::Int(1);
 const ZERO: Value = Value::Int(0);
 
-/// A Lua table of a number, a string and a number, as a reply.
-fn triple(a: i64, b: &[u8], c: f64) -> Value {
-    Value::Array(vec![
-        Value::Int(a),
-        reply::bulk(b),
-        Value::Int(parse::lua_integer(c)),
-    ])
+/// `string.match` of a packed meta (see `crate::meta`) against the scripts'
+/// patterns: four runs of digits, each followed by a comma, then the rest.
+/// `None` when it does not match.
+fn packed(meta: &Value) -> Option<([&[u8]; 4], &[u8])> {
+    let Value::BulkString(m) = meta else {
+        return None;
+    };
+    let mut parts = m.splitn(5, |&b| b == b',');
+    let mut digits = || parts.next().filter(|p| p.iter().all(u8::is_ascii_digit));
+    let fields = [digits()?, digits()?, digits()?, digits()?];
+    Some((fields, parts.next()?))
+}
+
+/// `a .. b` for strings that may be nil, with Lua's error: the left
+/// operand is blamed when it is not a string, else the right one.
+fn concat(a: (Option<&[u8]>, &str), b: (Option<&[u8]>, &str)) -> Result<Vec<u8>, String> {
+    match (a.0, b.0) {
+        (Some(x), Some(y)) => Ok([x, y].concat()),
+        (None, _) => Err(format!("attempt to concatenate {} (a nil value)", a.1)),
+        (_, None) => Err(format!("attempt to concatenate {} (a nil value)", b.1)),
+    }
 }
 
 /// `scripts::WRITE`, line by line (the numbers are the Lua's lines).
 fn write(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
     let (key, arg) = (|i| nth(keys, i), |i| nth(argv, i));
-    let mode = arg(1);
+    let (mode, sid) = (arg(1), arg(8));
     let now = arg(4).and_then(parse::lua_number);
     let exists = r.call(3, &[S(b"EXISTS"), opt(key(1))])? == ONE;
+    let stored = r.call(4, &[S(b"HGET"), opt(key(2)), opt(sid)])?;
+    let meta = packed(&stored);
+    let (c, a, x) = match meta {
+        Some(([c, a, _, x], _)) => (Some(c), Some(a), Some(x)),
+        None => (None, None, None),
+    };
     if is(mode, "set") {
-        if r.call(5, &[S(b"EXISTS"), opt(key(3))])? == ONE {
+        if r.call(7, &[S(b"EXISTS"), opt(key(3))])? == ONE {
             return Ok(ZERO);
         }
-        if !exists && r.call(6, &[S(b"HEXISTS"), opt(key(2)), S(b"c")])? == ONE {
-            match r.call(7, &[S(b"HGET"), opt(key(2)), S(b"x")])? {
-                // `tonumber(keep) > now`, which Lua runs as `now < tonumber(keep)`.
-                Value::BulkString(keep) if !keep.is_empty() => {
-                    if r.lua(8, lua::lt(now, parse::lua_number(&keep)))? {
-                        return Ok(ZERO);
-                    }
+        if !exists && c.is_some() {
+            let x = x.unwrap_or_default();
+            if !x.is_empty() {
+                // `tonumber(x) > now`, which Lua runs as `now < tonumber(x)`.
+                if r.lua(10, lua::lt(now, parse::lua_number(x)))? {
+                    return Ok(ZERO);
                 }
-                Value::BulkString(_) => {}
-                _ => return Ok(ZERO),
+            } else if let Some(last) = a.and_then(parse::lua_number) {
+                let until = r.lua(
+                    11,
+                    lua::add((Val::Num(last), "?"), (Val::text(arg(7)), "field '?'")),
+                )?;
+                if r.lua(11, lua::lt(now, Some(until)))? {
+                    return Ok(ZERO);
+                }
             }
         }
     } else if !exists {
         return Ok(ZERO);
     }
-    let created = if exists {
-        number(&r.call(11, &[S(b"HGET"), opt(key(2)), S(b"c")])?).or(now)
-    } else {
-        now
-    };
+    let born = if exists { c.or(arg(4)) } else { arg(4) };
+    let created = born.and_then(parse::lua_number).or(now);
     let mut at = arg(3).and_then(parse::lua_number);
     let idle = || {
         lua::add(
@@ -253,10 +258,10 @@ fn write(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
     if !is(arg(5), "") {
         let earlier = match at {
             None => true,
-            Some(at) => r.lua(13, idle())? < at,
+            Some(at) => r.lua(17, idle())? < at,
         };
         if earlier {
-            at = Some(r.lua(13, idle())?);
+            at = Some(r.lua(17, idle())?);
         }
     }
     let absolute = || {
@@ -268,47 +273,34 @@ fn write(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
     if !is(arg(6), "") {
         let earlier = match at {
             None => true,
-            Some(at) => r.lua(14, absolute())? < at,
+            Some(at) => r.lua(18, absolute())? < at,
         };
         if earlier {
-            at = Some(r.lua(14, absolute())?);
+            at = Some(r.lua(18, absolute())?);
         }
     }
     if let Some(deadline) = at {
-        if r.lua(15, lua::le(Some(deadline), now))? {
-            r.call(16, &[S(b"DEL"), opt(key(1)), opt(key(2))])?;
+        if r.lua(19, lua::le(Some(deadline), now))? {
+            r.call(20, &[S(b"DEL"), opt(key(1))])?;
+            r.call(21, &[S(b"HDEL"), opt(key(2)), opt(sid)])?;
             return Ok(ZERO);
         }
     }
     if is(mode, "touch") {
         match at {
-            Some(at) => r.call(20, &[S(b"PEXPIREAT"), opt(key(1)), N(at)])?,
-            None => r.call(20, &[S(b"PERSIST"), opt(key(1))])?,
+            Some(at) => r.call(25, &[S(b"PEXPIREAT"), opt(key(1)), N(at)])?,
+            None => r.call(25, &[S(b"PERSIST"), opt(key(1))])?,
         };
     }
-    let keep = match at {
-        Some(at) => N(r.lua(
-            23,
-            lua::add(
-                (Val::Num(at), "local 'at'"),
-                (Val::text(arg(8)), "field '?'"),
-            ),
-        )?),
-        None => S(b""),
-    };
-    #[rustfmt::skip]
-    r.call(24, &[
-        S(b"HSET"), opt(key(2)), S(b"c"), num(created), S(b"a"), num(now),
-        S(b"e"), opt(arg(3)), S(b"u"), opt(arg(7)), S(b"x"), keep,
-    ])?;
-    r.call(25, &[S(b"PERSIST"), opt(key(2))])?;
+    let value = r.lua(27, concat((born, "local 'born'"), (arg(9), "field '?'")))?;
+    r.call(27, &[S(b"HSET"), opt(key(2)), opt(sid), S(&value)])?;
     if !is(mode, "touch") {
         match at {
             Some(at) => r.call(
-                27,
+                29,
                 &[S(b"SET"), opt(key(1)), opt(arg(2)), S(b"PXAT"), N(at)],
             )?,
-            None => r.call(28, &[S(b"SET"), opt(key(1)), opt(arg(2))])?,
+            None => r.call(30, &[S(b"SET"), opt(key(1)), opt(arg(2))])?,
         };
     }
     Ok(ONE)
@@ -317,25 +309,20 @@ fn write(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
 /// `scripts::DESTROY`.
 fn destroy(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
     let (key, arg) = (|i| nth(keys, i), |i| nth(argv, i));
-    let marker = r.lua(
-        2,
-        lua::add(
-            (Val::text(arg(1)), "field '?'"),
-            (Val::text(arg(2)), "field '?'"),
-        ),
-    )?;
-    if r.call(3, &[S(b"EXISTS"), opt(key(1))])? == ONE {
-        r.call(4, &[S(b"DEL"), opt(key(1))])?;
-        r.call(5, &[S(b"HSET"), opt(key(2)), S(b"x"), N(marker)])?;
+    let stored = r.call(2, &[S(b"HGET"), opt(key(2)), opt(arg(2))])?;
+    let owner = packed(&stored).map_or(&b""[..], |(_, u)| u);
+    let head = r.lua(3, concat((Some(b",,,"), "?"), (arg(1), "field '?'")))?;
+    let marker = [&head[..], b",", owner].concat();
+    if r.call(4, &[S(b"EXISTS"), opt(key(1))])? == ONE {
+        r.call(5, &[S(b"DEL"), opt(key(1))])?;
+        r.call(6, &[S(b"HSET"), opt(key(2)), opt(arg(2)), S(&marker)])?;
     } else {
-        let marked = r.pcall(&[S(b"HSET"), opt(key(2)), S(b"x"), N(marker)]);
+        let marked = r.pcall(&[S(b"HSET"), opt(key(2)), opt(arg(2)), S(&marker)]);
         // `type(r) == 'table' and r.err`: the marker could not be written.
         if !matches!(marked, Ok(ref v) if !matches!(v, Value::ServerError(_))) {
             return Ok(ZERO);
         }
     }
-    r.call(10, &[S(b"HSETNX"), opt(key(2)), S(b"c"), opt(arg(1))])?;
-    r.call(11, &[S(b"PERSIST"), opt(key(2))])?;
     Ok(ONE)
 }
 
@@ -357,85 +344,34 @@ fn index(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
     Ok(ZERO)
 }
 
-/// A PTTL reply as a Lua number.
-fn ttl(reply: Value) -> f64 {
-    match reply {
-        Value::Int(n) => n as f64,
-        _ => 0.0,
-    }
+/// `{state, owner}` as `RECLAIM` returns it.
+fn pair(state: i64, owner: &[u8]) -> Value {
+    Value::Array(vec![Value::Int(state), reply::bulk(owner)])
 }
 
 /// `scripts::RECLAIM`.
 fn reclaim(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
     let (key, arg) = (|i| nth(keys, i), |i| nth(argv, i));
-    let now = arg(1).and_then(parse::lua_number);
-    let until = |ttl: f64| {
-        lua::add(
-            (Val::num(now), "local 'now'"),
-            (Val::Num(ttl), "local 'ttl'"),
-        )
+    if r.call(2, &[S(b"EXISTS"), opt(key(1))])? == ONE {
+        return Ok(pair(1, b""));
+    }
+    let stored = r.call(3, &[S(b"HGET"), opt(key(2)), opt(arg(2))])?;
+    if matches!(stored, Value::Nil) {
+        return Ok(pair(0, b""));
+    }
+    let (x, owner) = match packed(&stored) {
+        Some(([_, _, _, x], u)) => (Some(x), u),
+        None => (None, &b""[..]),
     };
-    if r.call(3, &[S(b"EXISTS"), opt(key(1))])? == ONE {
-        let ttl = ttl(r.call(4, &[S(b"PTTL"), opt(key(1))])?);
-        if ttl < 0.0 {
-            return Ok(triple(1, b"", -1.0));
-        }
-        return Ok(triple(1, b"", r.lua(6, until(ttl))?));
-    }
-    let meta = r.call(8, &[S(b"HMGET"), opt(key(2)), S(b"x"), S(b"u")])?;
-    let (x, owner) = match &meta {
-        Value::Array(m) => (m.first(), m.get(1)),
-        _ => (None, None),
-    };
-    let mut keep = x.and_then(number);
-    // `not keep and not m[1]`: no `x` field at all (a meta an older
-    // version wrote, with a TTL).
-    if keep.is_none() && !matches!(x, Some(Value::BulkString(_))) {
-        let ttl = ttl(r.call(11, &[S(b"PTTL"), opt(key(2))])?);
-        if ttl > 0.0 {
-            keep = Some(r.lua(12, until(ttl))?);
+    if let Some(x) = x.filter(|x| !x.is_empty()) {
+        // `tonumber(x) > tonumber(ARGV[1])`, run as `ARGV[1] < x`.
+        let now = arg(1).and_then(parse::lua_number);
+        if r.lua(6, lua::lt(now, parse::lua_number(x)))? {
+            return Ok(pair(2, b""));
         }
     }
-    if let Some(k) = keep {
-        // `keep > now`, run as `now < keep`.
-        if r.lua(14, lua::lt(now, Some(k)))? {
-            return Ok(triple(2, b"", k));
-        }
-    }
-    r.call(15, &[S(b"DEL"), opt(key(2))])?;
-    let owner = match owner {
-        Some(Value::BulkString(o)) => o.as_slice(),
-        _ => b"",
-    };
-    Ok(triple(0, owner, 0.0))
-}
-
-/// `scripts::UNINDEX`.
-fn unindex(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
-    let (key, arg) = (|i| nth(keys, i), |i| nth(argv, i));
-    let now = arg(1).and_then(parse::lua_number);
-    let mut gone = Vec::new();
-    // `for i = 2, #ARGV - 1, 2`
-    let mut i = 2;
-    while i < argv.len() {
-        let (sid, score) = (arg(i), arg(i + 1));
-        if is(score, "") {
-            let s = number(&r.call(6, &[S(b"ZSCORE"), opt(key(1)), opt(sid)])?);
-            if let Some(s) = s {
-                if r.lua(7, lua::le(Some(s), now))? {
-                    r.call(8, &[S(b"ZREM"), opt(key(1)), opt(sid)])?;
-                    gone.push(reply::bulk(sid.unwrap_or_default()));
-                }
-            }
-        } else {
-            r.call(
-                12,
-                &[S(b"ZADD"), opt(key(1)), S(b"GT"), opt(score), opt(sid)],
-            )?;
-        }
-        i += 2;
-    }
-    Ok(Value::Array(gone))
+    r.call(7, &[S(b"HDEL"), opt(key(2)), opt(arg(2))])?;
+    Ok(pair(0, owner))
 }
 
 #[cfg(test)]

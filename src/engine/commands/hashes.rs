@@ -1,4 +1,4 @@
-//! HSET, HSETNX, HGET, HMGET, HEXISTS.
+//! HSET, HSETNX, HGET, HMGET, HEXISTS, HDEL, HGETALL.
 
 use redis::Value;
 
@@ -67,5 +67,27 @@ pub fn hexists(ks: &mut Keyspace, args: &[&[u8]], now: i64) -> Value {
     match hash(ks, args[1], now) {
         Err(e) => e,
         Ok(h) => reply::int(h.is_some_and(|h| h.get(args[2]).is_some())),
+    }
+}
+
+/// HDEL key field [field ...]: how many were there.
+pub fn hdel(ks: &mut Keyspace, args: &[&[u8]], now: i64) -> Value {
+    match hash(ks, args[1], now) {
+        Err(e) => e,
+        Ok(None) => Value::Int(0),
+        Ok(Some(_)) => reply::int(ks.hash_remove(args[1], args[2..].iter().copied(), now)),
+    }
+}
+
+/// HGETALL key: fields and values, flat.
+pub fn hgetall(ks: &mut Keyspace, args: &[&[u8]], now: i64) -> Value {
+    match hash(ks, args[1], now) {
+        Err(e) => e,
+        Ok(h) => Value::Array(
+            h.into_iter()
+                .flat_map(|h| h.iter())
+                .flat_map(|(f, v)| [reply::bulk(f), reply::bulk(v)])
+                .collect(),
+        ),
     }
 }

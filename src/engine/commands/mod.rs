@@ -32,6 +32,8 @@ const COMMANDS: &[(&str, i32, Handler)] = &[
     ("hget", 3, hashes::hget),
     ("hmget", -3, hashes::hmget),
     ("hexists", 3, hashes::hexists),
+    ("hdel", -3, hashes::hdel),
+    ("hgetall", 2, hashes::hgetall),
     ("zadd", -4, zsets::zadd),
     ("zrem", -3, zsets::zrem),
     ("zremrangebyscore", 4, zsets::zremrangebyscore),
