@@ -164,25 +164,36 @@ impl Op {
                     _ => None,
                 };
                 let target = (sid.as_str(), *expiry, owner.as_deref());
-                // Without an owner and idle/absolute limits the key's
-                // deadline is the cookie's, and the meta only feeds
-                // `stats().active`: plain commands at an eighth of a Lua
-                // call's cost, the meta rewritten at most every
-                // `META_EVERY_MS` (see `recent`). An owner's sessions keep
-                // their exact last access (which device goes at
-                // `maxSessionsPerUser`).
-                let plain = owner.is_none()
-                    && !ctx.lifetime.has_limits()
-                    && seen.meta_fresh(sid, None, now_ms)
-                    && matches!(expiry, Expiry::At(_));
-                let written = if plain {
-                    plain_write(pipe, &key, value, *expiry)
-                } else {
-                    let mode = if value.is_some() { "rewrite" } else { "touch" };
-                    let args = (mode, value.unwrap_or(""), *expiry, owner);
-                    script_write(pipe, ctx, now_ms, (sid, &key), args);
-                    seen.meta_written(sid, owner.as_deref(), now_ms);
-                    1
+                // Without idle/absolute limits the key's deadline is the
+                // cookie's: plain commands at an eighth of a Lua call's cost,
+                // once the creation time is known (the meta is one value).
+                // Without an owner the meta only feeds `stats().active`, so
+                // it is rewritten at most every `META_EVERY_MS` (see
+                // `recent`); an owner's sessions keep their exact last access
+                // (which device goes at `maxSessionsPerUser`).
+                let plain = !ctx.lifetime.has_limits() && matches!(expiry, Expiry::At(_));
+                let written = match seen.created(sid) {
+                    _ if plain && owner.is_none() && seen.meta_fresh(sid, None, now_ms) => {
+                        plain_write(pipe, &key, value, *expiry)
+                    }
+                    Some(created) if plain => {
+                        let written = plain_write(pipe, &key, value, *expiry);
+                        let tail = meta::tail(now_ms, expiry.at(), owner.as_deref());
+                        let shard = ctx.keys.shard(sid);
+                        pipe.cmd("HSET")
+                            .arg(shard)
+                            .arg(sid)
+                            .arg(format!("{created}{tail}"));
+                        seen.meta_written(sid, owner.as_deref(), now_ms);
+                        written + 1
+                    }
+                    _ => {
+                        let mode = if value.is_some() { "rewrite" } else { "touch" };
+                        let args = (mode, value.unwrap_or(""), *expiry, owner);
+                        script_write(pipe, ctx, now_ms, (sid, &key), args);
+                        seen.meta_written(sid, owner.as_deref(), now_ms);
+                        1
+                    }
                 };
                 written + index(pipe, ctx, now_ms, seen, target, false)
             }
@@ -290,7 +301,10 @@ fn script_write(
 }
 
 /// A touch (or a rewrite, with `value`) as plain commands: the key is never
-/// recreated (PEXPIREAT, SET XX). Returns the reply count.
+/// recreated (PEXPIREAT, SET XX). A meta written beside it for a session
+/// that is gone meanwhile refuses a `set` until the cookie's deadline, as
+/// the logout marker it may replace did (see `scripts::WRITE`). Returns the
+/// reply count.
 fn plain_write(pipe: &mut Pipeline, key: &str, value: Option<&str>, expiry: Expiry) -> usize {
     let at = expiry.at().unwrap_or(i64::MAX);
     match value {
@@ -535,6 +549,8 @@ pub fn read_all(
                             .collect();
                         if values.iter().any(is_oom) {
                             seen.forget(op.sid());
+                        } else if let Some(at) = created(op, ctx, &values) {
+                            seen.learn_created(op.sid(), at);
                         }
                         let outcome = op.read(ctx, now_ms, &mut values);
                         if matches!(outcome, Outcome::Session { value: Some(_), .. }) {
@@ -552,6 +568,21 @@ pub fn read_all(
             outcome
         })
         .collect()
+}
+
+/// The creation time a batch's replies tell for an operation: the write
+/// script's reply, or the meta a read with limits got.
+fn created(op: &Op, ctx: &Context, values: &[Value]) -> Option<i64> {
+    match op {
+        Op::Set { .. } | Op::Touch { .. } | Op::Rewrite { .. } => match values.first() {
+            Some(Value::BulkString(b)) => std::str::from_utf8(b).ok()?.parse().ok(),
+            _ => None,
+        },
+        Op::Get { .. } if ctx.lifetime.has_limits() => {
+            values.get(2).and_then(Meta::read).map(|m| m.created)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -748,6 +779,28 @@ mod tests {
             Op::Get { sid: "t".into() }.append_to(&mut pipe, &ctx, 0, &mut seen),
             2
         );
+        // An owner's session: its meta at every touch, with plain commands
+        // once the write script has told its creation time.
+        let owned = Op::Touch {
+            sid: "o".into(),
+            expiry: Expiry::At(500_000),
+            owner: Some("ada".into()),
+        };
+        let (_, counts) = build(std::slice::from_ref(&owned), &ctx, 0, &mut seen);
+        let replies = ok(vec![Value::BulkString(b"77".to_vec()), Value::Int(1)]);
+        read_all(
+            std::slice::from_ref(&owned),
+            &ctx,
+            (0, &mut seen),
+            &counts,
+            replies,
+        );
+        let mut pipe = redis::pipe();
+        assert_eq!(owned.append_to(&mut pipe, &ctx, 5, &mut seen), 2);
+        let wire = String::from_utf8_lossy(&pipe.get_packed_pipeline()).replace("\r\n", " ");
+        assert!(wire.contains("$1 o $16 77,5,500000,,ada"), "{wire}");
+        assert!(wire.contains("PEXPIREAT $6 sess:o $6 500000"), "{wire}");
+        assert!(!wire.contains("EVALSHA"), "{wire}");
     }
 
     #[test]

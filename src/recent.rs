@@ -36,6 +36,9 @@ pub struct Recent {
     entries: HashMap<String, Entry>,
     /// Sessions this process read and found (see `commands::prefer_rewrites`).
     read: HashSet<String>,
+    /// Creation times learnt from metas and writes: with it a touch writes
+    /// the meta with a plain HSET instead of the write script.
+    created: HashMap<String, i64>,
     /// Redis may evict index entries (an `allkeys-*` policy, or one the
     /// store could not read): nothing written is remembered as covered, so
     /// a lost entry is written again at the session's next write or touch.
@@ -133,14 +136,28 @@ impl Recent {
         self.read.contains(sid)
     }
 
+    /// Notes when `sid` was created (a session's creation never changes).
+    pub fn learn_created(&mut self, sid: &str, at: i64) {
+        if self.created.len() >= CAPACITY && !self.created.contains_key(sid) {
+            self.created.clear();
+        }
+        self.created.insert(sid.to_owned(), at);
+    }
+
+    pub fn created(&self, sid: &str) -> Option<i64> {
+        self.created.get(sid).copied()
+    }
+
     pub fn forget(&mut self, sid: &str) {
         self.read.remove(sid);
         self.entries.remove(sid);
+        self.created.remove(sid);
     }
 
     /// After a failed pipeline nothing recorded can be trusted.
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.created.clear();
     }
 }
 

@@ -31,12 +31,14 @@ impl Lua {
 /// session's meta still refuses a `set`, sid, and the meta after its
 /// creation time (`,now,cookie,,owner`).
 /// Modes: `set` writes unless the session was destroyed (a slow request that
-/// ends after a logout must not bring it back, connect-redis #328) or has
-/// ended while its meta lingers (a save after an idle or absolute timeout
-/// must not restart the clock); `touch` moves the expiry of an existing
-/// session; `rewrite` replaces an existing one. The deadline is the
-/// earliest of the cookie's, now + idle and created + absolute; one already
-/// past deletes instead. Returns 1 when written, 0 when not.
+/// ends after a logout must not bring it back, connect-redis #328), deleted
+/// before its cookie's deadline, or has ended while its meta lingers (a
+/// save after an idle or absolute timeout must not restart the clock);
+/// `touch` moves the expiry of an existing session; `rewrite` replaces an
+/// existing one. The deadline is the earliest of the cookie's, now + idle
+/// and created + absolute; one already past deletes instead. Returns the
+/// creation time when written (so later touches can write the meta with
+/// plain commands), 0 when not.
 /// The shard has no TTL, so `volatile-*` eviction never takes a meta;
 /// `RECLAIM` deletes it once it is no longer needed.
 /// Memory: while Redis is full it refuses a script's first write if that
@@ -49,13 +51,13 @@ pub static WRITE: LazyLock<Lua> = LazyLock::new(|| {
 local mode, now, sid = ARGV[1], tonumber(ARGV[4]), ARGV[8]
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 local m = redis.call('HGET', KEYS[2], sid)
-local c, a, x = string.match(m or '', '^(%d*),(%d*),%d*,(%d*),')
+local c, a, e, x = string.match(m or '', '^(%d*),(%d*),(%d*),(%d*),')
 if mode == 'set' then
   if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
   if not exists and c then
-    if x ~= '' then
-      if tonumber(x) > now then return 0 end
-    elseif tonumber(a) and tonumber(a) + ARGV[7] > now then return 0 end
+    if x ~= '' and tonumber(x) > now then return 0 end
+    if e ~= '' and tonumber(e) > now then return 0 end
+    if a ~= '' and tonumber(a) + ARGV[7] > now then return 0 end
   end
 elseif not exists then return 0 end
 local born = exists and c or ARGV[4]
@@ -76,7 +78,7 @@ if mode ~= 'touch' then
   if at then redis.call('SET', KEYS[1], ARGV[2], 'PXAT', at)
   else redis.call('SET', KEYS[1], ARGV[2]) end
 end
-return 1
+return born
 ",
     )
 });

@@ -19,7 +19,7 @@ type Native = fn(&mut Call, &[&[u8]], &[&[u8]]) -> Result<Value, Value>;
 /// (SHA of the Lua followed, the Lua, its native version).
 static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 4] = [
     (
-        "b4714f4aeff31ff151c37e2891a26465055d43f4",
+        "d92d7dac07d51bfb68c5ac56825406faf2c404d2",
         &scripts::WRITE,
         write,
     ),
@@ -218,26 +218,25 @@ fn write(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
     let exists = r.call(3, &[S(b"EXISTS"), opt(key(1))])? == ONE;
     let stored = r.call(4, &[S(b"HGET"), opt(key(2)), opt(sid)])?;
     let meta = packed(&stored);
-    let (c, a, x) = match meta {
-        Some(([c, a, _, x], _)) => (Some(c), Some(a), Some(x)),
-        None => (None, None, None),
+    let (c, a, e, x) = match meta {
+        Some(([c, a, e, x], _)) => (Some(c), a, e, x),
+        None => (None, &b""[..], &b""[..], &b""[..]),
     };
     if is(mode, "set") {
         if r.call(7, &[S(b"EXISTS"), opt(key(3))])? == ONE {
             return Ok(ZERO);
         }
         if !exists && c.is_some() {
-            let x = x.unwrap_or_default();
-            if !x.is_empty() {
-                // `tonumber(x) > now`, which Lua runs as `now < tonumber(x)`.
-                if r.lua(10, lua::lt(now, parse::lua_number(x)))? {
-                    return Ok(ZERO);
-                }
-            } else if let Some(last) = a.and_then(parse::lua_number) {
-                let until = r.lua(
-                    11,
-                    lua::add((Val::Num(last), "?"), (Val::text(arg(7)), "field '?'")),
-                )?;
+            // `tonumber(x) > now`, which Lua runs as `now < tonumber(x)`.
+            if !x.is_empty() && r.lua(9, lua::lt(now, parse::lua_number(x)))? {
+                return Ok(ZERO);
+            }
+            if !e.is_empty() && r.lua(10, lua::lt(now, parse::lua_number(e)))? {
+                return Ok(ZERO);
+            }
+            if !a.is_empty() {
+                let last = Val::num(parse::lua_number(a));
+                let until = r.lua(11, lua::add((last, "?"), (Val::text(arg(7)), "field '?'")))?;
                 if r.lua(11, lua::lt(now, Some(until)))? {
                     return Ok(ZERO);
                 }
@@ -303,7 +302,8 @@ fn write(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
             None => r.call(30, &[S(b"SET"), opt(key(1)), opt(arg(2))])?,
         };
     }
-    Ok(ONE)
+    // `born` is a string here: the concatenation above needed one.
+    Ok(reply::bulk(born.unwrap_or_default()))
 }
 
 /// `scripts::DESTROY`.
