@@ -271,7 +271,10 @@ impl Keyspace {
             return;
         };
         zset.insert(member, score);
-        self.record(|| Change::Member(key, member.into(), Some(score)));
+        // The score as kept (a small set keeps -0 as 0, and so does the
+        // large one it may turn into), so the file reloads the same.
+        let kept = zset.score(member).unwrap_or(score);
+        self.record(|| Change::Member(key, member.into(), Some(kept)));
     }
 
     /// Removes members from an existing sorted set; the key goes when it
@@ -438,5 +441,23 @@ mod tests {
         );
         ks.clear_log();
         assert!(ks.log().is_empty());
+    }
+
+    /// A file reloads a sorted set in the form its size calls for: a -0
+    /// that a small set kept as 0 must reach the file as 0, or a set that
+    /// grew large since reads back "-0" after a reopen (Redis says "0").
+    #[test]
+    fn the_log_holds_scores_as_kept() {
+        let mut ks = Keyspace::new(true);
+        ks.zset_insert(b"z", b"m", -0.0, 0);
+        ks.zset_insert(b"z", &[b'x'; 100], 1.0, 0);
+        let logged = ks.log().iter().find_map(|c| match c {
+            Change::Member(_, m, Some(score)) if &**m == b"m" => Some(*score),
+            _ => None,
+        });
+        assert!(
+            logged.is_some_and(|s| s == 0.0 && s.is_sign_positive()),
+            "{logged:?}"
+        );
     }
 }
