@@ -183,7 +183,7 @@ impl Op {
                         pipe.cmd("HSET")
                             .arg(shard)
                             .arg(sid)
-                            .arg(format!("{created}{tail}"));
+                            .arg(format!("{}{tail}", meta::time(created)));
                         seen.meta_written(sid, owner.as_deref(), now_ms);
                         written + 1
                     }
@@ -297,7 +297,8 @@ fn script_write(
         .arg(optional(ctx.lifetime.absolute_ms))
         .arg(ctx.lifetime.ended_window_ms())
         .arg(sid)
-        .arg(meta::tail(now_ms, expiry.at(), owner.as_deref()));
+        .arg(meta::tail(now_ms, expiry.at(), owner.as_deref()))
+        .arg(meta::time(now_ms));
 }
 
 /// A touch (or a rewrite, with `value`) as plain commands: the key is never
@@ -329,7 +330,7 @@ fn destroy(pipe: &mut Pipeline, ctx: &Context, now_ms: i64, sid: &str, key: &str
         .arg(2)
         .arg(key)
         .arg(ctx.keys.shard(sid))
-        .arg(now_ms.saturating_add(TOMBSTONE_MS as i64))
+        .arg(meta::time(now_ms.saturating_add(TOMBSTONE_MS as i64)))
         .arg(sid);
     1
 }
@@ -346,7 +347,11 @@ fn adopt_meta(
     sid: &str,
     (expiry, owner): (Expiry, Option<&str>),
 ) -> usize {
-    let meta = format!("{now_ms}{}", meta::tail(now_ms, expiry.at(), owner));
+    let meta = format!(
+        "{}{}",
+        meta::time(now_ms),
+        meta::tail(now_ms, expiry.at(), owner)
+    );
     pipe.cmd("HSETNX")
         .arg(ctx.keys.shard(sid))
         .arg(sid)
@@ -575,7 +580,7 @@ pub fn read_all(
 fn created(op: &Op, ctx: &Context, values: &[Value]) -> Option<i64> {
     match op {
         Op::Set { .. } | Op::Touch { .. } | Op::Rewrite { .. } => match values.first() {
-            Some(Value::BulkString(b)) => std::str::from_utf8(b).ok()?.parse().ok(),
+            Some(Value::BulkString(b)) => meta::read_time(std::str::from_utf8(b).ok()?),
             _ => None,
         },
         Op::Get { .. } if ctx.lifetime.has_limits() => {
@@ -630,7 +635,7 @@ mod tests {
         assert!(wire.contains(&keys), "{wire}");
         assert!(
             wire.contains(
-                "$3 set $2 {} $4 5000 $4 1000 $4 1000 $0  $7 3601000 $1 a $15 ,1000,5000,,ada"
+                "$3 set $2 {} $4 5000 $4 1000 $4 1000 $0  $7 3601000 $1 a $12 ,rs,3uw,,ada $2 rs"
             ),
             "{wire}"
         );
@@ -787,7 +792,7 @@ mod tests {
             owner: Some("ada".into()),
         };
         let (_, counts) = build(std::slice::from_ref(&owned), &ctx, 0, &mut seen);
-        let replies = ok(vec![Value::BulkString(b"77".to_vec()), Value::Int(1)]);
+        let replies = ok(vec![Value::BulkString(b"25".to_vec()), Value::Int(1)]);
         read_all(
             std::slice::from_ref(&owned),
             &ctx,
@@ -798,7 +803,8 @@ mod tests {
         let mut pipe = redis::pipe();
         assert_eq!(owned.append_to(&mut pipe, &ctx, 5, &mut seen), 2);
         let wire = String::from_utf8_lossy(&pipe.get_packed_pipeline()).replace("\r\n", " ");
-        assert!(wire.contains("$1 o $16 77,5,500000,,ada"), "{wire}");
+        // 25 in base 36 is 77; 500000 is apsw.
+        assert!(wire.contains("$1 o $14 25,5,apsw,,ada"), "{wire}");
         assert!(wire.contains("PEXPIREAT $6 sess:o $6 500000"), "{wire}");
         assert!(!wire.contains("EVALSHA"), "{wire}");
     }
@@ -814,10 +820,7 @@ mod tests {
         let shard = ctx().keys.shard("a");
         assert!(!wire.contains("$6 sess:a "), "{wire}");
         // Only where missing: a meta this store wrote stays as it is.
-        let meta = format!(
-            "HSETNX ${} {shard} $1 a $19 1000,1000,5000,,ada",
-            shard.len()
-        );
+        let meta = format!("HSETNX ${} {shard} $1 a $14 rs,rs,3uw,,ada", shard.len());
         assert!(wire.contains(&meta), "{wire}");
         assert!(!wire.contains("HSET "), "{wire}");
         assert!(wire.contains(&scripts::INDEX.hash), "{wire}");

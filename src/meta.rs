@@ -1,8 +1,9 @@
 //! Per-session bookkeeping: one field per session (its sid) in its shard
 //! of the all-sessions index (see `keys::Keys::shard`), in the session's
 //! slot, so one script updates both. The value packs `created,last
-//! access,cookie deadline,marker,owner` (epoch ms in decimal; the cookie
-//! deadline and the marker may be empty): a field in a small hash costs
+//! access,cookie deadline,marker,owner` (epoch ms in base 36, eight digits
+//! until 2059; the cookie deadline and the marker may be empty): a field in
+//! a small hash costs
 //! Redis about a third of a key of its own, and a value of at most 64
 //! bytes (an owner id up to about 20 characters) keeps the shard in Redis's
 //! compact encoding. The marker is the end of a logout: the session was
@@ -31,8 +32,30 @@ pub struct Meta {
 /// The meta a write records after the creation time (which the write
 /// script keeps, or sets): `,now,cookie deadline,,owner`.
 pub fn tail(now_ms: i64, cookie_expiry: Option<i64>, owner: Option<&str>) -> String {
-    let cookie = cookie_expiry.map_or_else(String::new, |at| at.to_string());
-    format!(",{now_ms},{cookie},,{}", owner.unwrap_or(""))
+    let cookie = cookie_expiry.map_or_else(String::new, time);
+    format!(",{},{cookie},,{}", time(now_ms), owner.unwrap_or(""))
+}
+
+/// A time as a meta holds it: epoch ms in base 36 (negative ones, which no
+/// clock gives, as 0).
+pub fn time(ms: i64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut n = ms.max(0) as u64;
+    let mut out = Vec::with_capacity(8);
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Reads a time of a meta.
+pub fn read_time(text: &str) -> Option<i64> {
+    i64::from_str_radix(text, 36).ok().filter(|n| *n >= 0)
 }
 
 impl Meta {
@@ -89,10 +112,13 @@ impl Meta {
             if part.is_empty() {
                 return Some(None);
             }
-            if !part.bytes().all(|b| b.is_ascii_digit()) {
+            if !part
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+            {
                 return None;
             }
-            part.parse().ok().map(Some)
+            read_time(part).map(Some)
         };
         let (created, last_access, cookie_expiry, marker) =
             (field()?, field()?, field()?, field()?);
@@ -139,7 +165,7 @@ mod tests {
     #[test]
     fn reads_the_packed_fields() {
         assert_eq!(
-            Meta::read(&stored("10,20,30,,user:42,x")),
+            Meta::read(&stored("a,k,u,,user:42,x")),
             Some(Meta {
                 created: 10,
                 last_access: 20,
@@ -148,14 +174,17 @@ mod tests {
                 marker: None,
             })
         );
-        let bare = Meta::read(&stored(",20,,,")).unwrap();
+        let bare = Meta::read(&stored(",k,,,")).unwrap();
         assert_eq!(
             (bare.created, bare.cookie_expiry, bare.owner.as_str()),
             (20, None, "")
         );
-        let marker = Meta::read(&stored(",,,99,ada")).unwrap();
+        let marker = Meta::read(&stored(",,,2r,ada")).unwrap();
         assert_eq!((marker.marker, marker.owner.as_str()), (Some(99), "ada"));
-        assert_eq!(tail(5, Some(7), Some("ada")), ",5,7,,ada");
+        assert_eq!(tail(5, Some(37), Some("ada")), ",5,11,,ada");
+        // Epoch ms in eight digits until 2059.
+        assert_eq!(time(1_765_000_000_000), "mitvfg1s");
+        assert_eq!(read_time("mitvfg1s"), Some(1_765_000_000_000));
         assert_eq!(
             Meta::read(&stored(&format!("1{}", tail(5, None, None)))).map(|m| m.created),
             Some(1)
@@ -168,7 +197,7 @@ mod tests {
             idle_ms: Some(100),
             absolute_ms: Some(1_000),
         };
-        let m = Meta::parse("0,950,2000,,u").unwrap();
+        let m = Meta::parse(&format!("0,{},{},,u", time(950), time(2000))).unwrap();
         // min(2000, 950 + 100, 0 + 1000) = 1000: the key's expiry as set here.
         assert_eq!(m.key_deadline(life), Some(1_000));
         assert_eq!(
@@ -188,8 +217,9 @@ mod tests {
         for value in [
             Value::Nil,
             stored("1:2:3:u"),
-            stored("1,x,3,,u"),
+            stored("1,x-,3,,u"),
             stored("1,,3,,u"),
+            stored("1,A,3,,u"),
             stored("{\"cookie\":{}}"),
             Value::Int(3),
         ] {

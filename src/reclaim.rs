@@ -195,19 +195,20 @@ mod tests {
             idle_ms: Some(100),
             absolute_ms: None,
         });
-        let live = Meta::parse("0,50,1000,,ada").unwrap();
+        let t = meta::time;
+        let live = Meta::parse(&format!("0,{},{},,ada", t(50), t(1000))).unwrap();
         assert_eq!(done_at(&live, &plain), Some(1_000));
         assert_eq!(
             done_at(&live, &limited),
             Some(150 + crate::expiry::TOMBSTONE_MS as i64)
         );
         assert_eq!(
-            done_at(&Meta::parse(",,,77,ada").unwrap(), &limited),
+            done_at(&Meta::parse(",,,25,ada").unwrap(), &limited),
             Some(77)
         );
-        assert_eq!(done_at(&Meta::parse("0,50,,,").unwrap(), &plain), None);
+        assert_eq!(done_at(&Meta::parse("0,1e,,,").unwrap(), &plain), None);
         let reply = Value::Array(
-            ["a", "0,50,1000,,ada", "b", "not a meta", "c", ",,,77,"]
+            ["a", "0,1e,rs,,ada", "b", "not a meta", "c", ",,,25,"]
                 .iter()
                 .map(|t| Value::BulkString(t.as_bytes().to_vec()))
                 .collect(),

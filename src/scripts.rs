@@ -28,8 +28,8 @@ impl Lua {
 /// metas wrote on destroy; it lasts an hour).
 /// ARGV: mode, value, cookie deadline ('' = none), now, idle ms ('' =
 /// none), absolute ms ('' = none), how long after its last access an ended
-/// session's meta still refuses a `set`, sid, and the meta after its
-/// creation time (`,now,cookie,,owner`).
+/// session's meta still refuses a `set`, sid, the meta after its creation
+/// time (`,now,cookie,,owner`), and now as a meta holds it (see `meta`).
 /// Modes: `set` writes unless the session was destroyed (a slow request that
 /// ends after a logout must not bring it back, connect-redis #328), deleted
 /// before its cookie's deadline, or has ended while its meta lingers (a
@@ -51,17 +51,17 @@ pub static WRITE: LazyLock<Lua> = LazyLock::new(|| {
 local mode, now, sid = ARGV[1], tonumber(ARGV[4]), ARGV[8]
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 local m = redis.call('HGET', KEYS[2], sid)
-local c, a, e, x = string.match(m or '', '^(%d*),(%d*),(%d*),(%d*),')
+local c, a, e, x = string.match(m or '', '^(%w*),(%w*),(%w*),(%w*),')
 if mode == 'set' then
   if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
   if not exists and c then
-    if x ~= '' and tonumber(x) > now then return 0 end
-    if e ~= '' and tonumber(e) > now then return 0 end
-    if a ~= '' and tonumber(a) + ARGV[7] > now then return 0 end
+    if x ~= '' and tonumber(x, 36) > now then return 0 end
+    if e ~= '' and tonumber(e, 36) > now then return 0 end
+    if a ~= '' and tonumber(a, 36) + ARGV[7] > now then return 0 end
   end
 elseif not exists then return 0 end
-local born = exists and c or ARGV[4]
-local created = tonumber(born) or now
+local born = exists and c or ARGV[10]
+local created = tonumber(born, 36) or now
 local at = tonumber(ARGV[3])
 if ARGV[5] ~= '' and (not at or now + ARGV[5] < at) then at = now + ARGV[5] end
 if ARGV[6] ~= '' and (not at or created + ARGV[6] < at) then at = created + ARGV[6] end
@@ -90,11 +90,12 @@ return born
 /// first, since any write, even a DEL of nothing, lets the later ones
 /// through). With no session to delete, the marker is still written
 /// against a save in flight, unless Redis is full (it then refuses that
-/// save too). KEYS: session, shard. ARGV: the marker's end, sid.
+/// save too). KEYS: session, shard. ARGV: the marker's end (as a meta holds
+/// it), sid.
 pub static DESTROY: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
-local u = string.match(redis.call('HGET', KEYS[2], ARGV[2]) or '', '^%d*,%d*,%d*,%d*,(.*)$')
+local u = string.match(redis.call('HGET', KEYS[2], ARGV[2]) or '', '^%w*,%w*,%w*,%w*,(.*)$')
 local marker = ',,,' .. ARGV[1] .. ',' .. (u or '')
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('DEL', KEYS[1])
@@ -140,8 +141,8 @@ pub static RECLAIM: LazyLock<Lua> = LazyLock::new(|| {
 if redis.call('EXISTS', KEYS[1]) == 1 then return {1, ''} end
 local m = redis.call('HGET', KEYS[2], ARGV[2])
 if not m then return {0, ''} end
-local x, u = string.match(m, '^%d*,%d*,%d*,(%d*),(.*)$')
-if x and x ~= '' and tonumber(x) > tonumber(ARGV[1]) then return {2, ''} end
+local x, u = string.match(m, '^%w*,%w*,%w*,(%w*),(.*)$')
+if x and x ~= '' and tonumber(x, 36) > tonumber(ARGV[1]) then return {2, ''} end
 redis.call('HDEL', KEYS[2], ARGV[2])
 return {0, u or ''}
 ",

@@ -117,10 +117,12 @@ const HASH_VALUES: &[&str] = &[
     "abc",
     "1,2,3,,ada",
     "1,2,,,",
-    ",,,9999999999999,bob",
+    ",,,zzzzzzzzz,bob",
     ",,,1,ada",
     "1,2,3,4",
-    "x,2,3,,u",
+    "x-,2,3,,u",
+    "Zz,A,b,,u",
+    "1,2,zzzzzzzzzzzzzzzz,,u",
 ];
 /// The last is past Redis's small-set member length (64 bytes).
 const MEMBERS: &[&str] = &[
@@ -535,15 +537,17 @@ impl Gen {
                 c.arg(self.maybe(window));
                 c.arg(sid);
                 let owner = self.rng.pick(&["", "ada", "bob"]);
-                // Now and then no meta at all: Lua's error for a nil.
+                let time = |t: &str| t.parse().map_or_else(|_| t.to_owned(), meta::time);
+                c.arg(format!(",{},{},,{owner}", time(&now), time(&cookie)));
+                // Now and then no creation time: Lua's error for a nil.
                 if !self.rng.chance(5) {
-                    c.arg(format!(",{now},{cookie},,{owner}"));
+                    c.arg(self.maybe(time(&now)));
                 }
             }
             1 => {
                 let ([session, shard, _], sid) = self.script_keys(false);
                 c.arg(&scripts::DESTROY.hash).arg(2).arg(session).arg(shard);
-                let until = (self.now + 3_600_000).to_string();
+                let until = meta::time(self.now + 3_600_000);
                 c.arg(self.maybe(until)).arg(sid);
             }
             2 => {

@@ -92,11 +92,13 @@ function storeKeys(prefix) {
   }
 }
 
-// A meta as stored: `created,last access,cookie deadline,marker,owner`.
+// A meta as stored: `created,last access,cookie deadline,marker,owner`,
+// times in epoch ms in base 36.
 function parseMeta(text) {
   if (typeof text !== 'string') return null
   const [c, a, e, x, ...owner] = text.split(',')
-  return { c: Number(c), a: Number(a), e: e === '' ? null : Number(e), x: x === '' ? null : Number(x), u: owner.join(',') }
+  const time = (t) => (t === '' ? null : parseInt(t, 36))
+  return { c: time(c), a: time(a), e: time(e), x: time(x), u: owner.join(',') }
 }
 
 module.exports = { memory, pipeline, fillToLimit, storeKeys, parseMeta, field }

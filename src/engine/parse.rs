@@ -238,6 +238,35 @@ pub fn lua_number(s: &[u8]) -> Option<f64> {
     s[used..].iter().all(|&b| is_space(b)).then_some(value)
 }
 
+/// Lua 5.1's `tonumber(s, 36)`: C's `strtoul` in base 36 (spaces, then an
+/// optional sign, then digits; a `-` negates modulo 2^64, too many digits
+/// give `u64::MAX`), then only spaces may follow; nil for no digits.
+pub fn lua_base36(s: &[u8]) -> Option<f64> {
+    let s = s.split(|&b| b == 0).next().unwrap_or_default();
+    let mut i = s.iter().take_while(|&&b| is_space(b)).count();
+    let negative = s.get(i) == Some(&b'-');
+    if matches!(s.get(i), Some(b'-' | b'+')) {
+        i += 1;
+    }
+    let digits = s[i..]
+        .iter()
+        .take_while(|&&b| (b as char).is_digit(36))
+        .count();
+    if digits == 0 || !s[i + digits..].iter().all(|&b| is_space(b)) {
+        return None;
+    }
+    let n = s[i..i + digits].iter().try_fold(0u64, |n, &b| {
+        let digit = (b as char).to_digit(36)?;
+        n.checked_mul(36)?.checked_add(u64::from(digit))
+    });
+    let n = match n {
+        None => u64::MAX,
+        Some(n) if negative => n.wrapping_neg(),
+        Some(n) => n,
+    };
+    Some(n as f64)
+}
+
 /// C's `printf("%.17g")`: how Redis 7.0 prints a score and how its Lua
 /// passes a number to `redis.call`.
 pub fn g17(n: f64) -> String {
@@ -358,5 +387,16 @@ mod tests {
         assert_eq!(g17(0.0001), "0.0001");
         assert_eq!(g17(0.00001), "1.0000000000000001e-05");
         assert_eq!(g17(f64::NEG_INFINITY), "-inf");
+    }
+
+    #[test]
+    fn base36_reads_as_strtoul() {
+        assert_eq!(lua_base36(b"zz"), Some(1295.0));
+        assert_eq!(lua_base36(b" Zz "), Some(1295.0));
+        assert_eq!(lua_base36(b"-1"), Some(u64::MAX as f64));
+        assert_eq!(lua_base36(b"zzzzzzzzzzzzzzzz"), Some(u64::MAX as f64));
+        for nothing in [&b""[..], b"-", b" ", b"1.5", b"1 x"] {
+            assert_eq!(lua_base36(nothing), None, "{nothing:?}");
+        }
     }
 }

@@ -19,12 +19,12 @@ type Native = fn(&mut Call, &[&[u8]], &[&[u8]]) -> Result<Value, Value>;
 /// (SHA of the Lua followed, the Lua, its native version).
 static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 4] = [
     (
-        "d92d7dac07d51bfb68c5ac56825406faf2c404d2",
+        "dca72a97a2ef937e6a380ecaba44d3f67e6df659",
         &scripts::WRITE,
         write,
     ),
     (
-        "69bfaec5185506b36edc0749808dd9e51b039dec",
+        "bdf1fd5ee9c4ea6ad21b3e399eeb1972d87bbc99",
         &scripts::DESTROY,
         destroy,
     ),
@@ -34,7 +34,7 @@ static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 4] = [
         index,
     ),
     (
-        "948cb218884d0d123beec07085331891fbd607f9",
+        "cee1dce0bb282791fff527b1f9857b48250e74c3",
         &scripts::RECLAIM,
         reclaim,
     ),
@@ -188,14 +188,18 @@ const ONE: Value = Value::Int(1);
 const ZERO: Value = Value::Int(0);
 
 /// `string.match` of a packed meta (see `crate::meta`) against the scripts'
-/// patterns: four runs of digits, each followed by a comma, then the rest.
-/// `None` when it does not match.
+/// patterns: four runs of letters and digits (`%w*`), each followed by a
+/// comma, then the rest. `None` when it does not match.
 fn packed(meta: &Value) -> Option<([&[u8]; 4], &[u8])> {
     let Value::BulkString(m) = meta else {
         return None;
     };
     let mut parts = m.splitn(5, |&b| b == b',');
-    let mut digits = || parts.next().filter(|p| p.iter().all(u8::is_ascii_digit));
+    let mut digits = || {
+        parts
+            .next()
+            .filter(|p| p.iter().all(u8::is_ascii_alphanumeric))
+    };
     let fields = [digits()?, digits()?, digits()?, digits()?];
     Some((fields, parts.next()?))
 }
@@ -227,15 +231,15 @@ fn write(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
             return Ok(ZERO);
         }
         if !exists && c.is_some() {
-            // `tonumber(x) > now`, which Lua runs as `now < tonumber(x)`.
-            if !x.is_empty() && r.lua(9, lua::lt(now, parse::lua_number(x)))? {
+            // `tonumber(x, 36) > now`, which Lua runs as `now < ...`.
+            if !x.is_empty() && r.lua(9, lua::lt(now, parse::lua_base36(x)))? {
                 return Ok(ZERO);
             }
-            if !e.is_empty() && r.lua(10, lua::lt(now, parse::lua_number(e)))? {
+            if !e.is_empty() && r.lua(10, lua::lt(now, parse::lua_base36(e)))? {
                 return Ok(ZERO);
             }
             if !a.is_empty() {
-                let last = Val::num(parse::lua_number(a));
+                let last = Val::num(parse::lua_base36(a));
                 let until = r.lua(11, lua::add((last, "?"), (Val::text(arg(7)), "field '?'")))?;
                 if r.lua(11, lua::lt(now, Some(until)))? {
                     return Ok(ZERO);
@@ -245,8 +249,13 @@ fn write(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
     } else if !exists {
         return Ok(ZERO);
     }
-    let born = if exists { c.or(arg(4)) } else { arg(4) };
-    let created = born.and_then(parse::lua_number).or(now);
+    let born = if exists { c.or(arg(10)) } else { arg(10) };
+    // `tonumber(born, 36)`: with a base, Lua wants a string.
+    let Some(text) = born else {
+        let nil = "bad argument #1 to 'tonumber' (string expected, got nil)";
+        return r.lua(15, Err(nil.to_owned()));
+    };
+    let created = parse::lua_base36(text).or(now);
     let mut at = arg(3).and_then(parse::lua_number);
     let idle = || {
         lua::add(
@@ -364,9 +373,9 @@ fn reclaim(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value>
         None => (None, &b""[..]),
     };
     if let Some(x) = x.filter(|x| !x.is_empty()) {
-        // `tonumber(x) > tonumber(ARGV[1])`, run as `ARGV[1] < x`.
+        // `tonumber(x, 36) > tonumber(ARGV[1])`, run as `ARGV[1] < x`.
         let now = arg(1).and_then(parse::lua_number);
-        if r.lua(6, lua::lt(now, parse::lua_number(x)))? {
+        if r.lua(6, lua::lt(now, parse::lua_base36(x)))? {
             return Ok(pair(2, b""));
         }
     }
