@@ -14,6 +14,9 @@ function settle(cb, err, value, expiresAt, ownerSessions) {
   }
 }
 
+const MIN_CAPACITY = 64
+const MAX_KEPT_CAPACITY = 4096
+
 // Gathers the operations issued in one tick of the event loop and sends
 // them to Rust in one call, at the end of the current microtask queue: no
 // operation waits for a later tick, and their order is kept. Outcomes come
@@ -27,17 +30,19 @@ class Batcher {
     this.scheduled = false
     this.nextId = 0
     this.inFlight = new Map()
+    // Kinds and deadlines go to Rust in typed arrays reused from batch to
+    // batch (Rust copies what it needs during exec), not allocated per batch.
+    this.kinds = new Uint8Array(MIN_CAPACITY)
+    this.expires = new Float64Array(MIN_CAPACITY)
     this.reset()
     this.flush = this.flush.bind(this)
     this.native = open(this.onReply.bind(this))
   }
 
   reset() {
-    this.kinds = []
     this.sids = []
     this.values = []
     this.owners = []
-    this.expires = []
     this.callbacks = []
   }
 
@@ -45,11 +50,13 @@ class Batcher {
   // Set and Rewrite, null otherwise; `owner` is a string ('' for none) for
   // writes and Adopt, null otherwise.
   push(kind, sid, value, owner, expiresAt, cb) {
-    this.kinds.push(kind)
+    const i = this.callbacks.length
+    if (i === this.kinds.length) this.grow()
+    this.kinds[i] = kind
+    this.expires[i] = expiresAt
     this.sids.push(sid)
     if (value !== null) this.values.push(value)
     if (owner !== null) this.owners.push(owner)
-    this.expires.push(expiresAt)
     this.callbacks.push(cb)
     if (!this.scheduled) {
       this.scheduled = true
@@ -62,37 +69,50 @@ class Batcher {
     }
   }
 
+  grow() {
+    const kinds = new Uint8Array(this.kinds.length * 2)
+    const expires = new Float64Array(this.expires.length * 2)
+    kinds.set(this.kinds)
+    expires.set(this.expires)
+    this.kinds = kinds
+    this.expires = expires
+  }
+
   flush() {
     this.scheduled = false
-    const { kinds, sids, values, owners, expires, callbacks } = this
-    if (kinds.length === 0) return
+    const { sids, values, owners, callbacks } = this
+    const n = callbacks.length
+    if (n === 0) return
     this.reset()
     const id = this.nextId
     this.nextId = (id + 1) >>> 0
     try {
       // Few napi conversions per batch: typed arrays, and the sids joined
-      // (checkSid keeps newlines out of them). See decode() in src/binding.rs.
-      this.native.exec(id, Uint8Array.from(kinds), sids.join('\n'), values, owners, Float64Array.from(expires))
+      // (checkSid keeps newlines out of them). See decode() in src/binding/wire.rs.
+      // Rust keeps Node alive until the reply (see InFlight in src/binding/mod.rs).
+      this.native.exec(id, n, this.kinds, sids.join('\n'), values, owners, this.expires)
     } catch (err) {
       const error = fromNative(err)
       process.nextTick(() => {
         for (const cb of callbacks) settle(cb, error)
       })
       return
+    } finally {
+      // A burst's arrays are not kept.
+      if (this.kinds.length > MAX_KEPT_CAPACITY) {
+        this.kinds = new Uint8Array(MIN_CAPACITY)
+        this.expires = new Float64Array(MIN_CAPACITY)
+      }
     }
-    // Keep Node alive only while something is in flight.
-    if (this.inFlight.size === 0) this.native.hold()
     this.inFlight.set(id, callbacks)
   }
 
-  // napi passes the (batchId, reply) tuple as one array.
-  onReply([id, reply]) {
-    if (id === this.warningId) return this.onWarning(reply.errorCodes[0], reply.errorMessages[0])
+  // The arguments are a BatchReply's fields (see src/binding/wire.rs).
+  onReply(id, values, expiresAt, ownerSessions, errorCodes, errorMessages) {
+    if (id === this.warningId) return this.onWarning(errorCodes[0], errorMessages[0])
     const callbacks = this.inFlight.get(id)
     if (!callbacks) return
     this.inFlight.delete(id)
-    if (this.inFlight.size === 0) this.native.release()
-    const { values, expiresAt, ownerSessions, errorCodes, errorMessages } = reply
     for (let i = 0; i < callbacks.length; i++) {
       if (errorCodes && errorCodes[i]) {
         settle(callbacks[i], new RedisSessionStoreError(errorCodes[i], errorMessages[i]))

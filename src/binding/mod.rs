@@ -7,11 +7,14 @@ mod options;
 mod wire;
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::threadsafe_function::{
+    ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
+};
 use napi_derive::napi;
 
 use crate::error::{ErrorKind, StoreError};
@@ -21,18 +24,61 @@ use crate::store::{Reply, Store};
 use options::NativeOptions;
 use wire::{decode, encode, list_reply, ms, AllPage, BatchReply, ListReply, ScanReply, StatsReply};
 
-/// Called on the JS thread with `(batchId, reply)` as batches complete. One
-/// long-lived threadsafe function replaces a promise (and its own
-/// threadsafe function) per batch. Weak: it keeps Node alive only while JS
-/// holds it (`hold`/`release`), i.e. while batches are in flight.
+/// What `onReply` is called with: `(batchId, values, expiresAt,
+/// ownerSessions, errorCodes, errorMessages)` (see `BatchReply`). Spread
+/// arguments rather than one object: building an object's named properties
+/// cost more per batch than the arrays themselves.
+type ReplyArgs = FnArgs<(
+    u32,
+    Vec<Option<String>>,
+    Vec<f64>,
+    Vec<u32>,
+    Option<Vec<Option<String>>>,
+    Option<Vec<Option<String>>>,
+)>;
+
+/// Called on the JS thread as batches complete. One long-lived threadsafe
+/// function replaces a promise (and its own threadsafe function) per batch.
+/// Weak: it keeps Node alive only while batches are in flight (`InFlight`).
 type OnReply =
-    ThreadsafeFunction<(u32, BatchReply), Unknown<'static>, (u32, BatchReply), Status, false, true>;
+    ThreadsafeFunction<(u32, BatchReply), Unknown<'static>, ReplyArgs, Status, false, true>;
 
 /// The batch id under which `onReply` carries a warning about the server
 /// (see `server_info`) instead of a batch's outcomes: one callback into JS,
 /// not two.
 #[napi]
 pub const WARNING_BATCH: u32 = u32::MAX;
+
+/// The batches whose replies are still to come: the threadsafe function is
+/// referenced (keeps Node alive) exactly while there are some. Both ends run
+/// on the JS thread, `exec` and the reply callback, so the reference moves
+/// without two more calls from JS into the addon per batch.
+#[derive(Default)]
+struct InFlight {
+    batches: AtomicU32,
+    tsfn: AtomicPtr<napi::sys::napi_threadsafe_function__>,
+}
+
+impl InFlight {
+    /// A batch is about to be queued.
+    fn start(&self, env: &Env) -> Result<()> {
+        if self.batches.load(Ordering::Acquire) == 0 {
+            let tsfn = self.tsfn.load(Ordering::Acquire);
+            check(unsafe { napi::sys::napi_ref_threadsafe_function(env.raw(), tsfn) })?;
+        }
+        self.batches.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// A batch's reply is being delivered.
+    fn done(&self, env: &Env) {
+        if self.batches.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let tsfn = self.tsfn.load(Ordering::Acquire);
+            // Fails only while the environment is torn down: nothing to keep alive.
+            let _ = unsafe { napi::sys::napi_unref_threadsafe_function(env.raw(), tsfn) };
+        }
+    }
+}
 
 /// One runtime worker: the writer, the connection's driver and the reply
 /// path then hand work over within one thread instead of waking others.
@@ -57,6 +103,7 @@ pub struct NativeStore {
     /// store, so nothing of it outlives the store (a test runner's
     /// open-handle check would see it).
     on_reply: Mutex<Option<Arc<OnReply>>>,
+    in_flight: Arc<InFlight>,
     chunk: usize,
     /// "exec" or "admin": where the native core panics once (see
     /// `panic_once`).
@@ -98,11 +145,34 @@ impl NativeStore {
     pub fn new(
         env: Env,
         mut options: NativeOptions,
-        #[napi(ts_arg_type = "(reply: [batchId: number, reply: BatchReply]) => void")]
-        on_reply: OnReply,
+        #[napi(
+            ts_arg_type = "(batchId: number, values: Array<string | null>, expiresAt: Array<number>, ownerSessions: Array<number>, errorCodes: Array<string | null> | null, errorMessages: Array<string | null> | null) => void"
+        )]
+        on_reply: Function<'_, Unknown<'static>, Unknown<'static>>,
     ) -> Result<Self> {
         let connection = options.connection();
         let ctx = options.context();
+        let in_flight = Arc::new(InFlight::default());
+        let counted = in_flight.clone();
+        let on_reply = on_reply
+            .build_threadsafe_function::<(u32, BatchReply)>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build_callback(move |ctx: ThreadsafeCallContext<(u32, BatchReply)>| {
+                let (id, r) = ctx.value;
+                if id != WARNING_BATCH {
+                    counted.done(&ctx.env);
+                }
+                Ok(FnArgs::from((
+                    id,
+                    r.values,
+                    r.expires_at,
+                    r.owner_sessions,
+                    r.error_codes,
+                    r.error_messages,
+                )))
+            })?;
+        in_flight.tsfn.store(on_reply.raw(), Ordering::Release);
         let on_reply = Arc::new(on_reply);
         let warn = Arc::downgrade(&on_reply);
         // Weak: a warning must not keep the callback (and a test runner's
@@ -122,14 +192,16 @@ impl NativeStore {
         Ok(NativeStore {
             inner: Arc::new(store),
             on_reply: Mutex::new(Some(on_reply)),
+            in_flight,
             chunk: options.scan_count.max(1) as usize,
             panic_next: Mutex::new(None),
         })
     }
 
-    /// Queues one tick's operations; the outcome arrives through `onReply`
-    /// with the same `batch_id`. Submission is synchronous, so batches reach
-    /// Redis in the order JS issued them.
+    /// Queues one tick's operations, the first `count` of `kinds` and
+    /// `expires` (JS reuses both arrays); the outcome arrives through
+    /// `onReply` with the same `batch_id`. Submission is synchronous, so
+    /// batches reach Redis in the order JS issued them.
     // One argument per parallel array of the wire form (see `wire`).
     #[allow(clippy::too_many_arguments)]
     #[napi(catch_unwind)]
@@ -137,11 +209,12 @@ impl NativeStore {
         &self,
         env: Env,
         batch_id: u32,
-        kinds: Uint8Array,
+        count: u32,
+        kinds: Uint8ArraySlice,
         sids: String,
         values: Vec<String>,
         owners: Vec<String>,
-        expires: Float64Array,
+        expires: Float64ArraySlice,
     ) -> Result<()> {
         // A panic here fails this batch's calls, as one in the writer does.
         std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -150,8 +223,13 @@ impl NativeStore {
             }
             let closed = || StoreError::new(ErrorKind::Closed, "the store is closed");
             let on_reply = self.replies().ok_or_else(|| to_js(&env, closed()))?;
-            let ops =
-                decode(&kinds, &sids, values, owners, &expires).map_err(|e| to_js(&env, e))?;
+            let n = count as usize;
+            let malformed = || StoreError::new(ErrorKind::InvalidArgument, "malformed batch");
+            let (Some(kinds), Some(expires)) = (kinds.get(..n), expires.get(..n)) else {
+                return Err(to_js(&env, malformed()));
+            };
+            let ops = decode(kinds, &sids, values, owners, expires).map_err(|e| to_js(&env, e))?;
+            self.in_flight.start(&env)?;
             let reply = Reply::new(ops.len(), move |outcomes| {
                 on_reply.call(
                     (batch_id, encode(outcomes)),
@@ -182,28 +260,6 @@ impl NativeStore {
 
     fn replies(&self) -> Option<Arc<OnReply>> {
         self.on_reply.lock().unwrap().clone()
-    }
-
-    /// Keeps Node alive while batches are in flight.
-    #[napi]
-    pub fn hold(&self, env: Env) -> Result<()> {
-        match self.replies() {
-            Some(f) => {
-                check(unsafe { napi::sys::napi_ref_threadsafe_function(env.raw(), f.raw()) })
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Lets Node exit once no batch is in flight.
-    #[napi]
-    pub fn release(&self, env: Env) -> Result<()> {
-        match self.replies() {
-            Some(f) => {
-                check(unsafe { napi::sys::napi_unref_threadsafe_function(env.raw(), f.raw()) })
-            }
-            None => Ok(()),
-        }
     }
 
     /// Runs a call over many sessions behind every batch already submitted

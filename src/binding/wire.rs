@@ -22,9 +22,9 @@ pub enum OpKind {
     Adopt = 5,
 }
 
-/// One entry per operation of the batch, in order. `errorCodes` and
-/// `errorMessages` are present only when some operation failed.
-#[napi(object)]
+/// One entry per operation of the batch, in order, handed to `onReply` as
+/// separate arguments. `error_codes` and `error_messages` are present only
+/// when some operation failed.
 pub struct BatchReply {
     /// The session text of a read (None: not found, or not a read).
     pub values: Vec<Option<String>>,
