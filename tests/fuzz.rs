@@ -128,7 +128,7 @@ proptest! {
     /// holds (commas included).
     #[test]
     fn meta_round_trips(created in 0i64..1 << 50, last in 0i64..1 << 50, cookie in proptest::option::of(0i64..1 << 50), owner in ".{0,12}") {
-        let packed = format!("{created}{}", meta::tail(last, cookie, Some(&owner)));
+        let packed = format!("{}{}", meta::time(created), meta::tail(last, cookie, Some(&owner)));
         let reply = Value::BulkString(packed.into_bytes());
         prop_assert_eq!(Meta::read(&reply), Some(Meta { created, last_access: last, cookie_expiry: cookie, owner, marker: None }));
     }
