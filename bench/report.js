@@ -209,7 +209,7 @@ function embeddedTables(e) {
   lines.push(
     `Each store in a fresh process (node --expose-gc). Writes/s and CPU after the first ${f(ch.warmup)} writes. "After expiry": ${f(ch.settleMs / 1000, 1)} s after the last session expired, then a forced GC. ` +
       `Growth is from the empty store's RSS (after a GC) to after expiry; ratios ÷ MemoryStore. "Held" is what MemoryStore's table still has (its length() parses every session and drops the expired ones as it counts); for ours, length(), which counts live sessions: ` +
-      `the engine also keeps each ended session's meta and index entries until 10 minutes past its expiry, then reclaims them at up to 4,096 a second (a longer --churn-settle shows it).`,
+      `the engine also keeps each ended session's meta until its reclaim walk reaches the session's shard (every shard about once a minute, faster while sessions end; a longer --churn-settle shows it).`,
   )
   lines.push('')
   lines.push('| store | written | writes/s | ÷ Memory | CPU µs/write | RSS MB empty | after warm-up | end of writes | peak | after expiry | growth MB | growth ÷ Memory | JS heap MB after expiry | held after expiry | length() | length() ms | RSS MB after length() + GC |')
