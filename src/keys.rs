@@ -158,9 +158,11 @@ fn slot_tags(stem: &str) -> Arc<[u32]> {
     tags
 }
 
-fn base36(mut n: u32) -> String {
+/// `n` in base 36, lowercase: short text for hash tags and meta times.
+pub fn base36(n: impl Into<u64>) -> String {
     const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut out = Vec::with_capacity(6);
+    let mut n = n.into();
+    let mut out = Vec::with_capacity(8);
     loop {
         out.push(DIGITS[(n % 36) as usize]);
         n /= 36;

@@ -13,6 +13,7 @@
 use redis::Value;
 
 use crate::expiry::Lifetime;
+use crate::keys::base36;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
@@ -39,18 +40,7 @@ pub fn tail(now_ms: i64, cookie_expiry: Option<i64>, owner: Option<&str>) -> Str
 /// A time as a meta holds it: epoch ms in base 36 (negative ones, which no
 /// clock gives, as 0).
 pub fn time(ms: i64) -> String {
-    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut n = ms.max(0) as u64;
-    let mut out = Vec::with_capacity(8);
-    loop {
-        out.push(DIGITS[(n % 36) as usize]);
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    out.reverse();
-    String::from_utf8(out).unwrap_or_default()
+    base36(ms.max(0) as u64)
 }
 
 /// Reads a time of a meta.
