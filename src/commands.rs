@@ -93,17 +93,6 @@ impl Op {
         }
     }
 
-    /// The owner a write records the session under.
-    pub fn owner(&self) -> Option<&str> {
-        match self {
-            Op::Set { owner, .. }
-            | Op::Touch { owner, .. }
-            | Op::Rewrite { owner, .. }
-            | Op::Adopt { owner, .. } => owner.as_deref(),
-            Op::Get { .. } | Op::Destroy { .. } => None,
-        }
-    }
-
     /// Appends this operation's commands; returns how many replies they
     /// produce. `seen` is what this process already wrote to the indexes.
     pub fn append_to(
@@ -172,28 +161,22 @@ impl Op {
                 // `recent`); an owner's sessions keep their exact last access
                 // (which device goes at `maxSessionsPerUser`).
                 let plain = !ctx.lifetime.has_limits() && matches!(expiry, Expiry::At(_));
-                let written = match seen.created(sid) {
-                    _ if plain && owner.is_none() && seen.meta_fresh(sid, None, now_ms) => {
-                        plain_write(pipe, &key, value, *expiry)
-                    }
-                    Some(created) if plain => {
-                        let written = plain_write(pipe, &key, value, *expiry);
-                        let tail = meta::tail(now_ms, expiry.at(), owner.as_deref());
-                        let shard = ctx.keys.shard(sid);
-                        pipe.cmd("HSET")
-                            .arg(shard)
-                            .arg(sid)
-                            .arg(format!("{}{tail}", meta::time(created)));
-                        seen.meta_written(sid, owner.as_deref(), now_ms);
-                        written + 1
-                    }
-                    _ => {
-                        let mode = if value.is_some() { "rewrite" } else { "touch" };
-                        let args = (mode, value.unwrap_or(""), *expiry, owner);
-                        script_write(pipe, ctx, now_ms, (sid, &key), args);
-                        seen.meta_written(sid, owner.as_deref(), now_ms);
-                        1
-                    }
+                let created = seen.created(sid).filter(|_| plain);
+                let written = if plain && owner.is_none() && seen.meta_fresh(sid, None, now_ms) {
+                    plain_write(pipe, &key, value, *expiry)
+                } else if let Some(created) = created {
+                    let written = plain_write(pipe, &key, value, *expiry);
+                    let tail = meta::tail(now_ms, expiry.at(), owner.as_deref());
+                    let meta = format!("{}{tail}", meta::time(created));
+                    pipe.cmd("HSET").arg(ctx.keys.shard(sid)).arg(sid).arg(meta);
+                    seen.meta_written(sid, owner.as_deref(), now_ms);
+                    written + 1
+                } else {
+                    let mode = if value.is_some() { "rewrite" } else { "touch" };
+                    let args = (mode, value.unwrap_or(""), *expiry, owner);
+                    script_write(pipe, ctx, now_ms, (sid, &key), args);
+                    seen.meta_written(sid, owner.as_deref(), now_ms);
+                    1
                 };
                 written + index(pipe, ctx, now_ms, seen, target, false)
             }

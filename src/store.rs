@@ -420,17 +420,26 @@ async fn attempt(
     }
 }
 
-/// The owners' indexes a batch may write: their commands go after the
-/// session writes (see `Backend::send`).
-fn owner_indexes(ops: &[Op], ctx: &Context) -> Vec<String> {
-    let mut indexes: Vec<String> = ops
-        .iter()
-        .filter_map(Op::owner)
-        .map(|owner| ctx.keys.user_index(owner))
+/// The owners' indexes the pipeline updates (the key of each `INDEX`
+/// call): their commands go after the session writes (see
+/// `Backend::send`). Most batches update none.
+fn owner_indexes(pipe: &Pipeline) -> Vec<String> {
+    let index = scripts::INDEX.hash.as_bytes();
+    let mut keys: Vec<String> = pipe
+        .cmd_iter()
+        .filter_map(|cmd| {
+            let mut args = cmd.args_iter().map(|a| match a {
+                redis::Arg::Simple(b) => b,
+                _ => &[][..],
+            });
+            let (_evalsha, sha, _numkeys, key) =
+                (args.next(), args.next()?, args.next(), args.next()?);
+            (sha == index).then(|| String::from_utf8_lossy(key).into_owned())
+        })
         .collect();
-    indexes.sort_unstable();
-    indexes.dedup();
-    indexes
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 fn is_noscript(reply: &backend::Reply) -> bool {
@@ -479,7 +488,7 @@ async fn send((link, server): (&Link, &Server), ctx: &Context, seen: &mut Recent
         (link, server),
         (&pipe, logout),
         deadline,
-        &owner_indexes(&ops, ctx),
+        &owner_indexes(&pipe),
     )
     .await;
     let mut outcomes = match sent {
