@@ -365,14 +365,20 @@ async function evictionRounds(t, policy, { rounds = 10, fillerMb, fillerTtl = ()
       evictedDevices += devices.length - alive.length
       checked += alive.length
       const listed = (await store.listUserSessions(name)).map((s) => s.id)
-      const unlisted = alive.filter((sid) => !listed.includes(sid))
+      // Any command may evict (Redis evicts before running it), so a device
+      // that was alive before the listing may be gone by its end: unlisted
+      // is a failure only for one that still exists after it.
+      const unlisted = []
+      for (const sid of alive) {
+        if (!listed.includes(sid) && (await raw.call('EXISTS', K.session(sid))) === 1) unlisted.push(sid)
+      }
       const destroyed = await store.destroyUserSessions(name)
       const survivors = []
       for (const sid of devices) {
         if ((await store.get(sid)) !== null || (await raw.call('EXISTS', K.session(sid))) !== 0) survivors.push(sid)
       }
       if (unlisted.length || survivors.length) {
-        failures.push(`${name}: ${alive.length} alive, ${listed.length} listed, ${destroyed} destroyed, ${survivors.length} still signed in`)
+        failures.push(`${name}: ${alive.length} alive, ${listed.length} listed, ${unlisted.length} unlisted and alive, ${destroyed} destroyed, ${survivors.length} still signed in`)
       }
     }
   }
