@@ -82,6 +82,19 @@ module.exports = (test, ctx) => {
     t.is(got.k, 'c')
   })
 
+  test('merge: a get issued right after a save that had to merge again sees the merged session', async (t) => {
+    const store = makeStore({ merge: true })
+    await store.set('s', session(60_000, { n: 0 }))
+    const [a, b] = [await store.get('s'), await store.get('s')]
+    a.a = 1
+    await store.set('s', a)
+    b.b = 2
+    // The same tick: one batch, whose save finds a's change and merges again.
+    const [, got] = await Promise.all([store.set('s', b), store.get('s')])
+    t.is(got.a, 1)
+    t.is(got.b, 2)
+  })
+
   test('merge: a session destroyed meanwhile stays destroyed', async (t) => {
     const store = makeStore({ merge: true, userId: (s) => s.user })
     await store.set('s', session(60_000, { user: 'ada' }))
