@@ -66,7 +66,7 @@ const HELP = `usage: node bench/run.js [options]
   --admin-rounds N        timed rounds per admin call, connect-redis (default 3)
   --admin-ours-rounds N   timed rounds per admin call, this store (default 10)
   --features-rounds N     rounds of the features part (store options off and on, 64
-                          concurrent), each side in a fresh process (default 3)
+                          concurrent), each side in a fresh process (default 5)
   --features-duration S   measured seconds per features run (default 1.5)
   --encryption-sizes LIST session sizes for encryption off/on (default 200,2000,20000)
   --merge-sizes LIST      session sizes for merge off/on (default 200,2000)
@@ -174,7 +174,7 @@ function parseConfig(argv) {
     adminPerUser: 10,
     adminRounds: Math.max(1, Math.round(num('admin-rounds', quick ? 1 : 3))),
     adminOursRounds: Math.max(1, Math.round(num('admin-ours-rounds', quick ? 3 : 10))),
-    featuresRounds: Math.max(1, Math.round(num('features-rounds', quick ? 1 : 3))),
+    featuresRounds: Math.max(1, Math.round(num('features-rounds', quick ? 1 : 5))),
     featuresDurationMs: num('features-duration', quick ? 0.15 : 1.5) * 1000,
     featuresConcurrency: 64,
     encryptionSizes: list('encryption-sizes', [200, 2000, 20000]),

@@ -6,6 +6,7 @@
 // With oneKeyWrites (the features part's merge runs), a set changes exactly
 // one top-level key of what get returned, lastSeen, and leaves the cookie as
 // read, so a merging store has one key to write.
+const fs = require('node:fs')
 const { performance } = require('node:perf_hooks')
 const { serve } = require('./ipc')
 const { openStore } = require('./stores')
@@ -49,8 +50,20 @@ async function prefill(store, size, pool) {
   return { sids, bytes }
 }
 
+// The JS thread's own CPU time in ns (Linux's scheduler count for the
+// calling thread), or null elsewhere: process.cpuUsage() counts every
+// thread, the store's Rust ones too, and the event loop's busy time is wall
+// time, which grows when other processes take the core.
+function jsThreadCpuNs() {
+  try {
+    return Number(fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0])
+  } catch {
+    return null
+  }
+}
+
 function snapshot() {
-  return { t: performance.now(), cpu: process.cpuUsage(), elu: performance.eventLoopUtilization() }
+  return { t: performance.now(), cpu: process.cpuUsage(), elu: performance.eventLoopUtilization(), js: jsThreadCpuNs() }
 }
 
 // Runs `concurrency` request loops. Phases end after a time (ms) or a number
@@ -152,6 +165,7 @@ function load(store, sids, { concurrency, warmupMs, durationMs, warmupReqs, meas
         elu: loop.utilization,
         // The JS thread's busy time per op: its work, whatever the rate.
         eluUsPerOp: (loop.active * 1000) / ops,
+        jsCpuUsPerOp: start.js != null && end.js != null ? (end.js - start.js) / 1000 / ops : null,
         p50Ms: percentile(lat, 50),
         p99Ms: percentile(lat, 99),
         latencySamples: lat.length,

@@ -131,7 +131,10 @@ function featureTargets(results) {
       c && c.ratio.eluUsPerOp,
       'max',
       1,
-      c ? `JS busy ${onOff(c, 'eluUsPerOp', 2, 'µs/op')} (on vs off); ELU ${pctPair(c)}; CPU ${onOff(c, 'cpuUsPerOp', 1, 'µs/op')}` : unmeasured(g),
+      c
+        ? `JS busy ${onOff(c, 'eluUsPerOp', 2, 'µs/op')} (on vs off); ELU ${pctPair(c)}; JS-thread CPU ${onOff(c, 'jsCpuUsPerOp', 2, 'µs/op')} (${f(c.ratio.jsCpuUsPerOp, 2)}×); ` +
+          `process CPU ${onOff(c, 'cpuUsPerOp', 1, 'µs/op')}`
+        : unmeasured(g),
     )
   }
   for (const size of [200, 2000]) {
@@ -142,7 +145,7 @@ function featureTargets(results) {
       c && c.ratio.cpuUsPerOp,
       c
         ? `ops/s ${onOff(c, 'opsPerSec', 0, '')} (${f(c.ratio.opsPerSec, 2)}×); JS busy ${onOff(c, 'eluUsPerOp', 2, 'µs/op')} (${f(c.ratio.eluUsPerOp, 2)}×); ` +
-            `CPU ${onOff(c, 'cpuUsPerOp', 1, 'µs/op')}; Redis CPU ${onOff(c, 'redisCpuUsPerOp', 1, 'µs/op')} (${f(c.ratio.redisCpuUsPerOp, 2)}×)`
+            `JS-thread CPU ${onOff(c, 'jsCpuUsPerOp', 2, 'µs/op')} (${f(c.ratio.jsCpuUsPerOp, 2)}×); process CPU ${onOff(c, 'cpuUsPerOp', 1, 'µs/op')}; Redis CPU ${onOff(c, 'redisCpuUsPerOp', 1, 'µs/op')} (${f(c.ratio.redisCpuUsPerOp, 2)}×)`
         : unmeasured(g),
     )
   }
