@@ -45,6 +45,17 @@ export interface RedisSessionStoreOptions {
    * at commandTimeout. Default true.
    */
   waitForReplicas?: boolean
+  /**
+   * Encrypt sessions at rest (AES-256-GCM, in the native core). The first key encrypts, all of them
+   * decrypt: put a new key first to rotate, then run `reencrypt()` before removing the old one.
+   * Encrypted values are not readable by connect-redis.
+   */
+  encryption?: {
+    /** Keys with unique ids (1-255 bytes); each key 32 bytes: a Buffer, or hex/base64/base64url text. */
+    keys: Array<{ id: string; key: Buffer | Uint8Array | string }>
+    /** Read values stored before encryption was on (and encrypt them at their next save). Default false. */
+    allowPlaintext?: boolean
+  }
   /** Find the master through Redis Sentinel instead of `url`, and follow its failovers. */
   sentinel?: {
     /**
@@ -108,6 +119,17 @@ export interface SessionStats {
   active: number
 }
 
+export interface ReencryptResult {
+  /** Rewritten under the first key. */
+  reencrypted: number
+  /** Already under the first key. */
+  current: number
+  /** Left as they are: they do not decrypt (tampered, or a key id not configured). */
+  unreadable: number
+  /** Saved again under an older key each time they were read (an instance not rotated yet). */
+  raced: number
+}
+
 export type ErrorCode =
   | 'ERR_REDIS_TIMEOUT'
   | 'ERR_REDIS_UNAVAILABLE'
@@ -115,6 +137,7 @@ export type ErrorCode =
   | 'ERR_REDIS_FULL'
   | 'ERR_STORE_CLOSED'
   | 'ERR_SESSION_CORRUPT'
+  | 'ERR_SESSION_KEY_UNKNOWN'
   | 'ERR_SERIALIZE'
   | 'ERR_SESSION_TOO_LARGE'
   | 'ERR_INVALID_ARG'
@@ -141,6 +164,8 @@ export class RedisSessionStore extends Store {
   readonly idleTimeout: number | undefined
   readonly maxSessionsPerUser: number | undefined
   readonly waitForReplicas: boolean
+  /** The ids of `encryption.keys`, in order (never the keys); undefined without encryption. */
+  readonly encryptionKeyIds: string[] | undefined
 
   /** What the store learned of its server that you should know, e.g. `WARN_REDIS_EVICTION` for an allkeys-* policy. */
   on(event: 'warning', listener: (warning: Error & { code: string }) => void): this
@@ -165,6 +190,13 @@ export class RedisSessionStore extends Store {
   clear(): Promise<void>
   /** Records sessions this store did not write (connect-redis's, an older version's) in its indexes; SCANs once. */
   reindex(): Promise<{ indexed: number; skipped: number }>
+  /**
+   * Rewrites every session not under the first encryption key under it, keeping expiry, owner and
+   * times; bounded per step, safe while serving. `unreadable`: values that do not decrypt, left as they are;
+   * `raced`: saved again under an older key while it ran (an instance not rotated yet): run it again.
+   */
+  reencrypt(): Promise<ReencryptResult>
+  reencrypt(callback: Callback<ReencryptResult>): void
   /** A user's live sessions, most recently used first. */
   listUserSessions(userId: string | number): Promise<UserSession[]>
   /** Destroys a user's sessions but those in `except`; resolves to how many were destroyed. */

@@ -3,7 +3,7 @@
 const { Store } = require('express-session')
 const { NativeStore, OpKind, WARNING_BATCH } = require('./lib/native').loadBinding()
 const { Batcher } = require('./lib/batcher')
-const { allSessions, reindex } = require('./lib/admin')
+const { allSessions, reindex, reencrypt } = require('./lib/admin')
 const { parseOptions } = require('./lib/options')
 const { RedisSessionStoreError, fromNative, invalidArg } = require('./lib/errors')
 
@@ -71,6 +71,8 @@ class RedisSessionStore extends Store {
     this.userId = o.userId
     this.maxSessionsPerUser = o.maxSessionsPerUser
     this.waitForReplicas = o.waitForReplicas
+    // The ids only: key material stays out of the store's properties.
+    this.encryptionKeyIds = o.encryption ? o.encryption.keys.map((k) => k.id) : undefined
     try {
       // The options go to Rust as the user wrote them (checked above).
       const onWarning = (code, message) => this._warn(code, message)
@@ -196,6 +198,21 @@ class RedisSessionStore extends Store {
    */
   reindex(cb) {
     return callOrPromise(cb, (done) => reindex(this, OpKind.Adopt, done))
+  }
+
+  /**
+   * Rewrites every session not under the first encryption key (an older
+   * key's, or plaintext with `allowPlaintext`) under it, a bounded step at
+   * a time, keeping each session's expiry, owner and times; safe while
+   * serving (a save that lands meanwhile wins). Resolves to
+   * `{ reencrypted, current, unreadable, raced }`.
+   */
+  reencrypt(cb) {
+    return callOrPromise(cb, (done) => {
+      if (!this.encryptionKeyIds) throw invalidArg('reencrypt() needs the encryption option')
+      this._batcher.flush()
+      reencrypt(this, done)
+    })
   }
 
   /** A user's live sessions, most recently used first. */

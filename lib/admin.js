@@ -75,4 +75,21 @@ function reindex(store, adopt, done) {
   step('0')
 }
 
-module.exports = { allSessions, reindex }
+// reencrypt(): steps over the shards of the all-sessions index, each a
+// native call bounded by commandTimeout; the counts add up.
+function reencrypt(store, done) {
+  const total = { reencrypted: 0, current: 0, unreadable: 0, raced: 0 }
+  const step = (from) => {
+    store._native.reencrypt(from).then((r) => {
+      total.reencrypted += r.reencrypted
+      total.current += r.current
+      total.unreadable += r.unreadable
+      total.raced += r.raced
+      if (r.next < 0) done(null, total)
+      else step(r.next)
+    }, (err) => done(fromNative(err)))
+  }
+  step(0)
+}
+
+module.exports = { allSessions, reindex, reencrypt }

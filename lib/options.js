@@ -19,6 +19,7 @@ const DEFAULTS = {
   sentinel: undefined,
   cluster: undefined,
   waitForReplicas: true,
+  encryption: undefined,
 }
 
 // Who owns a session, as login code usually records it: an explicit
@@ -132,6 +133,55 @@ function checkTlsUse(o) {
   }
 }
 
+const CONTROL = /[\u0000-\u001f\u007f]/
+const ENCRYPTION_FIELDS = new Set(['keys', 'allowPlaintext'])
+const KEY_FIELDS = new Set(['id', 'key'])
+const KEY_BYTES = 32
+
+// A key as users keep it (an environment variable): 32 bytes as a Buffer,
+// or as hex, base64 or base64url text. The message never shows the key.
+function keyBytes(i, key) {
+  if (Buffer.isBuffer(key) || key instanceof Uint8Array) {
+    if (key.length !== KEY_BYTES) fail(`"encryption.keys[${i}].key" must be ${KEY_BYTES} bytes, got ${key.length}`)
+    return Buffer.from(key)
+  }
+  if (typeof key !== 'string') fail(`"encryption.keys[${i}].key" must be a Buffer or a hex, base64 or base64url string of ${KEY_BYTES} bytes`)
+  let bytes
+  if (/^[0-9a-fA-F]{64}$/.test(key)) bytes = Buffer.from(key, 'hex')
+  else if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(key)) bytes = Buffer.from(key, key.includes('-') || key.includes('_') ? 'base64url' : 'base64')
+  if (!bytes || bytes.length !== KEY_BYTES) {
+    fail(`"encryption.keys[${i}].key" must be ${KEY_BYTES} bytes (a Buffer, or 64 hex digits, or 43-44 base64/base64url characters); the string given is not`)
+  }
+  return bytes
+}
+
+// { keys: [{ id, key }, ...], allowPlaintext }: the first key encrypts,
+// all of them decrypt (rotation); ids name a key in each stored value.
+function parseEncryption(encryption) {
+  if (encryption === null || typeof encryption !== 'object' || Array.isArray(encryption)) fail('option "encryption" must be an object { keys, allowPlaintext }')
+  for (const name of Object.keys(encryption)) {
+    if (!ENCRYPTION_FIELDS.has(name)) fail(`unknown option "encryption.${name}"`)
+  }
+  const { keys, allowPlaintext = false } = encryption
+  if (!Array.isArray(keys) || keys.length === 0) fail('option "encryption.keys" must be a non-empty array of { id, key }')
+  if (typeof allowPlaintext !== 'boolean') fail('option "encryption.allowPlaintext" must be a boolean')
+  const ids = new Set()
+  const out = keys.map((k, i) => {
+    if (k === null || typeof k !== 'object') fail(`"encryption.keys[${i}]" must be an object { id, key }`)
+    for (const name of Object.keys(k)) {
+      if (!KEY_FIELDS.has(name)) fail(`unknown option "encryption.keys[${i}].${name}"`)
+    }
+    const { id } = k
+    if (typeof id !== 'string' || id === '' || Buffer.byteLength(id) > 255 || CONTROL.test(id)) {
+      fail(`"encryption.keys[${i}].id" must be a non-empty string of at most 255 bytes without control characters`)
+    }
+    if (ids.has(id)) fail(`"encryption.keys" has the id ${JSON.stringify(id)} twice`)
+    ids.add(id)
+    return { id, key: keyBytes(i, k.key) }
+  })
+  return { keys: out, allowPlaintext }
+}
+
 // { nodes: ['redis://host:7000', ...] }: seed nodes of a Redis Cluster (any
 // few masters; the rest are found through CLUSTER SLOTS). A login goes in
 // the URLs, as for `url`; every node is reached with the first URL's.
@@ -195,6 +245,7 @@ function parseOptions(options) {
   if (typeof o.userId !== 'function') fail('option "userId" must be a function (session) => string | undefined')
   if (o.maxSessionsPerUser !== undefined) positiveInt('maxSessionsPerUser', o.maxSessionsPerUser, 1e6)
   if (typeof o.waitForReplicas !== 'boolean') fail('option "waitForReplicas" must be a boolean')
+  if (o.encryption !== undefined) o.encryption = parseEncryption(o.encryption)
   if (o.cluster !== undefined) {
     if (options.url !== undefined) fail('give either "url" or "cluster", not both')
     if (options.sentinel !== undefined) fail('give either "sentinel" or "cluster", not both')

@@ -2,6 +2,9 @@
 //! operations becomes one pipeline; each operation knows how many replies it
 //! owns and how to read them back.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use redis::{Pipeline, Value};
 
 use crate::backend::Reply;
@@ -12,6 +15,7 @@ use crate::keys::{self, Keys};
 use crate::meta::{self, Meta};
 use crate::recent::Recent;
 use crate::scripts;
+use crate::seal::Keyring;
 
 /// What every operation of a store shares: its key layout and limits.
 #[derive(Debug, Clone)]
@@ -24,6 +28,28 @@ pub struct Context {
     /// Destroys wait for a replica's acknowledgement when the master has
     /// replicas (see `replicas`).
     pub wait_for_replicas: bool,
+    /// Values are sealed at rest with these keys (see `seal`).
+    pub seal: Option<Arc<Keyring>>,
+}
+
+impl Context {
+    /// A session's text as the backend stores it at `key`.
+    pub fn stored<'a>(&self, key: &str, text: &'a str) -> Cow<'a, [u8]> {
+        match &self.seal {
+            Some(ring) => Cow::Owned(ring.seal(key, text.as_bytes())),
+            None => Cow::Borrowed(text.as_bytes()),
+        }
+    }
+
+    /// The session text in a reply for `key`: `None` for a missing key, an
+    /// error naming the key for anything that cannot be session text (or,
+    /// sealed, does not open).
+    pub fn text(&self, key: &str, reply: Value) -> StoreResult<Option<String>> {
+        match (&self.seal, reply) {
+            (Some(ring), Value::BulkString(bytes)) => ring.open(key, bytes).map(Some),
+            (_, reply) => read_string(key, reply),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -163,9 +189,9 @@ impl Op {
                 let plain = !ctx.lifetime.has_limits() && matches!(expiry, Expiry::At(_));
                 let created = seen.created(sid).filter(|_| plain);
                 let written = if plain && owner.is_none() && seen.meta_fresh(sid, None, now_ms) {
-                    plain_write(pipe, &key, value, *expiry)
+                    plain_write(pipe, ctx, &key, (value, *expiry))
                 } else if let Some(created) = created {
-                    let written = plain_write(pipe, &key, value, *expiry);
+                    let written = plain_write(pipe, ctx, &key, (value, *expiry));
                     let tail = meta::tail(now_ms, expiry.at(), owner.as_deref());
                     let meta = format!("{}{tail}", meta::time(created));
                     pipe.cmd("HSET").arg(ctx.keys.shard(sid)).arg(sid).arg(meta);
@@ -197,7 +223,7 @@ impl Op {
     pub fn read(&self, ctx: &Context, now_ms: i64, replies: &mut [Value]) -> Outcome {
         let key = || ctx.keys.session(self.sid());
         match self {
-            Op::Get { .. } => match read_string(&key(), take(&mut replies[0])) {
+            Op::Get { .. } => match ctx.text(&key(), take(&mut replies[0])) {
                 Ok(None) => Outcome::Session {
                     value: None,
                     expires_at: None,
@@ -273,7 +299,11 @@ fn script_write(
         .arg(ctx.keys.shard(sid))
         .arg(keys::tombstone(key))
         .arg(mode)
-        .arg(value)
+        // A touch writes no value: nothing to seal.
+        .arg(&*match mode {
+            "touch" => Cow::Borrowed(&[][..]),
+            _ => ctx.stored(key, value),
+        })
         .arg(optional(expiry.at()))
         .arg(now_ms)
         .arg(optional(ctx.lifetime.idle_ms))
@@ -289,13 +319,18 @@ fn script_write(
 /// that is gone meanwhile refuses a `set` until the cookie's deadline, as
 /// the logout marker it may replace did (see `scripts::WRITE`). Returns the
 /// reply count.
-fn plain_write(pipe: &mut Pipeline, key: &str, value: Option<&str>, expiry: Expiry) -> usize {
+fn plain_write(
+    pipe: &mut Pipeline,
+    ctx: &Context,
+    key: &str,
+    (value, expiry): (Option<&str>, Expiry),
+) -> usize {
     let at = expiry.at().unwrap_or(i64::MAX);
     match value {
         Some(v) => pipe
             .cmd("SET")
             .arg(key)
-            .arg(v)
+            .arg(&*ctx.stored(key, v))
             .arg("XX")
             .arg("PXAT")
             .arg(at),
@@ -586,6 +621,7 @@ mod tests {
             },
             count_logins: true,
             wait_for_replicas: true,
+            seal: None,
         }
     }
 

@@ -16,8 +16,11 @@ pub enum ErrorKind {
     /// Redis refused a write for memory (OOM: `maxmemory` reached and
     /// nothing it may evict); nothing of the write was applied.
     Full,
-    /// The stored value cannot be a session (not UTF-8).
+    /// The stored value cannot be a session (not UTF-8; with encryption,
+    /// one that fails to open or is plaintext when that is refused).
     Corrupt,
+    /// An encrypted value names a key id that is not configured.
+    UnknownKey,
     /// The caller passed something the store cannot use.
     InvalidArgument,
     /// The native core failed (a panic, caught); the call did not complete.
@@ -25,13 +28,14 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 9] = [
         ErrorKind::Timeout,
         ErrorKind::Unavailable,
         ErrorKind::Closed,
         ErrorKind::Reply,
         ErrorKind::Full,
         ErrorKind::Corrupt,
+        ErrorKind::UnknownKey,
         ErrorKind::InvalidArgument,
         ErrorKind::Internal,
     ];
@@ -44,6 +48,7 @@ impl ErrorKind {
             ErrorKind::Reply => "ERR_REDIS_REPLY",
             ErrorKind::Full => "ERR_REDIS_FULL",
             ErrorKind::Corrupt => "ERR_SESSION_CORRUPT",
+            ErrorKind::UnknownKey => "ERR_SESSION_KEY_UNKNOWN",
             ErrorKind::InvalidArgument => "ERR_INVALID_ARG",
             ErrorKind::Internal => "ERR_INTERNAL",
         }

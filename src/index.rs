@@ -14,7 +14,7 @@ use redis::{Pipeline, Value};
 use tokio::time::Instant;
 
 use crate::backend::{Conn, SendError};
-use crate::commands::{self, read_string, reply_error, Op, Outcome};
+use crate::commands::{self, reply_error, Op, Outcome};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::{from_expiretime, now_ms};
 use crate::meta::{self, Meta};
@@ -54,7 +54,7 @@ enum Read {
 /// whole, and the connection bounds each request too.
 /// A cluster node that failed fails the whole call: its sessions' answers
 /// are missing.
-async fn round_trip(conn: &Conn, pipe: &Pipeline) -> StoreResult<Vec<Value>> {
+pub async fn round_trip(conn: &Conn, pipe: &Pipeline) -> StoreResult<Vec<Value>> {
     conn.send(pipe, None, &[])
         .await
         .map_err(SendError::into_store)?
@@ -81,7 +81,11 @@ const SHARDS_PER_TRIP: usize = 1024;
 /// Every meta in the shards of the all-sessions index, logout markers
 /// included.
 async fn walk(store: &Store, conn: &Conn) -> StoreResult<Vec<(String, Meta)>> {
-    let shards = store.context().keys.shards();
+    metas(conn, &store.context().keys.shards()).await
+}
+
+/// The metas in these shards, `SHARDS_PER_TRIP` shards per round trip.
+pub async fn metas(conn: &Conn, shards: &[String]) -> StoreResult<Vec<(String, Meta)>> {
     let mut out = Vec::new();
     for part in shards.chunks(SHARDS_PER_TRIP) {
         let mut pipe = redis::pipe();
@@ -128,7 +132,7 @@ async fn members(conn: &Conn, index: &str) -> StoreResult<Vec<String>> {
 const CHUNKS_PER_TRIP: usize = 16;
 
 /// Sessions handled per round trip.
-fn per_trip(chunk: usize) -> usize {
+pub fn per_trip(chunk: usize) -> usize {
     chunk.max(1) * CHUNKS_PER_TRIP
 }
 
@@ -230,7 +234,10 @@ fn decode(
         Read::Exists if matches!(first, Value::Int(1)) => String::new(),
         Read::Exists => return Ok(Err(sid)),
         Read::Values | Read::Full => {
-            match read_string(&store.context().keys.session(&sid), first)? {
+            match store
+                .context()
+                .text(&store.context().keys.session(&sid), first)?
+            {
                 Some(value) => value,
                 None => return Ok(Err(sid)),
             }
@@ -565,8 +572,9 @@ pub async fn scan_page(store: &Store, cursor: &str, chunk: usize) -> StoreResult
     let mut sessions = Vec::with_capacity(sids.len());
     for sid in sids {
         let (value, at) = (replies.next(), replies.next());
-        if let Some(Value::BulkString(bytes)) = value {
-            if let Ok(value) = String::from_utf8(bytes) {
+        if let Some(value @ Value::BulkString(_)) = value {
+            // What does not open (not UTF-8; sealed, tampered) is left out.
+            if let Ok(Some(value)) = store.context().text(&keys.session(&sid), value) {
                 let expires_at = match at {
                     Some(Value::Int(t)) => from_expiretime(t),
                     _ => None,

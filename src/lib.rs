@@ -11,8 +11,10 @@ pub mod keys;
 pub mod meta;
 pub mod recent;
 pub mod reclaim;
+pub mod reencrypt;
 pub mod replicas;
 pub mod scripts;
+pub mod seal;
 pub mod server_info;
 pub mod store;
 

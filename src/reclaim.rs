@@ -189,6 +189,7 @@ mod tests {
             lifetime,
             count_logins: false,
             wait_for_replicas: false,
+            seal: None,
         };
         let plain = ctx(Lifetime::default());
         let limited = ctx(Lifetime {

@@ -130,6 +130,20 @@ return 0
     )
 });
 
+/// Replaces a value that is still the one read, keeping its expiry:
+/// `reencrypt()` rewriting a session under the first key, safe against a
+/// save that lands meanwhile (that save wins). KEYS: session. ARGV: the
+/// value read, its replacement. Returns 1 when replaced, else 0.
+pub static SWAP: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+",
+    )
+});
+
 /// What `reclaim` does with a meta it found done with: deletes it unless
 /// its session lives or it is a logout marker that must stay. KEYS:
 /// session, shard. ARGV: now, sid. Returns `{state, owner}`: 1 the session
@@ -152,7 +166,7 @@ return {0, u or ''}
 /// SCRIPT LOAD for every script.
 pub fn load_pipeline() -> redis::Pipeline {
     let mut load = redis::pipe();
-    for script in [&WRITE, &DESTROY, &INDEX, &RECLAIM] {
+    for script in [&WRITE, &DESTROY, &INDEX, &RECLAIM, &SWAP] {
         load.cmd("SCRIPT").arg("LOAD").arg(script.code);
     }
     load

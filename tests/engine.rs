@@ -513,7 +513,7 @@ impl Gen {
         let mut c = Cmd::new();
         let now = self.now.to_string();
         c.arg("EVALSHA");
-        match self.rng.below(4) {
+        match self.rng.below(5) {
             0 => {
                 let (keys, sid) = self.script_keys(false);
                 c.arg(&scripts::WRITE.hash).arg(3).arg(&keys);
@@ -561,6 +561,14 @@ impl Gen {
                 };
                 c.arg(self.maybe(bound)).arg(self.maybe(now));
             }
+            3 => {
+                // Mostly the value a key holds, so that it is replaced.
+                let ([session, _, _], _) = self.script_keys(false);
+                c.arg(&scripts::SWAP.hash).arg(1).arg(session);
+                let (read, new) = (self.rng.pick(VALUES), self.rng.pick(VALUES));
+                c.arg(self.maybe(read.to_string()))
+                    .arg(self.maybe(new.to_string()));
+            }
             _ => {
                 let ([session, shard, _], sid) = self.script_keys(false);
                 c.arg(&scripts::RECLAIM.hash).arg(2).arg(session).arg(shard);
@@ -588,6 +596,7 @@ impl Store {
                 lifetime,
                 count_logins,
                 wait_for_replicas: false,
+                seal: None,
             },
             seen: Recent::default(),
         }
@@ -704,6 +713,7 @@ fn tally(cmd: &Cmd, reply: &Value) -> String {
             ("DESTROY", &scripts::DESTROY),
             ("INDEX", &scripts::INDEX),
             ("RECLAIM", &scripts::RECLAIM),
+            ("SWAP", &scripts::SWAP),
         ]
         .into_iter()
         .find(|(_, s)| s.hash.as_bytes() == sha);

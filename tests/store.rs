@@ -35,6 +35,7 @@ fn open_with(prefix: &str, lifetime: Lifetime, options: &ConnectionOptions) -> S
         lifetime,
         count_logins: true,
         wait_for_replicas: true,
+        seal: None,
     };
     Store::open(ctx, options, std::sync::Arc::new(|_| {})).unwrap()
 }
@@ -439,11 +440,74 @@ async fn every_script_compiles_on_a_real_server() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(replies.len(), 4);
+    assert_eq!(replies.len(), 5);
     for reply in replies {
         assert!(
             matches!(reply, redis::Value::BulkString(_)),
             "SCRIPT LOAD answered {reply:?}"
         );
     }
+}
+
+/// A store sealing with these keys (the first seals).
+fn open_sealed(prefix: &str, keys: &[(&str, u8)], options: &ConnectionOptions) -> Store {
+    let keys = keys
+        .iter()
+        .map(|(id, b)| (id.to_string(), vec![*b; 32]))
+        .collect();
+    let ctx = Context {
+        keys: Keys::new(prefix),
+        lifetime: Lifetime::default(),
+        count_logins: false,
+        wait_for_replicas: true,
+        seal: Some(std::sync::Arc::new(
+            redis_session_store::seal::Keyring::new(keys, false).unwrap(),
+        )),
+    };
+    Store::open(ctx, options, std::sync::Arc::new(|_| {})).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reencryption_does_not_overwrite_a_save_made_after_its_read() {
+    use redis_session_store::reencrypt::{apply, plan, Rewritten};
+    let server = Server::start();
+    let options = options(server.url(), 2000);
+    let old = open_sealed("enc:", &[("old", 1)], &options);
+    let rotated = open_sealed("enc:", &[("new", 2), ("old", 1)], &options);
+    let at = now_ms() + 60_000;
+    let set = |sid: &str, user: &str| Op::Set {
+        sid: sid.into(),
+        value: session(user, at),
+        expiry: Expiry::At(at),
+        owner: None,
+    };
+    run(&old, vec![set("raced", "before"), set("calm", "calm")]).await;
+    let conn = rotated.connection().await.unwrap();
+    let mut done = Rewritten::default();
+    let swaps = plan(
+        &rotated,
+        &conn,
+        vec!["raced".into(), "calm".into()],
+        &mut done,
+    )
+    .await
+    .unwrap();
+    // A save lands between the read and the rewrite.
+    run(&old, vec![set("raced", "after")]).await;
+    let again = apply(&conn, swaps, &mut done).await.unwrap();
+    assert_eq!(again, vec!["raced".to_string()]);
+    assert_eq!(done.reencrypted, 1);
+    let read = |sid: &str| Op::Get { sid: sid.into() };
+    let out = run(&rotated, vec![read("raced"), read("calm")]).await;
+    let text = |o: &Outcome| match o {
+        Outcome::Session { value: Some(v), .. } => v.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(text(&out[0]), session("after", at));
+    assert_eq!(text(&out[1]), session("calm", at));
+    // Only the rewritten one is under the new key now.
+    let fresh = open_sealed("enc:", &[("new", 2)], &options);
+    let out = run(&fresh, vec![read("raced"), read("calm")]).await;
+    assert!(matches!(&out[0], Outcome::Failed(e) if e.kind == ErrorKind::UnknownKey));
+    assert_eq!(text(&out[1]), session("calm", at));
 }

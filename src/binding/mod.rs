@@ -19,10 +19,14 @@ use napi_derive::napi;
 
 use crate::error::{ErrorKind, StoreError};
 use crate::index;
+use crate::reencrypt;
 use crate::server_info::{OnWarning, Warning};
 use crate::store::{Reply, Store};
 use options::NativeOptions;
-use wire::{decode, encode, list_reply, ms, AllPage, BatchReply, ListReply, ScanReply, StatsReply};
+use wire::{
+    decode, encode, list_reply, ms, AllPage, BatchReply, ListReply, ReencryptReply, ScanReply,
+    StatsReply,
+};
 
 /// What `onReply` is called with: `(batchId, values, expiresAt,
 /// ownerSessions, errorCodes, errorMessages)` (see `BatchReply`). Spread
@@ -151,7 +155,7 @@ impl NativeStore {
         on_reply: Function<'_, Unknown<'static>, Unknown<'static>>,
     ) -> Result<Self> {
         let connection = options.connection();
-        let ctx = options.context();
+        let ctx = options.context().map_err(|e| to_js(&env, e))?;
         let in_flight = Arc::new(InFlight::default());
         let counted = in_flight.clone();
         let on_reply = on_reply
@@ -349,6 +353,25 @@ impl NativeStore {
                 reply.expires_at.push(ms(f.expires_at));
             }
             Ok(reply)
+        })
+    }
+
+    /// One step of `reencrypt()`, from shard `from`.
+    #[napi(ts_return_type = "Promise<ReencryptReply>")]
+    pub fn reencrypt<'env>(
+        &self,
+        env: &'env Env,
+        from: u32,
+    ) -> Result<PromiseRaw<'env, ReencryptReply>> {
+        self.admin(env, false, move |s, chunk| async move {
+            let (next, done) = reencrypt::step(&s, from as usize, chunk).await?;
+            Ok(ReencryptReply {
+                next: next.map_or(-1, |n| n as i32),
+                reencrypted: done.reencrypted as f64,
+                current: done.current as f64,
+                unreadable: done.unreadable as f64,
+                raced: done.raced as f64,
+            })
         })
     }
 

@@ -2,14 +2,17 @@
 //! them: a bad option is a TypeError at construction, with the option's
 //! name), turned into what the core takes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use napi_derive::napi;
 
 use crate::backend::{ConnectionOptions, SentinelOptions, Tls};
 use crate::commands::Context;
+use crate::error::StoreResult;
 use crate::expiry::Lifetime;
 use crate::keys::Keys;
+use crate::seal::Keyring;
 
 #[napi(object)]
 pub struct TlsOptions {
@@ -32,6 +35,21 @@ pub struct SentinelOptionsJs {
     pub password: Option<String>,
     pub db: Option<u32>,
     pub tls: Option<bool>,
+}
+
+/// One key of `encryption.keys`: its bytes (the JS face decodes the
+/// base64/hex forms).
+#[napi(object)]
+pub struct EncryptionKey {
+    pub id: String,
+    pub key: napi::bindgen_prelude::Buffer,
+}
+
+#[napi(object)]
+pub struct EncryptionOptions {
+    /// The first seals; all of them open.
+    pub keys: Vec<EncryptionKey>,
+    pub allow_plaintext: bool,
 }
 
 #[napi(object)]
@@ -57,6 +75,7 @@ pub struct NativeOptions {
     pub tls: Option<TlsOptions>,
     pub sentinel: Option<SentinelOptionsJs>,
     pub cluster: Option<ClusterOptions>,
+    pub encryption: Option<EncryptionOptions>,
 }
 
 fn ms(seconds: Option<f64>) -> Option<i64> {
@@ -95,8 +114,16 @@ impl NativeOptions {
         }
     }
 
-    pub fn context(&self) -> Context {
-        Context {
+    /// What the core works with; a bad key is refused here too.
+    pub fn context(&mut self) -> StoreResult<Context> {
+        let seal = match self.encryption.take() {
+            Some(e) => {
+                let keys = e.keys.into_iter().map(|k| (k.id, k.key.to_vec())).collect();
+                Some(Arc::new(Keyring::new(keys, e.allow_plaintext)?))
+            }
+            None => None,
+        };
+        Ok(Context {
             keys: Keys::new(self.prefix.clone()),
             lifetime: Lifetime {
                 idle_ms: ms(self.idle_timeout),
@@ -104,6 +131,7 @@ impl NativeOptions {
             },
             count_logins: self.max_sessions_per_user.is_some(),
             wait_for_replicas: self.wait_for_replicas,
-        }
+            seal,
+        })
     }
 }

@@ -70,6 +70,17 @@ pub struct ScanReply {
     pub expires_at: Vec<f64>,
 }
 
+/// One step of `reencrypt()`.
+#[napi(object)]
+pub struct ReencryptReply {
+    /// The shard the next step starts at; -1 when done.
+    pub next: i32,
+    pub reencrypted: f64,
+    pub current: f64,
+    pub unreadable: f64,
+    pub raced: f64,
+}
+
 #[napi(object)]
 pub struct StatsReply {
     pub sessions: f64,

@@ -1,4 +1,4 @@
-//! The store's four Lua scripts (`crate::scripts`), run natively: each step
+//! The store's Lua scripts (`crate::scripts`), run natively: each step
 //! of the Lua, in order, through the same commands (so a wrong type or a
 //! bad argument fails where it fails in Redis, with Redis's error text and
 //! the script's line), Lua's number coercions and Lua's number printing
@@ -17,7 +17,7 @@ use crate::scripts;
 type Native = fn(&mut Call, &[&[u8]], &[&[u8]]) -> Result<Value, Value>;
 
 /// (SHA of the Lua followed, the Lua, its native version).
-static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 4] = [
+static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 5] = [
     (
         "dca72a97a2ef937e6a380ecaba44d3f67e6df659",
         &scripts::WRITE,
@@ -37,6 +37,11 @@ static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 4] = [
         "cee1dce0bb282791fff527b1f9857b48250e74c3",
         &scripts::RECLAIM,
         reclaim,
+    ),
+    (
+        "bf0d78adfe7a7fc2be5fbec1db655f27bcc6818f",
+        &scripts::SWAP,
+        swap,
     ),
 ];
 
@@ -381,6 +386,18 @@ fn reclaim(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value>
     }
     r.call(7, &[S(b"HDEL"), opt(key(2)), opt(arg(2))])?;
     Ok(pair(0, owner))
+}
+
+/// `scripts::SWAP`.
+fn swap(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
+    let (key, arg) = (|i| nth(keys, i), |i| nth(argv, i));
+    // `GET ~= ARGV[1]`: a missing key (false) never equals a string.
+    match r.call(2, &[S(b"GET"), opt(key(1))])? {
+        Value::BulkString(v) if Some(&v[..]) == arg(1) => {}
+        _ => return Ok(ZERO),
+    }
+    r.call(3, &[S(b"SET"), opt(key(1)), opt(arg(2)), S(b"KEEPTTL")])?;
+    Ok(ONE)
 }
 
 #[cfg(test)]
