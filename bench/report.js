@@ -40,7 +40,7 @@ function featuresTable(ft) {
   lines.push('')
   lines.push(
     `The store workload (get, then touch 4 of 5 or set 1 of 5 = 2 ops per request), each side in a fresh process; medians of ${ft.rounds} rounds of ${f(ft.durationMs / 1000, 1)} s, ` +
-      `the sides alternating in order. For merge, off and on alike, every set changes one top-level key (lastSeen) of the object get returned and nothing else. ` +
+      `the two sides back to back at each size, the first of them alternating by round. For merge, off and on alike, every set changes one top-level key (lastSeen) of the object get returned and nothing else. ` +
       `"JS busy" is the event loop's busy time (ELU's active time) ÷ ops: the JS thread's work per op, whatever the rate, in wall time; "JS CPU" is that thread's own CPU time ÷ ops ` +
       `(Linux; unlike wall time, not inflated when other processes take the core). CPU is the whole process's (all threads). The last columns are on ÷ off.`,
   )

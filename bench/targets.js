@@ -11,7 +11,7 @@ const { UNAVAILABLE } = require('./features')
 const f = (v, digits = 1) => (typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a')
 
 // A list of target lines and the two ways to add to it.
-function lines() {
+function targetList() {
   const out = []
   const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null)
   // item: the issue's numbering; value: the measured ratio; op: 'min' (at
@@ -31,7 +31,7 @@ function lines() {
 }
 
 function targets(results) {
-  const { out, add } = lines()
+  const { out, add } = targetList()
   const store = results.store
   const cfg = (size, concurrency) => store && store.configs.find((c) => c.size === size && c.concurrency === concurrency)
   const pair = (c, kind, field, digits, unit) => (c ? `${f(c.ours.median[field], digits)} vs ${f(c[kind].median[field], digits)} ${unit}` : 'not measured')
@@ -115,7 +115,7 @@ function targets(results) {
 // Rust, so the JS thread's work per op (event-loop busy time ÷ ops) should
 // not grow with it; merge's cost is reported, with no target.
 function featureTargets(results) {
-  const { out, add, note } = lines()
+  const { out, add, note } = targetList()
   const features = results.features
   const feature = (name, size) => {
     const g = features && features.groups.find((x) => x.feature === name)
