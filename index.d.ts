@@ -56,6 +56,12 @@ export interface RedisSessionStoreOptions {
     /** Read values stored before encryption was on (and encrypt them at their next save). Default false. */
     allowPlaintext?: boolean
   }
+  /**
+   * Overlapping requests of one session keep each other's changes: a save writes only the top-level keys its
+   * request added, changed or deleted since it loaded the session, over what is stored now (the later save wins
+   * a key both changed). Needs the default JSON serializer. Default false (last save wins, as connect-redis).
+   */
+  merge?: boolean
   /** Find the master through Redis Sentinel instead of `url`, and follow its failovers. */
   sentinel?: {
     /**
@@ -166,6 +172,7 @@ export class RedisSessionStore extends Store {
   readonly waitForReplicas: boolean
   /** The ids of `encryption.keys`, in order (never the keys); undefined without encryption. */
   readonly encryptionKeyIds: string[] | undefined
+  readonly merge: boolean
 
   /** What the store learned of its server that you should know, e.g. `WARN_REDIS_EVICTION` for an allkeys-* policy. */
   on(event: 'warning', listener: (warning: Error & { code: string }) => void): this

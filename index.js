@@ -71,6 +71,10 @@ class RedisSessionStore extends Store {
     this.userId = o.userId
     this.maxSessionsPerUser = o.maxSessionsPerUser
     this.waitForReplicas = o.waitForReplicas
+    this.merge = o.merge
+    // merge: the text each session object was loaded from (or last saved
+    // as), so a save can send what its request changed (see createSession).
+    this._loaded = o.merge ? new WeakMap() : undefined
     // The ids only: key material stays out of the store's properties.
     this.encryptionKeyIds = o.encryption ? o.encryption.keys.map((k) => k.id) : undefined
     try {
@@ -105,9 +109,19 @@ class RedisSessionStore extends Store {
         } catch (e) {
           return done(e)
         }
+        if (this._loaded) this._loaded.set(sess, raw)
         done(null, sess)
       })
     })
+  }
+
+  // express-session hands `set` its own Session, built from the object
+  // `get` returned: what that was loaded from goes with it.
+  createSession(req, sess) {
+    const session = super.createSession(req, sess)
+    const base = this._loaded && this._loaded.get(sess)
+    if (base !== undefined) this._loaded.set(session, base)
+    return session
   }
 
   set(sid, sess, cb) {
@@ -115,7 +129,10 @@ class RedisSessionStore extends Store {
       checkSid(sid)
       const value = this._serialize(sess)
       const owner = this._owner(sess)
-      this._batcher.push(OpKind.Set, sid, value, owner, this._expiresAt(sess), (err, _, __, ownerSessions) => {
+      const at = this._expiresAt(sess)
+      const base = this._loaded && this._loaded.get(sess)
+      if (base !== undefined) return this._merge(sid, sess, [base, value], owner, at, done)
+      this._batcher.push(OpKind.Set, sid, value, owner, at, (err, _, __, ownerSessions) => {
         if (err) return done(err)
         // A login past the limit: the least recently used sessions go.
         if (!(ownerSessions > this.maxSessionsPerUser)) return done(null)
@@ -138,13 +155,28 @@ class RedisSessionStore extends Store {
         if (this.disableTouch) return process.nextTick(done, null)
         const at = this._expiresAt(sess)
         const owner = this._owner(sess)
+        const base = this._loaded && this._loaded.get(sess)
         if (this._expiryFollowsCookie()) {
           this._batcher.push(OpKind.Touch, sid, null, owner, at, (err) => done(err || null))
+        } else if (base !== undefined) {
+          this._merge(sid, sess, [base, this._serialize(sess)], owner, at, done)
         } else {
           this._batcher.push(OpKind.Rewrite, sid, this._serialize(sess), owner, at, (err) => done(err || null))
         }
       }),
     )
+  }
+
+  // A save of a loaded session with merge: on: only what this request
+  // changed since `base` is written over what is stored (in Rust, as a
+  // compare-and-set). The saved text becomes the base of a later save by
+  // the same request (save() called by hand, then the end of the request).
+  _merge(sid, sess, [base, value], owner, at, done) {
+    this._batcher.push(OpKind.Merge, sid, [base, value], owner, at, (err) => {
+      if (err) return done(err)
+      this._loaded.set(sess, value)
+      done(null)
+    })
   }
 
   destroy(sid, cb) {

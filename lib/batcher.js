@@ -55,7 +55,9 @@ class Batcher {
     this.kinds[i] = kind
     this.expires[i] = expiresAt
     this.sids.push(sid)
-    if (value !== null) this.values.push(value)
+    // A merge carries two values: what was loaded, then what is saved.
+    if (Array.isArray(value)) this.values.push(value[0], value[1])
+    else if (value !== null) this.values.push(value)
     if (owner !== null) this.owners.push(owner)
     this.callbacks.push(cb)
     if (!this.scheduled) {

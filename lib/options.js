@@ -20,6 +20,7 @@ const DEFAULTS = {
   cluster: undefined,
   waitForReplicas: true,
   encryption: undefined,
+  merge: false,
 }
 
 // Who owns a session, as login code usually records it: an explicit
@@ -246,6 +247,9 @@ function parseOptions(options) {
   if (o.maxSessionsPerUser !== undefined) positiveInt('maxSessionsPerUser', o.maxSessionsPerUser, 1e6)
   if (typeof o.waitForReplicas !== 'boolean') fail('option "waitForReplicas" must be a boolean')
   if (o.encryption !== undefined) o.encryption = parseEncryption(o.encryption)
+  if (typeof o.merge !== 'boolean') fail('option "merge" must be a boolean')
+  // Merging compares sessions key by key as JSON text.
+  if (o.merge && o.serializer !== JSON) fail('option "merge" needs the default JSON serializer')
   if (o.cluster !== undefined) {
     if (options.url !== undefined) fail('give either "url" or "cluster", not both')
     if (options.sentinel !== undefined) fail('give either "sentinel" or "cluster", not both')

@@ -12,6 +12,7 @@ use crate::backend::Reply;
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::{from_expiretime, Expiry, Lifetime, TOMBSTONE_MS};
 use crate::keys::{self, Keys};
+use crate::merge;
 use crate::meta::{self, Meta};
 use crate::recent::Recent;
 use crate::scripts;
@@ -81,6 +82,18 @@ pub enum Op {
     Destroy {
         sid: String,
     },
+    /// Save what a request changed since it loaded the session (`base`) on
+    /// top of what is stored (see `merge`): the write script as a
+    /// compare-and-set, as a rewrite (a destroyed session stays destroyed).
+    Merge {
+        sid: String,
+        base: String,
+        value: String,
+        expiry: Expiry,
+        owner: Option<String>,
+        /// After a conflict: the stored value's SHA1 and the merged text.
+        against: Option<(String, String)>,
+    },
     /// Record a session this store did not write (connect-redis's, or an
     /// older version's) in the meta and indexes, leaving it as it is.
     Adopt {
@@ -103,6 +116,9 @@ pub enum Outcome {
     Written {
         owner_sessions: u32,
     },
+    /// A merge found another value than the one it expected: this one
+    /// (as stored). The writer merges again (see `Op::remerge`).
+    Changed(Vec<u8>),
     Done,
     Failed(StoreError),
 }
@@ -115,6 +131,7 @@ impl Op {
             | Op::Touch { sid, .. }
             | Op::Rewrite { sid, .. }
             | Op::Destroy { sid }
+            | Op::Merge { sid, .. }
             | Op::Adopt { sid, .. } => sid,
         }
     }
@@ -146,6 +163,7 @@ impl Op {
             Op::Set { expiry, owner, .. }
             | Op::Touch { expiry, owner, .. }
             | Op::Rewrite { expiry, owner, .. }
+            | Op::Merge { expiry, owner, .. }
             | Op::Adopt { expiry, owner, .. }
                 if expiry.is_past(now_ms) =>
             {
@@ -165,6 +183,7 @@ impl Op {
                     now_ms,
                     (sid, &key),
                     ("set", value, *expiry, owner),
+                    "",
                 );
                 seen.meta_written(sid, owner.as_deref(), now_ms);
                 let target = (sid.as_str(), *expiry, owner.as_deref());
@@ -200,7 +219,7 @@ impl Op {
                 } else {
                     let mode = if value.is_some() { "rewrite" } else { "touch" };
                     let args = (mode, value.unwrap_or(""), *expiry, owner);
-                    script_write(pipe, ctx, now_ms, (sid, &key), args);
+                    script_write(pipe, ctx, now_ms, (sid, &key), args, "");
                     seen.meta_written(sid, owner.as_deref(), now_ms);
                     1
                 };
@@ -209,6 +228,26 @@ impl Op {
             Op::Destroy { sid } => {
                 seen.forget(sid);
                 destroy(pipe, ctx, now_ms, sid, &key)
+            }
+            Op::Merge {
+                sid,
+                base,
+                value,
+                expiry,
+                owner,
+                against,
+            } => {
+                // First the value as saved, expecting the one loaded; after
+                // a conflict, the merge with what was found.
+                let (expected, text) = match against {
+                    Some((digest, merged)) => (digest.clone(), merged.as_str()),
+                    None => (scripts::sha1hex(base.as_bytes()), value.as_str()),
+                };
+                let args = ("rewrite", text, *expiry, owner);
+                script_write(pipe, ctx, now_ms, (sid, &key), args, &expected);
+                seen.meta_written(sid, owner.as_deref(), now_ms);
+                let target = (sid.as_str(), *expiry, owner.as_deref());
+                1 + index(pipe, ctx, now_ms, seen, target, false)
             }
             Op::Adopt { sid, expiry, owner } => {
                 let target = (sid.as_str(), *expiry, owner.as_deref());
@@ -274,9 +313,53 @@ impl Op {
                     _ => 0,
                 },
             },
+            Op::Merge { .. } => match take(&mut replies[0]) {
+                Value::Array(mut found) => match found.pop() {
+                    Some(Value::BulkString(current)) => Outcome::Changed(current),
+                    other => Outcome::Failed(StoreError::new(
+                        ErrorKind::Corrupt,
+                        format!("value at key \"{}\" is not a string: {other:?}", key()),
+                    )),
+                },
+                _ => Outcome::Written { owner_sessions: 0 },
+            },
             Op::Touch { .. } | Op::Rewrite { .. } => Outcome::Written { owner_sessions: 0 },
             Op::Destroy { .. } | Op::Adopt { .. } => Outcome::Done,
         }
+    }
+}
+
+impl Op {
+    /// A merge that found `current` stored instead of what it expected:
+    /// the same changes applied to it, expecting it this time.
+    pub fn remerge(&self, ctx: &Context, current: Vec<u8>) -> StoreResult<Op> {
+        let Op::Merge {
+            sid,
+            base,
+            value,
+            expiry,
+            owner,
+            ..
+        } = self
+        else {
+            return Err(StoreError::new(ErrorKind::Internal, "not a merge"));
+        };
+        let key = ctx.keys.session(sid);
+        let digest = scripts::sha1hex(&current);
+        let text = ctx
+            .text(&key, Value::BulkString(current))?
+            .unwrap_or_default();
+        let merged = merge::merge(base, value, &text).map_err(|e| {
+            StoreError::new(ErrorKind::InvalidArgument, format!("{e} (key \"{key}\")"))
+        })?;
+        Ok(Op::Merge {
+            sid: sid.clone(),
+            base: base.clone(),
+            value: value.clone(),
+            expiry: *expiry,
+            owner: owner.clone(),
+            against: Some((digest, merged)),
+        })
     }
 }
 
@@ -291,6 +374,7 @@ fn script_write(
     now_ms: i64,
     (sid, key): (&str, &str),
     (mode, value, expiry, owner): (&str, &str, Expiry, &Option<String>),
+    expected: &str,
 ) {
     pipe.cmd("EVALSHA")
         .arg(&scripts::WRITE.hash)
@@ -311,7 +395,8 @@ fn script_write(
         .arg(ctx.lifetime.ended_window_ms())
         .arg(sid)
         .arg(meta::tail(now_ms, expiry.at(), owner.as_deref()))
-        .arg(meta::time(now_ms));
+        .arg(meta::time(now_ms))
+        .arg(expected);
 }
 
 /// A touch (or a rewrite, with `value`) as plain commands: the key is never
@@ -597,10 +682,12 @@ pub fn read_all(
 /// script's reply, or the meta a read with limits got.
 fn created(op: &Op, ctx: &Context, values: &[Value]) -> Option<i64> {
     match op {
-        Op::Set { .. } | Op::Touch { .. } | Op::Rewrite { .. } => match values.first() {
-            Some(Value::BulkString(b)) => meta::read_time(std::str::from_utf8(b).ok()?),
-            _ => None,
-        },
+        Op::Set { .. } | Op::Touch { .. } | Op::Rewrite { .. } | Op::Merge { .. } => {
+            match values.first() {
+                Some(Value::BulkString(b)) => meta::read_time(std::str::from_utf8(b).ok()?),
+                _ => None,
+            }
+        }
         Op::Get { .. } if ctx.lifetime.has_limits() => {
             values.get(2).and_then(Meta::read).map(|m| m.created)
         }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod expiry;
 pub mod index;
 pub mod keys;
+pub mod merge;
 pub mod meta;
 pub mod recent;
 pub mod reclaim;

@@ -38,7 +38,8 @@ impl Lua {
 /// existing one. The deadline is the earliest of the cookie's, now + idle
 /// and created + absolute; one already past deletes instead. Returns the
 /// creation time when written (so later touches can write the meta with
-/// plain commands), 0 when not.
+/// plain commands), 0 when not, and `{current value}` when the existing
+/// value is not the one expected.
 /// The shard has no TTL, so `volatile-*` eviction never takes a meta;
 /// `RECLAIM` deletes it once it is no longer needed.
 /// Memory: while Redis is full it refuses a script's first write if that
@@ -60,6 +61,10 @@ if mode == 'set' then
     if a ~= '' and tonumber(a, 36) + ARGV[7] > now then return 0 end
   end
 elseif not exists then return 0 end
+if ARGV[11] ~= '' and exists then
+  local v = redis.call('GET', KEYS[1])
+  if redis.sha1hex(v) ~= ARGV[11] then return {v} end
+end
 local born = exists and c or ARGV[10]
 local created = tonumber(born, 36) or now
 local at = tonumber(ARGV[3])
@@ -162,6 +167,13 @@ return {0, u or ''}
 ",
     )
 });
+
+/// Lua's `redis.sha1hex`: the SHA1 of a value, lowercase hex (what
+/// `WRITE` compares against for `merge`).
+pub fn sha1hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// SCRIPT LOAD for every script.
 pub fn load_pipeline() -> redis::Pipeline {

@@ -446,6 +446,121 @@ fn is_noscript(reply: &backend::Reply) -> bool {
     matches!(reply, Ok(v) if scripts::is_noscript(v))
 }
 
+/// Runs of a batch sent one after the other: a run ends after a merge
+/// when a later operation of the batch is on the same session, since a
+/// merge may have to be sent again (see `settle_merges`) and must still
+/// come first.
+fn segments(ops: &[Op]) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut merged: Vec<&str> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if merged.contains(&op.sid()) {
+            runs.push(start..i);
+            start = i;
+            merged.clear();
+        }
+        if matches!(op, Op::Merge { .. }) {
+            merged.push(op.sid());
+        }
+    }
+    runs.push(start..ops.len());
+    runs
+}
+
+/// Sends a run of operations as one pipeline and reads their outcomes.
+async fn exchange(
+    (link, server): (&Link, &Server),
+    ctx: &Context,
+    seen: &mut Recent,
+    ops: &[Op],
+    deadline: Instant,
+) -> Vec<Outcome> {
+    let wall = now_ms();
+    let (pipe, counts) = commands::build(ops, ctx, wall, seen);
+    let logout = ctx.wait_for_replicas && ops.iter().any(|op| matches!(op, Op::Destroy { .. }));
+    let sent = attempt(
+        (link, server),
+        (&pipe, logout),
+        deadline,
+        &owner_indexes(&pipe),
+    )
+    .await;
+    match sent {
+        Ok((mut values, waited)) => {
+            let acked =
+                waited.map(|ms| replicas::check(values.pop().and_then(Result::ok).as_ref(), ms));
+            let mut outcomes = commands::read_all(ops, ctx, (wall, seen), &counts, values);
+            if let Some(Err(e)) = acked {
+                for (op, outcome) in ops.iter().zip(outcomes.iter_mut()) {
+                    if matches!(op, Op::Destroy { .. }) && *outcome == Outcome::Done {
+                        *outcome = Outcome::Failed(e.clone());
+                    }
+                }
+            }
+            // One operation failing alone (a cluster node down) may have
+            // missed its index update: let the next write redo it.
+            for (op, outcome) in ops.iter().zip(&outcomes) {
+                if matches!(outcome, Outcome::Failed(_)) {
+                    seen.forget(op.sid());
+                }
+            }
+            outcomes
+        }
+        Err(err) => {
+            seen.clear();
+            ops.iter().map(|_| Outcome::Failed(err.clone())).collect()
+        }
+    }
+}
+
+/// Merges that found another value than they expected are merged with it
+/// and sent again, a few times at most (each retry is a round trip in
+/// which another save landed on the same session).
+const MERGE_ATTEMPTS: usize = 8;
+
+async fn settle_merges(
+    (link, server): (&Link, &Server),
+    ctx: &Context,
+    seen: &mut Recent,
+    (ops, outcomes): (&[Op], &mut [Outcome]),
+    deadline: Instant,
+) {
+    for _ in 0..MERGE_ATTEMPTS {
+        let mut again = Vec::new();
+        let mut at = Vec::new();
+        for (i, outcome) in outcomes.iter_mut().enumerate() {
+            if let Outcome::Changed(current) = outcome {
+                match ops[i].remerge(ctx, std::mem::take(current)) {
+                    Ok(op) => {
+                        again.push(op);
+                        at.push(i);
+                    }
+                    Err(e) => *outcome = Outcome::Failed(e),
+                }
+            }
+        }
+        if again.is_empty() {
+            return;
+        }
+        let done = exchange((link, server), ctx, seen, &again, deadline).await;
+        for (i, outcome) in at.into_iter().zip(done) {
+            outcomes[i] = outcome;
+        }
+    }
+    for (op, outcome) in ops.iter().zip(outcomes.iter_mut()) {
+        if matches!(outcome, Outcome::Changed(_)) {
+            *outcome = Outcome::Failed(StoreError::new(
+                ErrorKind::Reply,
+                format!(
+                    "the session at key \"{}\" changed at every one of {MERGE_ATTEMPTS} attempts to merge into it",
+                    ctx.keys.session(op.sid())
+                ),
+            ));
+        }
+    }
+}
+
 async fn send((link, server): (&Link, &Server), ctx: &Context, seen: &mut Recent, jobs: Vec<Job>) {
     let now = Instant::now();
     // The error is made only when a job is late: formatting its message for
@@ -479,45 +594,16 @@ async fn send((link, server): (&Link, &Server), ctx: &Context, seen: &mut Recent
         replies.into_iter().for_each(|r| r.send(Vec::new()));
         return;
     }
-    let wall = now_ms();
     seen.set_evicting(server.evicting.load(Ordering::Acquire));
     commands::prefer_rewrites(&mut ops, ctx, seen);
-    let (pipe, counts) = commands::build(&ops, ctx, wall, seen);
-    let logout = ctx.wait_for_replicas && ops.iter().any(|op| matches!(op, Op::Destroy { .. }));
-    let sent = attempt(
-        (link, server),
-        (&pipe, logout),
-        deadline,
-        &owner_indexes(&pipe),
-    )
-    .await;
-    let mut outcomes = match sent {
-        Ok((mut values, waited)) => {
-            let acked =
-                waited.map(|ms| replicas::check(values.pop().and_then(Result::ok).as_ref(), ms));
-            let mut outcomes = commands::read_all(&ops, ctx, (wall, seen), &counts, values);
-            if let Some(Err(e)) = acked {
-                for (op, outcome) in ops.iter().zip(outcomes.iter_mut()) {
-                    if matches!(op, Op::Destroy { .. }) && *outcome == Outcome::Done {
-                        *outcome = Outcome::Failed(e.clone());
-                    }
-                }
-            }
-            // One operation failing alone (a cluster node down) may have
-            // missed its index update: let the next write redo it.
-            for (op, outcome) in ops.iter().zip(&outcomes) {
-                if matches!(outcome, Outcome::Failed(_)) {
-                    seen.forget(op.sid());
-                }
-            }
-            outcomes
-        }
-        Err(err) => {
-            seen.clear();
-            ops.iter().map(|_| Outcome::Failed(err.clone())).collect()
-        }
+    let mut outcomes = Vec::with_capacity(ops.len());
+    for part in segments(&ops) {
+        let ops = &ops[part];
+        let mut done = exchange((link, server), ctx, seen, ops, deadline).await;
+        settle_merges((link, server), ctx, seen, (ops, &mut done), deadline).await;
+        outcomes.extend(done);
     }
-    .into_iter();
+    let mut outcomes = outcomes.into_iter();
     for (reply, size) in replies.into_iter().zip(sizes) {
         reply.send(outcomes.by_ref().take(size).collect());
     }

@@ -542,6 +542,21 @@ impl Gen {
                 // Now and then no creation time: Lua's error for a nil.
                 if !self.rng.chance(5) {
                     c.arg(self.maybe(time(&now)));
+                    // The value a merge expects: mostly none, else the SHA1
+                    // of a value a key may hold, or junk (and now and then
+                    // no argument at all: nil).
+                    match self.rng.below(4) {
+                        0 => {}
+                        1 => {
+                            c.arg(scripts::sha1hex(self.rng.pick(VALUES).as_bytes()));
+                        }
+                        2 => {
+                            c.arg(self.rng.pick(SCRIPT_JUNK));
+                        }
+                        _ => {
+                            c.arg("");
+                        }
+                    }
                 }
             }
             1 => {

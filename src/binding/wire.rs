@@ -20,6 +20,8 @@ pub enum OpKind {
     Rewrite = 3,
     Destroy = 4,
     Adopt = 5,
+    /// `merge: true`: two values, what the request loaded, then what it saves.
+    Merge = 6,
 }
 
 /// One entry per operation of the batch, in order, handed to `onReply` as
@@ -167,6 +169,14 @@ pub fn decode(
                     owner: owner()?,
                 },
                 k if k == OpKind::Destroy as u8 => Op::Destroy { sid },
+                k if k == OpKind::Merge as u8 => Op::Merge {
+                    sid,
+                    base: value()?,
+                    value: value()?,
+                    expiry,
+                    owner: owner()?,
+                    against: None,
+                },
                 k if k == OpKind::Adopt as u8 => Op::Adopt {
                     sid,
                     expiry,
@@ -219,6 +229,14 @@ pub fn encode(outcomes: Vec<Outcome>) -> BatchReply {
                 owner_sessions[i] = n;
             }
             Outcome::Done => values.push(None),
+            // The writer settles every conflict before answering.
+            Outcome::Changed(_) => {
+                values.push(None);
+                codes.get_or_insert_with(|| vec![None; n])[i] =
+                    Some(ErrorKind::Internal.code().to_owned());
+                messages.get_or_insert_with(|| vec![None; n])[i] =
+                    Some("a merge conflict was not settled".to_owned());
+            }
             Outcome::Failed(err) => {
                 values.push(None);
                 codes.get_or_insert_with(|| vec![None; n])[i] = Some(err.kind.code().to_owned());

@@ -19,7 +19,7 @@ type Native = fn(&mut Call, &[&[u8]], &[&[u8]]) -> Result<Value, Value>;
 /// (SHA of the Lua followed, the Lua, its native version).
 static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 5] = [
     (
-        "dca72a97a2ef937e6a380ecaba44d3f67e6df659",
+        "e00a189651e2db24ff2368796e09726696b87518",
         &scripts::WRITE,
         write,
     ),
@@ -254,11 +254,22 @@ fn write(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
     } else if !exists {
         return Ok(ZERO);
     }
+    // `redis.sha1hex(GET) ~= ARGV[11]`: the value is not the one expected.
+    if !is(arg(11), "") && exists {
+        let current = r.call(15, &[S(b"GET"), opt(key(1))])?;
+        let bytes = match &current {
+            Value::BulkString(b) => &b[..],
+            _ => &[][..],
+        };
+        if Some(scripts::sha1hex(bytes).as_bytes()) != arg(11) {
+            return Ok(Value::Array(vec![current]));
+        }
+    }
     let born = if exists { c.or(arg(10)) } else { arg(10) };
     // `tonumber(born, 36)`: with a base, Lua wants a string.
     let Some(text) = born else {
         let nil = "bad argument #1 to 'tonumber' (string expected, got nil)";
-        return r.lua(15, Err(nil.to_owned()));
+        return r.lua(19, Err(nil.to_owned()));
     };
     let created = parse::lua_base36(text).or(now);
     let mut at = arg(3).and_then(parse::lua_number);
@@ -271,10 +282,10 @@ fn write(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
     if !is(arg(5), "") {
         let earlier = match at {
             None => true,
-            Some(at) => r.lua(17, idle())? < at,
+            Some(at) => r.lua(21, idle())? < at,
         };
         if earlier {
-            at = Some(r.lua(17, idle())?);
+            at = Some(r.lua(21, idle())?);
         }
     }
     let absolute = || {
@@ -286,34 +297,34 @@ fn write(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
     if !is(arg(6), "") {
         let earlier = match at {
             None => true,
-            Some(at) => r.lua(18, absolute())? < at,
+            Some(at) => r.lua(22, absolute())? < at,
         };
         if earlier {
-            at = Some(r.lua(18, absolute())?);
+            at = Some(r.lua(22, absolute())?);
         }
     }
     if let Some(deadline) = at {
-        if r.lua(19, lua::le(Some(deadline), now))? {
-            r.call(20, &[S(b"DEL"), opt(key(1))])?;
-            r.call(21, &[S(b"HDEL"), opt(key(2)), opt(sid)])?;
+        if r.lua(23, lua::le(Some(deadline), now))? {
+            r.call(24, &[S(b"DEL"), opt(key(1))])?;
+            r.call(25, &[S(b"HDEL"), opt(key(2)), opt(sid)])?;
             return Ok(ZERO);
         }
     }
     if is(mode, "touch") {
         match at {
-            Some(at) => r.call(25, &[S(b"PEXPIREAT"), opt(key(1)), N(at)])?,
-            None => r.call(25, &[S(b"PERSIST"), opt(key(1))])?,
+            Some(at) => r.call(29, &[S(b"PEXPIREAT"), opt(key(1)), N(at)])?,
+            None => r.call(29, &[S(b"PERSIST"), opt(key(1))])?,
         };
     }
-    let value = r.lua(27, concat((born, "local 'born'"), (arg(9), "field '?'")))?;
-    r.call(27, &[S(b"HSET"), opt(key(2)), opt(sid), S(&value)])?;
+    let value = r.lua(31, concat((born, "local 'born'"), (arg(9), "field '?'")))?;
+    r.call(31, &[S(b"HSET"), opt(key(2)), opt(sid), S(&value)])?;
     if !is(mode, "touch") {
         match at {
             Some(at) => r.call(
-                29,
+                33,
                 &[S(b"SET"), opt(key(1)), opt(arg(2)), S(b"PXAT"), N(at)],
             )?,
-            None => r.call(30, &[S(b"SET"), opt(key(1)), opt(arg(2))])?,
+            None => r.call(34, &[S(b"SET"), opt(key(1)), opt(arg(2))])?,
         };
     }
     // `born` is a string here: the concatenation above needed one.
