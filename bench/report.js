@@ -2,6 +2,7 @@
 
 // Markdown tables of the medians and ratios.
 const { STORES } = require('./stores')
+const { UNAVAILABLE } = require('./features')
 const f = (v, digits = 0) => (typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a')
 const x = (v) => (typeof v === 'number' && Number.isFinite(v) ? `${v.toFixed(2)}×` : 'n/a')
 
@@ -28,6 +29,38 @@ function storeTables(store) {
       lines.push(
         `| ${c.sizeLabel} | ${c.concurrency} | ${s.label} | ${f(m.opsPerSec)} | ${f(m.cpuUsPerOp, 1)} | ${f(s.overheadUsPerOp, 1)} | ${pct(m.elu)} | ${f(m.p50Ms, 3)} | ${f(m.p99Ms, 2)} | ${f(m.redisCpuUsPerOp, 1)} ${ratios} |`,
       )
+    }
+  }
+  return lines
+}
+
+function featuresTable(ft) {
+  const lines = []
+  lines.push(`### Store options off and on: ${ft.groups.map((g) => g.feature).join(', ')} (ours, ${ft.concurrency} concurrent)`)
+  lines.push('')
+  lines.push(
+    `The store workload (get, then touch 4 of 5 or set 1 of 5 = 2 ops per request), each side in a fresh process; medians of ${ft.rounds} rounds of ${f(ft.durationMs / 1000, 1)} s, ` +
+      `the two sides back to back at each size, the first of them alternating by round. For merge, off and on alike, every set changes one top-level key (lastSeen) of the object get returned and nothing else. ` +
+      `"JS busy" is the event loop's busy time (ELU's active time) ÷ ops: the JS thread's work per op, whatever the rate, in wall time; "JS CPU" is that thread's own CPU time ÷ ops ` +
+      `(Linux; unlike wall time, not inflated when other processes take the core). CPU is the whole process's (all threads). The last columns are on ÷ off.`,
+  )
+  lines.push('')
+  lines.push('| option | session | side | ops/s | event loop busy | JS busy µs/op | JS CPU µs/op | CPU µs/op | Redis CPU µs/op | p50 ms | on ÷ off: ops/s | JS busy/op | JS CPU/op | CPU/op | Redis CPU/op |')
+  lines.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  for (const g of ft.groups) {
+    for (const c of g.configs) {
+      if (g.unavailable) {
+        lines.push(`| ${g.feature} | ${c.sizeLabel} | on | ${UNAVAILABLE} | | | | | | | | | | | |`)
+        continue
+      }
+      for (const side of ['off', 'on']) {
+        const m = c[side].median
+        const r = c.ratio
+        const ratios = side === 'off' ? '| | | | |' : `| ${x(r.opsPerSec)} | **${x(r.eluUsPerOp)}** | ${x(r.jsCpuUsPerOp)} | **${x(r.cpuUsPerOp)}** | ${x(r.redisCpuUsPerOp)}`
+        lines.push(
+          `| ${g.feature} | ${c.sizeLabel} | ${side} | ${f(m.opsPerSec)} | ${pct(m.elu)} | ${f(m.eluUsPerOp, 2)} | ${f(m.jsCpuUsPerOp, 2)} | ${f(m.cpuUsPerOp, 1)} | ${f(m.redisCpuUsPerOp, 1)} | ${f(m.p50Ms, 3)} ${ratios} |`,
+        )
+      }
     }
   }
   return lines
@@ -84,7 +117,7 @@ function targetsTable(list) {
   lines.push('| issue item | target | measured | bound | verdict | figures |')
   lines.push('|---:|---|---:|---:|---|---|')
   for (const t of list) {
-    const verdict = t.met === true ? 'met' : t.met === false ? '**NOT met**' : 'not measured'
+    const verdict = t.met === true ? 'met' : t.met === false ? '**NOT met**' : t.value != null ? 'no target' : 'not measured'
     lines.push(`| ${t.item} | ${t.name} | ${x(t.value)} | ${t.target} | ${verdict} | ${t.figures} |`)
   }
   return lines
@@ -234,6 +267,7 @@ function markdown(results) {
   lines.push(`Node ${m.node}, Redis ${m.redisVersion || '?'}, ${m.cpus}× ${m.cpuModel}; load average at start ${m.loadavgStart.map((v) => v.toFixed(2)).join(' ')}, at end ${(m.loadavgEnd || []).map((v) => v.toFixed(2)).join(' ')}.${m.config.quick ? ' **--quick: too short to mean anything.**' : ''}`)
   if (results.store) lines.push('', ...storeTables(results.store))
   if (results.rss) lines.push('', ...rssTable(results.rss))
+  if (results.features) lines.push('', ...featuresTable(results.features))
   if (results.http) lines.push('', ...httpTable(results.http))
   if (results.memory) lines.push('', ...memoryTable(results.memory))
   if (results.scale) lines.push('', ...scaleTable(results.scale))
@@ -244,7 +278,7 @@ function markdown(results) {
     lines.push('', '### Problems', '')
     for (const p of results.problems) lines.push(`- ${p}`)
   }
-  if (results.targets) lines.push('', ...targetsTable(results.targets))
+  if (results.targets) lines.push('', ...targetsTable([...results.targets, ...(results.featureTargets || [])]))
   lines.push('')
   return lines.join('\n')
 }

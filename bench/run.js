@@ -5,7 +5,7 @@
 //
 //   node bench/run.js                 # default run, about 20 minutes on 2 cores
 //   node bench/run.js --quick         # smoke run, about half a minute, numbers meaningless
-//   node bench/run.js --only store    # store (+ RSS) only; also: http, rss, memory, scale, admin, cluster, embedded, or a list
+//   node bench/run.js --only store    # store (+ RSS) only; also: features, http, rss, memory, scale, admin, cluster, embedded, or a list
 //   REDIS_URL=redis://host:6379 node bench/run.js
 //
 // Every measured thing runs in a child process (fork): one per store and
@@ -29,13 +29,14 @@ const { benchChart } = require('./chart')
 const { adminBench } = require('./admin')
 const { clusterBench } = require('./cluster')
 const { embeddedBench } = require('./embedded')
+const { featuresBench } = require('./features')
 const { memoryBench } = require('./memory')
 const { scaleBench } = require('./scale')
-const { targets } = require('./targets')
+const { targets, featureTargets } = require('./targets')
 
 const HELP = `usage: node bench/run.js [options]
   --quick                 about half a minute in all; checks that everything runs
-  --only LIST             store, http, rss, memory, scale, admin, cluster, embedded
+  --only LIST             store, features, http, rss, memory, scale, admin, cluster, embedded
                           (comma-separated; "store" includes rss; default all of them)
   --rounds N              store rounds, each store in a fresh process (default 3)
   --http-rounds N         HTTP rounds (default 3)
@@ -64,6 +65,11 @@ const HELP = `usage: node bench/run.js [options]
   --admin-sessions N      sessions written through each store (default 10000)
   --admin-rounds N        timed rounds per admin call, connect-redis (default 3)
   --admin-ours-rounds N   timed rounds per admin call, this store (default 10)
+  --features-rounds N     rounds of the features part (store options off and on, 64
+                          concurrent), each side in a fresh process (default 5)
+  --features-duration S   measured seconds per features run (default 1.5)
+  --encryption-sizes LIST session sizes for encryption off/on (default 200,2000,20000)
+  --merge-sizes LIST      session sizes for merge off/on (default 200,2000)
   --cluster-size B        session size for the cluster run (default 200)
   --cluster-concurrency N concurrent requests for the cluster run (default 64)
   --embedded-sizes LIST   session sizes for memory:// and file:// beside MemoryStore
@@ -118,10 +124,10 @@ function parseConfig(argv) {
     return v
   }
   const list = (k, d) => (a[k] === undefined ? d : String(a[k]).split(',').map(Number))
-  const only = a.only ? String(a.only).split(',') : ['store', 'http', 'memory', 'scale', 'admin', 'cluster', 'embedded']
+  const only = a.only ? String(a.only).split(',') : ['store', 'features', 'http', 'memory', 'scale', 'admin', 'cluster', 'embedded']
   for (const o of only) {
-    if (!['store', 'http', 'rss', 'memory', 'scale', 'admin', 'cluster', 'embedded'].includes(o)) {
-      throw new Error(`--only takes store, http, rss, memory, scale, admin, cluster or embedded, not ${o}`)
+    if (!['store', 'features', 'http', 'rss', 'memory', 'scale', 'admin', 'cluster', 'embedded'].includes(o)) {
+      throw new Error(`--only takes store, features, http, rss, memory, scale, admin, cluster or embedded, not ${o}`)
     }
   }
   const ages = list('churn-ages', [100, 500])
@@ -130,6 +136,7 @@ function parseConfig(argv) {
     parts: {
       store: only.includes('store'),
       rss: only.includes('store') || only.includes('rss'),
+      features: only.includes('features'),
       http: only.includes('http'),
       memory: only.includes('memory'),
       scale: only.includes('scale'),
@@ -167,6 +174,11 @@ function parseConfig(argv) {
     adminPerUser: 10,
     adminRounds: Math.max(1, Math.round(num('admin-rounds', quick ? 1 : 3))),
     adminOursRounds: Math.max(1, Math.round(num('admin-ours-rounds', quick ? 3 : 10))),
+    featuresRounds: Math.max(1, Math.round(num('features-rounds', quick ? 1 : 5))),
+    featuresDurationMs: num('features-duration', quick ? 0.15 : 1.5) * 1000,
+    featuresConcurrency: 64,
+    encryptionSizes: list('encryption-sizes', [200, 2000, 20000]),
+    mergeSizes: list('merge-sizes', [200, 2000]),
     clusterSize: Math.round(num('cluster-size', 200)),
     clusterConcurrency: Math.max(1, Math.round(num('cluster-concurrency', quick ? 16 : 64))),
     embeddedSizes: list('embedded-sizes', [200, 2000]),
@@ -181,6 +193,7 @@ function parseConfig(argv) {
   }
   for (const s of c.sizes) if (!(s > 0)) throw new Error('--sizes must be positive numbers')
   for (const s of c.embeddedSizes) if (!(s > 0)) throw new Error('--embedded-sizes must be positive numbers')
+  for (const s of [...c.encryptionSizes, ...c.mergeSizes]) if (!(s > 0)) throw new Error('--encryption-sizes and --merge-sizes must be positive numbers')
   if (!(ages.length === 2 && ages[0] >= 1 && ages[1] >= ages[0])) throw new Error('--churn-ages must be MIN,MAX in ms, 1 ≤ MIN ≤ MAX')
   for (const n of c.concurrency) if (!(n >= 1)) throw new Error('--concurrency must be numbers ≥ 1')
   for (const n of c.memoryPerUser) if (!(n >= 1)) throw new Error('--memory-per-user must be numbers ≥ 1')
@@ -344,6 +357,10 @@ async function main() {
     60_000 +
     3 * ((c.parts.store ? c.rounds * c.sizes.length * c.concurrency.length * KINDS.length * (c.warmupMs + c.durationMs + 3000) : 0) +
       (c.parts.rss ? Math.max(20_000, c.rssOps / 5) : 0) +
+      // Two sides per size; two processes per feature and round.
+      (c.parts.features
+        ? c.featuresRounds * (2 * (c.encryptionSizes.length + c.mergeSizes.length) * (c.warmupMs + c.featuresDurationMs + 3000) + 4 * 5000)
+        : 0) +
       (c.parts.http ? c.httpRounds * HTTP_KINDS.length * ((c.httpSeconds + c.httpWarmupSeconds) * 1000 + 5000) : 0) +
       // 3 Redis stores per distribution, each write bounded by --memory-limit.
       (c.parts.memory ? c.memoryPerUser.length * 3 * (Math.min(c.memoryLimitMs, c.memorySessions) + 10_000) : 0) +
@@ -391,6 +408,7 @@ async function main() {
     },
     store: null,
     rss: null,
+    features: null,
     http: null,
     memory: null,
     scale: null,
@@ -398,6 +416,7 @@ async function main() {
     cluster: null,
     embedded: null,
     targets: null,
+    featureTargets: null,
     problems,
   }
 
@@ -408,6 +427,7 @@ async function main() {
     log(`Redis ${results.meta.redisVersion} at ${redis.external ? 'REDIS_URL' : redis.url}; load average ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`)
     if (c.parts.store) results.store = await storeBench(c, redis.url, problems)
     if (c.parts.rss) results.rss = await rssCheck(c, redis.url, problems)
+    if (c.parts.features) results.features = await featuresBench(c, redis.url, problems)
     if (c.parts.http) results.http = await httpBench(c, redis.url, problems)
     if (c.parts.memory) results.memory = await memoryBench(c, problems)
     if (c.parts.scale) results.scale = await scaleBench(c, problems)
@@ -433,6 +453,8 @@ async function main() {
   results.meta.loadavgEnd = os.loadavg()
   results.meta.seconds = (Date.now() - started) / 1000
   results.targets = targets(results)
+  // Apart from the issue's items (targets.js); printed in the same table.
+  results.featureTargets = featureTargets(results)
 
   console.log(markdown(results))
   fs.mkdirSync(c.out, { recursive: true })

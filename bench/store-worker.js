@@ -3,6 +3,10 @@
 // Child process: one store, driven like express-session with resave:false.
 // Each "request" is a get, then a touch (4 of 5) or a set (1 of 5) of the
 // session it read. Commands arrive from run.js over IPC (see ipc.js).
+// With oneKeyWrites (the features part's merge runs), a set changes exactly
+// one top-level key of what get returned, lastSeen, and leaves the cookie as
+// read, so a merging store has one key to write.
+const fs = require('node:fs')
 const { performance } = require('node:perf_hooks')
 const { serve } = require('./ipc')
 const { openStore } = require('./stores')
@@ -46,13 +50,25 @@ async function prefill(store, size, pool) {
   return { sids, bytes }
 }
 
+// The JS thread's own CPU time in ns (Linux's scheduler count for the
+// calling thread), or null elsewhere: process.cpuUsage() counts every
+// thread, the store's Rust ones too, and the event loop's busy time is wall
+// time, which grows when other processes take the core.
+function jsThreadCpuNs() {
+  try {
+    return Number(fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0])
+  } catch {
+    return null
+  }
+}
+
 function snapshot() {
-  return { t: performance.now(), cpu: process.cpuUsage(), elu: performance.eventLoopUtilization() }
+  return { t: performance.now(), cpu: process.cpuUsage(), elu: performance.eventLoopUtilization(), js: jsThreadCpuNs() }
 }
 
 // Runs `concurrency` request loops. Phases end after a time (ms) or a number
 // of completed requests (ops); maxMs bounds the whole run regardless.
-function load(store, sids, { concurrency, warmupMs, durationMs, warmupReqs, measureReqs, maxMs, onWarm }) {
+function load(store, sids, { concurrency, warmupMs, durationMs, warmupReqs, measureReqs, maxMs, onWarm, oneKeyWrites = false }) {
   return new Promise((resolve) => {
     let phase = 'warmup'
     let active = concurrency
@@ -101,13 +117,14 @@ function load(store, sids, { concurrency, warmupMs, durationMs, warmupReqs, meas
           fail(err || new Error(`session ${sid} not found`))
           return next(began)
         }
+        const write = ++issued % 5 === 0
         // What express-session hands over: cookie.expires moved to now + maxAge.
-        sess.cookie.expires = new Date(Date.now() + sess.cookie.originalMaxAge)
+        if (!(write && oneKeyWrites)) sess.cookie.expires = new Date(Date.now() + sess.cookie.originalMaxAge)
         const done = (e) => {
           if (e) fail(e)
           next(began)
         }
-        if (++issued % 5 === 0) {
+        if (write) {
           writes++
           sess.lastSeen = Date.now()
           store.set(sid, sess, done)
@@ -133,7 +150,7 @@ function load(store, sids, { concurrency, warmupMs, durationMs, warmupReqs, meas
       const ops = reqs * 2
       const secs = (end.t - start.t) / 1000
       const cpuMicros = end.cpu.user - start.cpu.user + (end.cpu.system - start.cpu.system)
-      const elu = performance.eventLoopUtilization(end.elu, start.elu).utilization
+      const loop = performance.eventLoopUtilization(end.elu, start.elu)
       lat.sort((a, b) => a - b)
       resolve({
         seconds: secs,
@@ -145,7 +162,10 @@ function load(store, sids, { concurrency, warmupMs, durationMs, warmupReqs, meas
         cpuSystemUsPerOp: (end.cpu.system - start.cpu.system) / ops,
         cpuUserUs: end.cpu.user - start.cpu.user,
         cpuSystemUs: end.cpu.system - start.cpu.system,
-        elu,
+        elu: loop.utilization,
+        // The JS thread's busy time per op: its work, whatever the rate.
+        eluUsPerOp: (loop.active * 1000) / ops,
+        jsCpuUsPerOp: start.js != null && end.js != null ? (end.js - start.js) / 1000 / ops : null,
         p50Ms: percentile(lat, 50),
         p99Ms: percentile(lat, 99),
         latencySamples: lat.length,
@@ -167,14 +187,15 @@ function mem() {
 
 serve({
   // `prefix`: to share sessions and indexes with an earlier process (the
-  // scale part); `options`: more store options (ours only).
-  async open({ prefix = `bench:${kind}:${process.pid}:`, options } = {}) {
-    opened = await openStore(kind, { url, prefix, options })
+  // scale part); `options`: more store options (ours only); `feature`: one
+  // of stores.js's FEATURES to turn on (ours only).
+  async open({ prefix = `bench:${kind}:${process.pid}:`, options, feature } = {}) {
+    opened = await openStore(kind, { url, prefix, options, feature })
     return { pid: process.pid, prefix }
   },
 
-  // One measured run: { size, pool, concurrency, warmupMs, durationMs }.
-  async run({ size, pool, concurrency, warmupMs, durationMs }) {
+  // One measured run: { size, pool, concurrency, warmupMs, durationMs, oneKeyWrites }.
+  async run({ size, pool, concurrency, warmupMs, durationMs, oneKeyWrites }) {
     const { sids, bytes } = await prefill(opened.store, size, pool)
     let redisStart = null
     const pendingRedis = []
@@ -183,12 +204,15 @@ serve({
       warmupMs,
       durationMs,
       maxMs: warmupMs + durationMs + 10_000,
+      oneKeyWrites,
       onWarm: () => measuresRedis && pendingRedis.push(redisCpuMicros(url).then((v) => (redisStart = v))),
     })
     await Promise.all(pendingRedis)
     const redisEnd = measuresRedis ? await redisCpuMicros(url) : null
     result.redisCpuUsPerOp = redisStart != null && redisEnd != null ? (redisEnd - redisStart) / result.ops : null
     result.sessionBytes = bytes
+    // For a look at what Redis holds (features.js: encrypted or not).
+    result.sampleSid = sids[0]
     return result
   },
 

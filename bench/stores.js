@@ -1,5 +1,7 @@
 'use strict'
 
+const crypto = require('node:crypto')
+
 // The stores under test, each opened the way its users would open it.
 const STORES = {
   ours: 'redis-session-store',
@@ -11,11 +13,20 @@ const STORES = {
   json: 'JSON only (no store)',
 }
 
-// `options`: more options for this store (ours only), e.g. its timeouts.
-async function openStore(kind, { url, prefix, options = {} }) {
+// Options of ours that the features part (features.js) turns on, by name.
+// Built here, in the store's process: a key Buffer would not cross the IPC
+// channel (JSON) intact.
+const FEATURES = {
+  encryption: () => ({ encryption: { keys: [{ id: 'k1', key: crypto.randomBytes(32) }] } }),
+  merge: () => ({ merge: true }),
+}
+
+// `options`: more options for this store (ours only), e.g. its timeouts;
+// `feature`: a name in FEATURES to turn on (ours only).
+async function openStore(kind, { url, prefix, options = {}, feature }) {
   if (kind === 'ours') {
     const { RedisStore } = require('..')
-    const store = new RedisStore({ url, prefix, ...options })
+    const store = new RedisStore({ url, prefix, ...options, ...(feature ? FEATURES[feature]() : {}) })
     return { store, close: () => store.close() }
   }
   // `url` is a comma-separated list of the cluster's nodes.
@@ -65,4 +76,4 @@ async function openStore(kind, { url, prefix, options = {} }) {
   throw new Error(`unknown store ${kind}`)
 }
 
-module.exports = { STORES, openStore }
+module.exports = { STORES, FEATURES, openStore }

@@ -3,25 +3,35 @@
 // The issue's targets, each with the figure measured in this run and met or
 // not. A target whose figures this run did not measure (a part left out by
 // --only, a size or concurrency not in --sizes/--concurrency) is listed as
-// not measured rather than left out.
+// not measured rather than left out. The store options' lines
+// (featureTargets) are listed apart: they are not items of the issue.
 const { sizeLabel } = require('./sessions')
+const { UNAVAILABLE } = require('./features')
 
 const f = (v, digits = 1) => (typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a')
 
-function targets(results) {
+// A list of target lines and the two ways to add to it.
+function targetList() {
   const out = []
+  const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null)
   // item: the issue's numbering; value: the measured ratio; op: 'min' (at
   // least bound) or 'max' (at most); figures: what the ratio is made of.
   const add = (item, name, value, op, bound, figures) =>
     out.push({
       item,
       name,
-      value: typeof value === 'number' && Number.isFinite(value) ? value : null,
+      value: num(value),
       target: `${op === 'min' ? '≥' : '≤'} ${bound}×`,
-      met: typeof value === 'number' && Number.isFinite(value) ? (op === 'min' ? value >= bound : value <= bound) : null,
+      met: num(value) == null ? null : op === 'min' ? value >= bound : value <= bound,
       figures,
     })
+  // A figure reported with no bound to meet.
+  const note = (item, name, value, figures) => out.push({ item, name, value: num(value), target: '—', met: null, figures })
+  return { out, add, note }
+}
 
+function targets(results) {
+  const { out, add } = targetList()
   const store = results.store
   const cfg = (size, concurrency) => store && store.configs.find((c) => c.size === size && c.concurrency === concurrency)
   const pair = (c, kind, field, digits, unit) => (c ? `${f(c.ours.median[field], digits)} vs ${f(c[kind].median[field], digits)} ${unit}` : 'not measured')
@@ -101,4 +111,55 @@ function targets(results) {
   return out
 }
 
-module.exports = { targets }
+// Store options off and on (features.js), 64 concurrent. Encryption runs in
+// Rust, so the JS thread's work per op (event-loop busy time ÷ ops) should
+// not grow with it; merge's cost is reported, with no target.
+function featureTargets(results) {
+  const { out, add, note } = targetList()
+  const features = results.features
+  const feature = (name, size) => {
+    const g = features && features.groups.find((x) => x.feature === name)
+    const c = g && g.configs.find((x) => x.size === size)
+    return { g, c: g && !g.unavailable && c && c.on.runs.length ? c : null }
+  }
+  const unmeasured = (g) => (g && g.unavailable ? UNAVAILABLE : 'not measured')
+  for (const size of [200, 2000, 20000]) {
+    const { g, c } = feature('encryption', size)
+    add(
+      'encryption',
+      `${sizeLabel(size)}, 64 concurrent: encryption on, JS-thread work not above off (JS busy µs/op on ÷ off)`,
+      c && c.ratio.eluUsPerOp,
+      'max',
+      1,
+      c
+        ? `JS busy ${onOff(c, 'eluUsPerOp', 2, 'µs/op')} (on vs off); ELU ${pctPair(c)}; JS-thread CPU ${onOff(c, 'jsCpuUsPerOp', 2, 'µs/op')} (${f(c.ratio.jsCpuUsPerOp, 2)}×); ` +
+          `process CPU ${onOff(c, 'cpuUsPerOp', 1, 'µs/op')}`
+        : unmeasured(g),
+    )
+  }
+  for (const size of [200, 2000]) {
+    const { g, c } = feature('merge', size)
+    note(
+      'merge',
+      `${sizeLabel(size)}, 64 concurrent: merge on ÷ off, CPU/op (one key changed per set)`,
+      c && c.ratio.cpuUsPerOp,
+      c
+        ? `ops/s ${onOff(c, 'opsPerSec', 0, '')} (${f(c.ratio.opsPerSec, 2)}×); JS busy ${onOff(c, 'eluUsPerOp', 2, 'µs/op')} (${f(c.ratio.eluUsPerOp, 2)}×); ` +
+            `JS-thread CPU ${onOff(c, 'jsCpuUsPerOp', 2, 'µs/op')} (${f(c.ratio.jsCpuUsPerOp, 2)}×); process CPU ${onOff(c, 'cpuUsPerOp', 1, 'µs/op')}; Redis CPU ${onOff(c, 'redisCpuUsPerOp', 1, 'µs/op')} (${f(c.ratio.redisCpuUsPerOp, 2)}×)`
+        : unmeasured(g),
+    )
+  }
+  return out
+}
+
+// "on vs off unit" of one median.
+function onOff(c, field, digits, unit) {
+  return `${f(c.on.median[field], digits)} vs ${f(c.off.median[field], digits)}${unit ? ` ${unit}` : ''}`
+}
+
+function pctPair(c) {
+  const p = (v) => (typeof v === 'number' ? `${(v * 100).toFixed(0)}%` : 'n/a')
+  return `${p(c.on.median.elu)} vs ${p(c.off.median.elu)}`
+}
+
+module.exports = { targets, featureTargets }
