@@ -24,6 +24,18 @@ function app(store, options = {}) {
     res.json({ id: req.sessionID })
   })
   a.get('/me', (req, res) => res.json({ session: req.session, expires: req.session.cookie.expires }))
+  // reload() mid-request (what another request saved meanwhile), then a change.
+  a.post('/reload-put', (req, res, next) => {
+    setTimeout(() => {
+      req.session.reload((err) => {
+        if (err) return next(err)
+        setTimeout(() => {
+          req.session[req.query.k] = true
+          res.json({ ok: true })
+        }, 40)
+      })
+    }, 30)
+  })
   a.post('/logout', (req, res) => req.session.destroy(() => res.json({ ok: true })))
   a.post('/login', (req, res, next) => req.session.regenerate((err) => (err ? next(err) : ((req.session.user = 'ada'), res.json({ id: req.sessionID })))))
   // save() by hand in the middle of a request, then the end of request's save.
@@ -144,6 +156,35 @@ module.exports = (test, ctx) => {
     t.deepEqual(s.nested, { a: [1, { b: 2 }] })
     t.true(Date.parse(me.body.expires) > Date.now(), 'the cookie is still valid')
     for (let i = 0; i < 10; i++) t.true(s[`x${i}`] && s[`y${i}`], `round ${i}`)
+  })
+
+  for (const merge of [true, false]) {
+    test(`express, merge ${merge ? 'on' : 'off'}: a key deleted by a faster request ${merge ? 'stays deleted' : 'comes back with the slower save'}`, async (t) => {
+      const agent = await started(makeStore({ merge }))
+      await put(agent, 'doomed')
+      await Promise.all([put(agent, 'other', 60), sleep(15).then(() => put(agent, 'doomed', 0, '&delete=1'))])
+      const s = await stored(agent)
+      t.true(s.other)
+      t.is('doomed' in s, !merge)
+    })
+  }
+
+  test('express, merge on: two requests setting the same key: the later save wins, no error', async (t) => {
+    const agent = await started(makeStore({ merge: true }))
+    const [slow, fast] = await Promise.all([put(agent, 'k', 60, '&v=slow'), sleep(15).then(() => put(agent, 'k', 0, '&v=fast'))])
+    t.is(slow.status, 200)
+    t.is(fast.status, 200)
+    t.is((await stored(agent)).k, 'slow')
+  })
+
+  test('express, merge on: rolling: true and reload() keep overlapping changes', async (t) => {
+    const agent = await started(makeStore({ merge: true }), { rolling: true })
+    await Promise.all([agent.post('/reload-put?k=reloaded').expect(200), sleep(5).then(() => put(agent, 'early'))])
+    await Promise.all([put(agent, 'a', 60), sleep(15).then(() => put(agent, 'b'))])
+    const me = await agent.get('/me').expect(200)
+    const s = me.body.session
+    t.true(s.reloaded && s.early && s.a && s.b, JSON.stringify(s))
+    t.true(Date.parse(me.body.expires) > Date.now() + 50_000, 'rolling moved the cookie')
   })
 
   test('express, merge on: a logout during a slower request stays a logout', async (t) => {
