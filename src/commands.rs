@@ -31,6 +31,9 @@ pub struct Context {
     pub wait_for_replicas: bool,
     /// Values are sealed at rest with these keys (see `seal`).
     pub seal: Option<Arc<Keyring>>,
+    /// Saves may be merges (`merge: true`): sealed reads note what they
+    /// found (see `Recent::learn_sealed`).
+    pub merge: bool,
 }
 
 impl Context {
@@ -241,7 +244,14 @@ impl Op {
                 // a conflict, the merge with what was found.
                 let (expected, text) = match against {
                     Some((digest, merged)) => (digest.clone(), merged.as_str()),
-                    None => (scripts::sha1hex(base.as_bytes()), value.as_str()),
+                    None => {
+                        let loaded = scripts::sha1hex(base.as_bytes());
+                        // Sealed, the stored bytes are not the text: expect
+                        // what a read here found (else the first try
+                        // conflicts and brings them back).
+                        let stored = seen.stored_digest(sid, &loaded).map(str::to_owned);
+                        (stored.unwrap_or(loaded), value.as_str())
+                    }
                 };
                 let args = ("rewrite", text, *expiry, owner);
                 script_write(pipe, ctx, now_ms, (sid, &key), args, &expected);
@@ -349,8 +359,14 @@ impl Op {
         let text = ctx
             .text(&key, Value::BulkString(current))?
             .unwrap_or_default();
-        let merged = merge::merge(base, value, &text).map_err(|e| {
-            StoreError::new(ErrorKind::InvalidArgument, format!("{e} (key \"{key}\")"))
+        let merged = merge::merge(base, value, &text).map_err(|e| match e {
+            merge::NotAnObject::Stored(e) => {
+                StoreError::new(ErrorKind::Corrupt, format!("value at key \"{key}\" {e}"))
+            }
+            merge::NotAnObject::Loaded(e) | merge::NotAnObject::Saved(e) => StoreError::new(
+                ErrorKind::InvalidArgument,
+                format!("the session to merge into key \"{key}\" {e}"),
+            ),
         })?;
         Ok(Op::Merge {
             sid: sid.clone(),
@@ -660,9 +676,27 @@ pub fn read_all(
                         } else if let Some(at) = created(op, ctx, &values) {
                             seen.learn_created(op.sid(), at);
                         }
+                        let stored = match (&values[..], op) {
+                            ([Value::BulkString(b), ..], Op::Get { .. })
+                                if ctx.merge && ctx.seal.is_some() =>
+                            {
+                                Some(scripts::sha1hex(b))
+                            }
+                            _ => None,
+                        };
                         let outcome = op.read(ctx, now_ms, &mut values);
-                        if matches!(outcome, Outcome::Session { value: Some(_), .. }) {
+                        if let Outcome::Session {
+                            value: Some(text), ..
+                        } = &outcome
+                        {
                             seen.was_read(op.sid());
+                            if let Some(stored) = stored {
+                                seen.learn_sealed(
+                                    op.sid(),
+                                    scripts::sha1hex(text.as_bytes()),
+                                    stored,
+                                );
+                            }
                         }
                         outcome
                     }
@@ -709,6 +743,7 @@ mod tests {
             count_logins: true,
             wait_for_replicas: true,
             seal: None,
+            merge: false,
         }
     }
 

@@ -33,8 +33,20 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
     }
 }
 
-fn members<'a>(what: &str, text: &'a str) -> Result<Members<'a>, String> {
-    serde_json::from_str(text).map_err(|e| format!("the {what} session is not a JSON object ({e})"))
+/// Which of the three texts is not a JSON object: the stored one is
+/// corrupt, the others are the caller's.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NotAnObject {
+    Loaded(String),
+    Saved(String),
+    Stored(String),
+}
+
+fn members<'a>(
+    text: &'a str,
+    side: impl Fn(String) -> NotAnObject,
+) -> Result<Members<'a>, NotAnObject> {
+    serde_json::from_str(text).map_err(|e| side(format!("is not a JSON object ({e})")))
 }
 
 impl Members<'_> {
@@ -44,11 +56,11 @@ impl Members<'_> {
 }
 
 /// What `saved` changed in `base`, applied to `current`.
-pub fn merge(base: &str, saved: &str, current: &str) -> Result<String, String> {
+pub fn merge(base: &str, saved: &str, current: &str) -> Result<String, NotAnObject> {
     let (base, saved, current) = (
-        members("loaded", base)?,
-        members("saved", saved)?,
-        members("stored", current)?,
+        members(base, NotAnObject::Loaded)?,
+        members(saved, NotAnObject::Saved)?,
+        members(current, NotAnObject::Stored)?,
     );
     let changed = |k: &str| base.get(k).is_none_or(|was| Some(was) != saved.get(k));
     let mut out = String::with_capacity(current.0.len() * 32);
@@ -134,9 +146,10 @@ mod tests {
     }
 
     #[test]
-    fn what_is_not_an_object_is_an_error() {
-        assert!(merge("[]", "{}", "{}").is_err());
-        assert!(merge("{}", "nope", "{}").is_err());
-        assert!(merge("{}", "{}", "1").is_err());
+    fn what_is_not_an_object_is_an_error_naming_which() {
+        use super::NotAnObject::*;
+        assert!(matches!(merge("[]", "{}", "{}"), Err(Loaded(_))));
+        assert!(matches!(merge("{}", "nope", "{}"), Err(Saved(_))));
+        assert!(matches!(merge("{}", "{}", "1"), Err(Stored(_))));
     }
 }

@@ -39,6 +39,10 @@ pub struct Recent {
     /// Creation times learnt from metas and writes: with it a touch writes
     /// the meta with a plain HSET instead of the write script.
     created: HashMap<String, i64>,
+    /// Sealed sessions read here (with `merge`): the SHA1 of the text and
+    /// of the stored bytes, so a merge can expect the stored bytes at its
+    /// first try (see `commands::Op::Merge`).
+    sealed: HashMap<String, (String, String)>,
     /// Redis may evict index entries (an `allkeys-*` policy, or one the
     /// store could not read): nothing written is remembered as covered, so
     /// a lost entry is written again at the session's next write or touch.
@@ -148,8 +152,26 @@ impl Recent {
         self.created.get(sid).copied()
     }
 
+    /// Notes what a sealed session read here was stored as.
+    pub fn learn_sealed(&mut self, sid: &str, text: String, stored: String) {
+        if self.sealed.len() >= CAPACITY && !self.sealed.contains_key(sid) {
+            self.sealed.clear();
+        }
+        self.sealed.insert(sid.to_owned(), (text, stored));
+    }
+
+    /// The SHA1 of the stored bytes of `sid` when they were read as the
+    /// text whose SHA1 is `text`.
+    pub fn stored_digest(&self, sid: &str, text: &str) -> Option<&str> {
+        self.sealed
+            .get(sid)
+            .filter(|(t, _)| t == text)
+            .map(|(_, stored)| stored.as_str())
+    }
+
     pub fn forget(&mut self, sid: &str) {
         self.read.remove(sid);
+        self.sealed.remove(sid);
         self.entries.remove(sid);
         self.created.remove(sid);
     }

@@ -190,6 +190,7 @@ mod tests {
             count_logins: false,
             wait_for_replicas: false,
             seal: None,
+            merge: false,
         };
         let plain = ctx(Lifetime::default());
         let limited = ctx(Lifetime {

@@ -612,6 +612,7 @@ impl Store {
                 count_logins,
                 wait_for_replicas: false,
                 seal: None,
+                merge: false,
             },
             seen: Recent::default(),
         }

@@ -64,6 +64,7 @@ fn context(idle_ms: Option<i64>, absolute_ms: Option<i64>) -> Context {
         count_logins: absolute_ms.is_some(),
         wait_for_replicas: true,
         seal: None,
+        merge: false,
     }
 }
 

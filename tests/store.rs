@@ -36,6 +36,7 @@ fn open_with(prefix: &str, lifetime: Lifetime, options: &ConnectionOptions) -> S
         count_logins: true,
         wait_for_replicas: true,
         seal: None,
+        merge: false,
     };
     Store::open(ctx, options, std::sync::Arc::new(|_| {})).unwrap()
 }
@@ -463,6 +464,7 @@ fn open_sealed(prefix: &str, keys: &[(&str, u8)], options: &ConnectionOptions) -
         seal: Some(std::sync::Arc::new(
             redis_session_store::seal::Keyring::new(keys, false).unwrap(),
         )),
+        merge: true,
     };
     Store::open(ctx, options, std::sync::Arc::new(|_| {})).unwrap()
 }
@@ -510,4 +512,71 @@ async fn a_reencryption_does_not_overwrite_a_save_made_after_its_read() {
     let out = run(&fresh, vec![read("raced"), read("calm")]).await;
     assert!(matches!(&out[0], Outcome::Failed(e) if e.kind == ErrorKind::UnknownKey));
     assert_eq!(text(&out[1]), session("calm", at));
+}
+
+/// Calls of the write script so far (INFO commandstats).
+fn evalsha_calls(url: &str) -> u64 {
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn)
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_merge_after_a_read_here_writes_at_its_first_try() {
+    let server = Server::start();
+    let options = options(server.url(), 2000);
+    let store = open_sealed("m:", &[("k", 3)], &options);
+    let at = now_ms() + 60_000;
+    let loaded = session("ada", at);
+    let set = Op::Set {
+        sid: "s".into(),
+        value: loaded.clone(),
+        expiry: Expiry::At(at),
+        owner: None,
+    };
+    run(&store, vec![set, Op::Get { sid: "s".into() }]).await;
+    let before = evalsha_calls(&server.url());
+    let merge = |value: String| Op::Merge {
+        sid: "s".into(),
+        base: loaded.clone(),
+        value,
+        expiry: Expiry::At(at),
+        owner: None,
+        against: None,
+    };
+    let out = run(&store, vec![merge(session("bob", at))]).await;
+    assert_eq!(out, vec![Outcome::Written { owner_sessions: 0 }]);
+    assert_eq!(
+        evalsha_calls(&server.url()) - before,
+        1,
+        "one write script call"
+    );
+    // Another instance, which never read it, needs the second try.
+    let other = open_sealed("m:", &[("k", 3)], &options);
+    let before = evalsha_calls(&server.url());
+    let base = session("bob", at);
+    let out = run(
+        &other,
+        vec![Op::Merge {
+            sid: "s".into(),
+            base,
+            value: session("cy", at),
+            expiry: Expiry::At(at),
+            owner: None,
+            against: None,
+        }],
+    )
+    .await;
+    assert_eq!(out, vec![Outcome::Written { owner_sessions: 0 }]);
+    assert_eq!(evalsha_calls(&server.url()) - before, 2);
+    match &run(&store, vec![Op::Get { sid: "s".into() }]).await[0] {
+        Outcome::Session { value: Some(v), .. } => assert_eq!(v, &session("cy", at)),
+        other => panic!("{other:?}"),
+    }
 }

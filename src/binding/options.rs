@@ -76,6 +76,7 @@ pub struct NativeOptions {
     pub sentinel: Option<SentinelOptionsJs>,
     pub cluster: Option<ClusterOptions>,
     pub encryption: Option<EncryptionOptions>,
+    pub merge: bool,
 }
 
 fn ms(seconds: Option<f64>) -> Option<i64> {
@@ -132,6 +133,7 @@ impl NativeOptions {
             count_logins: self.max_sessions_per_user.is_some(),
             wait_for_replicas: self.wait_for_replicas,
             seal,
+            merge: self.merge,
         })
     }
 }
