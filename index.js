@@ -13,6 +13,12 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f]/
 
 const MAX_OWNER_LENGTH = 1024
 
+// merge: the text a session object was loaded from (or last saved as), so
+// a save can send what its request changed. A symbol: JSON.stringify and
+// express-session's own copies (for...in) skip it; createSession carries it
+// to express-session's Session.
+const LOADED = Symbol('redis-session-store loaded')
+
 function checkOwner(userId) {
   if ((typeof userId !== 'string' || userId.length === 0) && !(typeof userId === 'number' && Number.isFinite(userId))) {
     throw invalidArg(`user id must be a non-empty string or a number, got ${userId === '' ? 'an empty string' : typeof userId}`)
@@ -72,9 +78,6 @@ class RedisSessionStore extends Store {
     this.maxSessionsPerUser = o.maxSessionsPerUser
     this.waitForReplicas = o.waitForReplicas
     this.merge = o.merge
-    // merge: the text each session object was loaded from (or last saved
-    // as), so a save can send what its request changed (see createSession).
-    this._loaded = o.merge ? new WeakMap() : undefined
     // The ids only: key material stays out of the store's properties.
     this.encryptionKeyIds = o.encryption ? o.encryption.keys.map((k) => k.id) : undefined
     try {
@@ -109,7 +112,7 @@ class RedisSessionStore extends Store {
         } catch (e) {
           return done(e)
         }
-        if (this._loaded) this._loaded.set(sess, raw)
+        if (this.merge) sess[LOADED] = raw
         done(null, sess)
       })
     })
@@ -119,8 +122,7 @@ class RedisSessionStore extends Store {
   // `get` returned: what that was loaded from goes with it.
   createSession(req, sess) {
     const session = super.createSession(req, sess)
-    const base = this._loaded && this._loaded.get(sess)
-    if (base !== undefined) this._loaded.set(session, base)
+    if (sess[LOADED] !== undefined) session[LOADED] = sess[LOADED]
     return session
   }
 
@@ -130,7 +132,7 @@ class RedisSessionStore extends Store {
       const value = this._serialize(sess)
       const owner = this._owner(sess)
       const at = this._expiresAt(sess)
-      const base = this._loaded && this._loaded.get(sess)
+      const base = this.merge ? sess[LOADED] : undefined
       if (base !== undefined) return this._merge(sid, sess, [base, value], owner, at, done)
       this._batcher.push(OpKind.Set, sid, value, owner, at, (err, _, __, ownerSessions) => {
         if (err) return done(err)
@@ -155,7 +157,7 @@ class RedisSessionStore extends Store {
         if (this.disableTouch) return process.nextTick(done, null)
         const at = this._expiresAt(sess)
         const owner = this._owner(sess)
-        const base = this._loaded && this._loaded.get(sess)
+        const base = this.merge ? sess[LOADED] : undefined
         if (this._expiryFollowsCookie()) {
           this._batcher.push(OpKind.Touch, sid, null, owner, at, (err) => done(err || null))
         } else if (base !== undefined) {
@@ -174,7 +176,7 @@ class RedisSessionStore extends Store {
   _merge(sid, sess, [base, value], owner, at, done) {
     this._batcher.push(OpKind.Merge, sid, [base, value], owner, at, (err) => {
       if (err) return done(err)
-      this._loaded.set(sess, value)
+      sess[LOADED] = value
       done(null)
     })
   }
