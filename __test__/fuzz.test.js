@@ -33,7 +33,7 @@ function anyValue(r, depth = 0) {
 }
 
 const NAMES = ['url', 'prefix', 'ttl', 'disableTTL', 'disableTouch', 'serializer', 'scanCount',
-  'commandTimeout', 'connectTimeout', 'maxSessionBytes', 'client', 'bogus']
+  'commandTimeout', 'connectTimeout', 'maxSessionBytes', 'client', 'bogus', 'encryption', 'merge']
 
 let redis
 let raw
@@ -115,4 +115,36 @@ test('random bytes in Redis read back as a session or as ERR_SESSION_CORRUPT; re
   const err = await t.throwsAsync(store.all())
   t.is(err.code, 'ERR_SESSION_CORRUPT')
   t.true(err.message.includes(`"${store.prefix}${victim}"`), err.message)
+})
+
+// Envelopes mutated at random (bytes flipped, cut, grown, the header's
+// fields changed) and random bytes: an encrypted store refuses each with
+// ERR_SESSION_CORRUPT or ERR_SESSION_KEY_UNKNOWN and leaves it as it is,
+// and serves only what it sealed itself.
+test('random and mutated envelopes read back as refused, never as a session, and stay as they were', async (t) => {
+  const r = prng(SEED + 2)
+  const keys = [{ id: 'k1', key: Buffer.alloc(32, 7) }, { id: 'k0', key: Buffer.alloc(32, 9) }]
+  const store = new RedisSessionStore({ url: redis.url, prefix: `fze:${randomUUID()}:`, encryption: { keys } })
+  t.teardown(() => store.close())
+  await store.set('good', { cookie: { expires: new Date(Date.now() + 60e3).toISOString() }, secret: 'x' })
+  const good = await raw.callBinary('GET', `${store.prefix}good`)
+  const refused = { ERR_SESSION_CORRUPT: 0, ERR_SESSION_KEY_UNKNOWN: 0 }
+  for (let i = 0; i < RUNS; i++) {
+    let value = Buffer.from(good)
+    const kind = Math.floor(r() * 5)
+    if (kind === 0) value[Math.floor(r() * value.length)] ^= 1 + Math.floor(r() * 255)
+    else if (kind === 1) value = value.subarray(0, Math.floor(r() * value.length))
+    else if (kind === 2) value = Buffer.concat([value, Buffer.from([Math.floor(r() * 256)])])
+    else if (kind === 3) value[1 + Math.floor(r() * 4)] = Math.floor(r() * 256)
+    else value = Buffer.from(Array.from({ length: Math.floor(r() * 80) }, () => Math.floor(r() * 256)))
+    if (value.equals(good)) continue
+    const key = `${store.prefix}s${i}`
+    await raw.callBinary('SET', key, value, 'PX', 60_000)
+    const err = await t.throwsAsync(store.get(`s${i}`), undefined, `seed ${SEED} run ${i}`)
+    if (!(err && err.code in refused)) t.fail(`seed ${SEED} run ${i}: ${err && err.code} ${err && err.message}`)
+    else refused[err.code]++
+    t.true((await raw.callBinary('GET', key)).equals(value), `seed ${SEED} run ${i}: left as it was`)
+  }
+  t.true(refused.ERR_SESSION_CORRUPT > 0, JSON.stringify(refused))
+  t.is((await store.get('good')).secret, 'x')
 })
