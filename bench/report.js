@@ -103,6 +103,10 @@ function scaleTable(sc) {
   lines.push(`| Node CPU µs/op | ${f(small.median.cpuUsPerOp, 1)} | ${f(big.median.cpuUsPerOp, 1)} | ${x(sc.ratio.cpuUsPerOp)} |`)
   lines.push(`| p50 / p99 ms | ${f(small.median.p50Ms, 2)} / ${f(small.median.p99Ms, 2)} | ${f(big.median.p50Ms, 2)} / ${f(big.median.p99Ms, 2)} | |`)
   lines.push(`| Redis CPU µs/op | ${f(small.median.redisCpuUsPerOp, 1)} | ${f(big.median.redisCpuUsPerOp, 1)} | |`)
+  if (small.peer && big.peer) {
+    lines.push(`| control: connect-redis 9, same servers, ops/s | ${f(small.peer.opsPerSec)} | ${f(big.peer.opsPerSec)} | ${x(sc.ratio.peerOpsPerSec)} |`)
+    lines.push(`| control: connect-redis 9, Redis CPU µs/op | ${f(small.peer.redisCpuUsPerOp, 1)} | ${f(big.peer.redisCpuUsPerOp, 1)} | |`)
+  }
   for (const name of Object.keys(big.calls)) {
     const cell = (side) => `${f(side.calls[name].medianMs, 2)} ms (${side.calls[name].runs.length}×)`
     lines.push(`| ${name}() | ${cell(small)} | ${cell(big)} | **${x(sc.ratio.calls[name])}** |`)

@@ -11,6 +11,9 @@
 // length() and stats() cost in proportion to the sessions: they are timed
 // with a long commandTimeout (the default 2 s would cut them short), and
 // not repeated once a call has used up its time budget.
+// As a control, connect-redis 9 runs the same workload on the same two
+// servers (its own prefix, its own 1,000 sessions among ours): what many
+// keys in Redis cost any store, beside what they cost this one.
 const { spawnChild } = require('./ipc')
 const { info } = require('./redis')
 const { median, medians, ratio } = require('./stats')
@@ -23,9 +26,9 @@ const PREFIX = 'sess:'
 const OPTIONS = { commandTimeout: 120_000 }
 const SIDES = ['small', 'big']
 
-async function openWorker(url) {
-  const w = spawnChild('store-worker.js', ['ours', url], { execArgv: ['--expose-gc'] })
-  await w.call('open', { prefix: PREFIX, options: OPTIONS }, 15_000)
+async function openWorker(url, kind = 'ours') {
+  const w = spawnChild('store-worker.js', [kind, url], { execArgv: ['--expose-gc'] })
+  await w.call('open', kind === 'ours' ? { prefix: PREFIX, options: OPTIONS } : { prefix: 'cr:' }, 15_000)
   return w
 }
 
@@ -34,7 +37,7 @@ async function openWorker(url) {
 async function scaleBench(c, problems) {
   const servers = {}
   const side = {}
-  for (const s of SIDES) side[s] = { sessions: s === 'small' ? c.scaleSmall : c.scaleBig, runs: [], calls: {} }
+  for (const s of SIDES) side[s] = { sessions: s === 'small' ? c.scaleSmall : c.scaleBig, runs: [], peerRuns: [], calls: {} }
   try {
     for (const s of SIDES) servers[s] = await RedisServer.start()
     for (const s of SIDES) {
@@ -56,14 +59,16 @@ async function scaleBench(c, problems) {
     const runTimeout = c.warmupMs + c.durationMs + 60_000
     for (let round = 1; round <= c.rounds; round++) {
       for (const s of SIDES) {
-        const w = await openWorker(servers[s].url)
-        try {
-          const r = await w.call('run', { size: c.scaleSize, pool: c.pool, concurrency: c.scaleConcurrency, warmupMs: c.warmupMs, durationMs: c.durationMs }, runTimeout)
-          side[s].runs.push(r)
-          if (r.errors) problems.push(`scale ${s}, round ${round}: ${r.errors} errors (first: ${r.firstError})`)
-          log(`scale round ${round}/${c.rounds} ${side[s].fill.written.toLocaleString('en-US').padStart(9)} sessions ${Math.round(r.opsPerSec).toString().padStart(7)} ops/s  ${r.cpuUsPerOp.toFixed(1).padStart(6)} µs CPU/op`)
-        } finally {
-          await w.stop()
+        for (const kind of ['ours', 'connect-redis']) {
+          const w = await openWorker(servers[s].url, kind)
+          try {
+            const r = await w.call('run', { size: c.scaleSize, pool: c.pool, concurrency: c.scaleConcurrency, warmupMs: c.warmupMs, durationMs: c.durationMs }, runTimeout)
+            side[s][kind === 'ours' ? 'runs' : 'peerRuns'].push(r)
+            if (r.errors) problems.push(`scale ${s} ${kind}, round ${round}: ${r.errors} errors (first: ${r.firstError})`)
+            log(`scale round ${round}/${c.rounds} ${kind.padEnd(13)} ${side[s].fill.written.toLocaleString('en-US').padStart(9)} sessions ${Math.round(r.opsPerSec).toString().padStart(7)} ops/s  ${r.cpuUsPerOp.toFixed(1).padStart(6)} µs CPU/op`)
+          } finally {
+            await w.stop()
+          }
         }
       }
     }
@@ -101,6 +106,7 @@ async function scaleBench(c, problems) {
 
   for (const s of SIDES) {
     side[s].median = medians(side[s].runs, FIELDS)
+    side[s].peer = medians(side[s].peerRuns, FIELDS)
     for (const slot of Object.values(side[s].calls)) slot.medianMs = median(slot.runs.filter((r) => !r.error).map((r) => r.ms))
   }
   const { small, big } = side
@@ -116,7 +122,12 @@ async function scaleBench(c, problems) {
     small,
     big,
     // Many ÷ few sessions.
-    ratio: { opsPerSec: ratio(big.median.opsPerSec, small.median.opsPerSec), cpuUsPerOp: ratio(big.median.cpuUsPerOp, small.median.cpuUsPerOp), calls: callRatios },
+    ratio: {
+      opsPerSec: ratio(big.median.opsPerSec, small.median.opsPerSec),
+      cpuUsPerOp: ratio(big.median.cpuUsPerOp, small.median.cpuUsPerOp),
+      peerOpsPerSec: ratio(big.peer.opsPerSec, small.peer.opsPerSec),
+      calls: callRatios,
+    },
   }
 }
 
