@@ -12,7 +12,6 @@ use crate::backend::Reply;
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::{from_expiretime, Expiry, Lifetime, TOMBSTONE_MS};
 use crate::keys::{self, Keys};
-use crate::merge;
 use crate::meta::{self, Meta};
 use crate::recent::Recent;
 use crate::scripts;
@@ -120,7 +119,7 @@ pub enum Outcome {
         owner_sessions: u32,
     },
     /// A merge found another value than the one it expected: this one
-    /// (as stored). The writer merges again (see `Op::remerge`).
+    /// (as stored). The writer merges again (see `merge::remerge`).
     Changed(Vec<u8>),
     Done,
     Failed(StoreError),
@@ -336,46 +335,6 @@ impl Op {
             Op::Touch { .. } | Op::Rewrite { .. } => Outcome::Written { owner_sessions: 0 },
             Op::Destroy { .. } | Op::Adopt { .. } => Outcome::Done,
         }
-    }
-}
-
-impl Op {
-    /// A merge that found `current` stored instead of what it expected:
-    /// the same changes applied to it, expecting it this time.
-    pub fn remerge(&self, ctx: &Context, current: Vec<u8>) -> StoreResult<Op> {
-        let Op::Merge {
-            sid,
-            base,
-            value,
-            expiry,
-            owner,
-            ..
-        } = self
-        else {
-            return Err(StoreError::new(ErrorKind::Internal, "not a merge"));
-        };
-        let key = ctx.keys.session(sid);
-        let digest = scripts::sha1hex(&current);
-        let text = ctx
-            .text(&key, Value::BulkString(current))?
-            .unwrap_or_default();
-        let merged = merge::merge(base, value, &text).map_err(|e| match e {
-            merge::NotAnObject::Stored(e) => {
-                StoreError::new(ErrorKind::Corrupt, format!("value at key \"{key}\" {e}"))
-            }
-            merge::NotAnObject::Loaded(e) | merge::NotAnObject::Saved(e) => StoreError::new(
-                ErrorKind::InvalidArgument,
-                format!("the session to merge into key \"{key}\" {e}"),
-            ),
-        })?;
-        Ok(Op::Merge {
-            sid: sid.clone(),
-            base: base.clone(),
-            value: value.clone(),
-            expiry: *expiry,
-            owner: owner.clone(),
-            against: Some((digest, merged)),
-        })
     }
 }
 

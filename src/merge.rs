@@ -5,8 +5,13 @@
 //! keys the request added, changed or deleted win; the others keep the
 //! stored value, whoever changed them meanwhile.
 
+use redis::Value;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+
+use crate::commands::{Context, Op};
+use crate::error::{ErrorKind, StoreError, StoreResult};
+use crate::scripts;
 
 /// A JSON object's members in their order, values as their text.
 struct Members<'a>(Vec<(String, &'a RawValue)>);
@@ -88,6 +93,44 @@ pub fn merge(base: &str, saved: &str, current: &str) -> Result<String, NotAnObje
     }
     out.push('}');
     Ok(out)
+}
+
+/// A merge that found `current` stored instead of what it expected:
+/// the same changes applied to it, expecting it this time.
+pub fn remerge(op: &Op, ctx: &Context, current: Vec<u8>) -> StoreResult<Op> {
+    let Op::Merge {
+        sid,
+        base,
+        value,
+        expiry,
+        owner,
+        ..
+    } = op
+    else {
+        return Err(StoreError::new(ErrorKind::Internal, "not a merge"));
+    };
+    let key = ctx.keys.session(sid);
+    let digest = scripts::sha1hex(&current);
+    let text = ctx
+        .text(&key, Value::BulkString(current))?
+        .unwrap_or_default();
+    let merged = merge(base, value, &text).map_err(|e| match e {
+        NotAnObject::Stored(e) => {
+            StoreError::new(ErrorKind::Corrupt, format!("value at key \"{key}\" {e}"))
+        }
+        NotAnObject::Loaded(e) | NotAnObject::Saved(e) => StoreError::new(
+            ErrorKind::InvalidArgument,
+            format!("the session to merge into key \"{key}\" {e}"),
+        ),
+    })?;
+    Ok(Op::Merge {
+        sid: sid.clone(),
+        base: base.clone(),
+        value: value.clone(),
+        expiry: *expiry,
+        owner: owner.clone(),
+        against: Some((digest, merged)),
+    })
 }
 
 #[cfg(test)]

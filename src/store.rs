@@ -19,6 +19,7 @@ use crate::backend::{self, Conn, ConnectionOptions, Link, SendError};
 use crate::commands::{self, Context, Op, Outcome};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::now_ms;
+use crate::merge;
 use crate::recent::Recent;
 use crate::reclaim;
 use crate::replicas;
@@ -531,7 +532,7 @@ async fn settle_merges(
         let mut at = Vec::new();
         for (i, outcome) in outcomes.iter_mut().enumerate() {
             if let Outcome::Changed(current) = outcome {
-                match ops[i].remerge(ctx, std::mem::take(current)) {
+                match merge::remerge(&ops[i], ctx, std::mem::take(current)) {
                     Ok(op) => {
                         again.push(op);
                         at.push(i);
