@@ -107,6 +107,16 @@ function scaleTable(sc) {
     lines.push(`| control: connect-redis 9, same servers, ops/s | ${f(small.peer.opsPerSec)} | ${f(big.peer.opsPerSec)} | ${x(sc.ratio.peerOpsPerSec)} |`)
     lines.push(`| control: connect-redis 9, Redis CPU µs/op | ${f(small.peer.redisCpuUsPerOp, 1)} | ${f(big.peer.redisCpuUsPerOp, 1)} | |`)
   }
+  // The commands that take most of Redis's time in the last round.
+  if (small.commands && big.commands) {
+    const busiest = Object.keys(big.commands)
+      .filter((c) => small.commands[c])
+      .sort((a, b) => big.commands[b].calls * big.commands[b].usPerCall - big.commands[a].calls * big.commands[a].usPerCall)
+      .slice(0, 4)
+    for (const c of busiest) {
+      lines.push(`| Redis µs per ${c.toUpperCase()} (last round) | ${f(small.commands[c].usPerCall, 2)} | ${f(big.commands[c].usPerCall, 2)} | ${x(big.commands[c].usPerCall / small.commands[c].usPerCall)} |`)
+    }
+  }
   for (const name of Object.keys(big.calls)) {
     const cell = (side) => `${f(side.calls[name].medianMs, 2)} ms (${side.calls[name].runs.length}×)`
     lines.push(`| ${name}() | ${cell(small)} | ${cell(big)} | **${x(sc.ratio.calls[name])}** |`)

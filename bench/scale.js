@@ -15,7 +15,7 @@
 // servers (its own prefix, its own 1,000 sessions among ours): what many
 // keys in Redis cost any store, beside what they cost this one.
 const { spawnChild } = require('./ipc')
-const { info } = require('./redis')
+const { command, info } = require('./redis')
 const { median, medians, ratio } = require('./stats')
 const { sizeLabel } = require('./sessions')
 const { RedisServer } = require('../__test__/helpers/redis.js')
@@ -25,6 +25,18 @@ const FIELDS = ['opsPerSec', 'cpuUsPerOp', 'elu', 'p50Ms', 'p99Ms', 'redisCpuUsP
 const PREFIX = 'sess:'
 const OPTIONS = { commandTimeout: 120_000 }
 const SIDES = ['small', 'big']
+
+// Redis's time per call of each command since the last reset (INFO
+// commandstats): where the server's extra time with many sessions goes.
+async function perCall(url) {
+  const stats = await info(url, 'commandstats')
+  const out = {}
+  for (const [k, v] of Object.entries(stats || {})) {
+    const m = /calls=(\d+),usec=(\d+),usec_per_call=([\d.]+)/.exec(v)
+    if (m && k.startsWith('cmdstat_')) out[k.slice(8)] = { calls: Number(m[1]), usPerCall: Number(m[3]) }
+  }
+  return out
+}
 
 async function openWorker(url, kind = 'ours') {
   const w = spawnChild('store-worker.js', [kind, url], { execArgv: ['--expose-gc'] })
@@ -62,8 +74,10 @@ async function scaleBench(c, problems) {
         for (const kind of ['ours', 'connect-redis']) {
           const w = await openWorker(servers[s].url, kind)
           try {
+            if (kind === 'ours') await command(servers[s].url, ['CONFIG', 'RESETSTAT'])
             const r = await w.call('run', { size: c.scaleSize, pool: c.pool, concurrency: c.scaleConcurrency, warmupMs: c.warmupMs, durationMs: c.durationMs }, runTimeout)
             side[s][kind === 'ours' ? 'runs' : 'peerRuns'].push(r)
+            if (kind === 'ours') side[s].commands = await perCall(servers[s].url)
             if (r.errors) problems.push(`scale ${s} ${kind}, round ${round}: ${r.errors} errors (first: ${r.firstError})`)
             log(`scale round ${round}/${c.rounds} ${kind.padEnd(13)} ${side[s].fill.written.toLocaleString('en-US').padStart(9)} sessions ${Math.round(r.opsPerSec).toString().padStart(7)} ops/s  ${r.cpuUsPerOp.toFixed(1).padStart(6)} µs CPU/op`)
           } finally {
