@@ -18,6 +18,9 @@ const MAX_OWNER_LENGTH = 1024
 // express-session's own copies (for...in) skip it; createSession carries it
 // to express-session's Session.
 const LOADED = Symbol('redis-session-store loaded')
+// ... and its owner then: a save that did not change the owner keeps the
+// stored one when it merges (another request may have logged in).
+const LOADED_OWNER = Symbol('redis-session-store loaded owner')
 
 function checkOwner(userId) {
   if ((typeof userId !== 'string' || userId.length === 0) && !(typeof userId === 'number' && Number.isFinite(userId))) {
@@ -112,7 +115,7 @@ class RedisSessionStore extends Store {
         } catch (e) {
           return done(e)
         }
-        if (this.merge) sess[LOADED] = raw
+        if (this.merge) this._loaded(sess, raw)
         done(null, sess)
       })
     })
@@ -122,7 +125,10 @@ class RedisSessionStore extends Store {
   // `get` returned: what that was loaded from goes with it.
   createSession(req, sess) {
     const session = super.createSession(req, sess)
-    if (sess[LOADED] !== undefined) session[LOADED] = sess[LOADED]
+    if (sess[LOADED] !== undefined) {
+      session[LOADED] = sess[LOADED]
+      session[LOADED_OWNER] = sess[LOADED_OWNER]
+    }
     return session
   }
 
@@ -133,7 +139,7 @@ class RedisSessionStore extends Store {
       const owner = this._owner(sess)
       const at = this._expiresAt(sess)
       const base = this.merge ? sess[LOADED] : undefined
-      if (base !== undefined) return this._merge(sid, sess, [base, value], owner, at, done)
+      if (base !== undefined) return this._merge(sid, sess, value, owner, at, done)
       this._batcher.push(OpKind.Set, sid, value, owner, at, (err, _, __, ownerSessions) => {
         if (err) return done(err)
         // A login past the limit: the least recently used sessions go.
@@ -161,7 +167,7 @@ class RedisSessionStore extends Store {
         if (this._expiryFollowsCookie()) {
           this._batcher.push(OpKind.Touch, sid, null, owner, at, (err) => done(err || null))
         } else if (base !== undefined) {
-          this._merge(sid, sess, [base, this._serialize(sess)], owner, at, done)
+          this._merge(sid, sess, this._serialize(sess), owner, at, done)
         } else {
           this._batcher.push(OpKind.Rewrite, sid, this._serialize(sess), owner, at, (err) => done(err || null))
         }
@@ -173,12 +179,24 @@ class RedisSessionStore extends Store {
   // changed since `base` is written over what is stored (in Rust, as a
   // compare-and-set). The saved text becomes the base of a later save by
   // the same request (save() called by hand, then the end of the request).
-  _merge(sid, sess, [base, value], owner, at, done) {
-    this._batcher.push(OpKind.Merge, sid, [base, value], owner, at, (err) => {
+  _merge(sid, sess, value, owner, at, done) {
+    this._batcher.push(OpKind.Merge, sid, [sess[LOADED], value], [sess[LOADED_OWNER], owner], at, (err) => {
       if (err) return done(err)
-      sess[LOADED] = value
+      this._loaded(sess, value, owner)
       done(null)
     })
+  }
+
+  // Notes what `sess` was loaded from (or saved as), and its owner then. A
+  // session whose owner cannot be told (userId throws) is saved whole; its
+  // save fails with that error anyway.
+  _loaded(sess, text, owner) {
+    try {
+      sess[LOADED_OWNER] = owner === undefined ? this._owner(sess) : owner
+      sess[LOADED] = text
+    } catch {
+      // not merged
+    }
   }
 
   destroy(sid, cb) {

@@ -58,7 +58,9 @@ class Batcher {
     // A merge carries two values: what was loaded, then what is saved.
     if (Array.isArray(value)) this.values.push(value[0], value[1])
     else if (value !== null) this.values.push(value)
-    if (owner !== null) this.owners.push(owner)
+    // ... and two owners: of what was loaded, then of what is saved.
+    if (Array.isArray(owner)) this.owners.push(owner[0], owner[1])
+    else if (owner !== null) this.owners.push(owner)
     this.callbacks.push(cb)
     if (!this.scheduled) {
       this.scheduled = true

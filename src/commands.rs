@@ -93,6 +93,10 @@ pub enum Op {
         value: String,
         expiry: Expiry,
         owner: Option<String>,
+        /// The owner of what the request loaded: when it is `owner`, the
+        /// request did not change who owns the session, and a merge keeps
+        /// the stored owner (another request may have logged in).
+        loaded_owner: Option<String>,
         /// After a conflict: the stored value's SHA1 and the merged text.
         against: Option<(String, String)>,
     },
@@ -119,8 +123,12 @@ pub enum Outcome {
         owner_sessions: u32,
     },
     /// A merge found another value than the one it expected: this one
-    /// (as stored). The writer merges again (see `merge::remerge`).
-    Changed(Vec<u8>),
+    /// (as stored) and its meta's owner ('' for none). The writer merges
+    /// again (see `merge::remerge`).
+    Changed {
+        current: Vec<u8>,
+        owner: String,
+    },
     Done,
     Failed(StoreError),
 }
@@ -238,6 +246,7 @@ impl Op {
                 expiry,
                 owner,
                 against,
+                ..
             } => {
                 // First the value as saved, expecting the one loaded; after
                 // a conflict, the merge with what was found.
@@ -323,8 +332,13 @@ impl Op {
                 },
             },
             Op::Merge { .. } => match take(&mut replies[0]) {
-                Value::Array(mut found) => match found.pop() {
-                    Some(Value::BulkString(current)) => Outcome::Changed(current),
+                Value::Array(found) => match <[Value; 2]>::try_from(found) {
+                    Ok([Value::BulkString(current), Value::BulkString(owner)]) => {
+                        Outcome::Changed {
+                            current,
+                            owner: String::from_utf8_lossy(&owner).into_owned(),
+                        }
+                    }
                     other => Outcome::Failed(StoreError::new(
                         ErrorKind::Corrupt,
                         format!("value at key \"{}\" is not a string: {other:?}", key()),

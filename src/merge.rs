@@ -95,15 +95,22 @@ pub fn merge(base: &str, saved: &str, current: &str) -> Result<String, NotAnObje
     Ok(out)
 }
 
-/// A merge that found `current` stored instead of what it expected:
-/// the same changes applied to it, expecting it this time.
-pub fn remerge(op: &Op, ctx: &Context, current: Vec<u8>) -> StoreResult<Op> {
+/// A merge that found `current` stored (owned by `stored_owner`, '' for
+/// none) instead of what it expected: the same changes applied to it,
+/// expecting it this time. The owner is the request's if it changed it,
+/// else the stored one.
+pub fn remerge(
+    op: &Op,
+    ctx: &Context,
+    (current, stored_owner): (Vec<u8>, String),
+) -> StoreResult<Op> {
     let Op::Merge {
         sid,
         base,
         value,
         expiry,
         owner,
+        loaded_owner,
         ..
     } = op
     else {
@@ -123,12 +130,18 @@ pub fn remerge(op: &Op, ctx: &Context, current: Vec<u8>) -> StoreResult<Op> {
             format!("the session to merge into key \"{key}\" {e}"),
         ),
     })?;
+    let owner = if owner == loaded_owner {
+        Some(stored_owner).filter(|o| !o.is_empty())
+    } else {
+        owner.clone()
+    };
     Ok(Op::Merge {
         sid: sid.clone(),
         base: base.clone(),
         value: value.clone(),
         expiry: *expiry,
         owner: owner.clone(),
+        loaded_owner: owner,
         against: Some((digest, merged)),
     })
 }

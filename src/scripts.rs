@@ -38,8 +38,8 @@ impl Lua {
 /// existing one. The deadline is the earliest of the cookie's, now + idle
 /// and created + absolute; one already past deletes instead. Returns the
 /// creation time when written (so later touches can write the meta with
-/// plain commands), 0 when not, and `{current value}` when the existing
-/// value is not the one expected.
+/// plain commands), 0 when not, and `{current value, its meta's owner}`
+/// when the existing value is not the one expected.
 /// The shard has no TTL, so `volatile-*` eviction never takes a meta;
 /// `RECLAIM` deletes it once it is no longer needed.
 /// Memory: while Redis is full it refuses a script's first write if that
@@ -52,7 +52,7 @@ pub static WRITE: LazyLock<Lua> = LazyLock::new(|| {
 local mode, now, sid = ARGV[1], tonumber(ARGV[4]), ARGV[8]
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 local m = redis.call('HGET', KEYS[2], sid)
-local c, a, e, x = string.match(m or '', '^(%w*),(%w*),(%w*),(%w*),')
+local c, a, e, x, u = string.match(m or '', '^(%w*),(%w*),(%w*),(%w*),(.*)$')
 if mode == 'set' then
   if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
   if not exists and c then
@@ -63,7 +63,7 @@ if mode == 'set' then
 elseif not exists then return 0 end
 if ARGV[11] ~= '' and exists then
   local v = redis.call('GET', KEYS[1])
-  if redis.sha1hex(v) ~= ARGV[11] then return {v} end
+  if redis.sha1hex(v) ~= ARGV[11] then return {v, u or ''} end
 end
 local born = exists and c or ARGV[10]
 local created = tonumber(born, 36) or now

@@ -531,8 +531,9 @@ async fn settle_merges(
         let mut again = Vec::new();
         let mut at = Vec::new();
         for (i, outcome) in outcomes.iter_mut().enumerate() {
-            if let Outcome::Changed(current) = outcome {
-                match merge::remerge(&ops[i], ctx, std::mem::take(current)) {
+            if let Outcome::Changed { current, owner } = outcome {
+                let found = (std::mem::take(current), std::mem::take(owner));
+                match merge::remerge(&ops[i], ctx, found) {
                     Ok(op) => {
                         again.push(op);
                         at.push(i);
@@ -550,7 +551,7 @@ async fn settle_merges(
         }
     }
     for (op, outcome) in ops.iter().zip(outcomes.iter_mut()) {
-        if matches!(outcome, Outcome::Changed(_)) {
+        if matches!(outcome, Outcome::Changed { .. }) {
             *outcome = Outcome::Failed(StoreError::new(
                 ErrorKind::Reply,
                 format!(

@@ -548,6 +548,7 @@ async fn a_sealed_merge_after_a_read_here_writes_at_its_first_try() {
         value,
         expiry: Expiry::At(at),
         owner: None,
+        loaded_owner: None,
         against: None,
     };
     let out = run(&store, vec![merge(session("bob", at))]).await;
@@ -569,6 +570,7 @@ async fn a_sealed_merge_after_a_read_here_writes_at_its_first_try() {
             value: session("cy", at),
             expiry: Expiry::At(at),
             owner: None,
+            loaded_owner: None,
             against: None,
         }],
     )

@@ -118,6 +118,32 @@ module.exports = (test, ctx) => {
     t.deepEqual(await store.listUserSessions('ada'), [])
   })
 
+  test('merge: a login by another request (no regenerate) while this one saves keeps the session the user\'s', async (t) => {
+    const store = makeStore({ merge: true })
+    const ada = `ada-${Math.random()}`
+    await store.set('s', session(60_000, { n: 0 }))
+    const [slow, login] = [await store.get('s'), await store.get('s')]
+    login.userId = ada
+    await store.set('s', login)
+    slow.cart = [1]
+    await store.set('s', slow)
+    const got = await store.get('s')
+    t.is(got.userId, ada)
+    t.deepEqual(got.cart, [1])
+    t.deepEqual((await store.listUserSessions(ada)).map((s) => s.id), ['s'], 'listed as the user\'s')
+    t.is(await store.destroyUserSessions(ada), 1, 'log out everywhere finds it')
+    t.is(await store.get('s'), null)
+    // And a logout by another request (the owner field deleted) wins too.
+    await store.set('t', session(60_000, { userId: ada }))
+    const [stay, logout] = [await store.get('t'), await store.get('t')]
+    delete logout.userId
+    await store.set('t', logout)
+    stay.cart = [2]
+    await store.set('t', stay)
+    t.is((await store.get('t')).userId, undefined)
+    t.deepEqual(await store.listUserSessions(ada), [])
+  })
+
   test('merge: objects not from get() save whole, as without merge', async (t) => {
     const store = makeStore({ merge: true })
     await store.set('s', session(60_000, { a: 1 }))

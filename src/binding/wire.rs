@@ -20,7 +20,8 @@ pub enum OpKind {
     Rewrite = 3,
     Destroy = 4,
     Adopt = 5,
-    /// `merge: true`: two values, what the request loaded, then what it saves.
+    /// `merge: true`: two values, what the request loaded, then what it
+    /// saves, and two owners, of each.
     Merge = 6,
 }
 
@@ -174,6 +175,7 @@ pub fn decode(
                     base: value()?,
                     value: value()?,
                     expiry,
+                    loaded_owner: owner()?,
                     owner: owner()?,
                     against: None,
                 },
@@ -230,7 +232,7 @@ pub fn encode(outcomes: Vec<Outcome>) -> BatchReply {
             }
             Outcome::Done => values.push(None),
             // The writer settles every conflict before answering.
-            Outcome::Changed(_) => {
+            Outcome::Changed { .. } => {
                 values.push(None);
                 codes.get_or_insert_with(|| vec![None; n])[i] =
                     Some(ErrorKind::Internal.code().to_owned());

@@ -19,7 +19,7 @@ type Native = fn(&mut Call, &[&[u8]], &[&[u8]]) -> Result<Value, Value>;
 /// (SHA of the Lua followed, the Lua, its native version).
 static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 5] = [
     (
-        "e00a189651e2db24ff2368796e09726696b87518",
+        "c0dcf624ae4641cb21fd776f529a43c35eda2000",
         &scripts::WRITE,
         write,
     ),
@@ -262,7 +262,8 @@ fn write(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
             _ => &[][..],
         };
         if Some(scripts::sha1hex(bytes).as_bytes()) != arg(11) {
-            return Ok(Value::Array(vec![current]));
+            let owner = meta.map_or(&b""[..], |(_, u)| u);
+            return Ok(Value::Array(vec![current, reply::bulk(owner)]));
         }
     }
     let born = if exists { c.or(arg(10)) } else { arg(10) };
