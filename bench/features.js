@@ -8,8 +8,7 @@
 //   (oneKeyWrites), off as well, so both sides do the same requests.
 // Each round opens a fresh process per side; at each size the two run one
 // after the other, in an order that alternates by round so that neither
-// always runs second. A feature whose option the store does not know yet is
-// reported as not available instead of failing the run.
+// always runs second.
 const { spawnChild } = require('./ipc')
 const { command } = require('./redis')
 const { medians, ratio } = require('./stats')
@@ -18,7 +17,6 @@ const { sizeLabel } = require('./sessions')
 const log = (...args) => console.error('[bench]', ...args)
 const FIELDS = ['opsPerSec', 'elu', 'eluUsPerOp', 'jsCpuUsPerOp', 'cpuUsPerOp', 'redisCpuUsPerOp', 'p50Ms', 'p99Ms']
 const SIDES = ['off', 'on']
-const UNAVAILABLE = 'not available (option unknown)'
 
 function plan(c) {
   const groups = [
@@ -27,7 +25,7 @@ function plan(c) {
   ]
   return groups
     .filter((g) => g.sizes.length)
-    .map((g) => ({ ...g, unavailable: null, configs: g.sizes.map((size) => ({ size, sizeLabel: sizeLabel(size), off: { runs: [] }, on: { runs: [] } })) }))
+    .map((g) => ({ ...g, configs: g.sizes.map((size) => ({ size, sizeLabel: sizeLabel(size), off: { runs: [] }, on: { runs: [] } })) }))
 }
 
 // `feature` undefined: the store as it is by default.
@@ -42,13 +40,6 @@ async function openWorker(url, feature) {
   }
 }
 
-// The constructor's TypeError for an option it does not know (the worker
-// sends the stack: its first line is the message).
-function unknownOption(err) {
-  const first = String(err.message).split('\n')[0]
-  return /unknown option/.test(first) ? first : null
-}
-
 // Whether Redis holds the session as plain JSON: true, false, or null when
 // the key is not a plain string (or gone).
 async function plainAtRest(url, key) {
@@ -60,15 +51,7 @@ async function featureRound(c, url, g, round, problems) {
   const workers = {}
   try {
     workers.off = await openWorker(url)
-    try {
-      workers.on = await openWorker(url, g.feature)
-    } catch (err) {
-      const why = unknownOption(err)
-      if (!why) throw err
-      g.unavailable = why
-      log(`features: ${g.feature} ${UNAVAILABLE}: ${why}`)
-      return
-    }
+    workers.on = await openWorker(url, g.feature)
     const order = round % 2 ? SIDES : [...SIDES].reverse()
     const runTimeout = c.warmupMs + c.featuresDurationMs + 60_000
     for (const cfg of g.configs) {
@@ -97,7 +80,7 @@ async function featureRound(c, url, g, round, problems) {
 async function featuresBench(c, url, problems) {
   const groups = plan(c)
   for (let round = 1; round <= c.featuresRounds; round++) {
-    for (const g of groups) if (!g.unavailable) await featureRound(c, url, g, round, problems)
+    for (const g of groups) await featureRound(c, url, g, round, problems)
   }
   for (const g of groups) {
     for (const cfg of g.configs) {
@@ -117,4 +100,4 @@ async function featuresBench(c, url, problems) {
   }
 }
 
-module.exports = { featuresBench, UNAVAILABLE }
+module.exports = { featuresBench }

@@ -2,7 +2,6 @@
 
 // Markdown tables of the medians and ratios.
 const { STORES } = require('./stores')
-const { UNAVAILABLE } = require('./features')
 const f = (v, digits = 0) => (typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a')
 const x = (v) => (typeof v === 'number' && Number.isFinite(v) ? `${v.toFixed(2)}×` : 'n/a')
 
@@ -49,10 +48,6 @@ function featuresTable(ft) {
   lines.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const g of ft.groups) {
     for (const c of g.configs) {
-      if (g.unavailable) {
-        lines.push(`| ${g.feature} | ${c.sizeLabel} | on | ${UNAVAILABLE} | | | | | | | | | | | |`)
-        continue
-      }
       for (const side of ['off', 'on']) {
         const m = c[side].median
         const r = c.ratio

@@ -6,7 +6,6 @@
 // not measured rather than left out. The store options' lines
 // (featureTargets) are listed apart: they are not items of the issue.
 const { sizeLabel } = require('./sessions')
-const { UNAVAILABLE } = require('./features')
 
 const f = (v, digits = 1) => (typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a')
 
@@ -120,11 +119,10 @@ function featureTargets(results) {
   const feature = (name, size) => {
     const g = features && features.groups.find((x) => x.feature === name)
     const c = g && g.configs.find((x) => x.size === size)
-    return { g, c: g && !g.unavailable && c && c.on.runs.length ? c : null }
+    return { c: c && c.on.runs.length ? c : null }
   }
-  const unmeasured = (g) => (g && g.unavailable ? UNAVAILABLE : 'not measured')
   for (const size of [200, 2000, 20000]) {
-    const { g, c } = feature('encryption', size)
+    const { c } = feature('encryption', size)
     add(
       'encryption',
       `${sizeLabel(size)}, 64 concurrent: encryption on, JS-thread work not above off (JS busy µs/op on ÷ off)`,
@@ -134,11 +132,11 @@ function featureTargets(results) {
       c
         ? `JS busy ${onOff(c, 'eluUsPerOp', 2, 'µs/op')} (on vs off); ELU ${pctPair(c)}; JS-thread CPU ${onOff(c, 'jsCpuUsPerOp', 2, 'µs/op')} (${f(c.ratio.jsCpuUsPerOp, 2)}×); ` +
           `process CPU ${onOff(c, 'cpuUsPerOp', 1, 'µs/op')}`
-        : unmeasured(g),
+        : 'not measured',
     )
   }
   for (const size of [200, 2000]) {
-    const { g, c } = feature('merge', size)
+    const { c } = feature('merge', size)
     note(
       'merge',
       `${sizeLabel(size)}, 64 concurrent: merge on ÷ off, CPU/op (one key changed per set)`,
@@ -146,7 +144,7 @@ function featureTargets(results) {
       c
         ? `ops/s ${onOff(c, 'opsPerSec', 0, '')} (${f(c.ratio.opsPerSec, 2)}×); JS busy ${onOff(c, 'eluUsPerOp', 2, 'µs/op')} (${f(c.ratio.eluUsPerOp, 2)}×); ` +
             `JS-thread CPU ${onOff(c, 'jsCpuUsPerOp', 2, 'µs/op')} (${f(c.ratio.jsCpuUsPerOp, 2)}×); process CPU ${onOff(c, 'cpuUsPerOp', 1, 'µs/op')}; Redis CPU ${onOff(c, 'redisCpuUsPerOp', 1, 'µs/op')} (${f(c.ratio.redisCpuUsPerOp, 2)}×)`
-        : unmeasured(g),
+        : 'not measured',
     )
   }
   return out

@@ -117,10 +117,21 @@ impl Keys {
 
     /// Every shard of the all-sessions index.
     pub fn shards(&self) -> Vec<String> {
+        self.shards_in(0..self.shard_count())
+    }
+
+    /// How many shards the all-sessions index has.
+    pub fn shard_count(&self) -> usize {
         match &*self.shards {
-            Shards::Tagged => vec![self.shard_of(0)],
-            Shards::PerSlot { .. } => (0..SLOTS as u16).map(|s| self.shard_of(s)).collect(),
+            Shards::Tagged => 1,
+            Shards::PerSlot { .. } => SLOTS,
         }
+    }
+
+    /// The shards numbered `range` (within `shard_count()`), for walks that
+    /// take a few at a time.
+    pub fn shards_in(&self, range: std::ops::Range<usize>) -> Vec<String> {
+        range.map(|s| self.shard_of(s as u16)).collect()
     }
 
     /// One user's sessions, scored by an upper bound of their expiry; each

@@ -9,14 +9,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::{Pipeline, Value};
+use redis::Value;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use crate::backend::{Conn, Link, SendError};
+use crate::backend::Link;
 use crate::commands::Context;
 use crate::error::{StoreError, StoreResult};
 use crate::expiry::now_ms;
+use crate::index::round_trip;
 use crate::meta::{self, Meta};
 use crate::scripts;
 
@@ -71,14 +72,6 @@ pub fn spawn(link: Arc<Link>, ctx: Arc<Context>) -> JoinHandle<()> {
     })
 }
 
-async fn send(conn: &Conn, pipe: &Pipeline) -> StoreResult<Vec<Value>> {
-    conn.send(pipe, None, &[])
-        .await
-        .map_err(SendError::into_store)?
-        .into_iter()
-        .collect()
-}
-
 /// One round over some shards: the metas done with (a logout marker over,
 /// or a session ended and its linger over), whether each session is
 /// really gone (`RECLAIM` deletes its meta then), then the owners'
@@ -91,7 +84,7 @@ async fn round(link: &Link, ctx: &Context, shards: &[String]) -> StoreResult<usi
         pipe.cmd("HGETALL").arg(shard);
     }
     let mut due = Vec::new();
-    for (shard, reply) in shards.iter().zip(send(&conn, &pipe).await?) {
+    for (shard, reply) in shards.iter().zip(round_trip(&conn, &pipe).await?) {
         for (sid, meta) in meta::entries(reply) {
             if done_at(&meta, ctx).is_some_and(|at| at <= now) {
                 due.push((shard, sid));
@@ -111,7 +104,7 @@ async fn round(link: &Link, ctx: &Context, shards: &[String]) -> StoreResult<usi
             .arg(now)
             .arg(sid);
     }
-    let found = send(&conn, &pipe).await?;
+    let found = round_trip(&conn, &pipe).await?;
     if found.iter().any(scripts::is_noscript) {
         // A server that lost the scripts: load them, and look again next time.
         conn.load_scripts()
@@ -129,7 +122,7 @@ async fn round(link: &Link, ctx: &Context, shards: &[String]) -> StoreResult<usi
         }
     }
     if !pipe.is_empty() {
-        send(&conn, &pipe).await?;
+        round_trip(&conn, &pipe).await?;
     }
     Ok(due.len())
 }

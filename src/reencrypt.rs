@@ -76,8 +76,7 @@ pub async fn plan(
         match ring.sealed(&key, &stored) {
             Ok(Sealed::Current) => done.current += 1,
             Err(_) => done.unreadable += 1,
-            Ok(Sealed::Stale) => {
-                let text = ring.open(&key, stored.clone())?;
+            Ok(Sealed::Stale(text)) => {
                 let sealed = ring.seal(&key, text.as_bytes());
                 swaps.push(Swap {
                     sid,
@@ -141,12 +140,12 @@ pub async fn step(
         return Err(unencrypted());
     }
     let conn = store.connection().await?;
-    let shards = ctx.keys.shards();
-    let mut at = from.min(shards.len());
+    let count = ctx.keys.shard_count();
+    let mut at = from.min(count);
     let mut sids = Vec::new();
-    while at < shards.len() && sids.len() < per_trip(chunk) {
-        let end = (at + SHARDS_PER_READ).min(shards.len());
-        let metas = index::metas(&conn, &shards[at..end]).await?;
+    while at < count && sids.len() < per_trip(chunk) {
+        let end = (at + SHARDS_PER_READ).min(count);
+        let metas = index::metas(&conn, &ctx.keys.shards_in(at..end)).await?;
         // A logout marker's session is gone.
         sids.extend(
             metas
@@ -169,5 +168,5 @@ pub async fn step(
             done.raced += sids.len() as u64;
         }
     }
-    Ok(((at < shards.len()).then_some(at), done))
+    Ok(((at < count).then_some(at), done))
 }

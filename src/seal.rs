@@ -41,12 +41,13 @@ pub struct Keyring {
 }
 
 /// How a stored value is sealed, for `reencrypt()`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sealed {
     /// Under the first key: nothing to do.
     Current,
-    /// Under another key, or plaintext: to rewrite under the first key.
-    Stale,
+    /// Under another key, or plaintext: to rewrite under the first key;
+    /// the text, opened.
+    Stale(String),
 }
 
 /// Key material never reaches a message: only ids are shown.
@@ -174,8 +175,9 @@ impl Keyring {
         String::from_utf8(stored).map_err(|_| corrupt("is not UTF-8 text once decrypted"))
     }
 
-    /// Whether a stored value is under the first key; an envelope that
-    /// cannot be opened is an error, as for `open`.
+    /// Whether a stored value is under the first key, with its text when
+    /// it is not; an envelope that cannot be opened is an error, as for
+    /// `open`.
     pub fn sealed(&self, place: &str, stored: &[u8]) -> StoreResult<Sealed> {
         if stored.first() == Some(&MARK) {
             if let Ok((key, _)) = self.envelope(stored) {
@@ -184,8 +186,8 @@ impl Keyring {
                 }
             }
         }
-        // Anything else must at least open to be rewritten.
-        self.open(place, stored.to_vec()).map(|_| Sealed::Stale)
+        // Anything else must open to be rewritten.
+        self.open(place, stored.to_vec()).map(Sealed::Stale)
     }
 
     /// The key an envelope names and the header's length.
@@ -270,7 +272,10 @@ mod tests {
         let sealed = old.seal("k", b"{}");
         let rotated = ring(&["new", "old"], false);
         assert_eq!(rotated.open("k", sealed.clone()).unwrap(), "{}");
-        assert_eq!(rotated.sealed("k", &sealed).unwrap(), Sealed::Stale);
+        assert_eq!(
+            rotated.sealed("k", &sealed).unwrap(),
+            Sealed::Stale("{}".into())
+        );
         assert_eq!(
             rotated.sealed("k", &rotated.seal("k", b"{}")).unwrap(),
             Sealed::Current
@@ -300,7 +305,10 @@ mod tests {
         assert!(refused.message.contains("allowPlaintext"));
         let allowed = ring(&["a"], true);
         assert_eq!(allowed.open("k", b"{}".to_vec()).unwrap(), "{}");
-        assert_eq!(allowed.sealed("k", b"{}").unwrap(), Sealed::Stale);
+        assert_eq!(
+            allowed.sealed("k", b"{}").unwrap(),
+            Sealed::Stale("{}".into())
+        );
     }
 
     #[test]
