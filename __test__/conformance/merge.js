@@ -8,11 +8,36 @@ const express = require('express')
 const expressSession = require('express-session')
 const { session, sleep } = require('./util')
 
+// A request held after it loaded the session until the test lets it go:
+// overlapping requests in a fixed order, whatever the machine's load.
+const holds = new Map()
+let holdIds = 0
+
+// Runs the request `slow(holdId)` makes, lets `fast()` run whole while it
+// is held (after its load, before its save), then lets it finish.
+async function overlap(slow, fast) {
+  const id = String(++holdIds)
+  let release
+  const loaded = new Promise((resolve) => holds.set(id, { loaded: resolve, released: new Promise((r) => (release = r)) }))
+  // supertest sends a request once something waits for it.
+  const slowDone = Promise.resolve(slow(id))
+  await loaded
+  const fastDone = await fast()
+  release()
+  return [await slowDone, fastDone]
+}
+
 function app(store, options = {}) {
   const a = express()
   a.use(expressSession({ store, secret: 'merge secret', resave: false, saveUninitialized: false, cookie: { maxAge: 60_000 }, ...options }))
-  // Sets (or with ?delete, deletes) req.session[k] after `ms`, then saves.
+  // Sets (or with ?delete, deletes) req.session[k] after `ms` (or once
+  // let go, with ?hold), then saves.
   a.post('/put', async (req, res) => {
+    const hold = holds.get(req.query.hold)
+    if (hold) {
+      hold.loaded()
+      await hold.released
+    }
     await sleep(Number(req.query.ms || 0))
     if (req.query.delete) delete req.session[req.query.k]
     else req.session[req.query.k] = req.query.v ?? true
@@ -60,6 +85,7 @@ async function started(store, options) {
 }
 
 const put = (agent, k, ms = 0, extra = '') => agent.post(`/put?k=${k}&ms=${ms}${extra}`).expect(200)
+const held = (agent, k, extra = '') => (id) => put(agent, k, 0, `&hold=${id}${extra}`)
 const stored = async (agent) => (await agent.get('/me').expect(200)).body.session
 
 module.exports = (test, ctx) => {
@@ -159,7 +185,7 @@ module.exports = (test, ctx) => {
       let lost = 0
       for (let round = 0; round < 5; round++) {
         // The slow request loads first and saves last.
-        await Promise.all([put(agent, `slow${round}`, 60), sleep(15).then(() => put(agent, `fast${round}`))])
+        await overlap(held(agent, `slow${round}`), () => put(agent, `fast${round}`))
         const s = await stored(agent)
         t.true(s[`slow${round}`], `round ${round}: the slower request's key`)
         if (!s[`fast${round}`]) lost++
@@ -171,7 +197,7 @@ module.exports = (test, ctx) => {
   test("express, merge on: a delete is kept while a slower request saves; Dates, nested values and the cookie survive many merges", async (t) => {
     const agent = await started(makeStore({ merge: true }))
     await put(agent, 'doomed')
-    await Promise.all([put(agent, 'other', 60), sleep(15).then(() => put(agent, 'doomed', 0, '&delete=1'))])
+    await overlap(held(agent, 'other'), () => put(agent, 'doomed', 0, '&delete=1'))
     let s = await stored(agent)
     t.false('doomed' in s)
     t.true(s.other)
@@ -188,7 +214,7 @@ module.exports = (test, ctx) => {
     test(`express, merge ${merge ? 'on' : 'off'}: a key deleted by a faster request ${merge ? 'stays deleted' : 'comes back with the slower save'}`, async (t) => {
       const agent = await started(makeStore({ merge }))
       await put(agent, 'doomed')
-      await Promise.all([put(agent, 'other', 60), sleep(15).then(() => put(agent, 'doomed', 0, '&delete=1'))])
+      await overlap(held(agent, 'other'), () => put(agent, 'doomed', 0, '&delete=1'))
       const s = await stored(agent)
       t.true(s.other)
       t.is('doomed' in s, !merge)
@@ -197,7 +223,7 @@ module.exports = (test, ctx) => {
 
   test('express, merge on: two requests setting the same key: the later save wins, no error', async (t) => {
     const agent = await started(makeStore({ merge: true }))
-    const [slow, fast] = await Promise.all([put(agent, 'k', 60, '&v=slow'), sleep(15).then(() => put(agent, 'k', 0, '&v=fast'))])
+    const [slow, fast] = await overlap(held(agent, 'k', '&v=slow'), () => put(agent, 'k', 0, '&v=fast'))
     t.is(slow.status, 200)
     t.is(fast.status, 200)
     t.is((await stored(agent)).k, 'slow')
@@ -206,7 +232,7 @@ module.exports = (test, ctx) => {
   test('express, merge on: rolling: true and reload() keep overlapping changes', async (t) => {
     const agent = await started(makeStore({ merge: true }), { rolling: true })
     await Promise.all([agent.post('/reload-put?k=reloaded').expect(200), sleep(5).then(() => put(agent, 'early'))])
-    await Promise.all([put(agent, 'a', 60), sleep(15).then(() => put(agent, 'b'))])
+    await overlap(held(agent, 'a'), () => put(agent, 'b'))
     const me = await agent.get('/me').expect(200)
     const s = me.body.session
     t.true(s.reloaded && s.early && s.a && s.b, JSON.stringify(s))
@@ -218,13 +244,13 @@ module.exports = (test, ctx) => {
     const agent = await started(store)
     const sid = (await agent.post('/start')).body.id
     t.truthy(await store.get(sid))
-    await Promise.all([put(agent, 'late', 60), sleep(15).then(() => agent.post('/logout').expect(200))])
+    await overlap(held(agent, 'late'), () => agent.post('/logout').expect(200))
     t.is(await store.get(sid), null, 'the slower request did not bring the session back')
   })
 
   test('express, merge on: resave: true keeps both overlapping changes', async (t) => {
     const agent = await started(makeStore({ merge: true }), { resave: true })
-    await Promise.all([put(agent, 'a', 60), sleep(15).then(() => put(agent, 'b'))])
+    await overlap(held(agent, 'a'), () => put(agent, 'b'))
     // A request that changes nothing resaves the session it loaded.
     await Promise.all([agent.get('/me'), put(agent, 'c', 30)])
     const s = await stored(agent)
@@ -244,7 +270,7 @@ module.exports = (test, ctx) => {
     const store = makeStore({ merge: true })
     const agent = await started(store)
     const old = (await agent.post('/start')).body.id
-    const [, login] = await Promise.all([put(agent, 'late', 60), sleep(15).then(() => agent.post('/login').expect(200))])
+    const [, login] = await overlap(held(agent, 'late'), () => agent.post('/login').expect(200))
     t.not(login.body.id, old)
     t.is(await store.get(old), null, 'the late save did not bring the old session back')
     const s = await store.get(login.body.id)
