@@ -86,7 +86,7 @@ class RedisSessionStore extends Store {
     try {
       // The options go to Rust as the user wrote them (checked above).
       const onWarning = (code, message) => this._warn(code, message)
-      this._batcher = new Batcher((onReply) => new NativeStore(o, onReply), WARNING_BATCH, onWarning)
+      this._batcher = new Batcher((onReply) => new NativeStore(o, onReply), WARNING_BATCH, onWarning, o.commandTimeout)
     } catch (err) {
       throw new TypeError(`RedisSessionStore: ${fromNative(err).message}`)
     }
@@ -306,8 +306,8 @@ class RedisSessionStore extends Store {
   /** Sends what is queued, waits for every pending call, and releases the connection. */
   close(cb) {
     return callOrPromise(cb, (done) => {
-      this._batcher.flush()
-      this._native.close().then(() => done(null), (err) => done(fromNative(err)))
+      const near = this._batcher.close()
+      Promise.all([near, this._native.close()]).then(() => done(null), (err) => done(fromNative(err)))
     })
   }
 

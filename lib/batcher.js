@@ -1,6 +1,7 @@
 'use strict'
 
 const { fromNative, RedisSessionStoreError } = require('./errors')
+const { Near } = require('./near')
 
 // A user's callback that throws must not stop the others in its batch, nor
 // be called twice: rethrow it on its own tick, as Node does for callbacks.
@@ -24,7 +25,9 @@ const MAX_KEPT_CAPACITY = 4096
 class Batcher {
   // `open(onReply)` creates the native store with the reply callback;
   // replies under `warningId` are warnings about the server, for `onWarning`.
-  constructor(open, warningId, onWarning) {
+  // Batches go over the near socket when the server allows one (see
+  // near.js), with `timeoutMs` the command timeout.
+  constructor(open, warningId, onWarning, timeoutMs) {
     this.warningId = warningId
     this.onWarning = onWarning
     this.scheduled = false
@@ -36,7 +39,10 @@ class Batcher {
     this.expires = new Float64Array(MIN_CAPACITY)
     this.reset()
     this.flush = this.flush.bind(this)
-    this.native = open(this.onReply.bind(this))
+    this.onReply = this.onReply.bind(this)
+    this.native = open(this.onReply)
+    const server = this.native.nearServer()
+    this.near = server ? new Near(this.native, server, timeoutMs, this.onReply) : null
   }
 
   reset() {
@@ -94,7 +100,9 @@ class Batcher {
       // Few napi conversions per batch: typed arrays, and the sids joined
       // (checkSid keeps newlines out of them). See decode() in src/binding/wire.rs.
       // Rust keeps Node alive until the reply (see InFlight in src/binding/mod.rs).
-      this.native.exec(id, n, this.kinds, sids.join('\n'), values, owners, this.expires)
+      const near = this.near !== null && this.near.usable()
+      if (near) this.near.exec(id, n, this.kinds, sids.join('\n'), values, owners, this.expires)
+      else this.native.exec(id, n, this.kinds, sids.join('\n'), values, owners, this.expires)
     } catch (err) {
       const error = fromNative(err)
       process.nextTick(() => {
@@ -109,6 +117,13 @@ class Batcher {
       }
     }
     this.inFlight.set(id, callbacks)
+  }
+
+  // Sends what is queued; resolves once the near socket's batches are
+  // answered and it is closed (the writer's are the native close's).
+  close() {
+    this.flush()
+    return this.near ? this.near.close() : Promise.resolve()
   }
 
   // The arguments are a BatchReply's fields (see src/binding/wire.rs).

@@ -10,6 +10,8 @@ pub mod index;
 pub mod keys;
 pub mod merge;
 pub mod meta;
+pub mod near;
+pub mod order;
 pub mod recent;
 pub mod reclaim;
 pub mod reencrypt;

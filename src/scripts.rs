@@ -175,10 +175,13 @@ pub fn sha1hex(bytes: &[u8]) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Every script.
+pub static ALL: [&LazyLock<Lua>; 5] = [&WRITE, &DESTROY, &INDEX, &RECLAIM, &SWAP];
+
 /// SCRIPT LOAD for every script.
 pub fn load_pipeline() -> redis::Pipeline {
     let mut load = redis::pipe();
-    for script in [&WRITE, &DESTROY, &INDEX, &RECLAIM, &SWAP] {
+    for script in ALL {
         load.cmd("SCRIPT").arg("LOAD").arg(script.code);
     }
     load

@@ -20,6 +20,7 @@ use crate::commands::{self, Context, Op, Outcome};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::now_ms;
 use crate::merge;
+use crate::order::Gate;
 use crate::recent::Recent;
 use crate::reclaim;
 use crate::replicas;
@@ -79,11 +80,21 @@ struct Job {
     /// After this job the writer waits for the receiver to close (or the
     /// deadline): an exclusive call is running on the connection.
     hold: Option<oneshot::Receiver<()>>,
+    /// The near batches issued before this job (see `order`): it is not
+    /// sent before they are answered.
+    after: u64,
 }
 
 /// Lets the writer go on when dropped.
 pub struct Hold {
     _release: oneshot::Sender<()>,
+    exclusive: Arc<AtomicUsize>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.exclusive.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// What the store learned of its server at the last connection.
@@ -137,6 +148,16 @@ pub struct Store {
     link: Arc<Link>,
     server: Arc<Server>,
     queued: Arc<AtomicUsize>,
+    /// Operations waiting for Redis on the near path: they count against
+    /// `MAX_QUEUED_OPS` too.
+    near_waiting: AtomicUsize,
+    /// Exclusive calls running or waiting: the near path is closed to
+    /// batches meanwhile, so they queue behind the call.
+    exclusive: Arc<AtomicUsize>,
+    /// Shared with the near path, which uses it while the writer is idle.
+    seen: Arc<tokio::sync::Mutex<Recent>>,
+    gate: Arc<Gate>,
+    resent: Arc<Resent>,
     queue: Mutex<Option<mpsc::UnboundedSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     reclaimer: JoinHandle<()>,
@@ -162,10 +183,13 @@ impl Store {
             on_warning: Mutex::new(Some(on_warning)),
         });
         let panic_in_writer = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(tokio::sync::Mutex::new(Recent::default()));
+        let gate = Arc::new(Gate::default());
+        let resent = Arc::new(Resent::default());
         let writer = tokio::spawn(write_loop(
             rx,
             (link.clone(), server.clone()),
-            ctx.clone(),
+            (ctx.clone(), seen.clone(), gate.clone(), resent.clone()),
             (queued.clone(), panic_in_writer.clone()),
         ));
         let reclaimer = reclaim::spawn(link.clone(), ctx.clone());
@@ -175,6 +199,11 @@ impl Store {
             link,
             server,
             queued,
+            near_waiting: AtomicUsize::new(0),
+            exclusive: Arc::new(AtomicUsize::new(0)),
+            seen,
+            gate,
+            resent,
             queue: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
             reclaimer,
@@ -211,7 +240,12 @@ impl Store {
     /// exclusive call wait for it, so it sees none of them.
     pub fn exclusive(&self) -> (impl Future<Output = StoreResult<()>> + Send + 'static, Hold) {
         let (release, hold) = oneshot::channel();
-        (self.marker(Some(hold)), Hold { _release: release })
+        self.exclusive.fetch_add(1, Ordering::AcqRel);
+        let hold_guard = Hold {
+            _release: release,
+            exclusive: self.exclusive.clone(),
+        };
+        (self.marker(Some(hold)), hold_guard)
     }
 
     fn marker(
@@ -241,15 +275,89 @@ impl Store {
         self.enqueue(ops, reply, None)
     }
 
+    /// Queues near batches whose socket was lost, first, with their own
+    /// deadline: every operation carries absolute values, so sending them
+    /// again leaves the state one send would have.
+    pub fn resend(&self, ops: Vec<Op>, reply: Reply, deadline: Instant) {
+        if self.queue.lock().unwrap().is_none() {
+            return fail_ops(&ops, reply, &closed());
+        }
+        self.queued.fetch_add(ops.len(), Ordering::AcqRel);
+        self.resent.push(Job {
+            deadline,
+            ops,
+            reply,
+            hold: None,
+            after: 0,
+        });
+    }
+
+    /// Whether a batch may take the near path now: nothing is queued for
+    /// or in flight on the writer, no exclusive call is running, and no
+    /// test has asked the writer to panic.
+    pub fn writer_idle(&self) -> bool {
+        self.queued.load(Ordering::Acquire) == 0
+            && self.exclusive.load(Ordering::Acquire) == 0
+            && !self.panic_in_writer.load(Ordering::Acquire)
+    }
+
+    /// Counts `n` operations sent on the near path, unless that would pass
+    /// `MAX_QUEUED_OPS` (the writer then refuses them).
+    pub fn near_started(&self, n: usize) -> bool {
+        let waiting = self.near_waiting.fetch_add(n, Ordering::AcqRel) + n;
+        let admitted = waiting + self.queued.load(Ordering::Acquire) <= MAX_QUEUED_OPS;
+        if !admitted {
+            self.near_ended(n);
+        }
+        admitted
+    }
+
+    /// `n` near operations were answered, failed or handed to the writer.
+    pub fn near_ended(&self, n: usize) {
+        self.near_waiting.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    pub fn seen(&self) -> &Arc<tokio::sync::Mutex<Recent>> {
+        &self.seen
+    }
+
+    pub fn gate(&self) -> &Arc<Gate> {
+        &self.gate
+    }
+
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+
+    /// Whether the server may evict the store's keys (see `Recent::set_evicting`).
+    pub fn evicting(&self) -> bool {
+        self.server.evicting.load(Ordering::Acquire)
+    }
+
+    /// Whether a destroy must go through the writer: it waits for a
+    /// replica, or the replica count is stale and must be asked again.
+    pub fn destroys_need_writer(&self) -> bool {
+        self.ctx.wait_for_replicas
+            && (self.server.waits(&self.ctx)
+                || self
+                    .server
+                    .learned
+                    .lock()
+                    .unwrap()
+                    .is_none_or(|at| at.elapsed() > RELEARN))
+    }
+
     fn enqueue(&self, ops: Vec<Op>, reply: Reply, hold: Option<oneshot::Receiver<()>>) {
         let job = Job {
             deadline: Instant::now() + self.command_timeout(),
             ops,
             reply,
             hold,
+            after: self.gate.mark(),
         };
         let n = job.ops.len();
-        if self.queued.fetch_add(n, Ordering::AcqRel) + n > MAX_QUEUED_OPS {
+        let near = self.near_waiting.load(Ordering::Acquire);
+        if self.queued.fetch_add(n, Ordering::AcqRel) + n + near > MAX_QUEUED_OPS {
             self.queued.fetch_sub(n, Ordering::AcqRel);
             fail(
                 job,
@@ -294,27 +402,89 @@ fn closed() -> StoreError {
 }
 
 fn fail(job: Job, err: &StoreError) {
-    let outcomes = job
-        .ops
-        .iter()
-        .map(|_| Outcome::Failed(err.clone()))
-        .collect();
-    job.reply.send(outcomes);
+    fail_ops(&job.ops, job.reply, err);
+}
+
+fn fail_ops(ops: &[Op], reply: Reply, err: &StoreError) {
+    reply.send(ops.iter().map(|_| Outcome::Failed(err.clone())).collect());
+}
+
+/// Near batches handed back to the writer (see `Store::resend`).
+#[derive(Default)]
+struct Resent {
+    jobs: Mutex<std::collections::VecDeque<Job>>,
+    arrived: tokio::sync::Notify,
+}
+
+impl Resent {
+    fn push(&self, job: Job) {
+        self.jobs.lock().unwrap().push_back(job);
+        self.arrived.notify_one();
+    }
+
+    fn take(&self) -> Option<Job> {
+        self.jobs.lock().unwrap().pop_front()
+    }
+
+    async fn arrived(&self) {
+        self.arrived.notified().await
+    }
 }
 
 async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Job>,
     (link, server): (Arc<Link>, Arc<Server>),
-    ctx: Arc<Context>,
+    (ctx, seen, gate, resent): (
+        Arc<Context>,
+        Arc<tokio::sync::Mutex<Recent>>,
+        Arc<Gate>,
+        Arc<Resent>,
+    ),
     (queued, panic_in_writer): (Arc<AtomicUsize>, Arc<AtomicBool>),
 ) {
-    let mut seen = Recent::default();
-    while let Some(mut first) = rx.recv().await {
+    // A job taken from the queue that had to wait for near batches: it
+    // starts the next pipeline.
+    let mut next: Option<Job> = None;
+    loop {
+        // Near batches sent again go first: queued jobs may wait for them.
+        let mut first = match (resent.take(), next.take()) {
+            (Some(job), held) => {
+                next = held;
+                job
+            }
+            (None, Some(job)) => job,
+            (None, None) => tokio::select! {
+                biased;
+                () = resent.arrived() => continue,
+                job = rx.recv() => match job {
+                    Some(job) => job,
+                    None => break,
+                },
+            },
+        };
+        // Not before the near batches issued ahead of it are answered (the
+        // near path bounds them by the command timeout; this bound is a
+        // backstop).
+        if !gate.passed(first.after) {
+            let answered = tokio::select! {
+                biased;
+                () = resent.arrived() => false,
+                _ = tokio::time::timeout_at(first.deadline, gate.reached(first.after)) => true,
+            };
+            if !answered {
+                next = Some(first);
+                continue;
+            }
+        }
         let mut hold = first.hold.take().map(|h| (h, first.deadline));
         let mut jobs = vec![first];
         let mut count = jobs[0].ops.len();
         while count < MAX_PIPELINE_OPS && hold.is_none() {
             match rx.try_recv() {
+                Ok(job) if !gate.passed(job.after) => {
+                    next = Some(job);
+                    break;
+                }
                 Ok(mut job) => {
                     count += job.ops.len();
                     hold = job.hold.take().map(|h| (h, job.deadline));
@@ -331,6 +501,7 @@ async fn write_loop(
                 drop(jobs);
                 panic!("a panic in the writer, asked for by a test");
             }
+            let mut seen = seen.lock().await;
             send((&link, &server), &ctx, &mut seen, jobs).await
         })
         .catch_unwind()

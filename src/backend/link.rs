@@ -10,7 +10,7 @@ use super::cluster::Cluster;
 use super::contract::Conn;
 use super::embedded::Embedded;
 use super::named::Named;
-use super::options::ConnectionOptions;
+use super::options::{self, ConnectionOptions};
 use super::sentinel::Sentinel;
 use super::single::Single;
 use crate::error::StoreResult;
@@ -34,6 +34,16 @@ fn open(options: &ConnectionOptions) -> StoreResult<Conn> {
     Ok(Arc::new(Single::open(options)?))
 }
 
+/// A single server over plain TCP and RESP2: a socket of the JS thread can
+/// talk to it too (see `near`). Where it is, and how to log in.
+pub struct Plain {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub db: i64,
+}
+
 pub struct Link {
     pub options: ConnectionOptions,
     backend: Conn,
@@ -49,6 +59,33 @@ impl Link {
             options: options.clone(),
             scripts_loaded: AtomicBool::new(false),
         })
+    }
+
+    /// The server, when the options name one plain server.
+    pub fn plain(&self) -> Option<Plain> {
+        let o = &self.options;
+        if Embedded::names(&o.url)
+            || o.sentinel.is_some()
+            || o.tls.servername.is_some()
+            || !o.cluster.is_empty()
+        {
+            return None;
+        }
+        let info = options::info_at(o, &o.url, None).ok()?;
+        let settings = info.redis_settings();
+        if settings.protocol() != redis::ProtocolVersion::RESP2 {
+            return None;
+        }
+        match info.addr() {
+            redis::ConnectionAddr::Tcp(host, port) => Some(Plain {
+                host: host.clone(),
+                port: *port,
+                username: settings.username().map(str::to_owned),
+                password: settings.password().map(str::to_owned),
+                db: settings.db(),
+            }),
+            _ => None,
+        }
     }
 
     pub fn current(&self) -> Conn {

@@ -12,5 +12,5 @@ mod sentinel;
 mod single;
 
 pub use contract::{Backend, Conn, Reply, SendError};
-pub use link::Link;
+pub use link::{Link, Plain};
 pub use options::{ConnectionOptions, SentinelOptions, Tls};

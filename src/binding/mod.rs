@@ -3,6 +3,7 @@
 //! options (`options`), operation kinds and error codes are defined here
 //! and in `error`, once; the JS face reads them from the binding.
 
+mod near;
 mod options;
 mod wire;
 
@@ -17,8 +18,10 @@ use napi::threadsafe_function::{
 };
 use napi_derive::napi;
 
+use crate::commands::Op;
 use crate::error::{ErrorKind, StoreError};
 use crate::index;
+use crate::near::Near;
 use crate::reencrypt;
 use crate::server_info::{OnWarning, Warning};
 use crate::store::{Reply, Store};
@@ -97,12 +100,25 @@ fn init() {
     }
 }
 
+/// A batch in its wire form: count, kinds, joined sids, values, owners and
+/// deadlines (see `wire::decode`).
+type Batch<'a> = (
+    u32,
+    Uint8ArraySlice<'a>,
+    String,
+    Vec<String>,
+    Vec<String>,
+    Float64ArraySlice<'a>,
+);
+
 /// Receives the pages of one `all()` call on the JS thread.
 type OnPage = ThreadsafeFunction<AllPage, Unknown<'static>, AllPage, Status, false>;
 
 #[napi]
 pub struct NativeStore {
     inner: Arc<Store>,
+    /// The JS thread's own socket, when the server allows one (see `near`).
+    near: Near,
     /// None after `close()`: the callback into JS is released with the
     /// store, so nothing of it outlives the store (a test runner's
     /// open-handle check would see it).
@@ -193,8 +209,10 @@ impl NativeStore {
         // called inside a runtime, so enter napi's.
         let store = within_runtime_if_available(|| Store::open(ctx, &connection, on_warning))
             .map_err(|e| to_js(&env, e))?;
+        let store = Arc::new(store);
         Ok(NativeStore {
-            inner: Arc::new(store),
+            near: Near::new(store.clone()),
+            inner: store,
             on_reply: Mutex::new(Some(on_reply)),
             in_flight,
             chunk: options.scan_count.max(1) as usize,
@@ -220,30 +238,62 @@ impl NativeStore {
         owners: Vec<String>,
         expires: Float64ArraySlice,
     ) -> Result<()> {
-        // A panic here fails this batch's calls, as one in the writer does.
+        let batch = (count, kinds, sids, values, owners, expires);
+        self.taking(&env, || {
+            let ops = self.decoded(&env, batch)?;
+            self.to_writer(&env, batch_id, ops)
+        })
+    }
+
+    /// Runs `take` on a batch from JS; a panic fails this batch's calls, as
+    /// one in the writer does.
+    fn taking<T>(&self, env: &Env, take: impl FnOnce() -> Result<T>) -> Result<T> {
         std::panic::catch_unwind(AssertUnwindSafe(|| {
             if self.take_panic("exec") {
                 panic!("a panic in exec, asked for by a test");
             }
-            let closed = || StoreError::new(ErrorKind::Closed, "the store is closed");
-            let on_reply = self.replies().ok_or_else(|| to_js(&env, closed()))?;
-            let n = count as usize;
-            let malformed = || StoreError::new(ErrorKind::InvalidArgument, "malformed batch");
-            let (Some(kinds), Some(expires)) = (kinds.get(..n), expires.get(..n)) else {
-                return Err(to_js(&env, malformed()));
-            };
-            let ops = decode(kinds, &sids, values, owners, expires).map_err(|e| to_js(&env, e))?;
-            self.in_flight.start(&env)?;
-            let reply = Reply::new(ops.len(), move |outcomes| {
-                on_reply.call(
-                    (batch_id, encode(outcomes)),
-                    ThreadsafeFunctionCallMode::NonBlocking,
-                );
-            });
-            self.inner.submit(ops, reply);
-            Ok(())
+            take()
         }))
-        .unwrap_or_else(|_| Err(to_js(&env, internal("taking this batch"))))
+        .unwrap_or_else(|_| Err(to_js(env, internal("taking this batch"))))
+    }
+
+    /// The operations of a batch in its wire form (see `exec`).
+    fn decoded(&self, env: &Env, batch: Batch<'_>) -> Result<Vec<Op>> {
+        let (count, kinds, sids, values, owners, expires) = batch;
+        let n = count as usize;
+        let malformed = || StoreError::new(ErrorKind::InvalidArgument, "malformed batch");
+        let (Some(kinds), Some(expires)) = (kinds.get(..n), expires.get(..n)) else {
+            return Err(to_js(env, malformed()));
+        };
+        decode(kinds, &sids, values, owners, expires).map_err(|e| to_js(env, e))
+    }
+
+    /// Queues a batch for the writer; its outcomes come through `onReply`.
+    fn to_writer(&self, env: &Env, batch_id: u32, ops: Vec<Op>) -> Result<()> {
+        let reply = self.reply_to(env, batch_id, ops.len(), || {})?;
+        self.inner.submit(ops, reply);
+        Ok(())
+    }
+
+    /// Delivers `len` outcomes to `onReply` under `batch_id`, after `then`;
+    /// keeps Node alive until then.
+    fn reply_to(
+        &self,
+        env: &Env,
+        batch_id: u32,
+        len: usize,
+        then: impl FnOnce() + Send + 'static,
+    ) -> Result<Reply> {
+        let closed = || StoreError::new(ErrorKind::Closed, "the store is closed");
+        let on_reply = self.replies().ok_or_else(|| to_js(env, closed()))?;
+        self.in_flight.start(env)?;
+        Ok(Reply::new(len, move |outcomes| {
+            then();
+            on_reply.call(
+                (batch_id, encode(outcomes)),
+                ThreadsafeFunctionCallMode::NonBlocking,
+            );
+        }))
     }
 
     fn take_panic(&self, place: &str) -> bool {

@@ -1,0 +1,101 @@
+'use strict'
+
+// The near socket (README, "How it works"): with one plain Redis server the
+// JS thread talks to it on a socket of its own, and a batch whose socket is
+// lost goes through the writer instead. Against a real redis-server; the
+// cuts are real socket closes, made at a chosen moment.
+const test = require('ava')
+const { storeSuite, session, sleep } = require('./helpers/suite')
+
+const { raw, makeStore } = storeSuite(test, 'near')
+
+async function nearOpen(store) {
+  const near = store._batcher.near
+  for (let i = 0; i < 200 && !near.connected; i++) {
+    await store.get('warm-up')
+    await sleep(10)
+  }
+  if (!near.connected) throw new Error('the near socket did not open')
+  // Its opening replies: until they are read, batches go to the writer.
+  for (let i = 0; i < 100; i++) {
+    await store.get('warm-up')
+    if (near.sentAt.length === 0 && (await lastCommand(near)) === 'pexpiretime') return near
+    await sleep(10)
+  }
+  throw new Error('no batch took the near socket')
+}
+
+// The last command the server ran for the near socket's connection.
+async function lastCommand(near) {
+  const list = String(await raw.call('CLIENT', 'LIST'))
+  const line = list.split('\n').find((l) => l.includes(`addr=127.0.0.1:${near.socket.localPort} `))
+  return line && /\bcmd=(\S+)/.exec(line)[1]
+}
+
+test('one call at a time travels on the near socket, and a second connection beside the writer\'s', async (t) => {
+  const store = makeStore()
+  await store.set('a', session(60_000, { v: 1 }))
+  const near = await nearOpen(store)
+  t.is((await store.get('a')).v, 1)
+  t.is(await lastCommand(near), 'pexpiretime', 'a get is GET then PEXPIRETIME, on the near connection')
+  await store.touch('a', session(60_000, { v: 1 }))
+  t.is(await lastCommand(near), 'pexpireat')
+  t.is((await store.get('a')).v, 1)
+})
+
+test('a near socket cut with batches on it: they go through the writer, in order, nothing lost', async (t) => {
+  const store = makeStore()
+  await store.set('x', session(60_000, { v: 0 }))
+  const near = await nearOpen(store)
+  // Cut right after the next batch is written, before any reply is read: the
+  // server may or may not have run it; sent again, it leaves the same state.
+  const exec = near.exec
+  near.exec = function (...args) {
+    exec.apply(this, args)
+    near.exec = exec
+    near.socket.destroy()
+  }
+  const calls = [store.set('x', session(60_000, { v: 1 })), store.get('x'), store.set('y', session(60_000, { v: 2 }))]
+  // Issued after the cut was seen: behind the batches sent again.
+  await sleep(0)
+  calls.push(store.get('x'), store.get('y'))
+  const [, first, , second, y] = await Promise.all(calls)
+  t.is(first.v, 1)
+  t.is(second.v, 1)
+  t.is(y.v, 2)
+  t.is(JSON.parse(String(await raw.call('GET', `${store.prefix}x`))).v, 1)
+  t.false(near.connected)
+  // A later socket takes batches again.
+  t.truthy(await nearOpen(store))
+})
+
+test('scripts flushed from the server: the save goes through the writer, which loads them again', async (t) => {
+  const store = makeStore()
+  await nearOpen(store)
+  await raw.call('SCRIPT', 'FLUSH')
+  await store.set('s', session(60_000, { v: 3 }))
+  t.is((await store.get('s')).v, 3)
+  t.is(JSON.parse(String(await raw.call('GET', `${store.prefix}s`))).v, 3)
+  t.truthy(await nearOpen(store), 'a new near socket once the scripts are back')
+})
+
+test('a call over many sessions sees every save made before it on the near socket', async (t) => {
+  const store = makeStore()
+  const near = await nearOpen(store)
+  for (let round = 0; round < 5; round++) {
+    // The saves' bytes are held back on the near socket, so they reach the
+    // server after the call's own reads would: the call must wait for them.
+    near.socket.cork()
+    const saves = []
+    for (let i = 0; i <= round; i++) saves.push(store.set(`r${round}-${i}`, session()))
+    const count = store.length()
+    setTimeout(() => near.socket.uncork(), 50)
+    await Promise.all(saves)
+    t.is(await count, ((round + 1) * (round + 2)) / 2)
+  }
+})
+
+test('encrypted stores keep sealing off the JS thread: no near socket', (t) => {
+  const store = makeStore({ encryption: { keys: [{ id: 'k1', key: Buffer.alloc(32, 7) }] } })
+  t.is(store._batcher.near, null)
+})

@@ -1,0 +1,149 @@
+'use strict'
+
+const net = require('node:net')
+const { performance } = require('node:perf_hooks')
+
+// After a socket failed, the next one is tried no sooner than this.
+const RETRY_MS = 1000
+
+// The near socket (see src/near/mod.rs): with one plain Redis server, the
+// JS thread also talks to it on a socket of its own. Rust encodes each
+// batch and reads the replies, here on the JS thread, so a round trip
+// crosses no thread. Rust decides per batch: nearExec returns the bytes to
+// write, or null after handing the batch to its writer (nothing else in
+// flight there, no exclusive call, nothing that needs a second round trip).
+// A socket that closes hands its batches to the writer; one that outlives
+// the command timeout fails them, as the writer does.
+class Near {
+  constructor(native, server, timeoutMs, onReply) {
+    this.native = native
+    this.server = server
+    this.timeoutMs = timeoutMs
+    this.onReply = onReply
+    this.socket = null
+    this.connected = false
+    // When each batch on the socket was written, oldest first.
+    this.sentAt = []
+    this.timer = null
+    this.failedAt = -Infinity
+    this.closing = null
+  }
+
+  // Whether a batch may be offered to the socket now; connects one (for a
+  // later batch) when there is none.
+  usable() {
+    if (this.closing) return false
+    if (this.connected) return true
+    if (!this.socket && performance.now() - this.failedAt >= RETRY_MS) this.connect()
+    return false
+  }
+
+  connect() {
+    const socket = net.connect({ host: this.server.host, port: this.server.port })
+    this.socket = socket
+    socket.setNoDelay(true)
+    // Idle, it must not keep Node alive; it is referenced while batches are out.
+    socket.unref()
+    socket.on('connect', () => {
+      if (this.socket !== socket) return
+      socket.write(this.native.nearOpen())
+      this.connected = true
+    })
+    socket.on('data', (data) => this.read(socket, data))
+    // 'close' follows every error.
+    socket.on('error', () => {})
+    socket.on('close', () => this.lost(socket))
+  }
+
+  // Sends a batch (see Batcher.flush) on the socket or, if Rust says so,
+  // through the writer.
+  exec(id, n, kinds, sids, values, owners, expires) {
+    const bytes = this.native.nearExec(id, n, kinds, sids, values, owners, expires)
+    if (bytes === null) return
+    if (this.sentAt.length === 0) this.socket.ref()
+    this.sentAt.push(performance.now())
+    if (this.timer === null) this.arm()
+    this.socket.write(bytes)
+  }
+
+  read(socket, data) {
+    if (this.socket !== socket) return
+    const { replies, broken } = this.native.nearRead(data)
+    if (broken) {
+      // Rust handed the batches still out to the writer.
+      this.drop()
+    } else if (replies.length > 0) {
+      this.sentAt.splice(0, replies.length)
+      this.rearm()
+    }
+    for (const r of replies) this.onReply(r.id, r.values, r.expiresAt, r.ownerSessions, r.errorCodes, r.errorMessages)
+  }
+
+  lost(socket) {
+    if (this.socket !== socket) return
+    this.reset()
+    this.failedAt = performance.now()
+    this.native.nearLost()
+    this.settleClose()
+  }
+
+  timedOut() {
+    this.timer = null
+    this.drop()
+    for (const r of this.native.nearTimedOut()) this.onReply(r.id, r.values, r.expiresAt, r.ownerSessions, r.errorCodes, r.errorMessages)
+  }
+
+  // Closes the socket; Rust has dealt with its batches.
+  drop() {
+    const socket = this.socket
+    this.reset()
+    this.failedAt = performance.now()
+    if (socket) socket.destroy()
+    this.settleClose()
+  }
+
+  reset() {
+    this.socket = null
+    this.connected = false
+    this.sentAt = []
+    clearTimeout(this.timer)
+    this.timer = null
+  }
+
+  arm() {
+    const wait = this.sentAt[0] + this.timeoutMs - performance.now()
+    this.timer = setTimeout(() => this.timedOut(), Math.max(0, wait))
+  }
+
+  rearm() {
+    clearTimeout(this.timer)
+    this.timer = null
+    if (this.sentAt.length > 0) this.arm()
+    else {
+      this.socket.unref()
+      this.settleClose()
+    }
+  }
+
+  // No more batches; resolves once those out are answered and the socket is closed.
+  close() {
+    if (!this.closing) {
+      this.closing = {}
+      this.closing.done = new Promise((resolve) => {
+        this.closing.resolve = resolve
+      })
+      this.settleClose()
+    }
+    return this.closing.done
+  }
+
+  settleClose() {
+    if (!this.closing || this.sentAt.length > 0) return
+    const socket = this.socket
+    this.reset()
+    if (socket) socket.destroy()
+    this.closing.resolve()
+  }
+}
+
+module.exports = { Near }
