@@ -63,23 +63,15 @@ pub async fn round_trip(conn: &Conn, pipe: &Pipeline) -> StoreResult<Vec<Value>>
 }
 
 /// Runs one whole call within the command timeout, from the moment it is
-/// made: however many round trips it takes, it settles in time. A call
-/// that timed out leaves the connection for a new one, as the writer does:
-/// a stalled one would otherwise still run its commands once it moves
-/// again, after the caller was told it failed (a `clear()` reported as
-/// timed out, clearing later).
+/// made: however many round trips it takes, it settles in time.
 pub async fn bounded<T>(
     store: &Store,
     call: impl std::future::Future<Output = StoreResult<T>>,
 ) -> StoreResult<T> {
     let timeout = store.command_timeout();
-    match tokio::time::timeout(timeout, call).await {
-        Ok(done) => done,
-        Err(_) => {
-            store.link().reopen();
-            Err(StoreError::timed_out(timeout))
-        }
-    }
+    tokio::time::timeout(timeout, call)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::timed_out(timeout)))
 }
 
 /// Shards read per round trip: four trips for the 16,384 (one per cluster
