@@ -10,10 +10,10 @@
 
 use std::collections::HashSet;
 
-use redis::{Pipeline, Value};
+use redis::Value;
 use tokio::time::Instant;
 
-use crate::backend::{Conn, SendError};
+use crate::backend::{round_trip, Conn, SendError};
 use crate::commands::{self, reply_error, Op, Outcome};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::{from_expiretime, now_ms};
@@ -48,18 +48,6 @@ enum Read {
     Full,
     /// The value only: one MGET per chunk.
     Values,
-}
-
-/// One round trip. Not timed here: every call runs within `bounded` as a
-/// whole, and the connection bounds each request too.
-/// A cluster node that failed fails the whole call: its sessions' answers
-/// are missing.
-pub async fn round_trip(conn: &Conn, pipe: &Pipeline) -> StoreResult<Vec<Value>> {
-    conn.send(pipe, None, &[])
-        .await
-        .map_err(SendError::into_store)?
-        .into_iter()
-        .collect()
 }
 
 /// Runs one whole call within the command timeout, from the moment it is

@@ -13,11 +13,10 @@ use redis::Value;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use crate::backend::Link;
+use crate::backend::{round_trip, Link};
 use crate::commands::Context;
 use crate::error::{StoreError, StoreResult};
 use crate::expiry::now_ms;
-use crate::index::round_trip;
 use crate::meta::{self, Meta};
 use crate::scripts;
 

@@ -9,10 +9,10 @@
 
 use redis::Value;
 
-use crate::backend::Conn;
+use crate::backend::{round_trip, Conn};
 use crate::commands::reply_error;
 use crate::error::{ErrorKind, StoreError, StoreResult};
-use crate::index::{self, per_trip, round_trip};
+use crate::index::{self, per_trip};
 use crate::scripts;
 use crate::seal::Sealed;
 use crate::store::Store;

@@ -85,3 +85,16 @@ pub trait Backend: Send + Sync {
         Box::pin(async {})
     }
 }
+
+/// One round trip of a multi-round-trip call (the calls over many sessions,
+/// reclaim, reencrypt), every reply an answer. Not timed here: such calls
+/// run within one bound as a whole, and the connection bounds each request
+/// too. A cluster node that failed fails the whole call: its sessions'
+/// answers are missing.
+pub async fn round_trip(conn: &Conn, pipe: &Pipeline) -> StoreResult<Vec<Value>> {
+    conn.send(pipe, None, &[])
+        .await
+        .map_err(SendError::into_store)?
+        .into_iter()
+        .collect()
+}

@@ -11,6 +11,6 @@ mod named;
 mod sentinel;
 mod single;
 
-pub use contract::{Backend, Conn, Reply, SendError};
+pub use contract::{round_trip, Backend, Conn, Reply, SendError};
 pub use link::{Link, Plain};
 pub use options::{ConnectionOptions, SentinelOptions, Tls};
