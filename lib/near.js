@@ -24,7 +24,10 @@ class Near {
     this.connected = false
     // When each batch on the socket was written, oldest first.
     this.sentAt = []
+    // One timer at a time checks the oldest batch's deadline (not one per
+    // batch: a timer costs more than a small batch's own work).
     this.timer = null
+    this.check = this.check.bind(this)
     this.failedAt = -Infinity
     this.closing = null
   }
@@ -62,7 +65,7 @@ class Near {
     if (bytes === null) return
     if (this.sentAt.length === 0) this.socket.ref()
     this.sentAt.push(performance.now())
-    if (this.timer === null) this.arm()
+    if (this.timer === null) this.arm(this.timeoutMs)
     this.socket.write(bytes)
   }
 
@@ -74,7 +77,10 @@ class Near {
       this.drop()
     } else if (replies.length > 0) {
       this.sentAt.splice(0, replies.length)
-      this.rearm()
+      if (this.sentAt.length === 0) {
+        this.socket.unref()
+        this.settleClose()
+      }
     }
     for (const r of replies) this.onReply(r.id, r.values, r.expiresAt, r.ownerSessions, r.errorCodes, r.errorMessages)
   }
@@ -88,7 +94,6 @@ class Near {
   }
 
   timedOut() {
-    this.timer = null
     this.drop()
     for (const r of this.native.nearTimedOut()) this.onReply(r.id, r.values, r.expiresAt, r.ownerSessions, r.errorCodes, r.errorMessages)
   }
@@ -110,19 +115,18 @@ class Near {
     this.timer = null
   }
 
-  arm() {
-    const wait = this.sentAt[0] + this.timeoutMs - performance.now()
-    this.timer = setTimeout(() => this.timedOut(), Math.max(0, wait))
+  // Unreferenced: the socket keeps Node alive while batches are out.
+  arm(ms) {
+    this.timer = setTimeout(this.check, ms)
+    this.timer.unref()
   }
 
-  rearm() {
-    clearTimeout(this.timer)
+  check() {
     this.timer = null
-    if (this.sentAt.length > 0) this.arm()
-    else {
-      this.socket.unref()
-      this.settleClose()
-    }
+    if (this.sentAt.length === 0) return
+    const wait = this.sentAt[0] + this.timeoutMs - performance.now()
+    if (wait <= 0) this.timedOut()
+    else this.arm(wait)
   }
 
   // No more batches; resolves once those out are answered and the socket is closed.
