@@ -81,6 +81,7 @@ class RedisSessionStore extends Store {
     this.maxSessionsPerUser = o.maxSessionsPerUser
     this.waitForReplicas = o.waitForReplicas
     this.merge = o.merge
+    this.singleConnection = o.singleConnection
     // The ids only: key material stays out of the store's properties.
     this.encryptionKeyIds = o.encryption ? o.encryption.keys.map((k) => k.id) : undefined
     try {

@@ -99,3 +99,12 @@ test('encrypted stores keep sealing off the JS thread: no near socket', (t) => {
   const store = makeStore({ encryption: { keys: [{ id: 'k1', key: Buffer.alloc(32, 7) }] } })
   t.is(store._batcher.near, null)
 })
+
+test('singleConnection: true keeps the store to the writer\'s connection', async (t) => {
+  const store = makeStore({ singleConnection: true })
+  t.true(store.singleConnection)
+  t.is(store._batcher.near, null)
+  await store.set('one', session(60_000, { v: 1 }))
+  t.is((await store.get('one')).v, 1)
+  t.throws(() => makeStore({ singleConnection: 'yes' }), { instanceOf: TypeError, message: /singleConnection/ })
+})

@@ -21,6 +21,7 @@ const DEFAULTS = {
   waitForReplicas: true,
   encryption: undefined,
   merge: false,
+  singleConnection: false,
 }
 
 // Who owns a session, as login code usually records it: an explicit
@@ -248,6 +249,7 @@ function parseOptions(options) {
   if (typeof o.waitForReplicas !== 'boolean') fail('option "waitForReplicas" must be a boolean')
   if (o.encryption !== undefined) o.encryption = parseEncryption(o.encryption)
   if (typeof o.merge !== 'boolean') fail('option "merge" must be a boolean')
+  if (typeof o.singleConnection !== 'boolean') fail('option "singleConnection" must be a boolean')
   // Merging compares sessions key by key as JSON text.
   if (o.merge && o.serializer !== JSON) fail('option "merge" needs the default JSON serializer')
   if (o.cluster !== undefined) {

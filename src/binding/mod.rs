@@ -117,8 +117,10 @@ type OnPage = ThreadsafeFunction<AllPage, Unknown<'static>, AllPage, Status, fal
 #[napi]
 pub struct NativeStore {
     inner: Arc<Store>,
-    /// The JS thread's own socket, when the server allows one (see `near`).
+    /// The JS thread's own socket, when the server and options allow one
+    /// (see `near`).
     near: Near,
+    single_connection: bool,
     /// None after `close()`: the callback into JS is released with the
     /// store, so nothing of it outlives the store (a test runner's
     /// open-handle check would see it).
@@ -212,6 +214,7 @@ impl NativeStore {
         let store = Arc::new(store);
         Ok(NativeStore {
             near: Near::new(store.clone()),
+            single_connection: options.single_connection,
             inner: store,
             on_reply: Mutex::new(Some(on_reply)),
             in_flight,

@@ -55,11 +55,12 @@ fn replies(answered: Answered) -> Vec<NearReply> {
 #[napi]
 impl NativeStore {
     /// Where a near socket connects, or null when this store's server is
-    /// not one plain server (TLS, Sentinel, a cluster, the engine) or its
-    /// values are sealed (sealing stays off the JS thread).
+    /// not one plain server (TLS, Sentinel, a cluster, the engine), its
+    /// values are sealed (sealing stays off the JS thread), or it keeps to
+    /// one connection (`singleConnection`).
     #[napi]
     pub fn near_server(&self) -> Option<NearServer> {
-        if self.inner.context().seal.is_some() {
+        if self.single_connection || self.inner.context().seal.is_some() {
             return None;
         }
         self.inner.link().plain().map(|p| NearServer {

@@ -77,6 +77,8 @@ pub struct NativeOptions {
     pub cluster: Option<ClusterOptions>,
     pub encryption: Option<EncryptionOptions>,
     pub merge: bool,
+    /// No near socket (see `crate::near`): one connection to the server.
+    pub single_connection: bool,
 }
 
 fn ms(seconds: Option<f64>) -> Option<i64> {
