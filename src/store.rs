@@ -479,7 +479,9 @@ async fn write_loop(
         let mut hold = first.hold.take().map(|h| (h, first.deadline));
         let mut jobs = vec![first];
         let mut count = jobs[0].ops.len();
-        while count < MAX_PIPELINE_OPS && hold.is_none() {
+        // A held job goes before anything else queued: nothing joins a
+        // resent batch while one waits.
+        while count < MAX_PIPELINE_OPS && hold.is_none() && next.is_none() {
             match rx.try_recv() {
                 Ok(job) if !gate.passed(job.after) => {
                     next = Some(job);

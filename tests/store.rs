@@ -582,3 +582,45 @@ async fn a_sealed_merge_after_a_read_here_writes_at_its_first_try() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Near batches handed back to the writer (`Store::resend`) go first, while
+/// jobs queued after them wait for them (`order::Gate`); the jobs waiting
+/// keep their order and their outcomes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resent_near_batches_go_first_and_the_jobs_waiting_keep_their_order() {
+    let server = Server::start();
+    let store = open("resend:", &options(server.url(), 2000));
+    let at = now_ms() + 60_000;
+    let sid = uuid::Uuid::new_v4().to_string();
+    let get = || Op::Get { sid: sid.clone() };
+    let set = |user: &str| Op::Set {
+        sid: sid.clone(),
+        value: session(user, at),
+        expiry: Expiry::At(at),
+        owner: None,
+    };
+    // A near batch is out: what is queued from now on waits for it.
+    store.gate().issue();
+    let first = submit(&store, vec![set("first"), get()]);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = submit(&store, vec![set("second"), get()]);
+    // The near socket is lost: its batch comes back to the writer.
+    let (tx, resent) = oneshot::channel();
+    let gate = store.gate().clone();
+    let reply = Reply::new(1, move |outcomes| {
+        gate.answer();
+        let _ = tx.send(outcomes);
+    });
+    store.resend(
+        vec![set("near")],
+        reply,
+        tokio::time::Instant::now() + Duration::from_secs(2),
+    );
+    assert!(matches!(&resent.await.unwrap()[..], [Outcome::Written { .. }]));
+    let read = |outcomes: Vec<Outcome>| match &outcomes[..] {
+        [Outcome::Written { .. }, Outcome::Session { value: Some(v), .. }] => v.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(read(first.await.unwrap()).contains("\"first\""));
+    assert!(read(second.await.unwrap()).contains("\"second\""));
+}
