@@ -156,6 +156,9 @@ pub struct Store {
     exclusive: Arc<AtomicUsize>,
     /// Shared with the near path, which uses it while the writer is idle.
     seen: Arc<tokio::sync::Mutex<Recent>>,
+    /// Set when near batches were lost: what `seen` says was written may
+    /// never have reached Redis, so its next user clears it first.
+    forget: Arc<AtomicBool>,
     gate: Arc<Gate>,
     resent: Arc<Resent>,
     queue: Mutex<Option<mpsc::UnboundedSender<Job>>>,
@@ -184,12 +187,14 @@ impl Store {
         });
         let panic_in_writer = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(tokio::sync::Mutex::new(Recent::default()));
+        let forget = Arc::new(AtomicBool::new(false));
         let gate = Arc::new(Gate::default());
         let resent = Arc::new(Resent::default());
         let writer = tokio::spawn(write_loop(
             rx,
             (link.clone(), server.clone()),
             (ctx.clone(), seen.clone(), gate.clone(), resent.clone()),
+            forget.clone(),
             (queued.clone(), panic_in_writer.clone()),
         ));
         let reclaimer = reclaim::spawn(link.clone(), ctx.clone());
@@ -202,6 +207,7 @@ impl Store {
             near_waiting: AtomicUsize::new(0),
             exclusive: Arc::new(AtomicUsize::new(0)),
             seen,
+            forget,
             gate,
             resent,
             queue: Mutex::new(Some(tx)),
@@ -317,8 +323,18 @@ impl Store {
         self.near_waiting.fetch_sub(n, Ordering::AcqRel);
     }
 
-    pub fn seen(&self) -> &Arc<tokio::sync::Mutex<Recent>> {
-        &self.seen
+    /// What this process wrote recently, when nobody else is using it.
+    pub fn try_seen(&self) -> Option<tokio::sync::MutexGuard<'_, Recent>> {
+        let mut seen = self.seen.try_lock().ok()?;
+        if self.forget.swap(false, Ordering::AcqRel) {
+            seen.clear();
+        }
+        Some(seen)
+    }
+
+    /// Near batches were lost: see `forget`.
+    pub fn forget_recent(&self) {
+        self.forget.store(true, Ordering::Release);
     }
 
     pub fn gate(&self) -> &Arc<Gate> {
@@ -440,6 +456,7 @@ async fn write_loop(
         Arc<Gate>,
         Arc<Resent>,
     ),
+    forget: Arc<AtomicBool>,
     (queued, panic_in_writer): (Arc<AtomicUsize>, Arc<AtomicBool>),
 ) {
     // A job taken from the queue that had to wait for near batches: it
@@ -504,6 +521,9 @@ async fn write_loop(
                 panic!("a panic in the writer, asked for by a test");
             }
             let mut seen = seen.lock().await;
+            if forget.swap(false, Ordering::AcqRel) {
+                seen.clear();
+            }
             send((&link, &server), &ctx, &mut seen, jobs).await
         })
         .catch_unwind()

@@ -616,7 +616,10 @@ async fn resent_near_batches_go_first_and_the_jobs_waiting_keep_their_order() {
         reply,
         tokio::time::Instant::now() + Duration::from_secs(2),
     );
-    assert!(matches!(&resent.await.unwrap()[..], [Outcome::Written { .. }]));
+    assert!(matches!(
+        &resent.await.unwrap()[..],
+        [Outcome::Written { .. }]
+    ));
     let read = |outcomes: Vec<Outcome>| match &outcomes[..] {
         [Outcome::Written { .. }, Outcome::Session { value: Some(v), .. }] => v.clone(),
         other => panic!("{other:?}"),

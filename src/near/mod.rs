@@ -132,7 +132,7 @@ impl Near {
         if state.phase != Phase::Open || !self.takes(&ops) {
             return Err(ops);
         }
-        let Ok(mut seen) = self.store.seen().try_lock() else {
+        let Some(mut seen) = self.store.try_seen() else {
             return Err(ops);
         };
         // Past the cap on waiting operations, the writer refuses them.
@@ -213,7 +213,7 @@ impl Near {
         // Free while the near path is used (the writer is idle); a fresh
         // memory otherwise, which only costs a later write more.
         let mut fallback = Recent::default();
-        let mut guard = self.store.seen().try_lock().ok();
+        let mut guard = self.store.try_seen();
         let seen = guard.as_deref_mut().unwrap_or(&mut fallback);
         let outcomes = commands::read_all(&sent.ops, ctx, (sent.wall, seen), &sent.counts, values);
         for (op, outcome) in sent.ops.iter().zip(&outcomes) {
@@ -257,9 +257,7 @@ impl Near {
         self.store
             .near_ended(sent.iter().map(|s| s.ops.len()).sum::<usize>());
         if !sent.is_empty() {
-            if let Ok(mut seen) = self.store.seen().try_lock() {
-                seen.clear();
-            }
+            self.store.forget_recent();
         }
         sent.into()
     }
@@ -387,6 +385,30 @@ mod tests {
             .all(|(_, o)| matches!(&o[0], Outcome::Failed(e) if e.kind == crate::error::ErrorKind::Timeout)));
         assert!(near.store.gate().passed(near.store.gate().mark()));
         assert!(near.lost().is_empty());
+    }
+
+    #[tokio::test]
+    async fn lost_batches_make_the_next_user_forget_what_they_recorded() {
+        let near = near();
+        opened(&near);
+        let at = crate::expiry::Expiry::At(now_ms() + 60_000);
+        let set = Op::Set {
+            sid: "s".into(),
+            value: "{}".into(),
+            expiry: at,
+            owner: Some("ada".into()),
+        };
+        near.send(1, vec![set]).unwrap();
+        // Someone else (the writer) holds the memory when the socket is lost.
+        let held = near.store.try_seen().unwrap();
+        assert!(held.covers("s", Some("ada"), at), "recorded when sent");
+        assert_eq!(near.lost().len(), 1);
+        drop(held);
+        let seen = near.store.try_seen().unwrap();
+        assert!(
+            !seen.covers("s", Some("ada"), at),
+            "the index write is made again"
+        );
     }
 
     #[tokio::test]
