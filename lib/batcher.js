@@ -102,9 +102,10 @@ class Batcher {
       // Few napi conversions per batch: typed arrays, and the sids joined
       // (checkSid keeps newlines out of them). See decode() in src/binding/wire.rs.
       // Rust keeps Node alive until the reply (see InFlight in src/binding/mod.rs).
+      // With the near socket open, Rust may hand back bytes to write there.
       const near = this.near !== null && this.near.usable()
-      if (near) this.near.exec(id, n, this.kinds, sids.join('\n'), values, owners, this.expires)
-      else this.native.exec(id, n, this.kinds, sids.join('\n'), values, owners, this.expires)
+      const bytes = this.native.exec(id, n, this.kinds, sids.join('\n'), values, owners, this.expires, near)
+      if (bytes !== null) this.near.send(bytes)
     } catch (err) {
       const error = fromNative(err)
       process.nextTick(() => {

@@ -9,7 +9,7 @@ const RETRY_MS = 1000
 // The near socket (see src/near/mod.rs): with one plain Redis server, the
 // JS thread also talks to it on a socket of its own. Rust encodes each
 // batch and reads the replies, here on the JS thread, so a round trip
-// crosses no thread. Rust decides per batch: nearExec returns the bytes to
+// crosses no thread. Rust decides per batch: exec returns the bytes to
 // write, or null after handing the batch to its writer (nothing else in
 // flight there, no exclusive call, nothing that needs a second round trip).
 // A socket that closes hands its batches to the writer; one that outlives
@@ -58,11 +58,8 @@ class Near {
     socket.on('close', () => this.lost(socket))
   }
 
-  // Sends a batch (see Batcher.flush) on the socket or, if Rust says so,
-  // through the writer.
-  exec(id, n, kinds, sids, values, owners, expires) {
-    const bytes = this.native.nearExec(id, n, kinds, sids, values, owners, expires)
-    if (bytes === null) return
+  // Writes a batch Rust encoded for this socket (see Batcher.flush).
+  send(bytes) {
     if (this.sentAt.length === 0) this.socket.ref()
     this.sentAt.push(performance.now())
     if (this.timer === null) this.arm(this.timeoutMs)

@@ -117,12 +117,7 @@ impl Server {
     /// Asks the server about itself on a new connection (warning once), or
     /// its replica count again when that is stale and a logout needs it.
     async fn learn(&self, conn: &Conn, new_connection: bool) {
-        let stale = self
-            .learned
-            .lock()
-            .unwrap()
-            .is_none_or(|at| at.elapsed() > RELEARN);
-        if !new_connection && !stale {
+        if !new_connection && !self.stale() {
             return;
         }
         let sink = self.on_warning.lock().unwrap().clone();
@@ -131,6 +126,14 @@ impl Server {
         self.replicas.store(learned.replicas, Ordering::Release);
         self.evicting.store(learned.evicting, Ordering::Release);
         *self.learned.lock().unwrap() = Some(Instant::now());
+    }
+
+    /// Whether the replica count is too old for a logout to rely on.
+    fn stale(&self) -> bool {
+        self.learned
+            .lock()
+            .unwrap()
+            .is_none_or(|at| at.elapsed() > RELEARN)
     }
 
     /// Whether a pipeline holding a destroy waits for a replica: never
@@ -155,10 +158,7 @@ pub struct Store {
     /// batches meanwhile, so they queue behind the call.
     exclusive: Arc<AtomicUsize>,
     /// Shared with the near path, which uses it while the writer is idle.
-    seen: Arc<tokio::sync::Mutex<Recent>>,
-    /// Set when near batches were lost: what `seen` says was written may
-    /// never have reached Redis, so its next user clears it first.
-    forget: Arc<AtomicBool>,
+    memory: Arc<Memory>,
     gate: Arc<Gate>,
     resent: Arc<Resent>,
     queue: Mutex<Option<mpsc::UnboundedSender<Job>>>,
@@ -186,15 +186,13 @@ impl Store {
             on_warning: Mutex::new(Some(on_warning)),
         });
         let panic_in_writer = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(tokio::sync::Mutex::new(Recent::default()));
-        let forget = Arc::new(AtomicBool::new(false));
+        let memory = Arc::new(Memory::default());
         let gate = Arc::new(Gate::default());
         let resent = Arc::new(Resent::default());
         let writer = tokio::spawn(write_loop(
             rx,
             (link.clone(), server.clone()),
-            (ctx.clone(), seen.clone(), gate.clone(), resent.clone()),
-            forget.clone(),
+            (ctx.clone(), memory.clone(), gate.clone(), resent.clone()),
             (queued.clone(), panic_in_writer.clone()),
         ));
         let reclaimer = reclaim::spawn(link.clone(), ctx.clone());
@@ -206,8 +204,7 @@ impl Store {
             queued,
             near_waiting: AtomicUsize::new(0),
             exclusive: Arc::new(AtomicUsize::new(0)),
-            seen,
-            forget,
+            memory,
             gate,
             resent,
             queue: Mutex::new(Some(tx)),
@@ -325,16 +322,12 @@ impl Store {
 
     /// What this process wrote recently, when nobody else is using it.
     pub fn try_seen(&self) -> Option<tokio::sync::MutexGuard<'_, Recent>> {
-        let mut seen = self.seen.try_lock().ok()?;
-        if self.forget.swap(false, Ordering::AcqRel) {
-            seen.clear();
-        }
-        Some(seen)
+        self.memory.try_lock()
     }
 
-    /// Near batches were lost: see `forget`.
+    /// Near batches were lost: see `Memory::forget`.
     pub fn forget_recent(&self) {
-        self.forget.store(true, Ordering::Release);
+        self.memory.forget.store(true, Ordering::Release);
     }
 
     pub fn gate(&self) -> &Arc<Gate> {
@@ -353,14 +346,7 @@ impl Store {
     /// Whether a destroy must go through the writer: it waits for a
     /// replica, or the replica count is stale and must be asked again.
     pub fn destroys_need_writer(&self) -> bool {
-        self.ctx.wait_for_replicas
-            && (self.server.waits(&self.ctx)
-                || self
-                    .server
-                    .learned
-                    .lock()
-                    .unwrap()
-                    .is_none_or(|at| at.elapsed() > RELEARN))
+        self.ctx.wait_for_replicas && (self.server.waits(&self.ctx) || self.server.stale())
     }
 
     fn enqueue(&self, ops: Vec<Op>, reply: Reply, hold: Option<oneshot::Receiver<()>>) {
@@ -425,6 +411,36 @@ fn fail_ops(ops: &[Op], reply: Reply, err: &StoreError) {
     reply.send(ops.iter().map(|_| Outcome::Failed(err.clone())).collect());
 }
 
+/// What this process wrote recently (see `recent`), shared by the writer
+/// and the near path, which never use it at the same time.
+#[derive(Default)]
+struct Memory {
+    seen: tokio::sync::Mutex<Recent>,
+    /// Set when near batches were lost: what `seen` says was written may
+    /// never have reached Redis, so its next user clears it first.
+    forget: AtomicBool,
+}
+
+impl Memory {
+    async fn lock(&self) -> tokio::sync::MutexGuard<'_, Recent> {
+        self.fresh(self.seen.lock().await)
+    }
+
+    fn try_lock(&self) -> Option<tokio::sync::MutexGuard<'_, Recent>> {
+        self.seen.try_lock().ok().map(|seen| self.fresh(seen))
+    }
+
+    fn fresh<'a>(
+        &self,
+        mut seen: tokio::sync::MutexGuard<'a, Recent>,
+    ) -> tokio::sync::MutexGuard<'a, Recent> {
+        if self.forget.swap(false, Ordering::AcqRel) {
+            seen.clear();
+        }
+        seen
+    }
+}
+
 /// Near batches handed back to the writer (see `Store::resend`).
 #[derive(Default)]
 struct Resent {
@@ -450,13 +466,7 @@ impl Resent {
 async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Job>,
     (link, server): (Arc<Link>, Arc<Server>),
-    (ctx, seen, gate, resent): (
-        Arc<Context>,
-        Arc<tokio::sync::Mutex<Recent>>,
-        Arc<Gate>,
-        Arc<Resent>,
-    ),
-    forget: Arc<AtomicBool>,
+    (ctx, memory, gate, resent): (Arc<Context>, Arc<Memory>, Arc<Gate>, Arc<Resent>),
     (queued, panic_in_writer): (Arc<AtomicUsize>, Arc<AtomicBool>),
 ) {
     // A job taken from the queue that had to wait for near batches: it
@@ -520,10 +530,7 @@ async fn write_loop(
                 drop(jobs);
                 panic!("a panic in the writer, asked for by a test");
             }
-            let mut seen = seen.lock().await;
-            if forget.swap(false, Ordering::AcqRel) {
-                seen.clear();
-            }
+            let mut seen = memory.lock().await;
             send((&link, &server), &ctx, &mut seen, jobs).await
         })
         .catch_unwind()

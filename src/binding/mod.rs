@@ -18,7 +18,6 @@ use napi::threadsafe_function::{
 };
 use napi_derive::napi;
 
-use crate::commands::Op;
 use crate::error::{ErrorKind, StoreError};
 use crate::index;
 use crate::near::Near;
@@ -99,17 +98,6 @@ fn init() {
         create_custom_tokio_runtime(rt);
     }
 }
-
-/// A batch in its wire form: count, kinds, joined sids, values, owners and
-/// deadlines (see `wire::decode`).
-type Batch<'a> = (
-    u32,
-    Uint8ArraySlice<'a>,
-    String,
-    Vec<String>,
-    Vec<String>,
-    Float64ArraySlice<'a>,
-);
 
 /// Receives the pages of one `all()` call on the JS thread.
 type OnPage = ThreadsafeFunction<AllPage, Unknown<'static>, AllPage, Status, false>;
@@ -223,10 +211,13 @@ impl NativeStore {
         })
     }
 
-    /// Queues one tick's operations, the first `count` of `kinds` and
-    /// `expires` (JS reuses both arrays); the outcome arrives through
-    /// `onReply` with the same `batch_id`. Submission is synchronous, so
-    /// batches reach Redis in the order JS issued them.
+    /// Takes one tick's operations, the first `count` of `kinds` and
+    /// `expires` (JS reuses both arrays). With `near` (the JS thread's
+    /// socket is open, see `crate::near`) and when that path may take
+    /// them, returns the bytes for JS to write there; otherwise queues them
+    /// for the writer and returns null. Either way the outcome arrives
+    /// through `onReply` with the same `batch_id`. Synchronous, so batches
+    /// reach Redis in the order JS issued them.
     // One argument per parallel array of the wire form (see `wire`).
     #[allow(clippy::too_many_arguments)]
     #[napi(catch_unwind)]
@@ -240,42 +231,31 @@ impl NativeStore {
         values: Vec<String>,
         owners: Vec<String>,
         expires: Float64ArraySlice,
-    ) -> Result<()> {
-        let batch = (count, kinds, sids, values, owners, expires);
-        self.taking(&env, || {
-            let ops = self.decoded(&env, batch)?;
-            self.to_writer(&env, batch_id, ops)
-        })
-    }
-
-    /// Runs `take` on a batch from JS; a panic fails this batch's calls, as
-    /// one in the writer does.
-    fn taking<T>(&self, env: &Env, take: impl FnOnce() -> Result<T>) -> Result<T> {
+        near: bool,
+    ) -> Result<Option<Buffer>> {
+        // A panic here fails this batch's calls, as one in the writer does.
         std::panic::catch_unwind(AssertUnwindSafe(|| {
             if self.take_panic("exec") {
                 panic!("a panic in exec, asked for by a test");
             }
-            take()
+            let n = count as usize;
+            let malformed = || StoreError::new(ErrorKind::InvalidArgument, "malformed batch");
+            let (Some(kinds), Some(expires)) = (kinds.get(..n), expires.get(..n)) else {
+                return Err(to_js(&env, malformed()));
+            };
+            let ops = decode(kinds, &sids, values, owners, expires).map_err(|e| to_js(&env, e))?;
+            let ops = match near {
+                true => match self.near.send(batch_id, ops) {
+                    Ok(bytes) => return Ok(Some(bytes.into())),
+                    Err(ops) => ops,
+                },
+                false => ops,
+            };
+            let reply = self.reply_to(&env, batch_id, ops.len(), || {})?;
+            self.inner.submit(ops, reply);
+            Ok(None)
         }))
-        .unwrap_or_else(|_| Err(to_js(env, internal("taking this batch"))))
-    }
-
-    /// The operations of a batch in its wire form (see `exec`).
-    fn decoded(&self, env: &Env, batch: Batch<'_>) -> Result<Vec<Op>> {
-        let (count, kinds, sids, values, owners, expires) = batch;
-        let n = count as usize;
-        let malformed = || StoreError::new(ErrorKind::InvalidArgument, "malformed batch");
-        let (Some(kinds), Some(expires)) = (kinds.get(..n), expires.get(..n)) else {
-            return Err(to_js(env, malformed()));
-        };
-        decode(kinds, &sids, values, owners, expires).map_err(|e| to_js(env, e))
-    }
-
-    /// Queues a batch for the writer; its outcomes come through `onReply`.
-    fn to_writer(&self, env: &Env, batch_id: u32, ops: Vec<Op>) -> Result<()> {
-        let reply = self.reply_to(env, batch_id, ops.len(), || {})?;
-        self.inner.submit(ops, reply);
-        Ok(())
+        .unwrap_or_else(|_| Err(to_js(&env, internal("taking this batch"))))
     }
 
     /// Delivers `len` outcomes to `onReply` under `batch_id`, after `then`;

@@ -75,32 +75,6 @@ impl NativeStore {
         self.near.open().into()
     }
 
-    /// `exec` on the near socket: the bytes to write, or null when the batch
-    /// went to the writer instead (its outcomes then come through onReply).
-    // One argument per parallel array of the wire form, as `exec`.
-    #[allow(clippy::too_many_arguments)]
-    #[napi(catch_unwind)]
-    pub fn near_exec(
-        &self,
-        env: Env,
-        batch_id: u32,
-        count: u32,
-        kinds: Uint8ArraySlice,
-        sids: String,
-        values: Vec<String>,
-        owners: Vec<String>,
-        expires: Float64ArraySlice,
-    ) -> Result<Option<Buffer>> {
-        let batch = (count, kinds, sids, values, owners, expires);
-        self.taking(&env, || {
-            let ops = self.decoded(&env, batch)?;
-            match self.near.send(batch_id, ops) {
-                Ok(bytes) => Ok(Some(bytes.into())),
-                Err(ops) => self.to_writer(&env, batch_id, ops).map(|()| None),
-            }
-        })
-    }
-
     /// Bytes the near socket read: the batches they complete.
     #[napi]
     pub fn near_read(&self, env: Env, data: BufferSlice) -> Result<NearRead> {
