@@ -468,8 +468,10 @@ async function migrateUnderLoad(t, slot, from, to, sids, load, options) {
   const started = Date.now()
   const moved = await cluster.migrateSlot(slot, from, to, options)
   const took = Date.now() - started
-  const asking = (await cluster.commandCalls(to, 'asking')) - askingBefore
+  // Counted once the calls in flight are done: an ASK answered as the last
+  // keys moved is followed after the migration returns.
   await load.pause()
+  const asking = (await cluster.commandCalls(to, 'asking')) - askingBefore
   const diff = (after, before) =>
     Object.entries(after)
       .map(([k, v]) => [k, v - (before[k] || 0)])
@@ -506,7 +508,7 @@ async function migrateUnderLoad(t, slot, from, to, sids, load, options) {
 // SETSLOT to its last; meanwhile a login into that slot (a new sid: a
 // multi-key script whose keys all are missing) is answered TRYAGAIN by the
 // importing node until the slot is handed over. Each move below takes about
-// 2.2 s (2 keys per MIGRATE, 25 ms apart), so with a 5 s commandTimeout every
+// 2 s (2 keys per MIGRATE, 80 ms apart), so with a 5 s commandTimeout every
 // call, that one too, can succeed within its bound by retrying.
 const MIGRATION_TIMEOUT = 5000
 
@@ -540,7 +542,9 @@ test.serial('a slot migrated back and forth while in use: every call succeeds wi
 
   const a = await cluster.portOfSlot(slot)
   const b = cluster.ports.find((p) => p !== a)
-  const options = { pauseMs: 25, batch: 2, prefix, expectAsk: true }
+  // About 2 s per move (25 MIGRATEs, 80 ms apart): time for the workload to
+  // read keys that have moved while the slot is still migrating.
+  const options = { pauseMs: 80, batch: 2, prefix, expectAsk: true }
   try {
     await migrateUnderLoad(t, slot, a, b, pool, load, options)
     await sleep(200)

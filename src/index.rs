@@ -10,6 +10,7 @@
 
 use std::collections::HashSet;
 
+use futures_util::stream::{self, StreamExt};
 use redis::Value;
 use tokio::time::Instant;
 
@@ -62,6 +63,11 @@ pub async fn bounded<T>(
         .unwrap_or_else(|_| Err(StoreError::timed_out(timeout)))
 }
 
+/// Round trips a call over many sessions keeps in flight: the server works
+/// on the next while this thread reads the last (`length()` with 10,000
+/// sessions among 1,000,000 other keys: 37 ms against 45 ms one at a time).
+const TRIPS_IN_FLIGHT: usize = 4;
+
 /// Shards read per round trip: four trips for the 16,384 (one per cluster
 /// slot, most of them small or empty; 1,024 per trip took ~15% longer with
 /// 10k sessions), and a reply still bounded with a million sessions.
@@ -75,18 +81,32 @@ async fn walk(store: &Store, conn: &Conn) -> StoreResult<Vec<(String, Meta)>> {
 
 /// The metas in these shards, `SHARDS_PER_TRIP` shards per round trip.
 pub async fn metas(conn: &Conn, shards: &[String]) -> StoreResult<Vec<(String, Meta)>> {
+    // Collected first: an iterator's closure in this future's type trips
+    // the compiler's Send check on the napi side.
+    let trips: Vec<_> = shards
+        .chunks(SHARDS_PER_TRIP)
+        .map(|part| shard_trip(conn, part))
+        .collect();
     let mut out = Vec::new();
-    for part in shards.chunks(SHARDS_PER_TRIP) {
-        let mut pipe = redis::pipe();
-        for shard in part {
-            pipe.cmd("HGETALL").arg(shard);
+    let mut trips = stream::iter(trips).buffered(TRIPS_IN_FLIGHT);
+    while let Some(part) = trips.next().await {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
+/// One round trip of `metas`.
+async fn shard_trip(conn: &Conn, shards: &[String]) -> StoreResult<Vec<(String, Meta)>> {
+    let mut pipe = redis::pipe();
+    for shard in shards {
+        pipe.cmd("HGETALL").arg(shard);
+    }
+    let mut out = Vec::new();
+    for (shard, reply) in shards.iter().zip(round_trip(conn, &pipe).await?) {
+        if let Value::ServerError(e) = &reply {
+            return Err(reply_error(shard, e));
         }
-        for (shard, reply) in part.iter().zip(round_trip(conn, &pipe).await?) {
-            if let Value::ServerError(e) = &reply {
-                return Err(reply_error(shard, e));
-            }
-            out.extend(meta::entries(reply));
-        }
+        out.extend(meta::entries(reply));
     }
     Ok(out)
 }
@@ -138,53 +158,71 @@ async fn probe(
     (read, chunk): (Read, usize),
     mut on_trip: impl FnMut(Vec<Probed>),
 ) -> StoreResult<()> {
-    let keys = &store.context().keys;
     let mut listed = listed.into_iter().peekable();
+    let mut batches = Vec::new();
     while listed.peek().is_some() {
-        let batch: Vec<(String, Option<Meta>)> = listed.by_ref().take(per_trip(chunk)).collect();
-        let mut pipe = redis::pipe();
-        if read == Read::Values {
-            for part in batch.chunks(chunk.max(1)) {
-                pipe.cmd("MGET").arg(
-                    part.iter()
-                        .map(|(s, _)| keys.session(s))
-                        .collect::<Vec<_>>(),
-                );
-            }
-        } else {
-            for (sid, _) in &batch {
-                let key = keys.session(sid);
-                if read == Read::Exists {
-                    pipe.cmd("EXISTS").arg(&key);
-                } else {
-                    pipe.cmd("GET").arg(&key);
-                    pipe.cmd("HGET").arg(keys.shard(sid)).arg(sid);
-                    pipe.cmd("PEXPIRETIME").arg(&key);
-                }
-            }
-        }
-        let replies = round_trip(conn, &pipe).await?;
-        let replies = if read == Read::Values {
-            flatten_mgets(replies)?
-        } else {
-            replies
-        };
-        let per = if read == Read::Full { 3 } else { 1 };
-        if replies.len() != batch.len() * per {
-            return Err(StoreError::new(
-                ErrorKind::Reply,
-                "redis sent fewer replies than commands",
-            ));
-        }
-        let mut replies = replies.into_iter();
-        let mut out = Vec::with_capacity(batch.len());
-        for (sid, meta) in batch {
-            let mine: Vec<Value> = replies.by_ref().take(per).collect();
-            out.push(decode(store, read, (sid, meta), mine)?);
-        }
-        on_trip(out);
+        batches.push(listed.by_ref().take(per_trip(chunk)).collect());
+    }
+    let trips: Vec<_> = batches
+        .into_iter()
+        .map(|batch| probe_trip(store, conn, batch, (read, chunk)))
+        .collect();
+    let mut trips = stream::iter(trips).buffered(TRIPS_IN_FLIGHT);
+    while let Some(trip) = trips.next().await {
+        on_trip(trip?);
     }
     Ok(())
+}
+
+/// One round trip of `probe`.
+async fn probe_trip(
+    store: &Store,
+    conn: &Conn,
+    batch: Vec<(String, Option<Meta>)>,
+    (read, chunk): (Read, usize),
+) -> StoreResult<Vec<Probed>> {
+    let keys = &store.context().keys;
+    let mut pipe = redis::pipe();
+    if read == Read::Values {
+        for part in batch.chunks(chunk.max(1)) {
+            pipe.cmd("MGET").arg(
+                part.iter()
+                    .map(|(s, _)| keys.session(s))
+                    .collect::<Vec<_>>(),
+            );
+        }
+    } else {
+        for (sid, _) in &batch {
+            let key = keys.session(sid);
+            if read == Read::Exists {
+                pipe.cmd("EXISTS").arg(&key);
+            } else {
+                pipe.cmd("GET").arg(&key);
+                pipe.cmd("HGET").arg(keys.shard(sid)).arg(sid);
+                pipe.cmd("PEXPIRETIME").arg(&key);
+            }
+        }
+    }
+    let replies = round_trip(conn, &pipe).await?;
+    let replies = if read == Read::Values {
+        flatten_mgets(replies)?
+    } else {
+        replies
+    };
+    let per = if read == Read::Full { 3 } else { 1 };
+    if replies.len() != batch.len() * per {
+        return Err(StoreError::new(
+            ErrorKind::Reply,
+            "redis sent fewer replies than commands",
+        ));
+    }
+    let mut replies = replies.into_iter();
+    let mut out = Vec::with_capacity(batch.len());
+    for (sid, meta) in batch {
+        let mine: Vec<Value> = replies.by_ref().take(per).collect();
+        out.push(decode(store, read, (sid, meta), mine)?);
+    }
+    Ok(out)
 }
 
 /// The values of a round trip of MGETs, in order.
@@ -306,9 +344,49 @@ pub async fn ids(store: &Store, chunk: usize) -> StoreResult<Vec<String>> {
     Ok(found.into_iter().map(|f| f.sid).collect())
 }
 
+/// How many listed sessions live: one EXISTS per chunk of keys, which
+/// counts them (a cluster splits it by slot and adds up the counts).
 pub async fn length(store: &Store, chunk: usize) -> StoreResult<usize> {
+    let conn = store.connection().await?;
+    let keys = &store.context().keys;
+    let listed: Vec<String> = walk(store, &conn)
+        .await?
+        .into_iter()
+        // A logout marker's session is gone.
+        .filter(|(_, m)| m.marker.is_none())
+        .map(|(sid, _)| keys.session(&sid))
+        .collect();
+    let trips: Vec<_> = listed
+        .chunks(per_trip(chunk))
+        .map(|part| count_trip(&conn, part, chunk))
+        .collect();
+    let mut trips = stream::iter(trips).buffered(TRIPS_IN_FLIGHT);
     let mut n = 0;
-    live(store, (Read::Exists, chunk), |found| n += found.len()).await?;
+    while let Some(trip) = trips.next().await {
+        n += trip?;
+    }
+    Ok(n)
+}
+
+/// One round trip of `length`: how many of these keys exist.
+async fn count_trip(conn: &Conn, keys: &[String], chunk: usize) -> StoreResult<usize> {
+    let mut pipe = redis::pipe();
+    for group in keys.chunks(chunk.max(1)) {
+        pipe.cmd("EXISTS").arg(group);
+    }
+    let mut n = 0;
+    for reply in round_trip(conn, &pipe).await? {
+        n += match reply {
+            Value::Int(n) => n.max(0) as usize,
+            Value::ServerError(e) => return Err(reply_error("EXISTS", &e)),
+            other => {
+                return Err(StoreError::new(
+                    ErrorKind::Reply,
+                    format!("unexpected EXISTS reply: {other:?}"),
+                ))
+            }
+        };
+    }
     Ok(n)
 }
 

@@ -1,6 +1,7 @@
 //! Which node each command goes to: its key's slot (a script's first key),
-//! an MGET over several slots split into one MGET per slot, and the replies
-//! put back in the caller's order.
+//! an MGET or EXISTS over several slots split into one per slot, and the
+//! replies put back as one per caller's command (MGET's values in order,
+//! EXISTS's counts added up).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,11 +12,11 @@ use crate::backend::contract::Reply;
 use crate::keys::slot;
 
 /// One command to send: a command of the caller's pipeline, or one slot's
-/// share of a multi-slot MGET.
+/// share of a multi-slot MGET or EXISTS.
 pub struct Part {
     /// Which of the caller's commands this answers.
     pub of: usize,
-    /// For an MGET share: the positions of its keys in the caller's MGET.
+    /// For a share: the positions of its keys in the caller's command.
     pub positions: Option<Vec<usize>>,
     /// The command, when it is not the caller's own.
     pub own: Option<Cmd>,
@@ -51,15 +52,22 @@ pub fn key_of(cmd: &Cmd) -> Option<&[u8]> {
     args.next()
 }
 
-/// Splits the caller's commands into parts, an MGET over several slots into
-/// one MGET per slot.
+/// Whether a command's arguments are all keys, so that it can be split by
+/// slot: MGET (values) and EXISTS (a count).
+fn splittable(cmd: &Cmd) -> Option<&'static str> {
+    let name = args(cmd).next()?;
+    ["MGET", "EXISTS"]
+        .into_iter()
+        .find(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+}
+
+/// Splits the caller's commands into parts, an MGET or EXISTS over several
+/// slots into one per slot.
 pub fn split(cmds: &[&Cmd]) -> Vec<Part> {
     let mut parts = Vec::with_capacity(cmds.len());
     for (of, cmd) in cmds.iter().enumerate() {
-        let mut a = args(cmd);
-        let is_mget = a.next().is_some_and(|n| n.eq_ignore_ascii_case(b"MGET"));
-        if is_mget {
-            let keys: Vec<&[u8]> = a.collect();
+        if let Some(name) = splittable(cmd) {
+            let keys: Vec<&[u8]> = args(cmd).skip(1).collect();
             let mut by_slot: Vec<(u16, Vec<usize>)> = Vec::new();
             for (i, key) in keys.iter().enumerate() {
                 let s = slot(key);
@@ -70,14 +78,14 @@ pub fn split(cmds: &[&Cmd]) -> Vec<Part> {
             }
             if by_slot.len() > 1 {
                 for (s, positions) in by_slot {
-                    let mut mget = redis::cmd("MGET");
+                    let mut share = redis::cmd(name);
                     for &i in &positions {
-                        mget.arg(keys[i]);
+                        share.arg(keys[i]);
                     }
                     parts.push(Part {
                         of,
                         positions: Some(positions),
-                        own: Some(mget),
+                        own: Some(share),
                         slot: Some(s),
                         ask: None,
                         failures: 0,
@@ -119,29 +127,33 @@ pub fn node_pipeline(cmds: &[&Cmd], parts: &[Part], members: &[usize]) -> Pipeli
 pub fn assemble(cmds: &[&Cmd], parts: &[Part], replies: Vec<Reply>) -> Vec<Reply> {
     let mut out: Vec<Reply> = vec![Ok(Value::Nil); cmds.len()];
     let mut mgets: HashMap<usize, Vec<Value>> = HashMap::new();
+    let mut counts: HashMap<usize, i64> = HashMap::new();
     for (part, reply) in parts.iter().zip(replies) {
-        match &part.positions {
-            None => out[part.of] = reply,
-            Some(positions) => {
+        match (&part.positions, reply) {
+            (None, reply) => out[part.of] = reply,
+            (Some(positions), Ok(Value::Array(items))) => {
                 let width = cmds[part.of].args_iter().len() - 1;
                 let values = mgets
                     .entry(part.of)
                     .or_insert_with(|| vec![Value::Nil; width]);
-                match reply {
-                    Ok(Value::Array(items)) => {
-                        for (&i, item) in positions.iter().zip(items) {
-                            values[i] = item;
-                        }
-                    }
-                    // One share failed: the whole MGET reports it.
-                    failed => out[part.of] = failed,
+                for (&i, item) in positions.iter().zip(items) {
+                    values[i] = item;
                 }
             }
+            (Some(_), Ok(Value::Int(n))) => *counts.entry(part.of).or_default() += n,
+            // One share failed (or answered nonsense): the whole command
+            // reports it.
+            (Some(_), failed) => out[part.of] = failed,
         }
     }
     for (of, values) in mgets {
         if matches!(out[of], Ok(Value::Nil)) {
             out[of] = Ok(Value::Array(values));
+        }
+    }
+    for (of, n) in counts {
+        if matches!(out[of], Ok(Value::Nil)) {
+            out[of] = Ok(Value::Int(n));
         }
     }
     out
@@ -190,5 +202,33 @@ mod tests {
                 Ok(Value::Array(vec![bulk("x1"), bulk("y1"), Value::Nil]))
             ]
         );
+    }
+
+    #[test]
+    fn an_exists_over_several_slots_is_split_and_its_counts_added() {
+        let mut pipe = redis::pipe();
+        pipe.cmd("EXISTS").arg("{x}1").arg("{y}1").arg("{x}2");
+        pipe.cmd("exists").arg("{x}1").arg("{y}1");
+        let cmds: Vec<&Cmd> = pipe.cmd_iter().collect();
+        let parts = split(&cmds);
+        assert_eq!(parts.len(), 4);
+        let wire = |p: &Part| String::from_utf8(p.own.as_ref().unwrap().get_packed_command());
+        assert_eq!(
+            wire(&parts[0]).unwrap(),
+            "*3\r\n$6\r\nEXISTS\r\n$4\r\n{x}1\r\n$4\r\n{x}2\r\n"
+        );
+        let failed = redis::RedisError::from((redis::ErrorKind::Io, "gone"));
+        let out = assemble(
+            &cmds,
+            &parts,
+            vec![
+                Ok(Value::Int(2)),
+                Ok(Value::Int(1)),
+                Ok(Value::Int(1)),
+                Err(crate::error::StoreError::from_redis(&failed)),
+            ],
+        );
+        assert_eq!(out[0], Ok(Value::Int(3)));
+        assert!(out[1].is_err(), "{:?}", out[1]);
     }
 }
