@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream::{self, Stream, StreamExt};
 use redis::Value;
 use tokio::time::Instant;
 
@@ -308,6 +308,43 @@ async fn forget(conn: &Conn, index: &str, sids: &[String], chunk: usize) -> Stor
     Ok(())
 }
 
+/// The sessions the shards list (logout markers left out), a round trip's
+/// worth at a time, as the walk's round trips answer: the probes of the
+/// first shards go out while the server still reads the last ones.
+fn listed<'a>(
+    store: &'a Store,
+    conn: &'a Conn,
+    per: usize,
+) -> impl Stream<Item = StoreResult<Vec<(String, Meta)>>> + Send + 'a {
+    let shards = store.context().keys.shards();
+    let trips: Vec<_> = shards
+        .chunks(SHARDS_PER_TRIP)
+        .map(|part| part.to_vec())
+        .map(|part| async move { shard_trip(conn, &part).await })
+        .collect();
+    stream::iter(trips)
+        .buffered(TRIPS_IN_FLIGHT)
+        .flat_map(move |metas| {
+            let batches = match metas {
+                Ok(metas) => {
+                    // A logout marker's session is gone.
+                    let mut live = metas.into_iter().filter(|(_, m)| m.marker.is_none());
+                    let mut batches = Vec::new();
+                    loop {
+                        let batch: Vec<_> = live.by_ref().take(per).collect();
+                        if batch.is_empty() {
+                            break;
+                        }
+                        batches.push(Ok(batch));
+                    }
+                    batches
+                }
+                Err(e) => vec![Err(e)],
+            };
+            stream::iter(batches)
+        })
+}
+
 /// The live sessions, from their metas in the shards, handed to `page` a
 /// round trip at a time. Metas of sessions that are gone stay: `reclaim`
 /// removes them once done with. Returns how many pages were handed over.
@@ -317,19 +354,18 @@ async fn live(
     mut page: impl FnMut(Vec<Found>),
 ) -> StoreResult<usize> {
     let conn = store.connection().await?;
-    let listed = walk(store, &conn)
-        .await?
-        .into_iter()
-        // A logout marker's session is gone.
-        .filter(|(_, m)| m.marker.is_none())
-        .map(|(sid, m)| (sid, Some(m)))
-        .collect();
+    let conn = &conn;
+    let mut trips = listed(store, conn, per_trip(how.1))
+        .map(|batch| async move {
+            let batch = batch?.into_iter().map(|(sid, m)| (sid, Some(m))).collect();
+            probe_trip(store, conn, batch, how).await
+        })
+        .buffered(TRIPS_IN_FLIGHT);
     let mut pages = 0;
-    probe(store, &conn, listed, how, |trip| {
+    while let Some(trip) = trips.next().await {
         pages += 1;
-        page(trip.into_iter().filter_map(Result::ok).collect());
-    })
-    .await?;
+        page(trip?.into_iter().filter_map(Result::ok).collect());
+    }
     Ok(pages)
 }
 
@@ -348,19 +384,14 @@ pub async fn ids(store: &Store, chunk: usize) -> StoreResult<Vec<String>> {
 /// counts them (a cluster splits it by slot and adds up the counts).
 pub async fn length(store: &Store, chunk: usize) -> StoreResult<usize> {
     let conn = store.connection().await?;
+    let conn = &conn;
     let keys = &store.context().keys;
-    let listed: Vec<String> = walk(store, &conn)
-        .await?
-        .into_iter()
-        // A logout marker's session is gone.
-        .filter(|(_, m)| m.marker.is_none())
-        .map(|(sid, _)| keys.session(&sid))
-        .collect();
-    let trips: Vec<_> = listed
-        .chunks(per_trip(chunk))
-        .map(|part| count_trip(&conn, part, chunk))
-        .collect();
-    let mut trips = stream::iter(trips).buffered(TRIPS_IN_FLIGHT);
+    let mut trips = listed(store, conn, per_trip(chunk))
+        .map(|batch| async move {
+            let batch: Vec<String> = batch?.iter().map(|(sid, _)| keys.session(sid)).collect();
+            count_trip(conn, &batch, chunk).await
+        })
+        .buffered(TRIPS_IN_FLIGHT);
     let mut n = 0;
     while let Some(trip) = trips.next().await {
         n += trip?;
