@@ -3,6 +3,7 @@
 const { Store } = require('express-session')
 const { NativeStore, OpKind, WARNING_BATCH } = require('./lib/native').loadBinding()
 const { Batcher } = require('./lib/batcher')
+const { isoDate } = require('./lib/iso-date')
 const { allSessions, reindex, reencrypt } = require('./lib/admin')
 const { parseOptions } = require('./lib/options')
 const { RedisSessionStoreError, fromNative, invalidArg } = require('./lib/errors')
@@ -354,7 +355,7 @@ class RedisSessionStore extends Store {
       if (current.getTime() !== expiresAt) cookie.expires = new Date(expiresAt)
       return
     }
-    const iso = new Date(expiresAt).toISOString()
+    const iso = isoDate(expiresAt)
     if (current !== iso) cookie.expires = iso
   }
 
