@@ -95,7 +95,8 @@ impl Keys {
 
     /// The shard of the all-sessions index that lists `sid`, in the
     /// session's own slot: no key or slot holds every session, and each
-    /// shard stays small enough for Redis's compact encoding. Every session
+    /// shard stays in Redis's compact encoding up to 128 sessions (about 2.1M
+    /// in all with the default `hash-max-listpack-entries`). Every session
     /// is listed, scored by an upper bound of its expiry. Index keys never
     /// read as `prefix + sid`: they start with `{`, or hold `\u{1}`, which
     /// sids never do (the JS layer refuses control characters).
