@@ -52,22 +52,15 @@ enum Read {
 }
 
 /// Runs one whole call within the command timeout, from the moment it is
-/// made: however many round trips it takes, it settles in time. A call that
-/// timed out has the next one open a new connection, as the writer does: a
-/// black-holed connection never resets, and a process that only makes these
-/// calls (an admin service) would otherwise time out on it for good.
+/// made: however many round trips it takes, it settles in time.
 pub async fn bounded<T>(
     store: &Store,
     call: impl std::future::Future<Output = StoreResult<T>>,
 ) -> StoreResult<T> {
     let timeout = store.command_timeout();
-    let done = tokio::time::timeout(timeout, call)
+    tokio::time::timeout(timeout, call)
         .await
-        .unwrap_or_else(|_| Err(StoreError::timed_out(timeout)));
-    if matches!(&done, Err(e) if e.kind == ErrorKind::Timeout) {
-        store.link().reopen();
-    }
-    done
+        .unwrap_or_else(|_| Err(StoreError::timed_out(timeout)))
 }
 
 /// Round trips a call over many sessions keeps in flight: the server works
