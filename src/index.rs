@@ -63,14 +63,6 @@ pub async fn bounded<T>(
         .unwrap_or_else(|_| Err(StoreError::timed_out(timeout)))
 }
 
-/// Round trips of each kind (reading shards, checking sessions) a call over
-/// many sessions keeps in flight: the server reads the next shards while
-/// this thread checks the sessions of the last ones. One of each, not more:
-/// with four, many such calls at once queued so much on the shared
-/// connection that the writes and logouts behind them missed their
-/// `commandTimeout` (the conformance suite under load).
-const TRIPS_IN_FLIGHT: usize = 1;
-
 /// Shards read per round trip: four trips for the 16,384 (one per cluster
 /// slot, most of them small or empty; 1,024 per trip took ~15% longer with
 /// 10k sessions), and a reply still bounded with a million sessions.
@@ -84,16 +76,9 @@ async fn walk(store: &Store, conn: &Conn) -> StoreResult<Vec<(String, Meta)>> {
 
 /// The metas in these shards, `SHARDS_PER_TRIP` shards per round trip.
 pub async fn metas(conn: &Conn, shards: &[String]) -> StoreResult<Vec<(String, Meta)>> {
-    // Collected first: an iterator's closure in this future's type trips
-    // the compiler's Send check on the napi side.
-    let trips: Vec<_> = shards
-        .chunks(SHARDS_PER_TRIP)
-        .map(|part| shard_trip(conn, part))
-        .collect();
     let mut out = Vec::new();
-    let mut trips = stream::iter(trips).buffered(TRIPS_IN_FLIGHT);
-    while let Some(part) = trips.next().await {
-        out.extend(part?);
+    for part in shards.chunks(SHARDS_PER_TRIP) {
+        out.extend(shard_trip(conn, part).await?);
     }
     Ok(out)
 }
@@ -162,17 +147,9 @@ async fn probe(
     mut on_trip: impl FnMut(Vec<Probed>),
 ) -> StoreResult<()> {
     let mut listed = listed.into_iter().peekable();
-    let mut batches = Vec::new();
     while listed.peek().is_some() {
-        batches.push(listed.by_ref().take(per_trip(chunk)).collect());
-    }
-    let trips: Vec<_> = batches
-        .into_iter()
-        .map(|batch| probe_trip(store, conn, batch, (read, chunk)))
-        .collect();
-    let mut trips = stream::iter(trips).buffered(TRIPS_IN_FLIGHT);
-    while let Some(trip) = trips.next().await {
-        on_trip(trip?);
+        let batch = listed.by_ref().take(per_trip(chunk)).collect();
+        on_trip(probe_trip(store, conn, batch, (read, chunk)).await?);
     }
     Ok(())
 }
@@ -311,22 +288,24 @@ async fn forget(conn: &Conn, index: &str, sids: &[String], chunk: usize) -> Stor
     Ok(())
 }
 
-/// The sessions the shards list (logout markers left out), a round trip's
-/// worth at a time, as the walk's round trips answer: the probes of the
-/// first shards go out while the server still reads the last ones.
+/// The sessions the shards list (logout markers left out), `per` at a
+/// time, as each round trip of the walk answers: a call checks the sessions
+/// of the first shards before it reads the next ones, never holding every
+/// meta at once.
 fn listed<'a>(
     store: &'a Store,
     conn: &'a Conn,
     per: usize,
 ) -> impl Stream<Item = StoreResult<Vec<(String, Meta)>>> + Send + 'a {
-    let shards = store.context().keys.shards();
-    let trips: Vec<_> = shards
+    let parts: Vec<Vec<String>> = store
+        .context()
+        .keys
+        .shards()
         .chunks(SHARDS_PER_TRIP)
-        .map(|part| part.to_vec())
-        .map(|part| async move { shard_trip(conn, &part).await })
+        .map(<[String]>::to_vec)
         .collect();
-    stream::iter(trips)
-        .buffered(TRIPS_IN_FLIGHT)
+    stream::iter(parts)
+        .then(move |part| async move { shard_trip(conn, &part).await })
         .flat_map(move |metas| {
             let batches = match metas {
                 Ok(metas) => {
@@ -358,12 +337,11 @@ async fn live(
 ) -> StoreResult<usize> {
     let conn = store.connection().await?;
     let conn = &conn;
-    let mut trips = listed(store, conn, per_trip(how.1))
-        .map(|batch| async move {
-            let batch = batch?.into_iter().map(|(sid, m)| (sid, Some(m))).collect();
-            probe_trip(store, conn, batch, how).await
-        })
-        .buffered(TRIPS_IN_FLIGHT);
+    let trips = listed(store, conn, per_trip(how.1)).then(|batch| async move {
+        let batch = batch?.into_iter().map(|(sid, m)| (sid, Some(m))).collect();
+        probe_trip(store, conn, batch, how).await
+    });
+    let mut trips = std::pin::pin!(trips);
     let mut pages = 0;
     while let Some(trip) = trips.next().await {
         pages += 1;
@@ -389,12 +367,11 @@ pub async fn length(store: &Store, chunk: usize) -> StoreResult<usize> {
     let conn = store.connection().await?;
     let conn = &conn;
     let keys = &store.context().keys;
-    let mut trips = listed(store, conn, per_trip(chunk))
-        .map(|batch| async move {
-            let batch: Vec<String> = batch?.iter().map(|(sid, _)| keys.session(sid)).collect();
-            count_trip(conn, &batch, chunk).await
-        })
-        .buffered(TRIPS_IN_FLIGHT);
+    let trips = listed(store, conn, per_trip(chunk)).then(|batch| async move {
+        let batch: Vec<String> = batch?.iter().map(|(sid, _)| keys.session(sid)).collect();
+        count_trip(conn, &batch, chunk).await
+    });
+    let mut trips = std::pin::pin!(trips);
     let mut n = 0;
     while let Some(trip) = trips.next().await {
         n += trip?;
