@@ -116,6 +116,18 @@ test.serial('a stalled connection (nothing gets through): calls time out within 
   t.pass()
 })
 
+test.serial('a black-holed connection (dead for good, never reset): after a timed-out call over many sessions the next one opens a new connection', async (t) => {
+  const { proxy, store } = await rig(t)
+  await store.set('keep', sess({ userId: 'ada' }))
+  t.is(await store.length(), 1)
+  // Only calls over many sessions from here on, as an admin process makes.
+  proxy.blackhole()
+  const err = await t.throwsAsync(store.length())
+  t.is(err.code, 'ERR_REDIS_TIMEOUT')
+  t.is(await store.length(), 1)
+  t.is((await store.listUserSessions('ada')).length, 1)
+})
+
 test.serial('a SIGSTOPped redis-server: calls time out within the bound, then work after SIGCONT', async (t) => {
   const { server, store } = await rig(t)
   const bound = callBound(t)

@@ -100,6 +100,34 @@ test('encrypted stores keep sealing off the JS thread: no near socket', (t) => {
   t.is(store._batcher.near, null)
 })
 
+// The connections opened since `after` (CLIENT LIST ids only grow), with the
+// last command each ran. Serial tests run before the others, so only the
+// store of the test opens any meanwhile.
+async function newConnections(after) {
+  const lines = String(await raw.call('CLIENT', 'LIST')).split('\n').filter(Boolean)
+  return lines.map((l) => ({ id: Number(/\bid=(\d+)/.exec(l)[1]), cmd: /\bcmd=(\S+)/.exec(l)[1] })).filter((c) => c.id > after)
+}
+
+test.serial('calls over many sessions that only read run on a connection of their own; singleConnection: true keeps them on the writer\'s', async (t) => {
+  const ids = async () => Math.max(...(await newConnections(0)).map((c) => c.id))
+  let before = await ids()
+  const store = makeStore()
+  await store.set('own', session(60_000, { userId: 'ada' }))
+  t.is(await store.length(), 1)
+  const opened = await newConnections(before)
+  t.true(opened.length >= 2, JSON.stringify(opened))
+  t.is(opened.filter((c) => c.cmd === 'exists').length, 1, `one connection counted: ${JSON.stringify(opened)}`)
+  t.is((await store.listUserSessions('ada')).length, 1)
+  t.is((await newConnections(before)).length, opened.length, 'no more connections')
+
+  before = await ids()
+  const single = makeStore({ singleConnection: true })
+  await single.set('one', session(60_000, { userId: 'bob' }))
+  t.is(await single.length(), 1)
+  t.is((await single.listUserSessions('bob')).length, 1)
+  t.is((await newConnections(before)).length, 1, JSON.stringify(await newConnections(before)))
+})
+
 test('singleConnection: true keeps the store to the writer\'s connection', async (t) => {
   const store = makeStore({ singleConnection: true })
   t.true(store.singleConnection)

@@ -5,8 +5,9 @@
 //! absolute timeout, a destroy, a race with a write): the indexes never need
 //! a cron or keyspace notifications to stay true. Callers run each call
 //! behind `Store::fence` and within `bounded`, so it sees the operations
-//! issued before it and settles in time. `scan_page`, for the one-off
-//! `reindex()`, is the only SCAN.
+//! issued before it and settles in time. The calls that only read use the
+//! store's reader connection (see `backend::reader`), the others the
+//! writer's. `scan_page`, for the one-off `reindex()`, is the only SCAN.
 
 use std::collections::HashSet;
 
@@ -52,16 +53,30 @@ enum Read {
 }
 
 /// Runs one whole call within the command timeout, from the moment it is
-/// made: however many round trips it takes, it settles in time.
+/// made: however many round trips it takes, it settles in time. A call that
+/// `reads` and timed out may have the next one open a new reader connection
+/// (see `Reader::timed_out`): a process that only makes these calls (an
+/// admin service) would otherwise time out for good on one that died
+/// without a reset.
 pub async fn bounded<T>(
     store: &Store,
+    reads: bool,
     call: impl std::future::Future<Output = StoreResult<T>>,
 ) -> StoreResult<T> {
     let timeout = store.command_timeout();
-    tokio::time::timeout(timeout, call)
+    let mark = store.reader_answered();
+    let done = tokio::time::timeout(timeout, call)
         .await
-        .unwrap_or_else(|_| Err(StoreError::timed_out(timeout)))
+        .unwrap_or_else(|_| Err(StoreError::timed_out(timeout)));
+    if reads && matches!(&done, Err(e) if e.kind == ErrorKind::Timeout) {
+        store.reader_timed_out(mark);
+    }
+    done
 }
+
+/// Round trips of each kind a call keeps in flight on the reader: the
+/// server works on the next while this thread reads the last.
+const TRIPS_IN_FLIGHT: usize = 4;
 
 /// Shards read per round trip: four trips for the 16,384 (one per cluster
 /// slot, most of them small or empty; 1,024 per trip took ~15% longer with
@@ -290,8 +305,8 @@ async fn forget(conn: &Conn, index: &str, sids: &[String], chunk: usize) -> Stor
 
 /// The sessions the shards list (logout markers left out), `per` at a
 /// time, as each round trip of the walk answers: a call checks the sessions
-/// of the first shards before it reads the next ones, never holding every
-/// meta at once.
+/// of the first shards while the next ones are read, never holding more
+/// than `TRIPS_IN_FLIGHT` round trips of metas.
 fn listed<'a>(
     store: &'a Store,
     conn: &'a Conn,
@@ -305,7 +320,8 @@ fn listed<'a>(
         .map(<[String]>::to_vec)
         .collect();
     stream::iter(parts)
-        .then(move |part| async move { shard_trip(conn, &part).await })
+        .map(move |part| async move { shard_trip(conn, &part).await })
+        .buffered(TRIPS_IN_FLIGHT)
         .flat_map(move |metas| {
             let batches = match metas {
                 Ok(metas) => {
@@ -335,12 +351,14 @@ async fn live(
     how: (Read, usize),
     mut page: impl FnMut(Vec<Found>),
 ) -> StoreResult<usize> {
-    let conn = store.connection().await?;
+    let conn = store.reader().await?;
     let conn = &conn;
-    let trips = listed(store, conn, per_trip(how.1)).then(|batch| async move {
-        let batch = batch?.into_iter().map(|(sid, m)| (sid, Some(m))).collect();
-        probe_trip(store, conn, batch, how).await
-    });
+    let trips = listed(store, conn, per_trip(how.1))
+        .map(|batch| async move {
+            let batch = batch?.into_iter().map(|(sid, m)| (sid, Some(m))).collect();
+            probe_trip(store, conn, batch, how).await
+        })
+        .buffered(TRIPS_IN_FLIGHT);
     let mut trips = std::pin::pin!(trips);
     let mut pages = 0;
     while let Some(trip) = trips.next().await {
@@ -364,13 +382,15 @@ pub async fn ids(store: &Store, chunk: usize) -> StoreResult<Vec<String>> {
 /// How many listed sessions live: one EXISTS per chunk of keys, which
 /// counts them (a cluster splits it by slot and adds up the counts).
 pub async fn length(store: &Store, chunk: usize) -> StoreResult<usize> {
-    let conn = store.connection().await?;
+    let conn = store.reader().await?;
     let conn = &conn;
     let keys = &store.context().keys;
-    let trips = listed(store, conn, per_trip(chunk)).then(|batch| async move {
-        let batch: Vec<String> = batch?.iter().map(|(sid, _)| keys.session(sid)).collect();
-        count_trip(conn, &batch, chunk).await
-    });
+    let trips = listed(store, conn, per_trip(chunk))
+        .map(|batch| async move {
+            let batch: Vec<String> = batch?.iter().map(|(sid, _)| keys.session(sid)).collect();
+            count_trip(conn, &batch, chunk).await
+        })
+        .buffered(TRIPS_IN_FLIGHT);
     let mut trips = std::pin::pin!(trips);
     let mut n = 0;
     while let Some(trip) = trips.next().await {
@@ -465,11 +485,15 @@ pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
 
 /// A user's live sessions, most recently used first.
 pub async fn list_user(store: &Store, owner: &str, chunk: usize) -> StoreResult<Vec<Found>> {
-    let conn = store.connection().await?;
+    list_on(store, &store.reader().await?, owner, chunk).await
+}
+
+/// `list_user` on `conn`.
+async fn list_on(store: &Store, conn: &Conn, owner: &str, chunk: usize) -> StoreResult<Vec<Found>> {
     let index = store.context().keys.user_index(owner);
-    let sids = members(&conn, &index).await?;
+    let sids = members(conn, &index).await?;
     let listed = sids.into_iter().map(|sid| (sid, None)).collect();
-    let probed = probe_all(store, &conn, listed, (Read::Full, chunk)).await?;
+    let probed = probe_all(store, conn, listed, (Read::Full, chunk)).await?;
     let mut stale = Vec::new();
     let mut found = Vec::new();
     for p in probed {
@@ -480,7 +504,7 @@ pub async fn list_user(store: &Store, owner: &str, chunk: usize) -> StoreResult<
             Err(sid) => stale.push(sid),
         }
     }
-    forget(&conn, &index, &stale, chunk).await?;
+    forget(conn, &index, &stale, chunk).await?;
     // Most recent first; ties by sid, so that every caller orders the same
     // sessions the same way (see `enforce_limit`).
     let last = |f: &Found| f.meta.as_ref().map_or(0, |m| m.last_access);
@@ -489,19 +513,20 @@ pub async fn list_user(store: &Store, owner: &str, chunk: usize) -> StoreResult<
 }
 
 /// Destroys sessions as `destroy` does (with the logout marker, so a
-/// request still running cannot bring them back), directly on the
-/// connection: these calls run while the writer holds (`Store::exclusive`).
-/// Drops them from the owner's index too. Returns how many were destroyed.
+/// request still running cannot bring them back), directly on the writer's
+/// connection: these calls run while the writer holds (`Store::exclusive`),
+/// and so read on it too, where nothing else queues meanwhile. Drops them
+/// from the owner's index too. Returns how many were destroyed.
 async fn destroy_all(
     store: &Store,
+    conn: &Conn,
     owner: &str,
     sids: Vec<String>,
     chunk: usize,
 ) -> StoreResult<u64> {
-    let conn = store.connection().await?;
     let ctx = store.context();
     let deadline = Instant::now() + store.command_timeout();
-    let wait = !sids.is_empty() && store.waits_for_replicas(&conn).await;
+    let wait = !sids.is_empty() && store.waits_for_replicas(conn).await;
     for part in sids.chunks(per_trip(chunk)) {
         let ops: Vec<Op> = part
             .iter()
@@ -524,14 +549,14 @@ async fn destroy_all(
         }
     }
     let index = ctx.keys.user_index(owner);
-    forget(&conn, &index, &sids, chunk).await?;
+    forget(conn, &index, &sids, chunk).await?;
     if wait {
         let mut pipe = redis::pipe();
         let ms = replicas::append(
             &mut pipe,
             deadline.saturating_duration_since(Instant::now()),
         );
-        replicas::check(round_trip(&conn, &pipe).await?.first(), ms)?;
+        replicas::check(round_trip(conn, &pipe).await?.first(), ms)?;
     }
     Ok(sids.len() as u64)
 }
@@ -543,13 +568,14 @@ pub async fn destroy_user(
     except: &[String],
     chunk: usize,
 ) -> StoreResult<u64> {
-    let sids = list_user(store, owner, chunk)
+    let conn = store.connection().await?;
+    let sids = list_on(store, &conn, owner, chunk)
         .await?
         .into_iter()
         .map(|f| f.sid)
         .filter(|sid| !except.contains(sid))
         .collect();
-    destroy_all(store, owner, sids, chunk).await
+    destroy_all(store, &conn, owner, sids, chunk).await
 }
 
 /// Keeps a user's `max` most recently used sessions and destroys the rest.
@@ -563,9 +589,10 @@ pub async fn enforce_limit(
     max: usize,
     chunk: usize,
 ) -> StoreResult<u64> {
-    let sessions = list_user(store, owner, chunk).await?;
+    let conn = store.connection().await?;
+    let sessions = list_on(store, &conn, owner, chunk).await?;
     let extra = sessions.into_iter().skip(max).map(|f| f.sid).collect();
-    destroy_all(store, owner, extra, chunk).await
+    destroy_all(store, &conn, owner, extra, chunk).await
 }
 
 /// One SCAN step over the sessions under the prefix, for `reindex()`: the
@@ -580,7 +607,7 @@ pub struct ScanPage {
 /// Keys that vanish meanwhile, or are not UTF-8 text, are left out. On a
 /// cluster the cursor walks every master in turn ("<master>-<cursor>").
 pub async fn scan_page(store: &Store, cursor: &str, chunk: usize) -> StoreResult<ScanPage> {
-    let conn = store.connection().await?;
+    let conn = store.reader().await?;
     let keys = &store.context().keys;
     let servers = conn.clone().servers().await?;
     let (server, inner) = match cursor.split_once('-') {

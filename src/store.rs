@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::backend::{self, Conn, ConnectionOptions, Link, SendError};
+use crate::backend::{self, Conn, ConnectionOptions, Link, Reader, SendError};
 use crate::commands::{self, Context, Op, Outcome};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::now_ms;
@@ -149,6 +149,9 @@ pub struct Store {
     pub panic_in_writer: Arc<AtomicBool>,
     ctx: Arc<Context>,
     link: Arc<Link>,
+    /// Where the calls over many sessions that only read go (see
+    /// `backend::reader`); None with `singleConnection`.
+    reader: Option<Reader>,
     server: Arc<Server>,
     queued: Arc<AtomicUsize>,
     /// Operations waiting for Redis on the near path: they count against
@@ -176,6 +179,7 @@ impl Store {
         on_warning: OnWarning,
     ) -> StoreResult<Store> {
         let link = Arc::new(Link::open(options)?);
+        let reader = Reader::open(link.current(), options);
         let queued = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = mpsc::unbounded_channel();
         let ctx = Arc::new(ctx);
@@ -200,6 +204,7 @@ impl Store {
             panic_in_writer,
             ctx,
             link,
+            reader,
             server,
             queued,
             near_waiting: AtomicUsize::new(0),
@@ -263,12 +268,34 @@ impl Store {
         async move { rx.await.map_err(|_| closed()) }
     }
 
-    /// A connection handle for multi-round-trip calls (the index reads).
+    /// The writer's connection, for multi-round-trip calls that write (they
+    /// run behind `fence` or `exclusive`).
     pub async fn connection(&self) -> StoreResult<Conn> {
         if self.queue.lock().unwrap().is_none() {
             return Err(closed());
         }
         Ok(self.link.current())
+    }
+
+    /// The connection for multi-round-trip calls that only read.
+    pub async fn reader(&self) -> StoreResult<Conn> {
+        match &self.reader {
+            Some(reader) if self.queue.lock().unwrap().is_some() => Ok(reader.conn()),
+            Some(_) => Err(closed()),
+            None => self.connection().await,
+        }
+    }
+
+    /// A mark for `reader_timed_out`, taken as a call begins.
+    pub fn reader_answered(&self) -> u64 {
+        self.reader.as_ref().map_or(0, Reader::answered)
+    }
+
+    /// A read that began at `mark` timed out (see `Reader::timed_out`).
+    pub fn reader_timed_out(&self, mark: u64) {
+        if let Some(reader) = &self.reader {
+            reader.timed_out(mark);
+        }
     }
 
     /// Queues a batch. Synchronous, so batches go out in the order they were

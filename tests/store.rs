@@ -22,6 +22,7 @@ fn options(url: String, timeout_ms: u64) -> ConnectionOptions {
         tls: Tls::default(),
         command_timeout: Duration::from_millis(timeout_ms),
         connect_timeout: Duration::from_millis(timeout_ms),
+        single_connection: false,
     }
 }
 

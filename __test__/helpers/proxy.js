@@ -4,7 +4,9 @@
 // 'pass' forwards; 'stall' holds every byte in both directions, as a
 // partition does while TCP keeps retransmitting (sockets stay open, nothing
 // arrives), and delivers it on heal; 'refuse' closes the listener so new
-// connections are refused and cuts the open ones.
+// connections are refused and cuts the open ones. blackhole() loses the open
+// connections for good without closing them (a peer or NAT entry that died
+// silently) while new ones go through.
 const net = require('node:net')
 const { freePort } = require('./redis')
 
@@ -39,6 +41,7 @@ class FaultProxy {
     pair.held = []
     const forward = (from, to) =>
       from.on('data', (chunk) => {
+        if (pair.lost) return
         if (this.mode === 'pass') to.write(chunk)
         else pair.held.push([to, chunk])
       })
@@ -56,6 +59,11 @@ class FaultProxy {
   /** Nothing gets through and nothing is closed, until heal(). */
   stall() {
     this.mode = 'stall'
+  }
+
+  /** The open connections drop every byte from now on and stay open; new ones pass. */
+  blackhole() {
+    for (const pair of this.pairs) pair.lost = true
   }
 
   /** New connections are refused and open ones are cut. */

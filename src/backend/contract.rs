@@ -62,6 +62,12 @@ pub trait Backend: Send + Sync {
     /// The servers a SCAN walks and INFO asks: this one, or every master.
     fn servers(self: Arc<Self>) -> BoxFuture<'static, StoreResult<Vec<Conn>>>;
 
+    /// A connection of its own to the same servers, as this one knows them
+    /// now (a cluster's current nodes, which may no longer include the
+    /// seeds); does not connect. None where nothing queues on a socket (the
+    /// embedded engine, which one process opens once).
+    fn another(&self) -> StoreResult<Option<Conn>>;
+
     /// A call timed out: the connection may be stalled for good (a
     /// black-holed peer never resets it), so the next call opens a new one.
     fn reopen(&self);

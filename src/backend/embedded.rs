@@ -59,6 +59,10 @@ impl Backend for Embedded {
         Box::pin(async move { Ok(vec![self as Conn]) })
     }
 
+    fn another(&self) -> StoreResult<Option<Conn>> {
+        Ok(None)
+    }
+
     /// Nothing to stall or lose.
     fn reopen(&self) {}
 

@@ -8,9 +8,11 @@ pub mod options;
 mod cluster;
 mod embedded;
 mod named;
+mod reader;
 mod sentinel;
 mod single;
 
 pub use contract::{round_trip, Backend, Conn, Reply, SendError};
 pub use link::{Link, Plain};
 pub use options::{ConnectionOptions, SentinelOptions, Tls};
+pub use reader::Reader;

@@ -130,6 +130,15 @@ impl Backend for Named {
         Box::pin(async move { Ok(vec![self as Conn]) })
     }
 
+    fn another(&self) -> StoreResult<Option<Conn>> {
+        Ok(Some(Arc::new(Named {
+            client: self.client.clone(),
+            config: self.config.clone(),
+            conn: tokio::sync::Mutex::new(None),
+            stale: AtomicBool::new(false),
+        })))
+    }
+
     fn reopen(&self) {
         self.stale.store(true, Ordering::Release);
     }

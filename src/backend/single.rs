@@ -91,6 +91,10 @@ impl Backend for Single {
         Box::pin(async move { Ok(vec![self as Conn]) })
     }
 
+    fn another(&self) -> StoreResult<Option<Conn>> {
+        Ok(Some(Arc::new(Single::open(&self.options)?)))
+    }
+
     fn reopen(&self) {
         if !self.fixed {
             self.conn.lock().unwrap().take();

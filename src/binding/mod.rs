@@ -55,6 +55,17 @@ type OnReply =
 #[napi]
 pub const WARNING_BATCH: u32 = u32::MAX;
 
+/// What a call over many sessions does, which decides where it runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Admin {
+    /// Only reads: on the reader connection.
+    Reads,
+    /// Writes too: on the writer's connection, behind a fence.
+    Writes,
+    /// Destroys: on the writer's connection, which waits for it.
+    Exclusive,
+}
+
 /// The batches whose replies are still to come: the threadsafe function is
 /// referenced (keeps Node alive) exactly while there are some. Both ends run
 /// on the JS thread, `exec` and the reply callback, so the reference moves
@@ -301,20 +312,20 @@ impl NativeStore {
 
     /// Runs a call over many sessions behind every batch already submitted
     /// (fenced now, in call order) and within the command timeout. A call
-    /// that destroys (`exclusive`) also holds back the operations issued
+    /// that destroys (`Exclusive`) also holds back the operations issued
     /// after it until it is done, so a login made after "log out
     /// everywhere" survives it; calls that only read see a snapshot.
     fn admin<'env, T, Fut>(
         &self,
         env: &'env Env,
-        exclusive: bool,
+        kind: Admin,
         call: impl FnOnce(Arc<Store>, usize) -> Fut,
     ) -> Result<PromiseRaw<'env, T>>
     where
         T: 'static + Send + ToNapiValue,
         Fut: std::future::Future<Output = std::result::Result<T, StoreError>> + Send + 'static,
     {
-        let (fence, hold) = if exclusive {
+        let (fence, hold) = if kind == Admin::Exclusive {
             let (fence, hold) = self.inner.exclusive();
             (fence.boxed(), Some(hold))
         } else {
@@ -338,7 +349,7 @@ impl NativeStore {
                 let caught = AssertUnwindSafe(fenced)
                     .catch_unwind()
                     .map(|r| r.unwrap_or_else(|_| Err(internal("running this call"))));
-                Ok(index::bounded(&store, caught).await)
+                Ok(index::bounded(&store, kind == Admin::Reads, caught).await)
             },
             |env, done| done.map_err(|e| to_js(env, e)),
         )
@@ -352,7 +363,7 @@ impl NativeStore {
         env: &'env Env,
         #[napi(ts_arg_type = "(page: AllPage) => void")] on_page: OnPage,
     ) -> Result<PromiseRaw<'env, u32>> {
-        self.admin(env, false, move |s, chunk| async move {
+        self.admin(env, Admin::Reads, move |s, chunk| async move {
             let pages = index::all(&s, chunk, |found| {
                 let page = AllPage {
                     ids: found.iter().map(|f| f.sid.clone()).collect(),
@@ -372,7 +383,7 @@ impl NativeStore {
         env: &'env Env,
         cursor: String,
     ) -> Result<PromiseRaw<'env, ScanReply>> {
-        self.admin(env, false, move |s, chunk| async move {
+        self.admin(env, Admin::Reads, move |s, chunk| async move {
             let page = index::scan_page(&s, &cursor, chunk).await?;
             let mut reply = ScanReply {
                 cursor: page.cursor,
@@ -396,7 +407,7 @@ impl NativeStore {
         env: &'env Env,
         from: u32,
     ) -> Result<PromiseRaw<'env, ReencryptReply>> {
-        self.admin(env, false, move |s, chunk| async move {
+        self.admin(env, Admin::Writes, move |s, chunk| async move {
             let (next, done) = reencrypt::step(&s, from as usize, chunk).await?;
             Ok(ReencryptReply {
                 next: next.map_or(-1, |n| n as i32),
@@ -410,21 +421,21 @@ impl NativeStore {
 
     #[napi(ts_return_type = "Promise<Array<string>>")]
     pub fn ids<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<String>>> {
-        self.admin(env, false, move |s, chunk| async move {
+        self.admin(env, Admin::Reads, move |s, chunk| async move {
             index::ids(&s, chunk).await
         })
     }
 
     #[napi(ts_return_type = "Promise<number>")]
     pub fn length<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, f64>> {
-        self.admin(env, false, move |s, chunk| async move {
+        self.admin(env, Admin::Reads, move |s, chunk| async move {
             index::length(&s, chunk).await.map(|n| n as f64)
         })
     }
 
     #[napi(ts_return_type = "Promise<number>")]
     pub fn clear<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, f64>> {
-        self.admin(env, false, move |s, chunk| async move {
+        self.admin(env, Admin::Writes, move |s, chunk| async move {
             index::clear(&s, chunk).await.map(|n| n as f64)
         })
     }
@@ -435,7 +446,7 @@ impl NativeStore {
         env: &'env Env,
         owner: String,
     ) -> Result<PromiseRaw<'env, ListReply>> {
-        self.admin(env, false, move |s, chunk| async move {
+        self.admin(env, Admin::Reads, move |s, chunk| async move {
             index::list_user(&s, &owner, chunk).await.map(list_reply)
         })
     }
@@ -447,7 +458,7 @@ impl NativeStore {
         owner: String,
         except: Vec<String>,
     ) -> Result<PromiseRaw<'env, f64>> {
-        self.admin(env, true, move |s, chunk| async move {
+        self.admin(env, Admin::Exclusive, move |s, chunk| async move {
             index::destroy_user(&s, &owner, &except, chunk)
                 .await
                 .map(|n| n as f64)
@@ -463,7 +474,7 @@ impl NativeStore {
         owner: String,
         max: u32,
     ) -> Result<PromiseRaw<'env, f64>> {
-        self.admin(env, true, move |s, chunk| async move {
+        self.admin(env, Admin::Exclusive, move |s, chunk| async move {
             index::enforce_limit(&s, &owner, max as usize, chunk)
                 .await
                 .map(|n| n as f64)
@@ -476,7 +487,7 @@ impl NativeStore {
         env: &'env Env,
         active_within_ms: f64,
     ) -> Result<PromiseRaw<'env, StatsReply>> {
-        self.admin(env, false, move |s, chunk| async move {
+        self.admin(env, Admin::Reads, move |s, chunk| async move {
             let stats = index::stats(&s, active_within_ms as i64, chunk).await?;
             Ok(StatsReply {
                 sessions: stats.sessions as f64,

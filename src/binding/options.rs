@@ -114,6 +114,7 @@ impl NativeOptions {
             cluster: self.cluster.take().map(|c| c.nodes).unwrap_or_default(),
             command_timeout: Duration::from_millis(self.command_timeout.max(1) as u64),
             connect_timeout: Duration::from_millis(self.connect_timeout.max(1) as u64),
+            single_connection: self.single_connection,
         }
     }
 

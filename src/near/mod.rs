@@ -295,6 +295,7 @@ mod tests {
             tls: Tls::default(),
             command_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(1),
+            single_connection: false,
         };
         let store = Store::open(ctx, &options, Arc::new(|_| {})).unwrap();
         Near::new(Arc::new(store))

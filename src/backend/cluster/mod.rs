@@ -348,6 +348,17 @@ impl Backend for Cluster {
         })
     }
 
+    fn another(&self) -> StoreResult<Option<Conn>> {
+        let mut seeds = self.seeds.clone();
+        seeds.extend(self.topology.lock().unwrap().nodes.keys().cloned());
+        seeds.sort();
+        seeds.dedup();
+        Ok(Some(Arc::new(Cluster {
+            seeds,
+            ..Cluster::new(&self.options, self.setup.clone())?
+        })))
+    }
+
     /// Starts over: a fresh slot map and fresh connections.
     fn reopen(&self) {
         let mut topology = self.topology.lock().unwrap();

@@ -76,6 +76,13 @@ impl Backend for Sentinel {
         })
     }
 
+    fn another(&self) -> StoreResult<Option<Conn>> {
+        Ok(Some(Arc::new(Sentinel::open(
+            &self.options,
+            &self.sentinel,
+        )?)))
+    }
+
     fn reopen(&self) {
         self.master.lock().unwrap().take();
     }
