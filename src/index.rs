@@ -100,18 +100,44 @@ pub async fn metas(conn: &Conn, shards: &[String]) -> StoreResult<Vec<(String, M
 
 /// One round trip of `metas`.
 async fn shard_trip(conn: &Conn, shards: &[String]) -> StoreResult<Vec<(String, Meta)>> {
-    let mut pipe = redis::pipe();
-    for shard in shards {
-        pipe.cmd("HGETALL").arg(shard);
-    }
     let mut out = Vec::new();
-    for (shard, reply) in shards.iter().zip(round_trip(conn, &pipe).await?) {
-        if let Value::ServerError(e) = &reply {
-            return Err(reply_error(shard, e));
-        }
+    for reply in shard_replies(conn, shards, "HGETALL").await? {
         out.extend(meta::entries(reply));
     }
     Ok(out)
+}
+
+/// The sessions of these shards, without their metas (half the reply,
+/// and nothing to decode), logout markers included: for calls that check
+/// each session's key anyway and need nothing of its meta.
+async fn sid_trip(conn: &Conn, shards: &[String]) -> StoreResult<Vec<String>> {
+    let mut out = Vec::new();
+    for reply in shard_replies(conn, shards, "HKEYS").await? {
+        if let Value::Array(sids) = reply {
+            out.extend(sids.into_iter().filter_map(|v| match v {
+                Value::BulkString(b) => String::from_utf8(b).ok(),
+                _ => None,
+            }));
+        }
+    }
+    Ok(out)
+}
+
+/// `command` on each shard, in one round trip.
+async fn shard_replies(conn: &Conn, shards: &[String], command: &str) -> StoreResult<Vec<Value>> {
+    let mut pipe = redis::pipe();
+    for shard in shards {
+        pipe.cmd(command).arg(shard);
+    }
+    let replies = round_trip(conn, &pipe).await?;
+    if let Some((shard, Value::ServerError(e))) = shards
+        .iter()
+        .zip(&replies)
+        .find(|(_, r)| matches!(r, Value::ServerError(_)))
+    {
+        return Err(reply_error(shard, e));
+    }
+    Ok(replies)
 }
 
 /// An owner's index, without the entries past their expiry bound (dropped
@@ -303,15 +329,17 @@ async fn forget(conn: &Conn, index: &str, sids: &[String], chunk: usize) -> Stor
     Ok(())
 }
 
-/// The sessions the shards list (logout markers left out), `per` at a
-/// time, as each round trip of the walk answers: a call checks the sessions
-/// of the first shards while the next ones are read, never holding more
-/// than `TRIPS_IN_FLIGHT` round trips of metas.
+/// The sessions the shards list, `per` at a time, as each round trip of
+/// the walk answers: a call checks the sessions of the first shards while
+/// the next ones are read, never holding more than `TRIPS_IN_FLIGHT` round
+/// trips of them. With `metas`, each with its meta (logout markers left
+/// out); without, the sids alone (a marker's session is found gone when
+/// checked).
 fn listed<'a>(
     store: &'a Store,
     conn: &'a Conn,
-    per: usize,
-) -> impl Stream<Item = StoreResult<Vec<(String, Meta)>>> + Send + 'a {
+    (per, metas): (usize, bool),
+) -> impl Stream<Item = StoreResult<Vec<(String, Option<Meta>)>>> + Send + 'a {
     let parts: Vec<Vec<String>> = store
         .context()
         .keys
@@ -320,13 +348,24 @@ fn listed<'a>(
         .map(<[String]>::to_vec)
         .collect();
     stream::iter(parts)
-        .map(move |part| async move { shard_trip(conn, &part).await })
+        .map(move |part| async move {
+            if !metas {
+                let sids = sid_trip(conn, &part).await?;
+                return Ok(sids.into_iter().map(|sid| (sid, None)).collect::<Vec<_>>());
+            }
+            let metas = shard_trip(conn, &part).await?;
+            // A logout marker's session is gone.
+            Ok(metas
+                .into_iter()
+                .filter(|(_, m)| m.marker.is_none())
+                .map(|(sid, m)| (sid, Some(m)))
+                .collect())
+        })
         .buffered(TRIPS_IN_FLIGHT)
-        .flat_map(move |metas| {
-            let batches = match metas {
-                Ok(metas) => {
-                    // A logout marker's session is gone.
-                    let mut live = metas.into_iter().filter(|(_, m)| m.marker.is_none());
+        .flat_map(move |listed: StoreResult<Vec<_>>| {
+            let batches = match listed {
+                Ok(listed) => {
+                    let mut live = listed.into_iter();
                     let mut batches = Vec::new();
                     loop {
                         let batch: Vec<_> = live.by_ref().take(per).collect();
@@ -343,21 +382,19 @@ fn listed<'a>(
         })
 }
 
-/// The live sessions, from their metas in the shards, handed to `page` a
-/// round trip at a time. Metas of sessions that are gone stay: `reclaim`
-/// removes them once done with. Returns how many pages were handed over.
+/// The live sessions the shards list (with their metas if `metas`), handed
+/// to `page` a round trip at a time. Metas of sessions that are gone stay:
+/// `reclaim` removes them once done with. Returns how many pages were
+/// handed over.
 async fn live(
     store: &Store,
-    how: (Read, usize),
+    (how, metas): ((Read, usize), bool),
     mut page: impl FnMut(Vec<Found>),
 ) -> StoreResult<usize> {
     let conn = store.reader().await?;
     let conn = &conn;
-    let trips = listed(store, conn, per_trip(how.1))
-        .map(|batch| async move {
-            let batch = batch?.into_iter().map(|(sid, m)| (sid, Some(m))).collect();
-            probe_trip(store, conn, batch, how).await
-        })
+    let trips = listed(store, conn, (per_trip(how.1), metas))
+        .map(|batch| async move { probe_trip(store, conn, batch?, how).await })
         .buffered(TRIPS_IN_FLIGHT);
     let mut trips = std::pin::pin!(trips);
     let mut pages = 0;
@@ -368,14 +405,14 @@ async fn live(
     Ok(pages)
 }
 
-async fn live_all(store: &Store, how: (Read, usize)) -> StoreResult<Vec<Found>> {
+async fn live_all(store: &Store, how: ((Read, usize), bool)) -> StoreResult<Vec<Found>> {
     let mut all = Vec::new();
     live(store, how, |found| all.extend(found)).await?;
     Ok(all)
 }
 
 pub async fn ids(store: &Store, chunk: usize) -> StoreResult<Vec<String>> {
-    let found = live_all(store, (Read::Exists, chunk)).await?;
+    let found = live_all(store, ((Read::Exists, chunk), false)).await?;
     Ok(found.into_iter().map(|f| f.sid).collect())
 }
 
@@ -385,7 +422,7 @@ pub async fn length(store: &Store, chunk: usize) -> StoreResult<usize> {
     let conn = store.reader().await?;
     let conn = &conn;
     let keys = &store.context().keys;
-    let trips = listed(store, conn, per_trip(chunk))
+    let trips = listed(store, conn, (per_trip(chunk), false))
         .map(|batch| async move {
             let batch: Vec<String> = batch?.iter().map(|(sid, _)| keys.session(sid)).collect();
             count_trip(conn, &batch, chunk).await
@@ -426,11 +463,11 @@ async fn count_trip(conn: &Conn, keys: &[String], chunk: usize) -> StoreResult<u
 /// `page` a round trip at a time so JS parses one page while Redis serves
 /// the next. Returns how many pages were handed over.
 pub async fn all(store: &Store, chunk: usize, page: impl FnMut(Vec<Found>)) -> StoreResult<usize> {
-    live(store, (Read::Values, chunk), page).await
+    live(store, ((Read::Values, chunk), false), page).await
 }
 
 pub async fn stats(store: &Store, active_within_ms: i64, chunk: usize) -> StoreResult<Stats> {
-    let found = live_all(store, (Read::Exists, chunk)).await?;
+    let found = live_all(store, ((Read::Exists, chunk), true)).await?;
     let since = now_ms() - active_within_ms;
     let mut owners = HashSet::new();
     let mut active = 0;

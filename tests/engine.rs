@@ -86,6 +86,8 @@ enum Check {
     Info,
     /// Field/value pairs in any order (HGETALL: a large hash has none).
     Pairs,
+    /// Items in any order (HKEYS).
+    Set,
 }
 
 /// Small name spaces, so that commands meet each other's keys (and kinds).
@@ -218,7 +220,7 @@ impl Gen {
     fn raw(&mut self) -> (Cmd, Check) {
         let mut c = Cmd::new();
         let mut check = Check::Exact;
-        match self.rng.below(33) {
+        match self.rng.below(34) {
             0 => {
                 c.arg("GET").arg(self.key_of(STRINGS));
             }
@@ -231,6 +233,10 @@ impl Gen {
             32 => {
                 c.arg("HGETALL").arg(self.key_of(HASHES));
                 check = Check::Pairs;
+            }
+            33 => {
+                c.arg("HKEYS").arg(self.key_of(HASHES));
+                check = Check::Set;
             }
             1 => {
                 c.arg("MGET");
@@ -675,6 +681,12 @@ impl Store {
                     .clone(),
                 Check::Pairs,
             ),
+            (
+                redis::cmd("HKEYS")
+                    .arg(keys.shard(g.rng.pick(SIDS)))
+                    .clone(),
+                Check::Set,
+            ),
             (redis::cmd("MGET").arg(&sessions).clone(), Check::Exact),
             (
                 redis::cmd("SCAN")
@@ -799,6 +811,14 @@ fn same(check: Check, r: &Value, e: &Value) -> bool {
                 p
             };
             a.len() == b.len() && pairs(a) == pairs(b)
+        }
+        (Check::Set, Value::Array(a), Value::Array(b)) => {
+            let sorted = |v: &[Value]| {
+                let mut items: Vec<String> = v.iter().map(|i| format!("{i:?}")).collect();
+                items.sort();
+                items
+            };
+            sorted(a) == sorted(b)
         }
         (Check::Clock, Value::Int(a), Value::Int(b)) if *a >= 0 && *b >= 0 => near(*a, *b),
         (Check::Scan, Value::Array(a), Value::Array(b)) if a.len() == 2 && b.len() == 2 => {

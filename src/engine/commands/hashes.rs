@@ -1,4 +1,4 @@
-//! HSET, HSETNX, HGET, HMGET, HEXISTS, HDEL, HGETALL.
+//! HSET, HSETNX, HGET, HMGET, HEXISTS, HDEL, HGETALL, HKEYS.
 
 use redis::Value;
 
@@ -87,6 +87,19 @@ pub fn hgetall(ks: &mut Keyspace, args: &[&[u8]], now: i64) -> Value {
             h.into_iter()
                 .flat_map(|h| h.iter())
                 .flat_map(|(f, v)| [reply::bulk(f), reply::bulk(v)])
+                .collect(),
+        ),
+    }
+}
+
+/// HKEYS key: the fields.
+pub fn hkeys(ks: &mut Keyspace, args: &[&[u8]], now: i64) -> Value {
+    match hash(ks, args[1], now) {
+        Err(e) => e,
+        Ok(h) => Value::Array(
+            h.into_iter()
+                .flat_map(|h| h.iter())
+                .map(|(f, _)| reply::bulk(f))
                 .collect(),
         ),
     }

@@ -34,6 +34,7 @@ const COMMANDS: &[(&str, i32, Handler)] = &[
     ("hexists", 3, hashes::hexists),
     ("hdel", -3, hashes::hdel),
     ("hgetall", 2, hashes::hgetall),
+    ("hkeys", 2, hashes::hkeys),
     ("zadd", -4, zsets::zadd),
     ("zrem", -3, zsets::zrem),
     ("zremrangebyscore", 4, zsets::zremrangebyscore),
