@@ -42,10 +42,10 @@ function callBound(t, timeout = TIMEOUT) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const sess = (extra = {}) => ({ cookie: { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000) }, ...extra })
 
-async function rig(t) {
+async function rig(t, options = {}) {
   const server = await RedisServer.start()
   const proxy = await FaultProxy.start(server.port)
-  const store = new RedisSessionStore({ url: proxy.url, prefix: `f:${randomUUID()}:`, commandTimeout: TIMEOUT })
+  const store = new RedisSessionStore({ url: proxy.url, prefix: `f:${randomUUID()}:`, commandTimeout: TIMEOUT, ...options })
   t.teardown(async () => {
     await store.close()
     await proxy.close()
@@ -116,17 +116,19 @@ test.serial('a stalled connection (nothing gets through): calls time out within 
   t.pass()
 })
 
-test.serial('a black-holed connection (dead for good, never reset): after a timed-out call over many sessions the next one opens a new connection', async (t) => {
-  const { proxy, store } = await rig(t)
-  await store.set('keep', sess({ userId: 'ada' }))
-  t.is(await store.length(), 1)
-  // Only calls over many sessions from here on, as an admin process makes.
-  proxy.blackhole()
-  const err = await t.throwsAsync(store.length())
-  t.is(err.code, 'ERR_REDIS_TIMEOUT')
-  t.is(await store.length(), 1)
-  t.is((await store.listUserSessions('ada')).length, 1)
-})
+for (const singleConnection of [false, true]) {
+  test.serial(`a black-holed connection (dead for good, never reset): after a timed-out call over many sessions the next one opens a new connection (singleConnection: ${singleConnection})`, async (t) => {
+    const { proxy, store } = await rig(t, { singleConnection })
+    await store.set('keep', sess({ userId: 'ada' }))
+    t.is(await store.length(), 1)
+    // Only calls over many sessions from here on, as an admin process makes.
+    proxy.blackhole()
+    const err = await t.throwsAsync(store.length())
+    t.is(err.code, 'ERR_REDIS_TIMEOUT')
+    t.is(await store.length(), 1)
+    t.is((await store.listUserSessions('ada')).length, 1)
+  })
+}
 
 test.serial('a SIGSTOPped redis-server: calls time out within the bound, then work after SIGCONT', async (t) => {
   const { server, store } = await rig(t)

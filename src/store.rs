@@ -150,8 +150,8 @@ pub struct Store {
     ctx: Arc<Context>,
     link: Arc<Link>,
     /// Where the calls over many sessions that only read go (see
-    /// `backend::reader`); None with `singleConnection`.
-    reader: Option<Reader>,
+    /// `backend::reader`).
+    reader: Reader,
     server: Arc<Server>,
     queued: Arc<AtomicUsize>,
     /// Operations waiting for Redis on the near path: they count against
@@ -279,23 +279,20 @@ impl Store {
 
     /// The connection for multi-round-trip calls that only read.
     pub async fn reader(&self) -> StoreResult<Conn> {
-        match &self.reader {
-            Some(reader) if self.queue.lock().unwrap().is_some() => Ok(reader.conn()),
-            Some(_) => Err(closed()),
-            None => self.connection().await,
+        if self.queue.lock().unwrap().is_none() {
+            return Err(closed());
         }
+        Ok(self.reader.conn())
     }
 
     /// A mark for `reader_timed_out`, taken as a call begins.
     pub fn reader_answered(&self) -> u64 {
-        self.reader.as_ref().map_or(0, Reader::answered)
+        self.reader.answered()
     }
 
     /// A read that began at `mark` timed out (see `Reader::timed_out`).
     pub fn reader_timed_out(&self, mark: u64) {
-        if let Some(reader) = &self.reader {
-            reader.timed_out(mark);
-        }
+        self.reader.timed_out(mark);
     }
 
     /// Queues a batch. Synchronous, so batches go out in the order they were

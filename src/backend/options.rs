@@ -85,8 +85,9 @@ pub struct ConnectionOptions {
     /// Upper bound for any one call, from the moment it is issued.
     pub command_timeout: Duration,
     pub connect_timeout: Duration,
-    /// One connection to the server: no reader connection (see `reader`),
-    /// no socket on the JS thread (see `crate::near`).
+    /// One connection to the server: the reading calls over many sessions
+    /// use the writer's (see `reader`), and no socket on the JS thread
+    /// (see `crate::near`).
     pub single_connection: bool,
 }
 

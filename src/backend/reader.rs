@@ -8,6 +8,7 @@
 //! It counts its answers, so that a call that timed out can tell a
 //! connection that died without a reset (nothing answered since the call
 //! began: the next call opens a new one) from a server that is only slow.
+//! With `singleConnection` it is the writer's connection, counted the same.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,16 +26,16 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Beside the writer's backend `of`; opened from it on first use (see
-    /// `Backend::another`). None with `singleConnection`.
-    pub fn open(of: Conn, options: &ConnectionOptions) -> Option<Reader> {
-        (!options.single_connection).then(|| Reader {
+    /// Beside the writer's backend `of`: opened from it on first use (see
+    /// `Backend::another`), or `of` itself with `singleConnection`.
+    pub fn open(of: Conn, options: &ConnectionOptions) -> Reader {
+        Reader {
             counted: Arc::new(Counted {
+                own: Mutex::new(options.single_connection.then(|| of.clone())),
                 of,
-                own: Mutex::new(None),
                 answered: AtomicU64::new(0),
             }),
-        })
+        }
     }
 
     pub fn conn(&self) -> Conn {
