@@ -14,6 +14,7 @@ const request = require('supertest')
 const { RedisSessionStore } = require('..')
 const { RedisServer, freePort } = require('./helpers/redis')
 const { FaultProxy } = require('./helpers/proxy')
+const { RawRedis } = require('./helpers/raw')
 
 const TIMEOUT = 400
 
@@ -129,6 +130,32 @@ for (const singleConnection of [false, true]) {
     t.is((await store.listUserSessions('ada')).length, 1)
   })
 }
+
+test.serial('a slow connection (answers arrive, late): a call over many sessions that times out keeps its connection', async (t) => {
+  const { server, proxy, store } = await rig(t, { commandTimeout: 900 })
+  const raw = await RawRedis.connect(server.url)
+  t.teardown(() => raw.close())
+  // The reader's connection: the one whose last command is `cmd`.
+  const reader = async (cmd) => {
+    const lines = String(await raw.call('CLIENT', 'LIST')).split('\n')
+    const mine = lines.filter((l) => l.includes(` cmd=${cmd} `)).map((l) => /\bid=(\d+)/.exec(l)[1])
+    t.is(mine.length, 1, `one connection ran ${cmd}: ${lines.join('\n')}`)
+    return mine[0]
+  }
+  await store.set('keep', sess({ userId: 'ada' }))
+  t.is(await store.length(), 1)
+  const before = await reader('exists')
+  // 250 ms each way: all() takes two round trips one after the other (the
+  // shards, then the session's value), at least 1,000 ms, past the 900 ms
+  // bound; the first is answered at about 500 ms, so the connection is alive.
+  proxy.delay(250)
+  const err = await t.throwsAsync(store.all())
+  t.is(err.code, 'ERR_REDIS_TIMEOUT')
+  await sleep(600) // what was in flight arrives
+  proxy.delay(0)
+  t.deepEqual((await store.all()).map((s) => s.id), ['keep'])
+  t.is(await reader('mget'), before, 'the reader kept its connection')
+})
 
 test.serial('a SIGSTOPped redis-server: calls time out within the bound, then work after SIGCONT', async (t) => {
   const { server, store } = await rig(t)

@@ -6,7 +6,8 @@
 // arrives), and delivers it on heal; 'refuse' closes the listener so new
 // connections are refused and cuts the open ones. blackhole() loses the open
 // connections for good without closing them (a peer or NAT entry that died
-// silently) while new ones go through.
+// silently) while new ones go through; delay(ms) delivers every byte ms
+// later in each direction (a slow link: answers arrive, late).
 const net = require('node:net')
 const { freePort } = require('./redis')
 
@@ -22,6 +23,7 @@ class FaultProxy {
     this.port = port
     this.url = `redis://127.0.0.1:${port}`
     this.mode = 'pass'
+    this.latency = 0
     this.pairs = new Set()
     this.server = null
   }
@@ -42,8 +44,10 @@ class FaultProxy {
     const forward = (from, to) =>
       from.on('data', (chunk) => {
         if (pair.lost) return
-        if (this.mode === 'pass') to.write(chunk)
-        else pair.held.push([to, chunk])
+        if (this.mode !== 'pass') pair.held.push([to, chunk])
+        // Equal delays fire in order, so the stream stays whole.
+        else if (this.latency > 0) setTimeout(() => to.destroyed || to.write(chunk), this.latency)
+        else to.write(chunk)
       })
     forward(client, upstream)
     forward(upstream, client)
@@ -59,6 +63,11 @@ class FaultProxy {
   /** Nothing gets through and nothing is closed, until heal(). */
   stall() {
     this.mode = 'stall'
+  }
+
+  /** Every byte arrives `ms` later; 0 ends it (only once nothing is in flight, or bytes would overtake). */
+  delay(ms) {
+    this.latency = ms
   }
 
   /** The open connections drop every byte from now on and stay open; new ones pass. */
