@@ -297,6 +297,20 @@ test('valid new options are accepted and readable; defaults are unset', (t) => {
   t.is(plain.maxSessionsPerUser, undefined)
 })
 
+test('ids(), length() and stats() leave out sessions deleted behind the store\'s back, in every chunk and on every page', async (t) => {
+  const store = makeStore({ scanCount: 3 }) // EXISTS of 3 keys; 48 sessions per page
+  const sids = Array.from({ length: 100 }, (_, i) => `g${i}`)
+  await Promise.all(sids.map((sid, i) => store.set(sid, session(60_000, { userId: `u${i % 7}` }))))
+  // Their metas stay: only the keys go, as an eviction or a raw DEL does.
+  const gone = sids.filter((_, i) => i % 9 === 4 || i === 99)
+  await raw.call('DEL', ...gone.map((sid) => store.prefix + sid))
+  const live = sids.filter((sid) => !gone.includes(sid))
+  t.deepEqual((await store.ids()).sort(), [...live].sort())
+  t.is(await store.length(), live.length)
+  const users = new Set(live.map((sid) => `u${Number(sid.slice(1)) % 7}`))
+  t.deepEqual(await store.stats(), { sessions: live.length, users: users.size, active: live.length })
+})
+
 test('all() names a value written raw that is not JSON, on a later page', async (t) => {
   const store = makeStore({ scanCount: 10 }) // 160 sessions per page
   await Promise.all(Array.from({ length: 500 }, (_, i) => store.set(`p${i}`, session(60_000, { n: i }))))

@@ -44,7 +44,8 @@ pub struct Stats {
 /// What to read of each listed session.
 #[derive(Clone, Copy, PartialEq)]
 enum Read {
-    /// Whether it exists (its meta is known already).
+    /// Whether it exists (its meta, if needed, is known already): one
+    /// EXISTS per chunk, key by key only where a chunk comes up short.
     Exists,
     /// Value, meta and expiry.
     Full,
@@ -195,13 +196,16 @@ async fn probe(
     Ok(())
 }
 
-/// One round trip of `probe`.
+/// One round trip of `probe` (two for `Read::Exists` when some are gone).
 async fn probe_trip(
     store: &Store,
     conn: &Conn,
     batch: Vec<(String, Option<Meta>)>,
     (read, chunk): (Read, usize),
 ) -> StoreResult<Vec<Probed>> {
+    if read == Read::Exists {
+        return exists_trip(store, conn, batch, chunk).await;
+    }
     let keys = &store.context().keys;
     let mut pipe = redis::pipe();
     if read == Read::Values {
@@ -215,13 +219,9 @@ async fn probe_trip(
     } else {
         for (sid, _) in &batch {
             let key = keys.session(sid);
-            if read == Read::Exists {
-                pipe.cmd("EXISTS").arg(&key);
-            } else {
-                pipe.cmd("GET").arg(&key);
-                pipe.cmd("HGET").arg(keys.shard(sid)).arg(sid);
-                pipe.cmd("PEXPIRETIME").arg(&key);
-            }
+            pipe.cmd("GET").arg(&key);
+            pipe.cmd("HGET").arg(keys.shard(sid)).arg(sid);
+            pipe.cmd("PEXPIRETIME").arg(&key);
         }
     }
     let replies = round_trip(conn, &pipe).await?;
@@ -244,6 +244,60 @@ async fn probe_trip(
         out.push(decode(store, read, (sid, meta), mine)?);
     }
     Ok(out)
+}
+
+/// `probe_trip` for `Read::Exists`. A listed session is rarely gone (only
+/// between its end and the reclaim of its meta), so one EXISTS per chunk
+/// counts its keys, and only the keys of a chunk that comes up short are
+/// asked again one by one.
+async fn exists_trip(
+    store: &Store,
+    conn: &Conn,
+    batch: Vec<(String, Option<Meta>)>,
+    chunk: usize,
+) -> StoreResult<Vec<Probed>> {
+    let keys = &store.context().keys;
+    let sessions: Vec<String> = batch.iter().map(|(sid, _)| keys.session(sid)).collect();
+    let chunk = chunk.max(1);
+    let counts = exists_counts(conn, &sessions, chunk).await?;
+    let mut live = vec![true; sessions.len()];
+    let short: Vec<usize> = (0..counts.len())
+        .filter(|&i| counts[i] < sessions[i * chunk..].len().min(chunk))
+        .collect();
+    if !short.is_empty() {
+        let mut pipe = redis::pipe();
+        let asked: Vec<usize> = short
+            .iter()
+            .flat_map(|&i| i * chunk..(i * chunk + chunk).min(sessions.len()))
+            .collect();
+        for &k in &asked {
+            pipe.cmd("EXISTS").arg(&sessions[k]);
+        }
+        let replies = round_trip(conn, &pipe).await?;
+        if replies.len() != asked.len() {
+            return Err(StoreError::new(
+                ErrorKind::Reply,
+                "redis sent fewer replies than commands",
+            ));
+        }
+        for (&k, reply) in asked.iter().zip(replies) {
+            live[k] = exists_count(reply)? == 1;
+        }
+    }
+    Ok(batch
+        .into_iter()
+        .zip(live)
+        .map(|((sid, meta), live)| match live {
+            true => Ok(Found {
+                sid,
+                value: String::new(),
+                meta,
+                expires_at: None,
+                cookie_expiry: None,
+            }),
+            false => Err(sid),
+        })
+        .collect())
 }
 
 /// The values of a round trip of MGETs, in order.
@@ -278,18 +332,12 @@ fn decode(
     }
     let mut mine = mine.into_iter();
     let first = mine.next().unwrap_or(Value::Nil);
-    let value = match read {
-        Read::Exists if matches!(first, Value::Int(1)) => String::new(),
-        Read::Exists => return Ok(Err(sid)),
-        Read::Values | Read::Full => {
-            match store
-                .context()
-                .text(&store.context().keys.session(&sid), first)?
-            {
-                Some(value) => value,
-                None => return Ok(Err(sid)),
-            }
-        }
+    let value = match store
+        .context()
+        .text(&store.context().keys.session(&sid), first)?
+    {
+        Some(value) => value,
+        None => return Ok(Err(sid)),
     };
     let meta = known.or_else(|| mine.next().as_ref().and_then(Meta::read));
     let expires_at = match mine.next() {
@@ -438,24 +486,33 @@ pub async fn length(store: &Store, chunk: usize) -> StoreResult<usize> {
 
 /// One round trip of `length`: how many of these keys exist.
 async fn count_trip(conn: &Conn, keys: &[String], chunk: usize) -> StoreResult<usize> {
+    Ok(exists_counts(conn, keys, chunk.max(1)).await?.iter().sum())
+}
+
+/// How many keys of each `chunk` of `keys` exist, one EXISTS each, in one
+/// round trip.
+async fn exists_counts(conn: &Conn, keys: &[String], chunk: usize) -> StoreResult<Vec<usize>> {
     let mut pipe = redis::pipe();
-    for group in keys.chunks(chunk.max(1)) {
+    for group in keys.chunks(chunk) {
         pipe.cmd("EXISTS").arg(group);
     }
-    let mut n = 0;
-    for reply in round_trip(conn, &pipe).await? {
-        n += match reply {
-            Value::Int(n) => n.max(0) as usize,
-            Value::ServerError(e) => return Err(reply_error("EXISTS", &e)),
-            other => {
-                return Err(StoreError::new(
-                    ErrorKind::Reply,
-                    format!("unexpected EXISTS reply: {other:?}"),
-                ))
-            }
-        };
+    round_trip(conn, &pipe)
+        .await?
+        .into_iter()
+        .map(exists_count)
+        .collect()
+}
+
+/// An EXISTS reply: how many of its keys exist.
+fn exists_count(reply: Value) -> StoreResult<usize> {
+    match reply {
+        Value::Int(n) => Ok(n.max(0) as usize),
+        Value::ServerError(e) => Err(reply_error("EXISTS", &e)),
+        other => Err(StoreError::new(
+            ErrorKind::Reply,
+            format!("unexpected EXISTS reply: {other:?}"),
+        )),
     }
-    Ok(n)
 }
 
 /// Every live session, as stored (one MGET per chunk: `cookie.expires` is
