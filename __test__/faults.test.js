@@ -137,10 +137,10 @@ test.serial('a slow connection (answers arrive, late): a call over many sessions
   t.teardown(() => raw.close())
   // The reader's connection: the one whose last command is `cmd`.
   const reader = async (cmd) => {
-    const lines = String(await raw.call('CLIENT', 'LIST')).split('\n')
-    const mine = lines.filter((l) => l.includes(` cmd=${cmd} `)).map((l) => /\bid=(\d+)/.exec(l)[1])
-    t.is(mine.length, 1, `one connection ran ${cmd}: ${lines.join('\n')}`)
-    return mine[0]
+    const clients = await raw.clients()
+    const mine = clients.filter((c) => c.cmd === cmd)
+    t.is(mine.length, 1, `one connection ran ${cmd}: ${JSON.stringify(clients)}`)
+    return mine[0].id
   }
   await store.set('keep', sess({ userId: 'ada' }))
   t.is(await store.length(), 1)

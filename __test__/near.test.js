@@ -27,9 +27,8 @@ async function nearOpen(store) {
 
 // The last command the server ran for the near socket's connection.
 async function lastCommand(near) {
-  const list = String(await raw.call('CLIENT', 'LIST'))
-  const line = list.split('\n').find((l) => l.includes(`addr=127.0.0.1:${near.socket.localPort} `))
-  return line && /\bcmd=(\S+)/.exec(line)[1]
+  const mine = (await raw.clients()).find((c) => c.addr === `127.0.0.1:${near.socket.localPort}`)
+  return mine && mine.cmd
 }
 
 test('one call at a time travels on the near socket, and a second connection beside the writer\'s', async (t) => {
@@ -104,8 +103,7 @@ test('encrypted stores keep sealing off the JS thread: no near socket', (t) => {
 // last command each ran. Serial tests run before the others, so only the
 // store of the test opens any meanwhile.
 async function newConnections(after) {
-  const lines = String(await raw.call('CLIENT', 'LIST')).split('\n').filter(Boolean)
-  return lines.map((l) => ({ id: Number(/\bid=(\d+)/.exec(l)[1]), cmd: /\bcmd=(\S+)/.exec(l)[1] })).filter((c) => c.id > after)
+  return (await raw.clients()).filter((c) => c.id > after).map(({ id, cmd }) => ({ id, cmd }))
 }
 
 test.serial('calls over many sessions that only read run on a connection of their own; singleConnection: true keeps them on the writer\'s', async (t) => {

@@ -11,6 +11,9 @@
 
 use std::collections::HashSet;
 
+use std::future::Future;
+
+use futures_util::future::{self, FutureExt};
 use futures_util::stream::{self, Stream, StreamExt};
 use redis::Value;
 use tokio::time::Instant;
@@ -188,12 +191,20 @@ async fn probe(
     (read, chunk): (Read, usize),
     mut on_trip: impl FnMut(Vec<Probed>),
 ) -> StoreResult<()> {
-    let mut listed = listed.into_iter().peekable();
-    while listed.peek().is_some() {
-        let batch = listed.by_ref().take(per_trip(chunk)).collect();
+    for batch in batches(listed, per_trip(chunk)) {
         on_trip(probe_trip(store, conn, batch, (read, chunk)).await?);
     }
     Ok(())
+}
+
+/// `items`, `per` at a time.
+fn batches<T>(items: Vec<T>, per: usize) -> Vec<Vec<T>> {
+    let mut items = items.into_iter().peekable();
+    let mut out = Vec::new();
+    while items.peek().is_some() {
+        out.push(items.by_ref().take(per).collect());
+    }
+    out
 }
 
 /// One round trip of `probe` (two for `Read::Exists` when some are gone).
@@ -260,16 +271,16 @@ async fn exists_trip(
     let sessions: Vec<String> = batch.iter().map(|(sid, _)| keys.session(sid)).collect();
     let chunk = chunk.max(1);
     let counts = exists_counts(conn, &sessions, chunk).await?;
+    // The positions of the keys in the chunks that came up short.
+    let mut asked = Vec::new();
+    for (i, (group, n)) in sessions.chunks(chunk).zip(counts).enumerate() {
+        if n < group.len() {
+            asked.extend(i * chunk..i * chunk + group.len());
+        }
+    }
     let mut live = vec![true; sessions.len()];
-    let short: Vec<usize> = (0..counts.len())
-        .filter(|&i| counts[i] < sessions[i * chunk..].len().min(chunk))
-        .collect();
-    if !short.is_empty() {
+    if !asked.is_empty() {
         let mut pipe = redis::pipe();
-        let asked: Vec<usize> = short
-            .iter()
-            .flat_map(|&i| i * chunk..(i * chunk + chunk).min(sessions.len()))
-            .collect();
         for &k in &asked {
             pipe.cmd("EXISTS").arg(&sessions[k]);
         }
@@ -377,17 +388,22 @@ async fn forget(conn: &Conn, index: &str, sids: &[String], chunk: usize) -> Stor
     Ok(())
 }
 
-/// The sessions the shards list, `per` at a time, as each round trip of
-/// the walk answers: a call checks the sessions of the first shards while
-/// the next ones are read, never holding more than `TRIPS_IN_FLIGHT` round
-/// trips of them. With `metas`, each with its meta (logout markers left
-/// out); without, the sids alone (a marker's session is found gone when
-/// checked).
-fn listed<'a>(
+/// The sessions the shards list, `per` at a time, each batch run through
+/// `check` as each round trip of the walk answers, results in walk order: a
+/// call checks the sessions of the first shards while the next ones are
+/// read, never holding more than `TRIPS_IN_FLIGHT` round trips of either.
+/// With `metas`, each with its meta (logout markers left out); without, the
+/// sids alone (a marker's session is found gone when checked).
+fn checked<'a, T, Fut>(
     store: &'a Store,
     conn: &'a Conn,
     (per, metas): (usize, bool),
-) -> impl Stream<Item = StoreResult<Vec<(String, Option<Meta>)>>> + Send + 'a {
+    check: impl Fn(Vec<(String, Option<Meta>)>) -> Fut + Send + 'a,
+) -> impl Stream<Item = StoreResult<T>> + Send + 'a
+where
+    Fut: Future<Output = StoreResult<T>> + Send + 'a,
+    T: Send + 'a,
+{
     let parts: Vec<Vec<String>> = store
         .context()
         .keys
@@ -411,23 +427,16 @@ fn listed<'a>(
         })
         .buffered(TRIPS_IN_FLIGHT)
         .flat_map(move |listed: StoreResult<Vec<_>>| {
-            let batches = match listed {
-                Ok(listed) => {
-                    let mut live = listed.into_iter();
-                    let mut batches = Vec::new();
-                    loop {
-                        let batch: Vec<_> = live.by_ref().take(per).collect();
-                        if batch.is_empty() {
-                            break;
-                        }
-                        batches.push(Ok(batch));
-                    }
-                    batches
-                }
+            stream::iter(match listed {
+                Ok(listed) => batches(listed, per).into_iter().map(Ok).collect(),
                 Err(e) => vec![Err(e)],
-            };
-            stream::iter(batches)
+            })
         })
+        .map(move |batch| match batch {
+            Ok(batch) => check(batch).left_future(),
+            Err(e) => future::ready(Err(e)).right_future(),
+        })
+        .buffered(TRIPS_IN_FLIGHT)
 }
 
 /// The live sessions the shards list (with their metas if `metas`), handed
@@ -441,9 +450,9 @@ async fn live(
 ) -> StoreResult<usize> {
     let conn = store.reader().await?;
     let conn = &conn;
-    let trips = listed(store, conn, (per_trip(how.1), metas))
-        .map(|batch| async move { probe_trip(store, conn, batch?, how).await })
-        .buffered(TRIPS_IN_FLIGHT);
+    let trips = checked(store, conn, (per_trip(how.1), metas), |batch| {
+        probe_trip(store, conn, batch, how)
+    });
     let mut trips = std::pin::pin!(trips);
     let mut pages = 0;
     while let Some(trip) = trips.next().await {
@@ -470,12 +479,10 @@ pub async fn length(store: &Store, chunk: usize) -> StoreResult<usize> {
     let conn = store.reader().await?;
     let conn = &conn;
     let keys = &store.context().keys;
-    let trips = listed(store, conn, (per_trip(chunk), false))
-        .map(|batch| async move {
-            let batch: Vec<String> = batch?.iter().map(|(sid, _)| keys.session(sid)).collect();
-            count_trip(conn, &batch, chunk).await
-        })
-        .buffered(TRIPS_IN_FLIGHT);
+    let trips = checked(store, conn, (per_trip(chunk), false), |batch| async move {
+        let batch: Vec<String> = batch.iter().map(|(sid, _)| keys.session(sid)).collect();
+        count_trip(conn, &batch, chunk).await
+    });
     let mut trips = std::pin::pin!(trips);
     let mut n = 0;
     while let Some(trip) = trips.next().await {

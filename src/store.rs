@@ -179,7 +179,7 @@ impl Store {
         on_warning: OnWarning,
     ) -> StoreResult<Store> {
         let link = Arc::new(Link::open(options)?);
-        let reader = Reader::open(link.current(), options);
+        let reader = Reader::open(link.clone());
         let queued = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = mpsc::unbounded_channel();
         let ctx = Arc::new(ctx);

@@ -84,6 +84,12 @@ class RawRedis {
     })
   }
 
+  // The server's connections (CLIENT LIST): id, address and last command.
+  async clients() {
+    const lines = String(await this.call('CLIENT', 'LIST')).split('\n').filter(Boolean)
+    return lines.map((l) => ({ id: Number(/\bid=(\d+)/.exec(l)[1]), addr: /\baddr=(\S+)/.exec(l)[1], cmd: /\bcmd=(\S+)/.exec(l)[1] }))
+  }
+
   close() {
     this.sock.destroy()
   }

@@ -28,7 +28,7 @@ function storeSuite(test, tag) {
         return server.url
       },
     },
-    raw: { call: (...args) => client.call(...args), callBinary: (...args) => client.callBinary(...args) },
+    raw: { call: (...args) => client.call(...args), callBinary: (...args) => client.callBinary(...args), clients: () => client.clients() },
     makeStore(options = {}) {
       const store = new RedisSessionStore({ url: server.url, prefix: `${tag}:${randomUUID()}:`, ...options })
       stores.push(store)

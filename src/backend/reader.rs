@@ -18,7 +18,7 @@ use redis::{Pipeline, RedisResult};
 use tokio::time::Instant;
 
 use super::contract::{Backend, Conn, Reply, SendError};
-use super::options::ConnectionOptions;
+use super::link::Link;
 use crate::error::StoreResult;
 
 pub struct Reader {
@@ -26,13 +26,13 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Beside the writer's backend `of`: opened from it on first use (see
-    /// `Backend::another`), or `of` itself with `singleConnection`.
-    pub fn open(of: Conn, options: &ConnectionOptions) -> Reader {
+    /// Beside the writer's `link`: a backend opened from it on first use
+    /// (see `Backend::another`), or the link itself with `singleConnection`.
+    pub fn open(link: Arc<Link>) -> Reader {
         Reader {
             counted: Arc::new(Counted {
-                own: Mutex::new(options.single_connection.then(|| of.clone())),
-                of,
+                link,
+                own: Mutex::new(None),
                 answered: AtomicU64::new(0),
             }),
         }
@@ -52,30 +52,39 @@ impl Reader {
     /// the old one keep it until they settle.
     pub fn timed_out(&self, mark: u64) {
         if self.answered() == mark {
-            if let Ok(own) = self.counted.own() {
-                own.reopen();
-            }
+            self.counted.reopen();
         }
     }
 }
 
-/// The reader's backend: opened on first use, counting the pipelines it
-/// answers, and sending one again once after a dropped connection or a
-/// demoted master, as the writer does (these calls read, or drop index
-/// entries, which is the same done twice).
+/// The reader's backend: counting the pipelines it answers, and sending one
+/// again once after a dropped connection or a demoted master, as the writer
+/// does (these calls read, or drop index entries, which is the same done
+/// twice).
 struct Counted {
-    of: Conn,
+    link: Arc<Link>,
+    /// Its own backend, once opened; never with `singleConnection`.
     own: Mutex<Option<Conn>>,
     answered: AtomicU64,
 }
 
 impl Counted {
-    fn own(&self) -> StoreResult<Conn> {
+    /// Whether it is the writer's link, whose `reopen` and `lost` also have
+    /// the scripts loaded again.
+    fn shared(&self) -> bool {
+        self.link.options.single_connection
+    }
+
+    fn conn(&self) -> StoreResult<Conn> {
+        if self.shared() {
+            return Ok(self.link.current());
+        }
         let mut own = self.own.lock().unwrap();
         if let Some(conn) = own.as_ref() {
             return Ok(conn.clone());
         }
-        let conn = self.of.another()?.unwrap_or_else(|| self.of.clone());
+        let writer = self.link.current();
+        let conn = writer.another()?.unwrap_or(writer);
         Ok(own.insert(conn).clone())
     }
 }
@@ -88,17 +97,17 @@ impl Backend for Counted {
         last: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Reply>, SendError>> {
         Box::pin(async move {
-            let conn = self.own().map_err(SendError::Store)?;
+            let conn = self.conn().map_err(SendError::Store)?;
             let mut retried = false;
             loop {
                 match conn.send(pipe, deadline, last).await {
-                    Ok(replies) if !retried && conn.moved(&replies) => conn.lost(),
+                    Ok(replies) if !retried && conn.moved(&replies) => self.lost(),
                     Ok(replies) => {
                         self.answered.fetch_add(1, Ordering::AcqRel);
                         return Ok(replies);
                     }
                     Err(SendError::Redis(e)) if e.is_io_error() || e.is_connection_dropped() => {
-                        conn.lost();
+                        self.lost();
                         if retried {
                             return Err(SendError::Redis(e));
                         }
@@ -112,7 +121,7 @@ impl Backend for Counted {
 
     fn load_scripts(&self) -> BoxFuture<'_, RedisResult<()>> {
         Box::pin(async move {
-            match self.own() {
+            match self.conn() {
                 Ok(conn) => conn.load_scripts().await,
                 // Reported by the call that follows.
                 Err(_) => Ok(()),
@@ -121,30 +130,34 @@ impl Backend for Counted {
     }
 
     fn servers(self: Arc<Self>) -> BoxFuture<'static, StoreResult<Vec<Conn>>> {
-        Box::pin(async move { self.own()?.servers().await })
+        Box::pin(async move { self.conn()?.servers().await })
     }
 
     fn another(&self) -> StoreResult<Option<Conn>> {
-        self.of.another()
+        self.link.current().another()
     }
 
     fn reopen(&self) {
-        if let Ok(conn) = self.own() {
+        if self.shared() {
+            self.link.reopen();
+        } else if let Ok(conn) = self.conn() {
             conn.reopen();
         }
     }
 
     fn lost(&self) {
-        if let Ok(conn) = self.own() {
+        if self.shared() {
+            self.link.lost();
+        } else if let Ok(conn) = self.conn() {
             conn.lost();
         }
     }
 
     fn moved(&self, replies: &[Reply]) -> bool {
-        self.of.moved(replies)
+        self.link.current().moved(replies)
     }
 
     fn can_wait(&self) -> bool {
-        self.of.can_wait()
+        self.link.current().can_wait()
     }
 }

@@ -119,7 +119,6 @@ pub struct NativeStore {
     /// The JS thread's own socket, when the server and options allow one
     /// (see `near`).
     near: Near,
-    single_connection: bool,
     /// None after `close()`: the callback into JS is released with the
     /// store, so nothing of it outlives the store (a test runner's
     /// open-handle check would see it).
@@ -213,7 +212,6 @@ impl NativeStore {
         let store = Arc::new(store);
         Ok(NativeStore {
             near: Near::new(store.clone()),
-            single_connection: options.single_connection,
             inner: store,
             on_reply: Mutex::new(Some(on_reply)),
             in_flight,

@@ -60,10 +60,11 @@ impl NativeStore {
     /// one connection (`singleConnection`).
     #[napi]
     pub fn near_server(&self) -> Option<NearServer> {
-        if self.single_connection || self.inner.context().seal.is_some() {
+        let link = self.inner.link();
+        if link.options.single_connection || self.inner.context().seal.is_some() {
             return None;
         }
-        self.inner.link().plain().map(|p| NearServer {
+        link.plain().map(|p| NearServer {
             host: p.host,
             port: u32::from(p.port),
         })

@@ -77,7 +77,7 @@ pub struct NativeOptions {
     pub cluster: Option<ClusterOptions>,
     pub encryption: Option<EncryptionOptions>,
     pub merge: bool,
-    /// No near socket (see `crate::near`): one connection to the server.
+    /// One connection to the server (see `ConnectionOptions`).
     pub single_connection: bool,
 }
 

@@ -81,25 +81,27 @@ pub fn hdel(ks: &mut Keyspace, args: &[&[u8]], now: i64) -> Value {
 
 /// HGETALL key: fields and values, flat.
 pub fn hgetall(ks: &mut Keyspace, args: &[&[u8]], now: i64) -> Value {
-    match hash(ks, args[1], now) {
-        Err(e) => e,
-        Ok(h) => Value::Array(
-            h.into_iter()
-                .flat_map(|h| h.iter())
-                .flat_map(|(f, v)| [reply::bulk(f), reply::bulk(v)])
-                .collect(),
-        ),
-    }
+    listing(ks, args[1], now, |f, v| [reply::bulk(f), reply::bulk(v)])
 }
 
 /// HKEYS key: the fields.
 pub fn hkeys(ks: &mut Keyspace, args: &[&[u8]], now: i64) -> Value {
-    match hash(ks, args[1], now) {
+    listing(ks, args[1], now, |f, _| [reply::bulk(f)])
+}
+
+/// The replies `each` makes of every field and value of the hash, flat.
+fn listing<I: IntoIterator<Item = Value>>(
+    ks: &Keyspace,
+    key: &[u8],
+    now: i64,
+    each: impl Fn(&[u8], &[u8]) -> I,
+) -> Value {
+    match hash(ks, key, now) {
         Err(e) => e,
         Ok(h) => Value::Array(
             h.into_iter()
                 .flat_map(|h| h.iter())
-                .map(|(f, _)| reply::bulk(f))
+                .flat_map(|(f, v)| each(f, v))
                 .collect(),
         ),
     }
