@@ -28,3 +28,15 @@ test('npm run bench --quick runs every part and writes its report', async (t) =>
   t.deepEqual([...new Set(report.targets.map((target) => target.item))], [2, 3, 4, 5, 6, 7])
   t.true(fs.readFileSync(path.join(out, 'chart.svg'), 'utf8').startsWith('<svg'))
 })
+
+test('bench/store-worker.js run by hand does one measured run of the workload and prints it', async (t) => {
+  const { RedisServer } = require('./helpers/redis.js')
+  const server = await RedisServer.start()
+  t.teardown(() => server.dispose())
+  const worker = path.join(__dirname, '../bench/store-worker.js')
+  const { stdout } = await execFileAsync(process.execPath, [worker, 'ours', server.url, '200', '8', '0.5'], { timeout: 60_000 })
+  const result = JSON.parse(stdout)
+  t.true(result.requests > 0)
+  t.is(result.errors, 0, String(result.firstError))
+  t.true(result.sessionBytes > 100)
+})

@@ -185,7 +185,7 @@ function mem() {
   return { rssMB: m.rss / 1048576, heapUsedMB: m.heapUsed / 1048576, externalMB: m.external / 1048576 }
 }
 
-serve({
+const handlers = {
   // `prefix`: to share sessions and indexes with an earlier process (the
   // scale part); `options`: more store options (ours only); `feature`: one
   // of stores.js's FEATURES to turn on (ours only).
@@ -282,4 +282,25 @@ serve({
     opened = null
     return null
   },
-})
+}
+
+// Forked by run.js, it serves its commands. Run by hand (no IPC channel, e.g.
+// under a profiler), it does one measured run of the store workload and
+// prints the result:
+//   node bench/store-worker.js ours redis://127.0.0.1:6379 [size B] [concurrency] [seconds]
+async function standalone([size = 200, concurrency = 64, seconds = 5]) {
+  await handlers.open()
+  const result = await handlers.run({ size: Number(size), pool: 1000, concurrency: Number(concurrency), warmupMs: 500, durationMs: Number(seconds) * 1000 })
+  console.log(JSON.stringify(result, null, 2))
+  await handlers.close()
+  process.exit(0)
+}
+
+if (process.send) {
+  serve(handlers)
+} else {
+  standalone(process.argv.slice(4)).catch((err) => {
+    console.error(err)
+    process.exit(1)
+  })
+}
