@@ -674,10 +674,7 @@ pub fn read_all(
                         outcome
                     }
                 },
-                None => Outcome::Failed(StoreError::new(
-                    ErrorKind::Reply,
-                    "redis sent fewer replies than commands",
-                )),
+                None => Outcome::Failed(StoreError::short_reply()),
             };
             at += n;
             outcome

@@ -77,6 +77,11 @@ impl StoreError {
         )
     }
 
+    /// A pipeline's replies did not match its commands.
+    pub fn short_reply() -> Self {
+        StoreError::new(ErrorKind::Reply, "redis sent fewer replies than commands")
+    }
+
     /// Classifies a redis-rs error: the caller mostly needs to know whether
     /// Redis was slow, gone, or said no.
     pub fn from_redis(err: &redis::RedisError) -> Self {

@@ -243,10 +243,7 @@ async fn probe_trip(
     };
     let per = if read == Read::Full { 3 } else { 1 };
     if replies.len() != batch.len() * per {
-        return Err(StoreError::new(
-            ErrorKind::Reply,
-            "redis sent fewer replies than commands",
-        ));
+        return Err(StoreError::short_reply());
     }
     let mut replies = replies.into_iter();
     let mut out = Vec::with_capacity(batch.len());
@@ -286,10 +283,7 @@ async fn exists_trip(
         }
         let replies = round_trip(conn, &pipe).await?;
         if replies.len() != asked.len() {
-            return Err(StoreError::new(
-                ErrorKind::Reply,
-                "redis sent fewer replies than commands",
-            ));
+            return Err(StoreError::short_reply());
         }
         for (&k, reply) in asked.iter().zip(replies) {
             live[k] = exists_count(reply)? == 1;

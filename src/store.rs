@@ -624,15 +624,13 @@ async fn attempt(
                 return Err(StoreError::timed_out(timeout));
             }
             Ok(Err(SendError::Redis(e)))
-                if !retried
-                    && (e.is_io_error() || e.is_connection_dropped())
-                    && Instant::now() < deadline =>
+                if !retried && backend::dropped(&e) && Instant::now() < deadline =>
             {
                 retried = true;
                 link.lost();
             }
             Ok(Err(SendError::Redis(e))) => {
-                if e.is_io_error() || e.is_connection_dropped() {
+                if backend::dropped(&e) {
                     link.lost();
                 }
                 return Err(StoreError::from_redis(&e));

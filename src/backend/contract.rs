@@ -41,6 +41,12 @@ impl From<redis::RedisError> for SendError {
     }
 }
 
+/// The connection went (reset, closed, refused): after `Backend::lost`, a
+/// pipeline may go once more, on the writer's connection and the reader's.
+pub fn dropped(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped()
+}
+
 pub type Conn = Arc<dyn Backend>;
 
 pub trait Backend: Send + Sync {

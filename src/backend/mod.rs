@@ -12,7 +12,7 @@ mod reader;
 mod sentinel;
 mod single;
 
-pub use contract::{round_trip, Backend, Conn, Reply, SendError};
+pub use contract::{dropped, round_trip, Backend, Conn, Reply, SendError};
 pub use link::{Link, Plain};
 pub use options::{ConnectionOptions, SentinelOptions, Tls};
 pub use reader::Reader;

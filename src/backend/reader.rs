@@ -17,7 +17,7 @@ use futures_util::future::BoxFuture;
 use redis::{Pipeline, RedisResult};
 use tokio::time::Instant;
 
-use super::contract::{Backend, Conn, Reply, SendError};
+use super::contract::{dropped, Backend, Conn, Reply, SendError};
 use super::link::Link;
 use crate::error::StoreResult;
 
@@ -106,7 +106,7 @@ impl Backend for Counted {
                         self.answered.fetch_add(1, Ordering::AcqRel);
                         return Ok(replies);
                     }
-                    Err(SendError::Redis(e)) if e.is_io_error() || e.is_connection_dropped() => {
+                    Err(SendError::Redis(e)) if dropped(&e) => {
                         self.lost();
                         if retried {
                             return Err(SendError::Redis(e));
