@@ -5,6 +5,12 @@ export interface Serializer {
   parse(text: string): any
 }
 
+/** A user id: a string, a number, or an id object with its own `toString` (a MongoDB ObjectId). */
+export type UserId = string | number | { toString(): string }
+
+/** A limit decided per session, at each write: `undefined` (or null) for no limit for that session. */
+export type SessionPolicy<T> = (sess: SessionData) => T | undefined | null
+
 export interface RedisSessionStoreOptions {
   /** redis:// or rediss:// URL, with optional user:password@ and /db. Default 'redis://127.0.0.1:6379'. */
   url?: string
@@ -26,19 +32,29 @@ export interface RedisSessionStoreOptions {
   connectTimeout?: number
   /** Largest serialized session accepted by set/touch, in bytes. Default 1 MiB. */
   maxSessionBytes?: number
-  /** Seconds since the session was created (first stored) after which it is gone, even if in use. Default: none. */
-  absoluteTimeout?: number
-  /** Seconds since the last set or touch after which the session is gone. Default: none. */
-  idleTimeout?: number
+  /**
+   * Seconds since the session was created (first stored) after which it is gone, even if in use; or a
+   * function of the session (remember me), evaluated at each write, `undefined` for no limit. Default: none.
+   */
+  absoluteTimeout?: number | SessionPolicy<number>
+  /**
+   * Seconds since the last set or touch after which the session is gone; or a function of the session,
+   * evaluated at each write, `undefined` for no limit. Default: none.
+   */
+  idleTimeout?: number | SessionPolicy<number>
   /**
    * The owner of a session, for listUserSessions/destroyUserSessions/maxSessionsPerUser/stats.
-   * Default: `sess.userId ?? sess.passport?.user ?? sess.user?.id` (strings and numbers only;
-   * passport's user may be an object with an `id`; `''` counts as not set, so it is no owner).
+   * Default: `sess.userId ?? sess.passport?.user ?? sess.user?.id` (passport's user may be an object
+   * with an `id`; `''` counts as not set, so it is no owner). Strings, numbers and id objects with their
+   * own `toString` (a MongoDB ObjectId, indexed by its text) are owners; any other value fails the save.
    * A function of your own must return `undefined`/`null` for no owner: `''` fails the save.
    */
-  userId?: (sess: SessionData) => string | number | undefined | null
-  /** When a user has more sessions than this, the least recently used are destroyed. Default: no limit. */
-  maxSessionsPerUser?: number
+  userId?: (sess: SessionData) => UserId | undefined | null
+  /**
+   * When a user has more sessions than this, the least recently used are destroyed; or a function of the
+   * session being saved with its owner (exclusive login for some users), `undefined` for no cap. Default: no limit.
+   */
+  maxSessionsPerUser?: number | SessionPolicy<number>
   /**
    * When the master has replicas, destroy and destroyUserSessions answer only once a replica has
    * the logout (Redis WAIT), so a failover cannot undo it; otherwise they fail with ERR_REDIS_TIMEOUT
@@ -130,6 +146,10 @@ export interface SessionStats {
   users: number
   /** Live sessions set or touched within `activeWithin` seconds. */
   active: number
+  /** Mean time since creation over live sessions, in ms; 0 when there are none. */
+  averageAge: number
+  /** The creation time of the oldest live session, or null when there are none. */
+  oldestCreatedAt: Date | null
 }
 
 export interface ReencryptResult {
@@ -173,9 +193,9 @@ export class RedisSessionStore extends Store {
   readonly scanCount: number
   readonly commandTimeout: number
   readonly maxSessionBytes: number
-  readonly absoluteTimeout: number | undefined
-  readonly idleTimeout: number | undefined
-  readonly maxSessionsPerUser: number | undefined
+  readonly absoluteTimeout: number | SessionPolicy<number> | undefined
+  readonly idleTimeout: number | SessionPolicy<number> | undefined
+  readonly maxSessionsPerUser: number | SessionPolicy<number> | undefined
   readonly waitForReplicas: boolean
   /** The ids of `encryption.keys`, in order (never the keys); undefined without encryption. */
   readonly encryptionKeyIds: string[] | undefined
@@ -213,11 +233,16 @@ export class RedisSessionStore extends Store {
   reencrypt(): Promise<ReencryptResult>
   reencrypt(callback: Callback<ReencryptResult>): void
   /** A user's live sessions, most recently used first. */
-  listUserSessions(userId: string | number): Promise<UserSession[]>
+  listUserSessions(userId: UserId): Promise<UserSession[]>
+  listUserSessions(userId: UserId, callback: Callback<UserSession[]>): void
   /** Destroys a user's sessions but those in `except`; resolves to how many were destroyed. */
-  destroyUserSessions(userId: string | number, options?: { except?: string | string[] }): Promise<number>
+  destroyUserSessions(userId: UserId, options?: { except?: string | string[] }): Promise<number>
+  destroyUserSessions(userId: UserId, callback: Callback<number>): void
+  destroyUserSessions(userId: UserId, options: { except?: string | string[] }, callback: Callback<number>): void
   /** Counts over the live sessions; `activeWithin` in seconds, default 300. */
   stats(options?: { activeWithin?: number }): Promise<SessionStats>
+  stats(callback: Callback<SessionStats>): void
+  stats(options: { activeWithin?: number }, callback: Callback<SessionStats>): void
   /** Sends queued calls, waits for every pending one, and releases the connection. */
   close(callback: (err?: any) => void): void
   close(): Promise<void>

@@ -5,10 +5,12 @@ const { NativeStore, OpKind, WARNING_BATCH } = require('./lib/native').loadBindi
 const { Batcher } = require('./lib/batcher')
 const { isoDate } = require('./lib/iso-date')
 const { allSessions, reindex, reencrypt } = require('./lib/admin')
-const { parseOptions } = require('./lib/options')
+const { parseOptions, hasOwnToString } = require('./lib/options')
+const { Policy } = require('./lib/policy')
 const { RedisSessionStoreError, fromNative, invalidArg } = require('./lib/errors')
 
 const NO_TTL = Infinity
+const NO_LIMITS = [NaN, NaN]
 const MAX_SID_LENGTH = 4096
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/
 
@@ -23,13 +25,27 @@ const LOADED = Symbol('redis-session-store loaded')
 // stored one when it merges (another request may have logged in).
 const LOADED_OWNER = Symbol('redis-session-store loaded owner')
 
+// A user id as the indexes key it: a string, a number, or an id object
+// with its own toString (a MongoDB ObjectId) by that text.
 function checkOwner(userId) {
-  if ((typeof userId !== 'string' || userId.length === 0) && !(typeof userId === 'number' && Number.isFinite(userId))) {
-    throw invalidArg(`user id must be a non-empty string or a number, got ${userId === '' ? 'an empty string' : typeof userId}`)
+  const idObject = userId !== null && typeof userId === 'object' && hasOwnToString(userId)
+  if ((typeof userId !== 'string' || userId.length === 0) && !(typeof userId === 'number' && Number.isFinite(userId)) && !idObject) {
+    throw invalidArg(
+      `user id must be a non-empty string, a number or an id object with its own toString (an ObjectId), got ${describeOwner(userId)}`,
+    )
   }
   const owner = String(userId)
+  if (owner.length === 0) throw invalidArg('user id must not be empty (its toString gave an empty string)')
   if (owner.length > MAX_OWNER_LENGTH) throw invalidArg(`user id is longer than ${MAX_OWNER_LENGTH} characters`)
   return owner
+}
+
+function describeOwner(userId) {
+  if (userId === '') return 'an empty string'
+  if (userId === null) return 'null'
+  if (Array.isArray(userId)) return 'an array'
+  if (typeof userId === 'object') return `an object (${userId.constructor?.name ?? 'no prototype'}) without its own toString`
+  return typeof userId
 }
 
 function checkSid(sid) {
@@ -78,6 +94,7 @@ class RedisSessionStore extends Store {
     this.maxSessionBytes = o.maxSessionBytes
     this.absoluteTimeout = o.absoluteTimeout
     this.idleTimeout = o.idleTimeout
+    this._policy = new Policy(o)
     this.userId = o.userId
     this.maxSessionsPerUser = o.maxSessionsPerUser
     this.waitForReplicas = o.waitForReplicas
@@ -88,7 +105,9 @@ class RedisSessionStore extends Store {
     try {
       // The options go to Rust as the user wrote them (checked above).
       const onWarning = (code, message) => this._warn(code, message)
-      this._batcher = new Batcher((onReply) => new NativeStore(o, onReply), WARNING_BATCH, onWarning, o.commandTimeout)
+      const native = this._policy.native(o)
+      const perSession = this._policy.perSession
+      this._batcher = new Batcher((onReply) => new NativeStore(native, onReply), WARNING_BATCH, onWarning, o.commandTimeout, perSession)
     } catch (err) {
       throw new TypeError(`RedisSessionStore: ${fromNative(err).message}`)
     }
@@ -140,18 +159,26 @@ class RedisSessionStore extends Store {
       const value = this._serialize(sess)
       const owner = this._owner(sess)
       const at = this._expiresAt(sess)
+      const [idle, absolute] = this._limits(sess)
+      const cap = owner === '' ? undefined : this._policy.capOf(sess)
       const base = this.merge ? sess[LOADED] : undefined
-      if (base !== undefined) return this._merge(sid, sess, value, owner, at, done)
-      this._batcher.push(OpKind.Set, sid, value, owner, at, (err, _, __, ownerSessions) => {
+      if (base !== undefined) return this._merge(sid, sess, value, owner, at, done, idle, absolute)
+      const written = (err, _, __, ownerSessions) => {
         if (err) return done(err)
         // A login past the limit: the least recently used sessions go.
-        if (!(ownerSessions > this.maxSessionsPerUser)) return done(null)
-        this._native.enforceLimit(owner, this.maxSessionsPerUser).then(
+        if (!(ownerSessions > cap)) return done(null)
+        this._native.enforceLimit(owner, cap).then(
           () => done(null),
           (e) => done(fromNative(e)),
         )
-      })
+      }
+      this._batcher.push(OpKind.Set, sid, value, owner, at, written, idle, absolute)
     })
+  }
+
+  // A perSession store's limits for `sess`, in ms (else the store's own, in Rust).
+  _limits(sess) {
+    return this._policy.perSession ? this._policy.limits(sess) : NO_LIMITS
   }
 
   // Keeps express-session's contract: a later get() returns the new
@@ -165,13 +192,15 @@ class RedisSessionStore extends Store {
         if (this.disableTouch) return process.nextTick(done, null)
         const at = this._expiresAt(sess)
         const owner = this._owner(sess)
+        const [idle, absolute] = this._limits(sess)
         const base = this.merge ? sess[LOADED] : undefined
+        const settled = (err) => done(err || null)
         if (this._expiryFollowsCookie()) {
-          this._batcher.push(OpKind.Touch, sid, null, owner, at, (err) => done(err || null))
+          this._batcher.push(OpKind.Touch, sid, null, owner, at, settled, idle, absolute)
         } else if (base !== undefined) {
-          this._merge(sid, sess, this._serialize(sess), owner, at, done)
+          this._merge(sid, sess, this._serialize(sess), owner, at, done, idle, absolute)
         } else {
-          this._batcher.push(OpKind.Rewrite, sid, this._serialize(sess), owner, at, (err) => done(err || null))
+          this._batcher.push(OpKind.Rewrite, sid, this._serialize(sess), owner, at, settled, idle, absolute)
         }
       }),
     )
@@ -181,12 +210,13 @@ class RedisSessionStore extends Store {
   // changed since `base` is written over what is stored (in Rust, as a
   // compare-and-set). The saved text becomes the base of a later save by
   // the same request (save() called by hand, then the end of the request).
-  _merge(sid, sess, value, owner, at, done) {
-    this._batcher.push(OpKind.Merge, sid, [sess[LOADED], value], [sess[LOADED_OWNER], owner], at, (err) => {
+  _merge(sid, sess, value, owner, at, done, idle, absolute) {
+    const merged = (err) => {
       if (err) return done(err)
       this._loaded(sess, value, owner)
       done(null)
-    })
+    }
+    this._batcher.push(OpKind.Merge, sid, [sess[LOADED], value], [sess[LOADED_OWNER], owner], at, merged, idle, absolute)
   }
 
   // Notes what `sess` was loaded from (or saved as), and its owner then. A
@@ -293,7 +323,10 @@ class RedisSessionStore extends Store {
     })
   }
 
-  /** `{ sessions, users, active }` over the live sessions; `activeWithin` in seconds (default 300). */
+  /**
+   * `{ sessions, users, active, averageAge, oldestCreatedAt }` over the live
+   * sessions; `activeWithin` in seconds (default 300), `averageAge` in ms.
+   */
   stats(options, cb) {
     if (typeof options === 'function') [options, cb] = [undefined, options]
     return this._admin(cb, () => {
@@ -302,7 +335,13 @@ class RedisSessionStore extends Store {
         throw invalidArg(`activeWithin must be a non-negative number of seconds, got ${String(within)}`)
       }
       return this._native.stats(within * 1000)
-    })
+    }, (r) => ({
+      sessions: r.sessions,
+      users: r.users,
+      active: r.active,
+      averageAge: r.averageAge,
+      oldestCreatedAt: Number.isNaN(r.oldestCreatedAt) ? null : new Date(r.oldestCreatedAt),
+    }))
   }
 
   /** Sends what is queued, waits for every pending call, and releases the connection. */

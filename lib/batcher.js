@@ -28,8 +28,10 @@ class Batcher {
   // `open(onReply)` creates the native store with the reply callback;
   // replies under `warningId` are warnings about the server, for `onWarning`.
   // Batches go over the near socket when the server allows one (see
-  // near.js), with `timeoutMs` the command timeout.
-  constructor(open, warningId, onWarning, timeoutMs) {
+  // near.js), with `timeoutMs` the command timeout. `perSession`: the
+  // store's limits are functions of the session, so each write carries its
+  // own idle and absolute limits (ms, NaN for none).
+  constructor(open, warningId, onWarning, timeoutMs, perSession = false) {
     this.warningId = warningId
     this.onWarning = onWarning
     this.scheduled = false
@@ -37,8 +39,10 @@ class Batcher {
     this.inFlight = new Map()
     // Kinds and deadlines go to Rust in typed arrays reused from batch to
     // batch (Rust copies what it needs during exec), not allocated per batch.
+    this.perSession = perSession
     this.kinds = new Uint8Array(MIN_CAPACITY)
     this.expires = new Float64Array(MIN_CAPACITY)
+    this.limits = perSession ? new Float64Array(2 * MIN_CAPACITY) : null
     this.reset()
     this.flush = this.flush.bind(this)
     this.onReply = this.onReply.bind(this)
@@ -56,12 +60,17 @@ class Batcher {
 
   // `kind` is one of the binding's OpKind; `value` is the session text for
   // Set and Rewrite, null otherwise; `owner` is a string ('' for none) for
-  // writes and Adopt, null otherwise.
-  push(kind, sid, value, owner, expiresAt, cb) {
+  // writes and Adopt, null otherwise; `idleMs` and `absoluteMs` are the
+  // session's own limits, for a `perSession` store's writes.
+  push(kind, sid, value, owner, expiresAt, cb, idleMs = NaN, absoluteMs = NaN) {
     const i = this.callbacks.length
     if (i === this.kinds.length) this.grow()
     this.kinds[i] = kind
     this.expires[i] = expiresAt
+    if (this.limits !== null) {
+      this.limits[2 * i] = idleMs
+      this.limits[2 * i + 1] = absoluteMs
+    }
     this.sids.push(sid)
     // A merge carries two values: what was loaded, then what is saved.
     if (Array.isArray(value)) this.values.push(value[0], value[1])
@@ -88,6 +97,11 @@ class Batcher {
     expires.set(this.expires)
     this.kinds = kinds
     this.expires = expires
+    if (this.limits !== null) {
+      const limits = new Float64Array(this.limits.length * 2)
+      limits.set(this.limits)
+      this.limits = limits
+    }
   }
 
   flush() {
@@ -104,7 +118,7 @@ class Batcher {
       // Rust keeps Node alive until the reply (see InFlight in src/binding/mod.rs).
       // With the near socket open, Rust may hand back bytes to write there.
       const near = this.near !== null && this.near.usable()
-      const bytes = this.native.exec(id, n, this.kinds, sids.join('\n'), values, owners, this.expires, near)
+      const bytes = this.native.exec(id, n, this.kinds, sids.join('\n'), values, owners, this.expires, this.limits, near)
       if (bytes !== null) this.near.send(bytes)
     } catch (err) {
       const error = fromNative(err)
@@ -117,6 +131,7 @@ class Batcher {
       if (this.kinds.length > MAX_KEPT_CAPACITY) {
         this.kinds = new Uint8Array(MIN_CAPACITY)
         this.expires = new Float64Array(MIN_CAPACITY)
+        if (this.limits !== null) this.limits = new Float64Array(2 * MIN_CAPACITY)
       }
     }
     this.inFlight.set(id, callbacks)

@@ -27,21 +27,41 @@ const DEFAULTS = {
 // Who owns a session, as login code usually records it: an explicit
 // userId, passport's serialized user (an id, or an object with an id, as
 // `done(null, { id, name })` stores it), or a user object with an id. The
-// first of them that is set decides: a string or a number is the owner,
-// anything else (an object, a boolean) means none. An empty string (or a
-// number that is not finite) counts as not set: apps write `userId = ''`
-// for anonymous visitors, and their saves must not fail.
+// first of them that is set decides; the store then takes a string, a
+// number or an object with its own toString (a MongoDB ObjectId) and
+// refuses anything else, so a session is never silently ownerless. An empty
+// string (or a number that is not finite) counts as not set: apps write
+// `userId = ''` for anonymous visitors, and their saves must not fail.
 function defaultUserId(sess) {
   const passport = sess.passport?.user
-  const candidates = [sess.userId, passport !== null && typeof passport === 'object' ? passport.id : passport, sess.user?.id]
+  const passportId = passport !== null && typeof passport === 'object' && !hasOwnToString(passport) ? passport.id : passport
+  const candidates = [sess.userId, passportId, sess.user?.id]
   for (const id of candidates) {
     if (id === undefined || id === null || id === '' || (typeof id === 'number' && !Number.isFinite(id))) continue
-    return typeof id === 'string' || typeof id === 'number' ? id : undefined
+    return id
   }
   return undefined
 }
 
+// An id object such as MongoDB's ObjectId: its class gives it a toString.
+function hasOwnToString(value) {
+  return (
+    typeof value.toString === 'function' &&
+    value.toString !== Object.prototype.toString &&
+    !Array.isArray(value) &&
+    !(value instanceof Date)
+  )
+}
+
 const KNOWN = new Set(Object.keys(DEFAULTS))
+
+// Ten years, in seconds: longer is a mistake (ms given for seconds).
+const MAX_TIMEOUT = 10 * 365 * 86400
+const MAX_SESSIONS_PER_USER = 1e6
+
+function isTimeout(v) {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 && v <= MAX_TIMEOUT
+}
 
 function fail(message) {
   throw new TypeError(`RedisSessionStore: ${message}`)
@@ -240,12 +260,19 @@ function parseOptions(options) {
   positiveInt('maxSessionBytes', o.maxSessionBytes, 512 * 1024 * 1024)
   for (const name of ['absoluteTimeout', 'idleTimeout']) {
     const v = o[name]
-    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v > 0 && v <= 10 * 365 * 86400)) {
-      fail(`option "${name}" must be a positive number of seconds, got ${String(v)}`)
+    if (v !== undefined && typeof v !== 'function' && !isTimeout(v)) {
+      fail(`option "${name}" must be a positive number of seconds (up to ${MAX_TIMEOUT}) or a function (session) => seconds | undefined, got ${String(v)}`)
     }
   }
-  if (typeof o.userId !== 'function') fail('option "userId" must be a function (session) => string | undefined')
-  if (o.maxSessionsPerUser !== undefined) positiveInt('maxSessionsPerUser', o.maxSessionsPerUser, 1e6)
+  // Per-session limits leave no trace a cleanup could read them back from;
+  // the cookie's deadline bounds how long an ended session's meta stays.
+  if (o.disableTTL && (typeof o.idleTimeout === 'function' || typeof o.absoluteTimeout === 'function')) {
+    fail('options "idleTimeout" and "absoluteTimeout" as functions need a TTL: drop "disableTTL", or give numbers')
+  }
+  if (typeof o.userId !== 'function') fail('option "userId" must be a function (session) => string | number | undefined')
+  if (o.maxSessionsPerUser !== undefined && typeof o.maxSessionsPerUser !== 'function') {
+    positiveInt('maxSessionsPerUser', o.maxSessionsPerUser, MAX_SESSIONS_PER_USER)
+  }
   if (typeof o.waitForReplicas !== 'boolean') fail('option "waitForReplicas" must be a boolean')
   if (o.encryption !== undefined) o.encryption = parseEncryption(o.encryption)
   if (typeof o.merge !== 'boolean') fail('option "merge" must be a boolean')
@@ -269,4 +296,4 @@ function parseOptions(options) {
   return o
 }
 
-module.exports = { parseOptions }
+module.exports = { parseOptions, isTimeout, hasOwnToString, MAX_TIMEOUT, MAX_SESSIONS_PER_USER }

@@ -21,7 +21,12 @@ use crate::seal::Keyring;
 #[derive(Debug, Clone)]
 pub struct Context {
     pub keys: Keys,
+    /// The store's own limits, when they are numbers (an op without its
+    /// own `life` takes these).
     pub lifetime: Lifetime,
+    /// Limits are per session (functions of the session, computed in JS):
+    /// each write carries its own `life`, and no meta tells them back.
+    pub session_limits: bool,
     /// Sets report the owner's session count (for `maxSessionsPerUser`),
     /// so they always run the index script.
     pub count_logins: bool,
@@ -36,6 +41,17 @@ pub struct Context {
 }
 
 impl Context {
+    /// Whether sessions may end before their cookie: reads then need the
+    /// meta for `cookie.expires`, and metas linger after sessions end.
+    pub fn limited(&self) -> bool {
+        self.session_limits || self.lifetime.has_limits()
+    }
+
+    /// The limits of one write: its own, or the store's.
+    pub fn life(&self, own: &Option<Lifetime>) -> Lifetime {
+        own.unwrap_or(self.lifetime)
+    }
+
     /// A session's text as the backend stores it at `key`.
     pub fn stored<'a>(&self, key: &str, text: &'a str) -> Cow<'a, [u8]> {
         match &self.seal {
@@ -67,12 +83,15 @@ pub enum Op {
         value: String,
         expiry: Expiry,
         owner: Option<String>,
+        /// This session's idle/absolute limits (`None`: the store's).
+        life: Option<Lifetime>,
     },
     /// Move the expiry of an existing session without rewriting it.
     Touch {
         sid: String,
         expiry: Expiry,
         owner: Option<String>,
+        life: Option<Lifetime>,
     },
     /// Rewrite an existing session (never recreates a destroyed one).
     Rewrite {
@@ -80,6 +99,7 @@ pub enum Op {
         value: String,
         expiry: Expiry,
         owner: Option<String>,
+        life: Option<Lifetime>,
     },
     Destroy {
         sid: String,
@@ -99,6 +119,7 @@ pub enum Op {
         loaded_owner: Option<String>,
         /// After a conflict: the stored value's SHA1 and the merged text.
         against: Option<(String, String)>,
+        life: Option<Lifetime>,
     },
     /// Record a session this store did not write (connect-redis's, or an
     /// older version's) in the meta and indexes, leaving it as it is.
@@ -162,7 +183,7 @@ impl Op {
                 pipe.cmd("PEXPIRETIME").arg(&key);
                 // With idle/absolute limits the key's expiry is not the
                 // cookie's: the meta has that.
-                if ctx.lifetime.has_limits() {
+                if ctx.limited() {
                     pipe.cmd("HGET")
                         .arg(ctx.keys.shard(self.sid()))
                         .arg(self.sid());
@@ -186,28 +207,39 @@ impl Op {
                 value,
                 expiry,
                 owner,
+                life,
             } => {
+                let life = ctx.life(life);
                 script_write(
                     pipe,
-                    ctx,
-                    now_ms,
+                    (ctx, life, now_ms),
                     (sid, &key),
                     ("set", value, *expiry, owner),
                     "",
                 );
                 seen.meta_written(sid, owner.as_deref(), now_ms);
-                let target = (sid.as_str(), *expiry, owner.as_deref());
+                let target = (sid.as_str(), life.bound(*expiry, now_ms), owner.as_deref());
                 1 + index(pipe, ctx, now_ms, seen, target, ctx.count_logins)
             }
-            Op::Touch { sid, expiry, owner }
+            Op::Touch {
+                sid,
+                expiry,
+                owner,
+                life,
+            }
             | Op::Rewrite {
-                sid, expiry, owner, ..
+                sid,
+                expiry,
+                owner,
+                life,
+                ..
             } => {
+                let life = ctx.life(life);
                 let value = match self {
                     Op::Rewrite { value, .. } => Some(value.as_str()),
                     _ => None,
                 };
-                let target = (sid.as_str(), *expiry, owner.as_deref());
+                let target = (sid.as_str(), life.bound(*expiry, now_ms), owner.as_deref());
                 // Without idle/absolute limits the key's deadline is the
                 // cookie's: plain commands at an eighth of a Lua call's cost,
                 // once the creation time is known (the meta is one value).
@@ -215,7 +247,7 @@ impl Op {
                 // it is rewritten at most every `META_EVERY_MS` (see
                 // `recent`); an owner's sessions keep their exact last access
                 // (which device goes at `maxSessionsPerUser`).
-                let plain = !ctx.lifetime.has_limits() && matches!(expiry, Expiry::At(_));
+                let plain = !life.has_limits() && matches!(expiry, Expiry::At(_));
                 let created = seen.created(sid).filter(|_| plain);
                 let written = if plain && owner.is_none() && seen.meta_fresh(sid, None, now_ms) {
                     plain_write(pipe, ctx, &key, (value, *expiry))
@@ -229,7 +261,7 @@ impl Op {
                 } else {
                     let mode = if value.is_some() { "rewrite" } else { "touch" };
                     let args = (mode, value.unwrap_or(""), *expiry, owner);
-                    script_write(pipe, ctx, now_ms, (sid, &key), args, "");
+                    script_write(pipe, (ctx, life, now_ms), (sid, &key), args, "");
                     seen.meta_written(sid, owner.as_deref(), now_ms);
                     1
                 };
@@ -246,8 +278,10 @@ impl Op {
                 expiry,
                 owner,
                 against,
+                life,
                 ..
             } => {
+                let life = ctx.life(life);
                 // First the value as saved, expecting the one loaded; after
                 // a conflict, the merge with what was found.
                 let (expected, text) = match against {
@@ -262,13 +296,17 @@ impl Op {
                     }
                 };
                 let args = ("rewrite", text, *expiry, owner);
-                script_write(pipe, ctx, now_ms, (sid, &key), args, &expected);
+                script_write(pipe, (ctx, life, now_ms), (sid, &key), args, &expected);
                 seen.meta_written(sid, owner.as_deref(), now_ms);
-                let target = (sid.as_str(), *expiry, owner.as_deref());
+                let target = (sid.as_str(), life.bound(*expiry, now_ms), owner.as_deref());
                 1 + index(pipe, ctx, now_ms, seen, target, false)
             }
             Op::Adopt { sid, expiry, owner } => {
-                let target = (sid.as_str(), *expiry, owner.as_deref());
+                let target = (
+                    sid.as_str(),
+                    ctx.lifetime.bound(*expiry, now_ms),
+                    owner.as_deref(),
+                );
                 adopt_meta(pipe, ctx, now_ms, sid, (*expiry, owner.as_deref()))
                     + index(pipe, ctx, now_ms, seen, target, true)
             }
@@ -294,7 +332,6 @@ impl Op {
                             Value::Int(at) => from_expiretime(at),
                             _ => None,
                         },
-                        ctx.lifetime,
                     ),
                     value,
                 },
@@ -359,8 +396,7 @@ fn optional(ms: Option<i64>) -> String {
 /// The write script, in the session's slot: one reply.
 fn script_write(
     pipe: &mut Pipeline,
-    ctx: &Context,
-    now_ms: i64,
+    (ctx, life, now_ms): (&Context, Lifetime, i64),
     (sid, key): (&str, &str),
     (mode, value, expiry, owner): (&str, &str, Expiry, &Option<String>),
     expected: &str,
@@ -379,9 +415,9 @@ fn script_write(
         })
         .arg(optional(expiry.at()))
         .arg(now_ms)
-        .arg(optional(ctx.lifetime.idle_ms))
-        .arg(optional(ctx.lifetime.absolute_ms))
-        .arg(ctx.lifetime.ended_window_ms())
+        .arg(optional(life.idle_ms))
+        .arg(optional(life.absolute_ms))
+        .arg(life.ended_window_ms())
         .arg(sid)
         .arg(meta::tail(now_ms, expiry.at(), owner.as_deref()))
         .arg(meta::time(now_ms))
@@ -461,13 +497,12 @@ fn index(
     ctx: &Context,
     now_ms: i64,
     seen: &mut Recent,
-    (sid, expiry, owner): (&str, Expiry, Option<&str>),
+    (sid, bound, owner): (&str, Expiry, Option<&str>),
     force: bool,
 ) -> usize {
     let Some(owner) = owner else {
         return 0;
     };
-    let bound = ctx.lifetime.bound(expiry, now_ms);
     if !force && seen.covers(sid, Some(owner), bound) {
         return 0;
     }
@@ -595,6 +630,7 @@ pub fn prefer_rewrites(ops: &mut [Op], ctx: &Context, seen: &Recent) {
                 value,
                 expiry,
                 owner,
+                life,
             } = std::mem::replace(op, placeholder)
             {
                 *op = Op::Rewrite {
@@ -602,6 +638,7 @@ pub fn prefer_rewrites(ops: &mut [Op], ctx: &Context, seen: &Recent) {
                     value,
                     expiry,
                     owner,
+                    life,
                 };
             }
         }
@@ -692,9 +729,7 @@ fn created(op: &Op, ctx: &Context, values: &[Value]) -> Option<i64> {
                 _ => None,
             }
         }
-        Op::Get { .. } if ctx.lifetime.has_limits() => {
-            values.get(2).and_then(Meta::read).map(|m| m.created)
-        }
+        Op::Get { .. } if ctx.limited() => values.get(2).and_then(Meta::read).map(|m| m.created),
         _ => None,
     }
 }
@@ -711,6 +746,7 @@ mod tests {
                 absolute_ms: None,
             },
             count_logins: true,
+            session_limits: false,
             wait_for_replicas: true,
             seal: None,
             merge: false,
@@ -734,6 +770,7 @@ mod tests {
             value: "{}".into(),
             expiry: Expiry::At(5_000),
             owner: Some("ada".into()),
+            life: None,
         };
         let wire = packed(&op, 1_000);
         let shard = ctx().keys.shard("a");
@@ -767,6 +804,7 @@ mod tests {
                     value: "{}".into(),
                     expiry: Expiry::At(5),
                     owner: None,
+                    life: None,
                 },
                 false,
             ),
@@ -775,6 +813,7 @@ mod tests {
                     sid: "k".into(),
                     expiry: Expiry::At(5),
                     owner: Some("u".into()),
+                    life: None,
                 },
                 true,
             ),
@@ -797,6 +836,7 @@ mod tests {
                 value: "{}".into(),
                 expiry: Expiry::At(100),
                 owner: Some("u".into()),
+                life: None,
             },
         ];
         let ctx = ctx();
@@ -805,7 +845,9 @@ mod tests {
         let replies = vec![
             Value::BulkString(b"{\"x\":1}".to_vec()),
             Value::Int(42),
-            Value::BulkString(b"1,2,42,,u".to_vec()),
+            // Its cookie asked for 36 (base 36 "10"); another store's touch
+            // moved the key to 42.
+            Value::BulkString(b"1,2,10,,u".to_vec()),
             // The destroy script.
             Value::Int(1),
             // The set: its script, then its owner's index.
@@ -840,6 +882,7 @@ mod tests {
             sid: "t".into(),
             expiry: Expiry::At(at),
             owner: Some("u".into()),
+            life: None,
         };
         let mut pipe = redis::pipe();
         // The write script (the idle deadline needs the meta), then the
@@ -874,6 +917,7 @@ mod tests {
             sid: "t".into(),
             expiry: Expiry::At(500_000),
             owner: None,
+            life: None,
         };
         let wire = |at: i64, seen: &mut Recent| {
             let mut pipe = redis::pipe();
@@ -901,6 +945,7 @@ mod tests {
             sid: "o".into(),
             expiry: Expiry::At(500_000),
             owner: Some("ada".into()),
+            life: None,
         };
         let (_, counts) = build(std::slice::from_ref(&owned), &ctx, 0, &mut seen);
         let replies = ok(vec![Value::BulkString(b"25".to_vec()), Value::Int(1)]);
@@ -976,12 +1021,14 @@ mod tests {
             sid: "t".into(),
             expiry: Expiry::At(500),
             owner: Some("u".into()),
+            life: None,
         };
         let set = Op::Set {
             sid: "s".into(),
             value: "{}".into(),
             expiry: Expiry::At(500),
             owner: None,
+            life: None,
         };
         let ops = vec![touch.clone(), set];
         let (_, counts) = build(&ops, &ctx, 0, &mut seen);
@@ -1016,6 +1063,7 @@ mod tests {
             value: "{}".into(),
             expiry: Expiry::At(5_000),
             owner: None,
+            life: None,
         };
         let mut seen = Recent::default();
         let get = vec![Op::Get { sid: "a".into() }];
@@ -1026,6 +1074,7 @@ mod tests {
         };
         let plain = Context {
             count_logins: false,
+            session_limits: false,
             ..counted.clone()
         };
         read_all(&get, &plain, (0, &mut seen), &[2], found);

@@ -42,6 +42,10 @@ pub struct Stats {
     pub sessions: u64,
     pub users: u64,
     pub active: u64,
+    /// Mean time since creation over the live sessions (ms); 0 for none.
+    pub average_age_ms: f64,
+    /// The earliest creation time among them (epoch ms).
+    pub oldest_created: Option<i64>,
 }
 
 /// What to read of each listed session.
@@ -350,7 +354,7 @@ fn decode(
         _ => None,
     };
     let cookie_expiry = match read {
-        Read::Full => Meta::cookie_expiry(meta.as_ref(), expires_at, store.context().lifetime),
+        Read::Full => Meta::cookie_expiry(meta.as_ref(), expires_at),
         _ => None,
     };
     Ok(Ok(Found {
@@ -526,9 +530,12 @@ pub async fn all(store: &Store, chunk: usize, page: impl FnMut(Vec<Found>)) -> S
 
 pub async fn stats(store: &Store, active_within_ms: i64, chunk: usize) -> StoreResult<Stats> {
     let found = live_all(store, ((Read::Exists, chunk), true)).await?;
-    let since = now_ms() - active_within_ms;
+    let now = now_ms();
+    let since = now - active_within_ms;
     let mut owners = HashSet::new();
     let mut active = 0;
+    // Ages, from the metas the walk read anyway: no round trip of its own.
+    let (mut aged, mut total_age, mut oldest) = (0u64, 0f64, None::<i64>);
     for meta in found.iter().filter_map(|f| f.meta.as_ref()) {
         if !meta.owner.is_empty() {
             owners.insert(meta.owner.as_str());
@@ -536,11 +543,20 @@ pub async fn stats(store: &Store, active_within_ms: i64, chunk: usize) -> StoreR
         if meta.last_access >= since {
             active += 1;
         }
+        aged += 1;
+        total_age += (now - meta.created).max(0) as f64;
+        oldest = Some(oldest.map_or(meta.created, |o| o.min(meta.created)));
     }
     Ok(Stats {
         sessions: found.len() as u64,
         users: owners.len() as u64,
         active,
+        average_age_ms: if aged == 0 {
+            0.0
+        } else {
+            total_age / aged as f64
+        },
+        oldest_created: oldest,
     })
 }
 

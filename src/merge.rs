@@ -111,6 +111,7 @@ pub fn remerge(
         expiry,
         owner,
         loaded_owner,
+        life,
         ..
     } = op
     else {
@@ -143,6 +144,7 @@ pub fn remerge(
         owner: owner.clone(),
         loaded_owner: owner,
         against: Some((digest, merged)),
+        life: *life,
     })
 }
 

@@ -67,19 +67,16 @@ impl Meta {
     }
 
     /// `cookie.expires` as of the last touch, from whoever made it: this
-    /// meta's cookie deadline when the key's expiry is the one this store
-    /// set, otherwise (connect-redis touched it: EXPIRE only) the key's.
-    pub fn cookie_expiry(
-        meta: Option<&Meta>,
-        key_deadline: Option<i64>,
-        lifetime: Lifetime,
-    ) -> Option<i64> {
-        match (meta, key_deadline) {
-            (Some(m), Some(at)) if m.key_deadline(lifetime) == Some(at) => m.cookie_expiry,
+    /// meta's cookie deadline while the key expires no later (this store's
+    /// limits only ever bring the key's deadline earlier), otherwise the
+    /// key's (connect-redis touched it: EXPIRE only, so later). No limits
+    /// are needed to tell, so per-session limits need none in the meta.
+    pub fn cookie_expiry(meta: Option<&Meta>, key_deadline: Option<i64>) -> Option<i64> {
+        match (meta.and_then(|m| m.cookie_expiry), key_deadline) {
+            (Some(cookie), Some(at)) if at <= cookie => Some(cookie),
             (_, Some(at)) => Some(at),
             // No TTL, or a Redis without PEXPIRETIME.
-            (Some(m), None) => m.cookie_expiry,
-            (None, None) => None,
+            (cookie, None) => cookie,
         }
     }
 
@@ -190,16 +187,13 @@ mod tests {
         let m = Meta::parse(&format!("0,{},{},,u", time(950), time(2000))).unwrap();
         // min(2000, 950 + 100, 0 + 1000) = 1000: the key's expiry as set here.
         assert_eq!(m.key_deadline(life), Some(1_000));
-        assert_eq!(
-            Meta::cookie_expiry(Some(&m), Some(1_000), life),
-            Some(2_000)
-        );
-        assert_eq!(
-            Meta::cookie_expiry(Some(&m), Some(5_000), life),
-            Some(5_000)
-        );
-        assert_eq!(Meta::cookie_expiry(None, Some(5_000), life), Some(5_000));
-        assert_eq!(Meta::cookie_expiry(Some(&m), None, life), Some(2_000));
+        assert_eq!(Meta::cookie_expiry(Some(&m), Some(1_000)), Some(2_000));
+        // Whatever limits set the key's deadline, it is never past the cookie's.
+        assert_eq!(Meta::cookie_expiry(Some(&m), Some(1_999)), Some(2_000));
+        assert_eq!(Meta::cookie_expiry(Some(&m), Some(2_000)), Some(2_000));
+        assert_eq!(Meta::cookie_expiry(Some(&m), Some(5_000)), Some(5_000));
+        assert_eq!(Meta::cookie_expiry(None, Some(5_000)), Some(5_000));
+        assert_eq!(Meta::cookie_expiry(Some(&m), None), Some(2_000));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tokio::time::MissedTickBehavior;
 use crate::backend::{round_trip, Link};
 use crate::commands::Context;
 use crate::error::{StoreError, StoreResult};
-use crate::expiry::now_ms;
+use crate::expiry::{now_ms, TOMBSTONE_MS};
 use crate::meta::{self, Meta};
 use crate::scripts;
 
@@ -128,13 +128,21 @@ async fn round(link: &Link, ctx: &Context, shards: &[String]) -> StoreResult<usi
 
 /// When a meta can go, if its session is gone by then: at the end of its
 /// logout marker, or its linger after the session's deadline (with this
-/// store's limits; `RECLAIM` checks the session first anyway).
+/// store's limits; `RECLAIM` checks the session first anyway). With limits
+/// per session the meta does not say them: the cookie's deadline is the
+/// latest the session could end.
 fn done_at(meta: &Meta, ctx: &Context) -> Option<i64> {
+    let linger = if ctx.limited() {
+        TOMBSTONE_MS as i64
+    } else {
+        0
+    };
     match meta.marker {
         Some(until) => Some(until),
+        None if ctx.session_limits => meta.cookie_expiry.map(|at| at.saturating_add(linger)),
         None => meta
             .key_deadline(ctx.lifetime)
-            .map(|at| at.saturating_add(ctx.lifetime.meta_linger_ms())),
+            .map(|at| at.saturating_add(linger)),
     }
 }
 
@@ -176,25 +184,36 @@ mod tests {
 
     #[test]
     fn metas_are_done_after_their_marker_or_their_linger() {
-        let ctx = |lifetime| Context {
+        let ctx = |lifetime, session_limits| Context {
             keys: Keys::new("s:"),
             lifetime,
             count_logins: false,
+            session_limits,
             wait_for_replicas: false,
             seal: None,
             merge: false,
         };
-        let plain = ctx(Lifetime::default());
-        let limited = ctx(Lifetime {
-            idle_ms: Some(100),
-            absolute_ms: None,
-        });
+        let plain = ctx(Lifetime::default(), false);
+        let limited = ctx(
+            Lifetime {
+                idle_ms: Some(100),
+                absolute_ms: None,
+            },
+            false,
+        );
+        let per_session = ctx(Lifetime::default(), true);
         let t = meta::time;
         let live = Meta::parse(&format!("0,{},{},,ada", t(50), t(1000))).unwrap();
         assert_eq!(done_at(&live, &plain), Some(1_000));
         assert_eq!(
             done_at(&live, &limited),
             Some(150 + crate::expiry::TOMBSTONE_MS as i64)
+        );
+        // Per session: the linger after the cookie's deadline, the latest
+        // such a session could have ended.
+        assert_eq!(
+            done_at(&live, &per_session),
+            Some(1_000 + crate::expiry::TOMBSTONE_MS as i64)
         );
         assert_eq!(
             done_at(&Meta::parse(",,,25,ada").unwrap(), &limited),

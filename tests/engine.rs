@@ -616,6 +616,7 @@ impl Store {
                 keys: Keys::new("sess:"),
                 lifetime,
                 count_logins,
+                session_limits: false,
                 wait_for_replicas: false,
                 seal: None,
                 merge: false,
@@ -642,13 +643,20 @@ impl Store {
                     value,
                     expiry,
                     owner,
+                    life: None,
                 },
-                3 => Op::Touch { sid, expiry, owner },
+                3 => Op::Touch {
+                    sid,
+                    expiry,
+                    owner,
+                    life: None,
+                },
                 4 => Op::Rewrite {
                     sid,
                     value,
                     expiry,
                     owner,
+                    life: None,
                 },
                 _ => Op::Destroy { sid },
             });
@@ -1378,6 +1386,7 @@ fn figures() {
                 value: "x".repeat(300),
                 expiry: Expiry::At(now_ms() + 3_600_000),
                 owner: None,
+                life: None,
             });
             ops.push(Op::Get { sid });
         }
@@ -1465,6 +1474,7 @@ fn figures() {
                 value: "x".repeat(300),
                 expiry: Expiry::At(soon),
                 owner: Some(format!("user{}", i % 10)),
+                life: None,
             })
             .collect();
         engine.exec(&build(&ops, &ctx, now_ms(), &mut seen).0);

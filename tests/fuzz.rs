@@ -37,18 +37,21 @@ fn op() -> impl Strategy<Value = Op> {
                 value,
                 expiry,
                 owner,
+                life: None,
             }
         }),
         (sid, expiry.clone(), owner.clone()).prop_map(|(sid, expiry, owner)| Op::Touch {
             sid,
             expiry,
-            owner
+            owner,
+            life: None
         }),
         (sid, ".{0,16}", expiry, owner).prop_map(|(sid, value, expiry, owner)| Op::Rewrite {
             sid,
             value,
             expiry,
             owner,
+            life: None,
         }),
         sid.prop_map(|sid| Op::Destroy { sid }),
     ]
@@ -62,6 +65,7 @@ fn context(idle_ms: Option<i64>, absolute_ms: Option<i64>) -> Context {
             absolute_ms,
         },
         count_logins: absolute_ms.is_some(),
+        session_limits: false,
         wait_for_replicas: true,
         seal: None,
         merge: false,

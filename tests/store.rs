@@ -35,6 +35,7 @@ fn open_with(prefix: &str, lifetime: Lifetime, options: &ConnectionOptions) -> S
         keys: Keys::new(prefix),
         lifetime,
         count_logins: true,
+        session_limits: false,
         wait_for_replicas: true,
         seal: None,
         merge: false,
@@ -78,12 +79,14 @@ async fn a_batch_writes_reads_touches_and_destroys_in_order() {
                 value: value.clone(),
                 expiry: Expiry::At(at),
                 owner: None,
+                life: None,
             },
             Op::Get { sid: sid.clone() },
             Op::Touch {
                 sid: sid.clone(),
                 expiry: Expiry::At(later),
                 owner: None,
+                life: None,
             },
             Op::Get { sid: sid.clone() },
             Op::Destroy { sid: sid.clone() },
@@ -142,6 +145,7 @@ async fn concurrent_batches_each_get_their_own_replies() {
                             value: value.clone(),
                             expiry: Expiry::At(at),
                             owner: None,
+                            life: None,
                         },
                         Op::Get { sid },
                     ],
@@ -232,6 +236,7 @@ async fn the_store_reconnects_by_itself_after_a_restart() {
         value: v.into(),
         expiry: Expiry::At(at),
         owner: None,
+        life: None,
     };
     let written = Outcome::Written { owner_sessions: 0 };
     assert_eq!(run(&store, vec![set("one")]).await[0], written);
@@ -264,6 +269,7 @@ async fn a_write_after_destroy_does_not_bring_the_session_back() {
         value: session("ada", at),
         expiry: Expiry::At(at),
         owner: Some("ada".into()),
+        life: None,
     };
     let out = run(
         &store,
@@ -299,6 +305,7 @@ fn set_op(sid: &str, at: i64, owner: Option<&str>) -> Op {
         value: session("ada", at),
         expiry: Expiry::At(at),
         owner: owner.map(Into::into),
+        life: None,
     }
 }
 
@@ -326,6 +333,7 @@ async fn idle_and_absolute_limits_end_a_session_before_its_cookie() {
             sid: "busy".into(),
             expiry: Expiry::At(cookie),
             owner: None,
+            life: None,
         };
         let out = run(
             &store,
@@ -395,6 +403,7 @@ async fn a_users_sessions_are_listed_by_last_use_and_limited() {
         sid: "s1".into(),
         expiry: Expiry::At(at),
         owner: Some("ada".into()),
+        life: None,
     };
     assert_eq!(
         run(&store, vec![touch]).await[0],
@@ -461,6 +470,7 @@ fn open_sealed(prefix: &str, keys: &[(&str, u8)], options: &ConnectionOptions) -
         keys: Keys::new(prefix),
         lifetime: Lifetime::default(),
         count_logins: false,
+        session_limits: false,
         wait_for_replicas: true,
         seal: Some(std::sync::Arc::new(
             redis_session_store::seal::Keyring::new(keys, false).unwrap(),
@@ -483,6 +493,7 @@ async fn a_reencryption_does_not_overwrite_a_save_made_after_its_read() {
         value: session(user, at),
         expiry: Expiry::At(at),
         owner: None,
+        life: None,
     };
     run(&old, vec![set("raced", "before"), set("calm", "calm")]).await;
     let conn = rotated.connection().await.unwrap();
@@ -540,6 +551,7 @@ async fn a_sealed_merge_after_a_read_here_writes_at_its_first_try() {
         value: loaded.clone(),
         expiry: Expiry::At(at),
         owner: None,
+        life: None,
     };
     run(&store, vec![set, Op::Get { sid: "s".into() }]).await;
     let before = evalsha_calls(&server.url());
@@ -551,6 +563,7 @@ async fn a_sealed_merge_after_a_read_here_writes_at_its_first_try() {
         owner: None,
         loaded_owner: None,
         against: None,
+        life: None,
     };
     let out = run(&store, vec![merge(session("bob", at))]).await;
     assert_eq!(out, vec![Outcome::Written { owner_sessions: 0 }]);
@@ -573,6 +586,7 @@ async fn a_sealed_merge_after_a_read_here_writes_at_its_first_try() {
             owner: None,
             loaded_owner: None,
             against: None,
+            life: None,
         }],
     )
     .await;
@@ -599,6 +613,7 @@ async fn resent_near_batches_go_first_and_the_jobs_waiting_keep_their_order() {
         value: session(user, at),
         expiry: Expiry::At(at),
         owner: None,
+        life: None,
     };
     // A near batch is out: what is queued from now on waits for it.
     store.gate().issue();

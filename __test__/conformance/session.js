@@ -4,7 +4,7 @@
 // and what another instance of the app sees.
 const { Store } = require('express-session')
 const { EventEmitter } = require('node:events')
-const { session, touched, asStored, sleep, viaCallback } = require('./util')
+const { pickCounts, session, touched, asStored, sleep, viaCallback } = require('./util')
 
 module.exports = (test, { makeStore, sibling }) => {
   test('set then get returns the session as JSON sees it; a missing one is null', async (t) => {
@@ -49,7 +49,7 @@ module.exports = (test, { makeStore, sibling }) => {
     t.deepEqual(results.ids, ['p'])
     t.is(results.length, 1)
     t.deepEqual(results.listUserSessions.map((s) => s.id), ['p'])
-    t.deepEqual(results.stats, { sessions: 1, users: 1, active: 1 })
+    t.deepEqual(pickCounts(results.stats), { sessions: 1, users: 1, active: 1 })
     t.deepEqual(results.reindex, { indexed: 1, skipped: 0 })
     t.is(results.destroyUserSessions, 0)
     t.is(results.destroy, undefined)
@@ -101,6 +101,7 @@ module.exports = (test, { makeStore, sibling }) => {
       t.falsy(err, `${name}: ${err}`)
       if (name === 'all') t.deepEqual(value.map((s) => s.id), ['c'])
       else if (name === 'listUserSessions') t.deepEqual(value.map((s) => s.id), ['c'])
+      else if (name.startsWith('stats')) t.deepEqual(pickCounts(value), expected, name)
       else if (expected !== undefined) t.deepEqual(value, expected, name)
     }
   })

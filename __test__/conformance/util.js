@@ -65,4 +65,8 @@ function viaCallback(method, ...args) {
   })
 }
 
-module.exports = { session, touched, asStored, sleep, sleepUntil, user, listedIds, sorted, timed, within, viaCallback, PAST }
+// stats() without the numbers that depend on time (averageAge, oldestCreatedAt).
+const pickCounts = ({ sessions, users, active }) => ({ sessions, users, active })
+const counts = async (store, options) => pickCounts(await store.stats(options))
+
+module.exports = { counts, pickCounts, session, touched, asStored, sleep, sleepUntil, user, listedIds, sorted, timed, within, viaCallback, PAST }

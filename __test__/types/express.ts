@@ -9,6 +9,7 @@ import {
   ErrorCode,
   UserSession,
   SessionStats,
+  SessionPolicy,
 } from '../..'
 
 declare module 'express-session' {
@@ -91,11 +92,22 @@ async function devices(currentSid: string, userId: string | number): Promise<voi
   const { indexed, skipped }: { indexed: number; skipped: number } = await store.reindex()
   void [indexed, skipped]
   const { sessions, users, active }: { sessions: number; users: number; active: number } = await store.stats()
-  const idle: number | undefined = store.idleTimeout
-  const absolute: number | undefined = store.absoluteTimeout
-  const max: number | undefined = store.maxSessionsPerUser
-  void [destroyed, stats, sessions, users, active, idle, absolute, max]
+  const idle: number | SessionPolicy<number> | undefined = store.idleTimeout
+  const absolute: number | SessionPolicy<number> | undefined = store.absoluteTimeout
+  const max: number | SessionPolicy<number> | undefined = store.maxSessionsPerUser
+  const averageAge: number = stats.averageAge
+  const oldest: Date | null = stats.oldestCreatedAt
+  store.stats((err, s) => void [err, s?.averageAge])
+  store.listUserSessions({ toString: () => 'objectid-hex' }, (err, list) => void [err, list?.length])
+  void [destroyed, stats, sessions, users, active, idle, absolute, max, averageAge, oldest]
 }
+
+// Remember me and exclusive login for some users, per session.
+export const policyStore = new RedisSessionStore({
+  idleTimeout: (sess) => ((sess as { rememberMe?: boolean }).rememberMe ? undefined : 30 * 60),
+  absoluteTimeout: (sess) => ((sess as { rememberMe?: boolean }).rememberMe ? 30 * 86400 : 24 * 3600),
+  maxSessionsPerUser: (sess) => ((sess as { admin?: boolean }).admin ? 1 : undefined),
+})
 
 function report(err: unknown): ErrorCode | undefined {
   if (err instanceof RedisSessionStoreError) {

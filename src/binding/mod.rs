@@ -240,6 +240,7 @@ impl NativeStore {
         values: Vec<String>,
         owners: Vec<String>,
         expires: Float64ArraySlice,
+        limits: Option<Float64ArraySlice>,
         near: bool,
     ) -> Result<Option<Buffer>> {
         // A panic here fails this batch's calls, as one in the writer does.
@@ -252,7 +253,9 @@ impl NativeStore {
             let (Some(kinds), Some(expires)) = (kinds.get(..n), expires.get(..n)) else {
                 return Err(to_js(&env, malformed()));
             };
-            let ops = decode(kinds, &sids, values, owners, expires).map_err(|e| to_js(&env, e))?;
+            let limits = limits.as_ref().map(|l| &l[..]);
+            let ops = decode(kinds, &sids, (values, owners), expires, limits)
+                .map_err(|e| to_js(&env, e))?;
             let ops = match near {
                 true => match self.near.send(batch_id, ops) {
                     Ok(bytes) => return Ok(Some(bytes.into())),
@@ -491,6 +494,8 @@ impl NativeStore {
                 sessions: stats.sessions as f64,
                 users: stats.users as f64,
                 active: stats.active as f64,
+                average_age: stats.average_age_ms,
+                oldest_created_at: ms(stats.oldest_created),
             })
         })
     }

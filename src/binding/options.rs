@@ -66,11 +66,16 @@ pub struct NativeOptions {
     pub prefix: String,
     pub command_timeout: u32,
     pub connect_timeout: u32,
+    /// Seconds, when the option is a number.
     pub idle_timeout: Option<f64>,
     pub absolute_timeout: Option<f64>,
+    /// `idleTimeout` or `absoluteTimeout` is a function: every write
+    /// carries its session's limits (see `wire::decode`).
+    pub session_limits: bool,
     /// Sessions per command group of the calls over many sessions.
     pub scan_count: u32,
-    pub max_sessions_per_user: Option<u32>,
+    /// `maxSessionsPerUser` is set: sets report the owner's session count.
+    pub count_logins: bool,
     pub wait_for_replicas: bool,
     pub tls: Option<TlsOptions>,
     pub sentinel: Option<SentinelOptionsJs>,
@@ -133,7 +138,8 @@ impl NativeOptions {
                 idle_ms: ms(self.idle_timeout),
                 absolute_ms: ms(self.absolute_timeout),
             },
-            count_logins: self.max_sessions_per_user.is_some(),
+            count_logins: self.count_logins,
+            session_limits: self.session_limits,
             wait_for_replicas: self.wait_for_replicas,
             seal,
             merge: self.merge,

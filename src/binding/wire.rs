@@ -7,7 +7,7 @@ use napi_derive::napi;
 
 use crate::commands::{Op, Outcome};
 use crate::error::{ErrorKind, StoreError};
-use crate::expiry::Expiry;
+use crate::expiry::{Expiry, Lifetime};
 use crate::index::Found;
 use crate::server_info::Warning;
 
@@ -89,6 +89,9 @@ pub struct StatsReply {
     pub sessions: f64,
     pub users: f64,
     pub active: f64,
+    pub average_age: f64,
+    /// Epoch ms; NaN when there is no session.
+    pub oldest_created_at: f64,
 }
 
 pub fn ms(value: Option<i64>) -> f64 {
@@ -122,25 +125,35 @@ pub fn list_reply(found: Vec<Found>) -> ListReply {
 /// rather than several per operation: kinds and deadlines as typed arrays,
 /// the sids as one newline-joined string (JS rejects sids with control
 /// characters), and values and owners ("" for none) only for the operations
-/// that carry them.
+/// that carry them. `limits`, only from a store whose limits are functions
+/// of the session, holds each operation's idle and absolute limits in ms
+/// (NaN: none for this session).
 pub fn decode(
     kinds: &[u8],
     sids: &str,
-    values: Vec<String>,
-    owners: Vec<String>,
+    (values, owners): (Vec<String>, Vec<String>),
     expires: &[f64],
+    limits: Option<&[f64]>,
 ) -> std::result::Result<Vec<Op>, StoreError> {
     let malformed = || StoreError::new(ErrorKind::InvalidArgument, "malformed batch");
-    if expires.len() != kinds.len() {
+    if expires.len() != kinds.len() || limits.is_some_and(|l| l.len() < 2 * kinds.len()) {
         return Err(malformed());
     }
+    let ms = |v: f64| v.is_finite().then(|| v.ceil() as i64);
+    let life = |i: usize| {
+        limits.map(|l| Lifetime {
+            idle_ms: ms(l[2 * i]),
+            absolute_ms: ms(l[2 * i + 1]),
+        })
+    };
     let mut sids = sids.split('\n');
     let mut values = values.into_iter();
     let mut owners = owners.into_iter();
     let ops = kinds
         .iter()
         .zip(expires)
-        .map(|(&kind, &at)| {
+        .enumerate()
+        .map(|(i, (&kind, &at))| {
             let sid = sids.next().ok_or_else(malformed)?.to_owned();
             let expiry = Expiry::from_wire(at);
             let mut value = || values.next().ok_or_else(malformed);
@@ -157,17 +170,20 @@ pub fn decode(
                     value: value()?,
                     expiry,
                     owner: owner()?,
+                    life: life(i),
                 },
                 k if k == OpKind::Touch as u8 => Op::Touch {
                     sid,
                     expiry,
                     owner: owner()?,
+                    life: life(i),
                 },
                 k if k == OpKind::Rewrite as u8 => Op::Rewrite {
                     sid,
                     value: value()?,
                     expiry,
                     owner: owner()?,
+                    life: life(i),
                 },
                 k if k == OpKind::Destroy as u8 => Op::Destroy { sid },
                 k if k == OpKind::Merge as u8 => Op::Merge {
@@ -178,6 +194,7 @@ pub fn decode(
                     loaded_owner: owner()?,
                     owner: owner()?,
                     against: None,
+                    life: life(i),
                 },
                 k if k == OpKind::Adopt as u8 => Op::Adopt {
                     sid,
@@ -270,9 +287,12 @@ mod tests {
                 OpKind::Touch as u8,
             ],
             "a\nb\nc\nd\ne",
-            vec!["vb".into(), "vd".into()],
-            vec!["ada".into(), "".into(), "bo".into()],
+            (
+                vec!["vb".into(), "vd".into()],
+                vec!["ada".into(), "".into(), "bo".into()],
+            ),
             &[f64::NAN, 10.0, f64::NAN, f64::INFINITY, 5.0],
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -284,6 +304,7 @@ mod tests {
                     value: "vb".into(),
                     expiry: Expiry::At(10),
                     owner: Some("ada".into()),
+                    life: None,
                 },
                 Op::Destroy { sid: "c".into() },
                 Op::Rewrite {
@@ -291,14 +312,43 @@ mod tests {
                     value: "vd".into(),
                     expiry: Expiry::Never,
                     owner: None,
+                    life: None,
                 },
                 Op::Touch {
                     sid: "e".into(),
                     expiry: Expiry::At(5),
                     owner: Some("bo".into()),
+                    life: None,
                 },
             ]
         );
+    }
+
+    #[test]
+    fn per_session_limits_go_with_each_write() {
+        let ops = decode(
+            &[OpKind::Get as u8, OpKind::Touch as u8],
+            "a\nb",
+            (vec![], vec!["".into()]),
+            &[f64::NAN, 10.0],
+            Some(&[f64::NAN, f64::NAN, 1000.2, f64::NAN]),
+        )
+        .unwrap();
+        assert_eq!(
+            ops[1],
+            Op::Touch {
+                sid: "b".into(),
+                expiry: Expiry::At(10),
+                owner: None,
+                life: Some(Lifetime {
+                    idle_ms: Some(1001),
+                    absolute_ms: None,
+                }),
+            }
+        );
+        // Fewer limits than operations: refused.
+        let short = decode(&[GET], "a", (vec![], vec![]), &[0.0], Some(&[1.0]));
+        assert_eq!(short.unwrap_err().kind, ErrorKind::InvalidArgument);
     }
 
     const GET: u8 = OpKind::Get as u8;
@@ -317,7 +367,7 @@ mod tests {
             (vec![GET], "a", vec![], vec![], vec![]),
             (vec![9], "a", vec![], vec![], vec![0.0]),
         ] {
-            let err = decode(&kinds, sids, values, owners, &expires).unwrap_err();
+            let err = decode(&kinds, sids, (values, owners), &expires, None).unwrap_err();
             assert_eq!(err.kind, ErrorKind::InvalidArgument);
         }
     }

@@ -283,6 +283,7 @@ mod tests {
                 absolute_ms: None,
             },
             count_logins: false,
+            session_limits: false,
             wait_for_replicas: false,
             seal: None,
             merge: false,
@@ -398,6 +399,7 @@ mod tests {
             value: "{}".into(),
             expiry: at,
             owner: Some("ada".into()),
+            life: None,
         };
         near.send(1, vec![set]).unwrap();
         // Someone else (the writer) holds the memory when the socket is lost.
@@ -424,6 +426,7 @@ mod tests {
             owner: None,
             loaded_owner: None,
             against: None,
+            life: None,
         }];
         assert!(near.send(1, merge).is_err());
         let gate = near.store.gate().mark();
