@@ -34,7 +34,7 @@ function gate(n) {
   }
 }
 
-const CONCERNS = ['./session', './expiry', './logout', './timeouts', './users', './admin', './errors', './express', './encryption', './merge']
+const CONCERNS = ['./session', './expiry', './logout', './timeouts', './users', './admin', './errors', './express', './encryption', './merge', './devices']
 
 /**
  * Registers every contract test on `test` (ava) for the backend `factory`
