@@ -73,30 +73,45 @@ pub fn spawn(link: Arc<Link>, ctx: Arc<Context>) -> JoinHandle<()> {
 
 /// One round over some shards: the metas done with (a logout marker over,
 /// or a session ended and its linger over), and device data left without
-/// a meta (a write past its deadline deletes the meta alone), whether each
+/// a meta (a write past its deadline deletes the meta alone; looked for
+/// only when some device hash of the round exists), whether each
 /// session is really gone (`RECLAIM` deletes its meta and device data
 /// then), then the owners' indexes. Returns how many were due.
 async fn round(link: &Link, ctx: &Context, shards: &[String]) -> StoreResult<usize> {
     let conn = link.current();
     let now = now_ms();
+    let devices: Vec<String> = shards.iter().map(|s| ctx.keys.devices_beside(s)).collect();
     let mut pipe = redis::pipe();
     for shard in shards {
         pipe.cmd("HGETALL").arg(shard);
-        pipe.cmd("HKEYS").arg(ctx.keys.devices_beside(shard));
     }
+    // Whether any of their device hashes exists: one command per round,
+    // as most stores record no devices (a cluster splits it by slot).
+    pipe.cmd("EXISTS").arg(&devices);
+    let mut replies = round_trip(&conn, &pipe).await?;
+    let any_devices = matches!(replies.pop(), Some(Value::Int(n)) if n > 0);
+    if replies.len() != shards.len() {
+        return Err(StoreError::short_reply());
+    }
+    let recorded = if any_devices {
+        let mut pipe = redis::pipe();
+        for hash in &devices {
+            pipe.cmd("HKEYS").arg(hash);
+        }
+        round_trip(&conn, &pipe).await?
+    } else {
+        Vec::new()
+    };
+    let mut recorded = recorded.into_iter();
     let mut due = Vec::new();
-    let mut replies = round_trip(&conn, &pipe).await?.into_iter();
-    for shard in shards {
-        let (Some(metas), Some(devices)) = (replies.next(), replies.next()) else {
-            return Err(StoreError::short_reply());
-        };
-        let metas = meta::entries(metas);
+    for (shard, reply) in shards.iter().zip(replies) {
+        let metas = meta::entries(reply);
         for (sid, meta) in &metas {
             if done_at(meta, ctx).is_some_and(|at| at <= now) {
                 due.push((shard, sid.clone()));
             }
         }
-        for sid in orphans(devices, &metas) {
+        for sid in orphans(recorded.next().unwrap_or(Value::Nil), &metas) {
             due.push((shard, sid));
         }
     }

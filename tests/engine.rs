@@ -1089,25 +1089,33 @@ fn reclaim_round(pair: &mut Pair, ctx: &Context, now: i64) {
     let mut shards: Vec<String> = SIDS.iter().map(|s| ctx.keys.shard(s)).collect();
     shards.sort();
     shards.dedup();
+    let devices: Vec<String> = shards.iter().map(|s| ctx.keys.devices_beside(s)).collect();
     let mut read = redis::pipe();
-    let mut checks = Vec::new();
     for shard in &shards {
         read.cmd("HGETALL").arg(shard);
-        read.cmd("HKEYS").arg(ctx.keys.devices_beside(shard));
-        checks.extend([Check::Pairs, Check::Set]);
     }
+    read.cmd("EXISTS").arg(&devices);
+    let mut checks = vec![Check::Pairs; shards.len()];
+    checks.push(Check::Exact);
+    let mut replies = pair.run(&read, &checks);
+    let any = matches!(replies.pop(), Some(Value::Int(n)) if n > 0);
+    let mut recorded = Vec::new();
+    if any {
+        let mut keys = redis::pipe();
+        for hash in &devices {
+            keys.cmd("HKEYS").arg(hash);
+        }
+        recorded = pair.run(&keys, &vec![Check::Set; devices.len()]);
+    }
+    let mut recorded = recorded.into_iter();
     let mut metas = Vec::new();
-    let mut replies = pair.run(&read, &checks).into_iter();
-    for shard in &shards {
-        let (Some(found), Some(devices)) = (replies.next(), replies.next()) else {
-            panic!("short reply");
-        };
+    for (shard, found) in shards.iter().zip(replies) {
         let mut sids: Vec<String> = meta::entries(found)
             .into_iter()
             .map(|(sid, _)| sid)
             .collect();
-        if let Value::Array(devices) = devices {
-            for d in devices {
+        if let Some(Value::Array(listed)) = recorded.next() {
+            for d in listed {
                 if let Value::BulkString(b) = d {
                     let sid = String::from_utf8_lossy(&b).into_owned();
                     if !sids.contains(&sid) {
