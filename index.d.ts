@@ -127,9 +127,23 @@ export interface RedisSessionStoreOptions {
   }
 }
 
+/** What `captureDevice()` records beside a logged-in session. */
+export interface DeviceInfo {
+  /** The user agent at login (at most 256 characters). */
+  userAgent: string | null
+  /** The client IP at login (`req.ip`), as the `ip` option keeps it. */
+  ip: string | null
+  /** The client IP of the latest request. */
+  lastIp: string | null
+}
+
 export interface UserSession {
   /** The session id. */
   id: string
+  /** An opaque, stable name of the session for pages and URLs; the id cannot be recovered from it. */
+  handle: string
+  /** What `captureDevice()` recorded, or null (nothing recorded, e.g. a session written by connect-redis). */
+  device: DeviceInfo | null
   session: SessionData
   /** When the session was first stored. */
   createdAt: Date
@@ -202,7 +216,7 @@ export class RedisSessionStore extends Store {
   readonly merge: boolean
   readonly singleConnection: boolean
 
-  /** What the store learned of its server that you should know, e.g. `WARN_REDIS_EVICTION` for an allkeys-* policy. */
+  /** What the store learned of its server that you should know, e.g. `WARN_REDIS_EVICTION` for an allkeys-* policy, or `WARN_SESSION_BINDING` from `captureDevice({ bind })`. */
   on(event: 'warning', listener: (warning: Error & { code: string }) => void): this
   on(event: string | symbol, listener: (...args: any[]) => void): this
 
@@ -235,6 +249,14 @@ export class RedisSessionStore extends Store {
   /** A user's live sessions, most recently used first. */
   listUserSessions(userId: UserId): Promise<UserSession[]>
   listUserSessions(userId: UserId, callback: Callback<UserSession[]>): void
+  /** The handle of a session id (as `listUserSessions` lists it), e.g. to mark the current device. */
+  handleOf(sid: string): string
+  /** Destroys the session `handle` names if it is `userId`'s (a logout, as destroy()); resolves to whether it was. */
+  revokeUserSession(userId: UserId, handle: string): Promise<boolean>
+  revokeUserSession(userId: UserId, handle: string, callback: Callback<boolean>): void
+  /** Records device data beside session `sid` if it exists (what `captureDevice()` does); resolves to whether it did. */
+  recordDevice(sid: string, device: Partial<DeviceInfo>): Promise<boolean>
+  recordDevice(sid: string, device: Partial<DeviceInfo>, callback: Callback<boolean>): void
   /** Destroys a user's sessions but those in `except`; resolves to how many were destroyed. */
   destroyUserSessions(userId: UserId, options?: { except?: string | string[] }): Promise<number>
   destroyUserSessions(userId: UserId, callback: Callback<number>): void
@@ -247,6 +269,18 @@ export class RedisSessionStore extends Store {
   close(callback: (err?: any) => void): void
   close(): Promise<void>
 }
+
+export interface CaptureDeviceOptions {
+  /** How much of the client IP to keep: 'full' (default), 'truncated' (/24 IPv4, /48 IPv6) or false (none). */
+  ip?: 'full' | 'truncated' | false
+  /** 'userAgent': a session used with another user agent than at login is ended; the request goes on with a new session. */
+  bind?: 'userAgent'
+  /** Sessions whose device this process remembers (so an unchanged one costs nothing). Default 10000. */
+  maxEntries?: number
+}
+
+/** Middleware after `session()`: records a logged-in session's user agent and IP beside it (see README "My devices"). */
+export function captureDevice(options?: CaptureDeviceOptions): (req: any, res: any, next: (err?: any) => void) => void
 
 /** connect-redis 9's export name, for a one-line migration. */
 export { RedisSessionStore as RedisStore }

@@ -8,6 +8,7 @@ const { allSessions, reindex, reencrypt } = require('./lib/admin')
 const { parseOptions, hasOwnToString } = require('./lib/options')
 const { Policy } = require('./lib/policy')
 const { RedisSessionStoreError, fromNative, invalidArg } = require('./lib/errors')
+const { captureDevice, handleOf, isHandle, deviceText, parseDevice } = require('./lib/devices')
 
 const NO_TTL = Infinity
 const NO_LIMITS = [NaN, NaN]
@@ -112,6 +113,9 @@ class RedisSessionStore extends Store {
       throw new TypeError(`RedisSessionStore: ${fromNative(err).message}`)
     }
     this._native = this._batcher.native
+    // Device writes not answered yet: a listing waits for them, so it sees
+    // every write made before it, as for sessions.
+    this._deviceWrites = new Set()
   }
 
   // What the store learned of its server that the application should know
@@ -301,15 +305,107 @@ class RedisSessionStore extends Store {
 
   /** A user's live sessions, most recently used first. */
   listUserSessions(userId, cb) {
-    return this._admin(cb, () => this._native.listUser(checkOwner(userId)), (r) =>
+    return this._admin(cb, () => this._listUser(checkOwner(userId)), (r) =>
       r.ids.map((id, i) => ({
         id,
+        handle: handleOf(this.prefix, id),
         session: this._parse(id, r.values[i], r.cookieExpires[i]),
         createdAt: new Date(r.createdAt[i]),
         lastAccess: new Date(r.lastAccess[i]),
         expiresAt: Number.isNaN(r.expiresAt[i]) ? null : new Date(r.expiresAt[i]),
+        device: parseDevice(r.devices[i]),
       })),
     )
+  }
+
+  _listUser(owner) {
+    return this._afterDeviceWrites(() => this._native.listUser(owner))
+  }
+
+  _afterDeviceWrites(call) {
+    if (this._deviceWrites.size === 0) return call()
+    return Promise.allSettled([...this._deviceWrites]).then(call)
+  }
+
+  /** A session's handle: opaque, stable for its life, the sid not recoverable from it (see "My devices"). */
+  handleOf(sid) {
+    checkSid(sid)
+    return handleOf(this.prefix, sid)
+  }
+
+  /**
+   * Destroys the session `handle` names if it is one of `userId`'s (a
+   * logout, as destroy()); resolves to whether it was. A handle that is
+   * malformed or names no session of this user: false.
+   */
+  revokeUserSession(userId, handle, cb) {
+    return callOrPromise(cb, (done) => {
+      const owner = checkOwner(userId)
+      if (!isHandle(handle)) return process.nextTick(done, null, false)
+      this._batcher.flush()
+      this._native.listUser(owner).then((r) => {
+        const sid = r.ids.find((id) => handleOf(this.prefix, id) === handle)
+        if (sid === undefined) return done(null, false)
+        this._batcher.push(OpKind.Destroy, sid, null, null, NaN, (err) =>
+          err ? done(this._withoutSid(err, sid)) : done(null, true),
+        )
+      }, (err) => done(fromNative(err)))
+    })
+  }
+
+  /**
+   * Records device data (`{ userAgent, ip, lastIp }`, strings or null)
+   * beside session `sid`, if it exists; resolves to whether it did. What
+   * captureDevice() calls; for frameworks it does not fit.
+   */
+  recordDevice(sid, device, cb) {
+    return callOrPromise(cb, (done) => {
+      checkSid(sid)
+      let text
+      try {
+        text = deviceText(device)
+      } catch (e) {
+        throw invalidArg(e.message)
+      }
+      this._sendDevice(sid, text).then((written) => done(null, written), done)
+    })
+  }
+
+  // captureDevice's write of data it built itself.
+  _writeDevice(sid, device) {
+    return this._sendDevice(sid, deviceText(device))
+  }
+
+  _sendDevice(sid, text) {
+    this._batcher.flush()
+    const write = this._native.writeDevice(sid, text).catch((err) => {
+      throw this._withoutSid(fromNative(err), sid)
+    })
+    const tracked = write.then(
+      () => this._deviceWrites.delete(tracked),
+      () => this._deviceWrites.delete(tracked),
+    )
+    this._deviceWrites.add(tracked)
+    return write
+  }
+
+  // A session's device data, or null (captureDevice, when it does not know it).
+  _readDevice(sid) {
+    this._batcher.flush()
+    return this._afterDeviceWrites(() => this._native.readDevice(sid)).then(parseDevice, (err) => {
+      throw this._withoutSid(fromNative(err), sid)
+    })
+  }
+
+  // `err` with the session's key (errors name keys) replaced by its
+  // handle: calls made by handle, or by the middleware, must not put the
+  // bearer secret in logs.
+  _withoutSid(err, sid) {
+    const message = String(err && err.message)
+    const key = this.prefix + sid
+    if (!message.includes(key)) return err
+    const code = err && typeof err.code === 'string' ? err.code : 'ERR_NATIVE'
+    return new RedisSessionStoreError(code, message.split(key).join(`<session ${handleOf(this.prefix, sid)}>`))
   }
 
   /** Destroys a user's sessions but those in `except`; resolves to how many. */
@@ -438,4 +534,4 @@ class RedisSessionStore extends Store {
   }
 }
 
-module.exports = { RedisSessionStore, RedisStore: RedisSessionStore, RedisSessionStoreError }
+module.exports = { RedisSessionStore, RedisStore: RedisSessionStore, RedisSessionStoreError, captureDevice }

@@ -1,3 +1,3 @@
 import cjs from './index.js'
 
-export const { RedisSessionStore, RedisStore, RedisSessionStoreError } = cjs
+export const { RedisSessionStore, RedisStore, RedisSessionStoreError, captureDevice } = cjs

@@ -229,6 +229,10 @@ test('reindex() records the sessions connect-redis wrote, once, leaving them as 
   t.deepEqual((await ours.ids()).sort(), ['r1', 'r2'])
   t.deepEqual((await ours.listUserSessions('ada')).map((s) => s.id), ['r1'])
   t.deepEqual((await ours.listUserSessions(7)).map((s) => s.id), ['r2'])
+  // Nothing was recorded for them: no device, and a handle all the same.
+  const [r1] = await ours.listUserSessions('ada')
+  t.is(r1.device, null)
+  t.is(r1.handle, ours.handleOf('r1'))
   // The sessions themselves are untouched.
   t.is(await client.get(`${prefix}r1`), before)
   t.is(await client.pExpireTime(`${prefix}r1`), expiry)

@@ -450,14 +450,16 @@ fn plain_write(
 }
 
 /// Destroys a session with the `DESTROY` script: its meta becomes the
-/// logout marker, which `reclaim` removes when it ends. The owner's index
-/// is pruned then, or when next read. Returns the reply count.
+/// logout marker, which `reclaim` removes when it ends; its device data
+/// goes at once. The owner's index is pruned then, or when next read.
+/// Returns the reply count.
 fn destroy(pipe: &mut Pipeline, ctx: &Context, now_ms: i64, sid: &str, key: &str) -> usize {
     pipe.cmd("EVALSHA")
         .arg(&scripts::DESTROY.hash)
-        .arg(2)
+        .arg(3)
         .arg(key)
         .arg(ctx.keys.shard(sid))
+        .arg(ctx.keys.devices(sid))
         .arg(meta::time(now_ms.saturating_add(TOMBSTONE_MS as i64)))
         .arg(sid);
     1
@@ -522,13 +524,15 @@ fn index(
     1
 }
 
-/// Deletes a session and its meta; returns the reply count. One key per
-/// command: on a cluster, a command over several keys of a slot that is
-/// migrating waits (TRYAGAIN) until the slot has moved, one key never does.
+/// Deletes a session, its meta and its device data; returns the reply
+/// count, the session's DEL first. One key per command: on a cluster, a
+/// command over several keys of a slot that is migrating waits (TRYAGAIN)
+/// until the slot has moved, one key never does.
 pub fn delete(pipe: &mut Pipeline, keys: &Keys, sid: &str) -> usize {
     pipe.cmd("DEL").arg(keys.session(sid));
     pipe.cmd("HDEL").arg(keys.shard(sid)).arg(sid);
-    2
+    pipe.cmd("HDEL").arg(keys.devices(sid)).arg(sid);
+    3
 }
 
 /// Removes a session from its owner's index; returns the reply count.
@@ -820,7 +824,12 @@ mod tests {
         ] {
             let wire = packed(&op, 5);
             assert!(wire.contains("DEL $6 sess:k"), "{wire}");
-            assert!(wire.contains("HDEL"), "{wire}");
+            let devices = format!(
+                "HDEL ${} {} $1 k",
+                ctx().keys.devices("k").len(),
+                ctx().keys.devices("k")
+            );
+            assert!(wire.contains(&devices), "{wire}");
             assert_eq!(wire.contains("ZREM"), owned, "{wire}");
             assert!(!wire.contains("EVALSHA"), "{wire}");
         }

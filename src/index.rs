@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use crate::backend::{round_trip, Conn, SendError};
 use crate::commands::{self, reply_error, Op, Outcome};
+use crate::devices;
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::{from_expiretime, now_ms};
 use crate::meta::{self, Meta};
@@ -36,6 +37,8 @@ pub struct Found {
     pub expires_at: Option<i64>,
     /// `cookie.expires` as of the last touch, as `get` reads it.
     pub cookie_expiry: Option<i64>,
+    /// Its device data as recorded (see `devices`), read with `Read::Full`.
+    pub device: Option<String>,
 }
 
 pub struct Stats {
@@ -54,7 +57,7 @@ enum Read {
     /// Whether it exists (its meta, if needed, is known already): one
     /// EXISTS per chunk, key by key only where a chunk comes up short.
     Exists,
-    /// Value, meta and expiry.
+    /// Value, meta, expiry and device data.
     Full,
     /// The value only: one MGET per chunk.
     Values,
@@ -237,6 +240,7 @@ async fn probe_trip(
             pipe.cmd("GET").arg(&key);
             pipe.cmd("HGET").arg(keys.shard(sid)).arg(sid);
             pipe.cmd("PEXPIRETIME").arg(&key);
+            devices::append_read(&mut pipe, store.context(), sid);
         }
     }
     let replies = round_trip(conn, &pipe).await?;
@@ -245,7 +249,7 @@ async fn probe_trip(
     } else {
         replies
     };
-    let per = if read == Read::Full { 3 } else { 1 };
+    let per = if read == Read::Full { 4 } else { 1 };
     if replies.len() != batch.len() * per {
         return Err(StoreError::short_reply());
     }
@@ -303,6 +307,7 @@ async fn exists_trip(
                 meta,
                 expires_at: None,
                 cookie_expiry: None,
+                device: None,
             }),
             false => Err(sid),
         })
@@ -348,7 +353,8 @@ fn decode(
         Some(value) => value,
         None => return Ok(Err(sid)),
     };
-    let meta = known.or_else(|| mine.next().as_ref().and_then(Meta::read));
+    let listed = mine.next();
+    let meta = known.or_else(|| listed.as_ref().and_then(Meta::read));
     let expires_at = match mine.next() {
         Some(Value::Int(at)) => from_expiretime(at),
         _ => None,
@@ -357,12 +363,16 @@ fn decode(
         Read::Full => Meta::cookie_expiry(meta.as_ref(), expires_at),
         _ => None,
     };
+    let device = mine
+        .next()
+        .and_then(|reply| devices::open(store.context(), &sid, reply));
     Ok(Ok(Found {
         sid,
         value,
         meta,
         expires_at,
         cookie_expiry,
+        device,
     }))
 }
 
@@ -570,16 +580,17 @@ pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
     let mut removed = 0;
     for part in listed.chunks(per_trip(chunk)) {
         let mut pipe = redis::pipe();
+        let mut per = 1;
         for (sid, meta) in part {
             if !meta.owner.is_empty() {
                 owners.insert(meta.owner.clone());
             }
-            commands::delete(&mut pipe, keys, sid);
+            per = commands::delete(&mut pipe, keys, sid);
         }
-        // Per session: whether the session was there, then its meta.
+        // Per session: whether the session was there, then the rest.
         let replies = round_trip(&conn, &pipe).await?;
         removed += replies
-            .chunks(2)
+            .chunks(per)
             .filter(|mine| matches!(mine.first(), Some(Value::Int(1))))
             .count() as u64;
     }
@@ -801,6 +812,7 @@ pub async fn scan_page(store: &Store, cursor: &str, chunk: usize) -> StoreResult
                     meta: None,
                     expires_at,
                     cookie_expiry: None,
+                    device: None,
                 });
             }
         }

@@ -105,13 +105,35 @@ impl Keys {
     }
 
     fn shard_of(&self, slot: u16) -> String {
+        self.in_slot(slot, "all")
+    }
+
+    /// The hash of device data (`captureDevice`) for the sessions of
+    /// `sid`'s shard, in the same slot, field = sid: beside the session,
+    /// never in its value, so a `get` reads no more. Like the shards, it
+    /// never reads as `prefix + sid`.
+    pub fn devices(&self, sid: &str) -> String {
+        self.in_slot(slot(self.session(sid).as_bytes()), "devices")
+    }
+
+    /// The device hash in the slot of `shard` (one of `shards()`).
+    pub fn devices_beside(&self, shard: &str) -> String {
+        self.in_slot(slot(shard.as_bytes()), "devices")
+    }
+
+    /// The key `name` of the store's own keys in cluster slot `slot`.
+    fn in_slot(&self, slot: u16, name: &str) -> String {
         match &*self.shards {
-            Shards::Tagged => format!("{}\u{1}all", self.prefix),
+            Shards::Tagged => format!("{}\u{1}{name}", self.prefix),
             Shards::PerSlot { stem, tags } if stem.is_empty() => {
-                format!("{{{}}}{}\u{1}all", base36(tags[slot as usize]), self.prefix)
+                format!(
+                    "{{{}}}{}\u{1}{name}",
+                    base36(tags[slot as usize]),
+                    self.prefix
+                )
             }
             Shards::PerSlot { stem, tags } => {
-                format!("{{{stem}{}}}all", base36(tags[slot as usize]))
+                format!("{{{stem}{}}}{name}", base36(tags[slot as usize]))
             }
         }
     }
@@ -283,6 +305,25 @@ mod tests {
         let odd = Keys::new("a}b:");
         assert_eq!(slot(odd.shard("x").as_bytes()), slot(b"a}b:x"));
         assert!(odd.shard("x").ends_with("}a}b:\u{1}all"));
+    }
+
+    #[test]
+    fn device_hashes_share_the_shards_slot_and_never_read_as_sessions() {
+        for keys in [Keys::new("sess:"), Keys::new("{app}:s:"), Keys::new("a}b:")] {
+            for sid in ["abc", "x", "0123456789abcdefghijklmnopqrstuv"] {
+                let devices = keys.devices(sid);
+                assert_eq!(slot(devices.as_bytes()), slot(keys.shard(sid).as_bytes()));
+                assert_ne!(devices, keys.shard(sid));
+                assert_eq!(keys.devices_beside(&keys.shard(sid)), devices);
+                // A sid never holds a control character (JS refuses them).
+                let read = keys.sid(&devices);
+                assert!(
+                    read.is_none_or(|s| s.contains('\u{1}')),
+                    "{devices:?} reads as a session"
+                );
+            }
+        }
+        assert!(Keys::new("sess:").devices("abc").ends_with("}devices"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod commands;
+pub mod devices;
 pub mod engine;
 pub mod error;
 pub mod expiry;

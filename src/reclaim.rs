@@ -72,22 +72,47 @@ pub fn spawn(link: Arc<Link>, ctx: Arc<Context>) -> JoinHandle<()> {
 }
 
 /// One round over some shards: the metas done with (a logout marker over,
-/// or a session ended and its linger over), whether each session is
-/// really gone (`RECLAIM` deletes its meta then), then the owners'
-/// indexes. Returns how many metas were due.
+/// or a session ended and its linger over), and device data left without
+/// a meta (a write past its deadline deletes the meta alone; looked for
+/// only when some device hash of the round exists), whether each
+/// session is really gone (`RECLAIM` deletes its meta and device data
+/// then), then the owners' indexes. Returns how many were due.
 async fn round(link: &Link, ctx: &Context, shards: &[String]) -> StoreResult<usize> {
     let conn = link.current();
     let now = now_ms();
+    let devices: Vec<String> = shards.iter().map(|s| ctx.keys.devices_beside(s)).collect();
     let mut pipe = redis::pipe();
     for shard in shards {
         pipe.cmd("HGETALL").arg(shard);
     }
+    // Whether any of their device hashes exists: one command per round,
+    // as most stores record no devices (a cluster splits it by slot).
+    pipe.cmd("EXISTS").arg(&devices);
+    let mut replies = round_trip(&conn, &pipe).await?;
+    let any_devices = matches!(replies.pop(), Some(Value::Int(n)) if n > 0);
+    if replies.len() != shards.len() {
+        return Err(StoreError::short_reply());
+    }
+    let recorded = if any_devices {
+        let mut pipe = redis::pipe();
+        for hash in &devices {
+            pipe.cmd("HKEYS").arg(hash);
+        }
+        round_trip(&conn, &pipe).await?
+    } else {
+        Vec::new()
+    };
+    let mut recorded = recorded.into_iter();
     let mut due = Vec::new();
-    for (shard, reply) in shards.iter().zip(round_trip(&conn, &pipe).await?) {
-        for (sid, meta) in meta::entries(reply) {
-            if done_at(&meta, ctx).is_some_and(|at| at <= now) {
-                due.push((shard, sid));
+    for (shard, reply) in shards.iter().zip(replies) {
+        let metas = meta::entries(reply);
+        for (sid, meta) in &metas {
+            if done_at(meta, ctx).is_some_and(|at| at <= now) {
+                due.push((shard, sid.clone()));
             }
+        }
+        for sid in orphans(recorded.next().unwrap_or(Value::Nil), &metas) {
+            due.push((shard, sid));
         }
     }
     if due.is_empty() {
@@ -97,9 +122,10 @@ async fn round(link: &Link, ctx: &Context, shards: &[String]) -> StoreResult<usi
     for (shard, sid) in &due {
         pipe.cmd("EVALSHA")
             .arg(&scripts::RECLAIM.hash)
-            .arg(2)
+            .arg(3)
             .arg(ctx.keys.session(sid))
             .arg(*shard)
+            .arg(ctx.keys.devices_beside(shard))
             .arg(now)
             .arg(sid);
     }
@@ -146,6 +172,21 @@ fn done_at(meta: &Meta, ctx: &Context) -> Option<i64> {
     }
 }
 
+/// The sids of an HKEYS reply of a device hash that have no meta in
+/// `metas` (their shard's).
+fn orphans(devices: Value, metas: &[(String, Meta)]) -> Vec<String> {
+    let Value::Array(sids) = devices else {
+        return Vec::new();
+    };
+    sids.into_iter()
+        .filter_map(|v| match v {
+            Value::BulkString(b) => String::from_utf8(b).ok(),
+            _ => None,
+        })
+        .filter(|sid| !metas.iter().any(|(s, _)| s == sid))
+        .collect()
+}
+
 /// `RECLAIM`'s `{state, owner}`.
 fn reclaimed(reply: Value) -> Option<(i64, String)> {
     let Value::Array(parts) = reply else {
@@ -180,6 +221,22 @@ mod tests {
         assert_eq!(reclaimed(reply(1, "")), Some((1, String::new())));
         assert_eq!(reclaimed(Value::Nil), None);
         assert_eq!(reclaimed(Value::Array(vec![Value::Int(1)])), None);
+    }
+
+    #[test]
+    fn device_data_without_a_meta_is_due() {
+        let metas = meta::entries(Value::Array(
+            ["a", "0,1e,rs,,ada"]
+                .iter()
+                .map(|t| Value::BulkString(t.as_bytes().to_vec()))
+                .collect(),
+        ));
+        let devices = Value::Array(vec![
+            Value::BulkString(b"a".to_vec()),
+            Value::BulkString(b"b".to_vec()),
+        ]);
+        assert_eq!(orphans(devices, &metas), ["b"]);
+        assert!(orphans(Value::Nil, &metas).is_empty());
     }
 
     #[test]

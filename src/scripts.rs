@@ -95,21 +95,25 @@ return born
 /// first, since any write, even a DEL of nothing, lets the later ones
 /// through). With no session to delete, the marker is still written
 /// against a save in flight, unless Redis is full (it then refuses that
-/// save too). KEYS: session, shard. ARGV: the marker's end (as a meta holds
-/// it), sid.
+/// save too). Its device data (`captureDevice`) goes with it, last, so it
+/// changes none of that, and even on a full Redis (HDEL is always
+/// allowed). KEYS: session, shard, devices. ARGV: the marker's end (as a
+/// meta holds it), sid.
 pub static DESTROY: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
 local u = string.match(redis.call('HGET', KEYS[2], ARGV[2]) or '', '^%w*,%w*,%w*,%w*,(.*)$')
 local marker = ',,,' .. ARGV[1] .. ',' .. (u or '')
+local done = 1
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[2], ARGV[2], marker)
 else
   local r = redis.pcall('HSET', KEYS[2], ARGV[2], marker)
-  if type(r) == 'table' and r.err then return 0 end
+  if type(r) == 'table' and r.err then done = 0 end
 end
-return 1
+redis.call('HDEL', KEYS[3], ARGV[2])
+return done
 ",
     )
 });
@@ -150,20 +154,38 @@ return 1
 });
 
 /// What `reclaim` does with a meta it found done with: deletes it unless
-/// its session lives or it is a logout marker that must stay. KEYS:
-/// session, shard. ARGV: now, sid. Returns `{state, owner}`: 1 the session
-/// lives, 2 the marker stays, 0 the meta is gone (owner: whose index to
-/// drop the session from).
+/// its session lives or it is a logout marker that must stay, and the
+/// session's device data with it. Also run for device data whose meta is
+/// gone (a write past its deadline deletes the meta in `WRITE`). KEYS:
+/// session, shard, devices. ARGV: now, sid. Returns `{state, owner}`: 1 the
+/// session lives, 2 the marker stays, 0 the meta and device data are gone
+/// (owner: whose index to drop the session from).
 pub static RECLAIM: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return {1, ''} end
 local m = redis.call('HGET', KEYS[2], ARGV[2])
-if not m then return {0, ''} end
-local x, u = string.match(m, '^%w*,%w*,%w*,(%w*),(.*)$')
+local x, u = string.match(m or '', '^%w*,%w*,%w*,(%w*),(.*)$')
 if x and x ~= '' and tonumber(x, 36) > tonumber(ARGV[1]) then return {2, ''} end
-redis.call('HDEL', KEYS[2], ARGV[2])
+if m then redis.call('HDEL', KEYS[2], ARGV[2]) end
+redis.call('HDEL', KEYS[3], ARGV[2])
 return {0, u or ''}
+",
+    )
+});
+
+/// Records a session's device data (`captureDevice`), only while the
+/// session and its meta exist: a write racing a logout must not leave data
+/// that nothing would remove (`DESTROY` and `RECLAIM` remove it with the
+/// meta). KEYS: session, shard, devices. ARGV: sid, the data as stored.
+/// Returns 1 when written, else 0.
+pub static DEVICE: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+return 1
 ",
     )
 });
@@ -176,7 +198,7 @@ pub fn sha1hex(bytes: &[u8]) -> String {
 }
 
 /// Every script.
-pub static ALL: [&LazyLock<Lua>; 5] = [&WRITE, &DESTROY, &INDEX, &RECLAIM, &SWAP];
+pub static ALL: [&LazyLock<Lua>; 6] = [&WRITE, &DESTROY, &INDEX, &RECLAIM, &SWAP, &DEVICE];
 
 /// SCRIPT LOAD for every script.
 pub fn load_pipeline() -> redis::Pipeline {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use redis::{Cmd, ConnectionLike, Pipeline, Value};
 
 use redis_session_store::commands::{build, Context, Op};
+use redis_session_store::devices;
 use redis_session_store::engine::Engine;
 use redis_session_store::error::ErrorKind;
 use redis_session_store::expiry::{now_ms, Expiry, Lifetime};
@@ -515,11 +516,21 @@ impl Gen {
         )
     }
 
+    /// The device hash beside the shard of `script_keys`, now and then
+    /// any key, of any kind.
+    fn devices_key(&mut self) -> String {
+        if self.rng.chance(15) {
+            self.key().to_owned()
+        } else {
+            "{w}:devices".to_owned()
+        }
+    }
+
     fn script(&mut self) -> (Cmd, Check) {
         let mut c = Cmd::new();
         let now = self.now.to_string();
         c.arg("EVALSHA");
-        match self.rng.below(5) {
+        match self.rng.below(6) {
             0 => {
                 let (keys, sid) = self.script_keys(false);
                 c.arg(&scripts::WRITE.hash).arg(3).arg(&keys);
@@ -567,7 +578,9 @@ impl Gen {
             }
             1 => {
                 let ([session, shard, _], sid) = self.script_keys(false);
-                c.arg(&scripts::DESTROY.hash).arg(2).arg(session).arg(shard);
+                let devices = self.devices_key();
+                c.arg(&scripts::DESTROY.hash).arg(3).arg(session).arg(shard);
+                c.arg(devices);
                 let until = meta::time(self.now + 3_600_000);
                 c.arg(self.maybe(until)).arg(sid);
             }
@@ -590,10 +603,17 @@ impl Gen {
                 c.arg(self.maybe(read.to_string()))
                     .arg(self.maybe(new.to_string()));
             }
+            4 => {
+                let ([session, shard, _], sid) = self.script_keys(false);
+                let devices = self.devices_key();
+                c.arg(&scripts::RECLAIM.hash).arg(3).arg(session).arg(shard);
+                c.arg(devices).arg(self.maybe(now)).arg(sid);
+            }
             _ => {
                 let ([session, shard, _], sid) = self.script_keys(false);
-                c.arg(&scripts::RECLAIM.hash).arg(2).arg(session).arg(shard);
-                c.arg(self.maybe(now)).arg(sid);
+                let devices = self.devices_key();
+                c.arg(&scripts::DEVICE.hash).arg(3).arg(session).arg(shard);
+                c.arg(devices).arg(sid).arg(self.rng.pick(VALUES));
             }
         }
         (c, Check::Exact)
@@ -661,7 +681,14 @@ impl Store {
                 _ => Op::Destroy { sid },
             });
         }
-        build(&ops, &self.ctx, g.now, &mut self.seen).0
+        let mut pipe = build(&ops, &self.ctx, g.now, &mut self.seen).0;
+        // `captureDevice`'s write, which lands only beside a live session.
+        if g.rng.chance(40) {
+            let sid = g.rng.pick(SIDS);
+            let text = format!("{{\"ip\":\"10.0.0.{}\"}}", g.rng.below(9));
+            devices::append_write(&mut pipe, &self.ctx, sid, &text);
+        }
+        pipe
     }
 
     /// The index reads of `index.rs`, and the SCAN of `all()`.
@@ -714,6 +741,10 @@ impl Store {
                 redis::cmd("HGET").arg(keys.shard(sid)).arg(sid).clone(),
                 Check::Exact,
             ));
+            out.push((
+                redis::cmd("HGET").arg(keys.devices(sid)).arg(sid).clone(),
+                Check::Exact,
+            ));
             out.push((redis::cmd("PEXPIRETIME").arg(s).clone(), Check::Clock));
         }
         out
@@ -750,6 +781,7 @@ fn tally(cmd: &Cmd, reply: &Value) -> String {
             ("INDEX", &scripts::INDEX),
             ("RECLAIM", &scripts::RECLAIM),
             ("SWAP", &scripts::SWAP),
+            ("DEVICE", &scripts::DEVICE),
         ]
         .into_iter()
         .find(|(_, s)| s.hash.as_bytes() == sha);
@@ -861,7 +893,7 @@ impl Pair {
             seen: Default::default(),
         };
         let load = scripts::load_pipeline();
-        let checks = vec![Check::Exact; 5];
+        let checks = vec![Check::Exact; scripts::ALL.len()];
         pair.run(&load, &checks);
         pair
     }
@@ -1058,22 +1090,49 @@ fn checks_for(pipe: &Pipeline) -> Vec<Check> {
 }
 
 /// A round of `reclaim.rs` over the shards of `SIDS`: every meta in them
-/// (the store picks those done with; `RECLAIM` checks anyway), then the
-/// owners' indexes of the metas it deleted.
+/// (the store picks those done with; `RECLAIM` checks anyway) and the
+/// device data beside them without a meta, then the owners' indexes of the
+/// metas it deleted.
 fn reclaim_round(pair: &mut Pair, ctx: &Context, now: i64) {
     let mut shards: Vec<String> = SIDS.iter().map(|s| ctx.keys.shard(s)).collect();
     shards.sort();
     shards.dedup();
+    let devices: Vec<String> = shards.iter().map(|s| ctx.keys.devices_beside(s)).collect();
     let mut read = redis::pipe();
     for shard in &shards {
         read.cmd("HGETALL").arg(shard);
     }
-    let checks = vec![Check::Pairs; shards.len()];
-    let mut metas = Vec::new();
-    for (shard, reply) in shards.iter().zip(pair.run(&read, &checks)) {
-        for (sid, _) in meta::entries(reply) {
-            metas.push((shard.clone(), sid));
+    read.cmd("EXISTS").arg(&devices);
+    let mut checks = vec![Check::Pairs; shards.len()];
+    checks.push(Check::Exact);
+    let mut replies = pair.run(&read, &checks);
+    let any = matches!(replies.pop(), Some(Value::Int(n)) if n > 0);
+    let mut recorded = Vec::new();
+    if any {
+        let mut keys = redis::pipe();
+        for hash in &devices {
+            keys.cmd("HKEYS").arg(hash);
         }
+        recorded = pair.run(&keys, &vec![Check::Set; devices.len()]);
+    }
+    let mut recorded = recorded.into_iter();
+    let mut metas = Vec::new();
+    for (shard, found) in shards.iter().zip(replies) {
+        let mut sids: Vec<String> = meta::entries(found)
+            .into_iter()
+            .map(|(sid, _)| sid)
+            .collect();
+        if let Some(Value::Array(listed)) = recorded.next() {
+            for d in listed {
+                if let Value::BulkString(b) = d {
+                    let sid = String::from_utf8_lossy(&b).into_owned();
+                    if !sids.contains(&sid) {
+                        sids.push(sid);
+                    }
+                }
+            }
+        }
+        metas.extend(sids.into_iter().map(|sid| (shard.clone(), sid)));
     }
     if metas.is_empty() {
         return;
@@ -1082,9 +1141,10 @@ fn reclaim_round(pair: &mut Pair, ctx: &Context, now: i64) {
     for (shard, sid) in &metas {
         pipe.cmd("EVALSHA")
             .arg(&scripts::RECLAIM.hash)
-            .arg(2)
+            .arg(3)
             .arg(ctx.keys.session(sid))
             .arg(shard)
+            .arg(ctx.keys.devices_beside(shard))
             .arg(now)
             .arg(sid);
     }

@@ -34,7 +34,7 @@ function gate(n) {
   }
 }
 
-const CONCERNS = ['./session', './expiry', './logout', './timeouts', './users', './admin', './errors', './express', './encryption', './merge', './policy']
+const CONCERNS = ['./session', './expiry', './logout', './timeouts', './users', './admin', './errors', './express', './encryption', './merge', './policy', './devices']
 
 /**
  * Registers every contract test on `test` (ava) for the backend `factory`

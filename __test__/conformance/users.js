@@ -26,7 +26,7 @@ module.exports = (test, { makeStore, sibling }) => {
     let list = await store.listUserSessions(ada)
     t.deepEqual(list.map((s) => s.id), ['b', 'a'])
     const [lb, la] = list
-    t.deepEqual(Object.keys(la).sort(), ['createdAt', 'expiresAt', 'id', 'lastAccess', 'session'])
+    t.deepEqual(Object.keys(la).sort(), ['createdAt', 'device', 'expiresAt', 'handle', 'id', 'lastAccess', 'session'])
     t.deepEqual(la.session, asStored(a))
     t.deepEqual(lb.session, asStored(b))
     for (const s of list) for (const k of ['createdAt', 'lastAccess', 'expiresAt']) t.true(s[k] instanceof Date, k)

@@ -10,6 +10,8 @@ import {
   UserSession,
   SessionStats,
   SessionPolicy,
+  DeviceInfo,
+  captureDevice,
 } from '../..'
 
 declare module 'express-session' {
@@ -47,6 +49,25 @@ new RedisSessionStore()
 const app = express()
 app.use(session({ store, secret: 's', resave: false, saveUninitialized: false, cookie: { maxAge: 60_000 } }))
 app.use(session({ store: migrated, secret: ['new', 'old'], resave: false, saveUninitialized: false }))
+app.use(captureDevice())
+app.use(captureDevice({ ip: 'truncated', bind: 'userAgent', maxEntries: 1000 }))
+app.use(captureDevice({ ip: false }))
+
+// "My devices": the current one marked, another revoked by its handle.
+app.get('/devices', async (req, res) => {
+  const list: UserSession[] = await store.listUserSessions('ada')
+  const current: string = store.handleOf(req.sessionID)
+  res.json(list.map(({ handle, device }) => {
+    const info: DeviceInfo | null = device
+    return { handle, current: handle === current, userAgent: info?.userAgent ?? null, ip: info?.lastIp ?? null }
+  }))
+})
+app.post('/devices/:handle/revoke', async (req, res) => {
+  const revoked: boolean = await store.revokeUserSession('ada', req.params.handle)
+  store.revokeUserSession('ada', req.params.handle, (err, done) => void (err ?? done))
+  const recorded: boolean = await store.recordDevice(req.sessionID, { userAgent: 'x', ip: null })
+  res.json({ revoked, recorded })
+})
 
 app.post('/login', (req, res, next) => {
   req.session.regenerate((err) => {
@@ -136,6 +157,10 @@ new RedisSessionStore({ userId: 'userId' })
 store.listUserSessions({ id: 'ada' })
 // @ts-expect-error except is a sid or an array of sids
 store.destroyUserSessions('ada', { except: 5 })
+// @ts-expect-error ip is 'full', 'truncated' or false
+captureDevice({ ip: true })
+// @ts-expect-error bind is 'userAgent' only
+captureDevice({ bind: 'ip' })
 // @ts-expect-error listUserSessions resolves to sessions with metadata, not bare sessions
 const bare: Promise<SessionData[]> = store.listUserSessions('ada')
 

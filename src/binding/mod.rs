@@ -18,6 +18,7 @@ use napi::threadsafe_function::{
 };
 use napi_derive::napi;
 
+use crate::devices;
 use crate::error::{ErrorKind, StoreError};
 use crate::index;
 use crate::near::Near;
@@ -463,6 +464,32 @@ impl NativeStore {
             index::destroy_user(&s, &owner, &except, chunk)
                 .await
                 .map(|n| n as f64)
+        })
+    }
+
+    /// Records a session's device data (JSON text) if the session exists;
+    /// resolves to whether it did.
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn write_device<'env>(
+        &self,
+        env: &'env Env,
+        sid: String,
+        text: String,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        self.admin(env, Admin::Writes, move |s, _| async move {
+            devices::write(&s, &sid, &text).await
+        })
+    }
+
+    /// A session's device data (JSON text), or null.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn read_device<'env>(
+        &self,
+        env: &'env Env,
+        sid: String,
+    ) -> Result<PromiseRaw<'env, Option<String>>> {
+        self.admin(env, Admin::Reads, move |s, _| async move {
+            devices::read(&s, &sid).await
         })
     }
 

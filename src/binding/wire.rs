@@ -53,6 +53,8 @@ pub struct ListReply {
     pub last_access: Vec<f64>,
     /// When Redis drops the session.
     pub expires_at: Vec<f64>,
+    /// Device data as recorded (JSON text), null when none.
+    pub devices: Vec<Option<String>>,
 }
 
 /// One page of `all()`: sessions as stored.
@@ -107,8 +109,10 @@ pub fn list_reply(found: Vec<Found>) -> ListReply {
         created_at: Vec::with_capacity(n),
         last_access: Vec::with_capacity(n),
         expires_at: Vec::with_capacity(n),
+        devices: Vec::with_capacity(n),
     };
     for f in found {
+        reply.devices.push(f.device);
         reply.ids.push(f.sid);
         reply.values.push(f.value);
         reply.expires_at.push(ms(f.expires_at));

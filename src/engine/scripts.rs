@@ -17,14 +17,14 @@ use crate::scripts;
 type Native = fn(&mut Call, &[&[u8]], &[&[u8]]) -> Result<Value, Value>;
 
 /// (SHA of the Lua followed, the Lua, its native version).
-static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 5] = [
+static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 6] = [
     (
         "c0dcf624ae4641cb21fd776f529a43c35eda2000",
         &scripts::WRITE,
         write,
     ),
     (
-        "bdf1fd5ee9c4ea6ad21b3e399eeb1972d87bbc99",
+        "73d27733c75373c99270a74ce622ffe2002bf1d2",
         &scripts::DESTROY,
         destroy,
     ),
@@ -34,7 +34,7 @@ static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 5] = [
         index,
     ),
     (
-        "cee1dce0bb282791fff527b1f9857b48250e74c3",
+        "e4a1d325ffc1f591576158fdf69de11dfa3e5a21",
         &scripts::RECLAIM,
         reclaim,
     ),
@@ -42,6 +42,11 @@ static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 5] = [
         "bf0d78adfe7a7fc2be5fbec1db655f27bcc6818f",
         &scripts::SWAP,
         swap,
+    ),
+    (
+        "add39ce4aebb0ca6798e5d4b98bc083429ecad1a",
+        &scripts::DEVICE,
+        device,
     ),
 ];
 
@@ -339,17 +344,19 @@ fn destroy(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value>
     let owner = packed(&stored).map_or(&b""[..], |(_, u)| u);
     let head = r.lua(3, concat((Some(b",,,"), "?"), (arg(1), "field '?'")))?;
     let marker = [&head[..], b",", owner].concat();
-    if r.call(4, &[S(b"EXISTS"), opt(key(1))])? == ONE {
-        r.call(5, &[S(b"DEL"), opt(key(1))])?;
-        r.call(6, &[S(b"HSET"), opt(key(2)), opt(arg(2)), S(&marker)])?;
+    let mut done = ONE;
+    if r.call(5, &[S(b"EXISTS"), opt(key(1))])? == ONE {
+        r.call(6, &[S(b"DEL"), opt(key(1))])?;
+        r.call(7, &[S(b"HSET"), opt(key(2)), opt(arg(2)), S(&marker)])?;
     } else {
         let marked = r.pcall(&[S(b"HSET"), opt(key(2)), opt(arg(2)), S(&marker)]);
         // `type(r) == 'table' and r.err`: the marker could not be written.
         if !matches!(marked, Ok(ref v) if !matches!(v, Value::ServerError(_))) {
-            return Ok(ZERO);
+            done = ZERO;
         }
     }
-    Ok(ONE)
+    r.call(12, &[S(b"HDEL"), opt(key(3)), opt(arg(2))])?;
+    Ok(done)
 }
 
 /// `scripts::INDEX`.
@@ -382,9 +389,7 @@ fn reclaim(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value>
         return Ok(pair(1, b""));
     }
     let stored = r.call(3, &[S(b"HGET"), opt(key(2)), opt(arg(2))])?;
-    if matches!(stored, Value::Nil) {
-        return Ok(pair(0, b""));
-    }
+    // `string.match(m or '', ...)`: no meta matches as nothing does.
     let (x, owner) = match packed(&stored) {
         Some(([_, _, _, x], u)) => (Some(x), u),
         None => (None, &b""[..]),
@@ -392,12 +397,28 @@ fn reclaim(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value>
     if let Some(x) = x.filter(|x| !x.is_empty()) {
         // `tonumber(x, 36) > tonumber(ARGV[1])`, run as `ARGV[1] < x`.
         let now = arg(1).and_then(parse::lua_number);
-        if r.lua(6, lua::lt(now, parse::lua_base36(x)))? {
+        if r.lua(5, lua::lt(now, parse::lua_base36(x)))? {
             return Ok(pair(2, b""));
         }
     }
-    r.call(7, &[S(b"HDEL"), opt(key(2)), opt(arg(2))])?;
+    if !matches!(stored, Value::Nil) {
+        r.call(6, &[S(b"HDEL"), opt(key(2)), opt(arg(2))])?;
+    }
+    r.call(7, &[S(b"HDEL"), opt(key(3)), opt(arg(2))])?;
     Ok(pair(0, owner))
+}
+
+/// `scripts::DEVICE`.
+fn device(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
+    let (key, arg) = (|i| nth(keys, i), |i| nth(argv, i));
+    if r.call(2, &[S(b"EXISTS"), opt(key(1))])? == ZERO {
+        return Ok(ZERO);
+    }
+    if r.call(3, &[S(b"HEXISTS"), opt(key(2)), opt(arg(1))])? == ZERO {
+        return Ok(ZERO);
+    }
+    r.call(4, &[S(b"HSET"), opt(key(3)), opt(arg(1)), opt(arg(2))])?;
+    Ok(ONE)
 }
 
 /// `scripts::SWAP`.
