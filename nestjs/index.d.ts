@@ -1,4 +1,5 @@
-import type { CanActivate, DynamicModule, ExecutionContext, ModuleMetadata, MiddlewareConsumer, RouteInfo, Type } from '@nestjs/common'
+import type { CanActivate, DynamicModule, ExecutionContext, ModuleMetadata, MiddlewareConsumer, Type } from '@nestjs/common'
+import type { RouteInfo } from '@nestjs/common/interfaces'
 import type { Request } from 'express'
 import type { SessionData, SessionOptions } from 'express-session'
 import type { RedisSessionStore, RedisSessionStoreOptions, SessionStats, UserId, CaptureDeviceOptions, DeviceInfo } from '..'

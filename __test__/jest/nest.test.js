@@ -136,6 +136,19 @@ describe.each([
   })
 })
 
+test('runs on the Nest major this configuration asks for', () => {
+  const { version } = require('@nestjs/core/package.json')
+  expect(version.split('.')[0]).toBe(globalThis.NEST_MAJOR ?? '11')
+})
+
+test('app.close() closes the store', async () => {
+  const app = await startApp('memory://')
+  const store = app.get(SESSION_STORE)
+  await store.set('s', { cookie: { maxAge: 60_000 } })
+  await app.close()
+  await expect(store.get('s')).rejects.toMatchObject({ code: 'ERR_STORE_CLOSED' })
+})
+
 describe('the Nest example when Redis stops mid-test', () => {
   let server
   let app
