@@ -1,11 +1,10 @@
 'use strict'
 
-// Drop-in compatibility with connect-redis 9 (node-redis 6 client), both
+// Drop-in compatibility with connect-redis (node-redis 6 client), both
 // ways, on the same Redis and the same prefix: what one writes, destroys or
 // touches, the other sees.
 const test = require('ava')
 const { randomUUID } = require('node:crypto')
-const { RedisStore } = require('connect-redis')
 const { createClient } = require('redis')
 const { Cookie } = require('express-session')
 const { RedisSessionStore } = require('..')
@@ -13,9 +12,12 @@ const { redisForTests } = require('./helpers/redis')
 
 let redis
 let client
+let RedisStore
 const stores = []
 
 test.before(async () => {
+  // connect-redis 11 is ESM only.
+  ;({ RedisStore } = await import('connect-redis'))
   redis = await redisForTests()
   client = createClient({ url: redis.url })
   client.on('error', () => {})

@@ -2,6 +2,8 @@
 
 // A hand-written SVG bar chart of the benchmark ratios. Every bar reads
 // "higher is better", with a dashed line at 1×.
+const { CONNECT_REDIS } = require('./peers')
+
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 
 // sections: [{ title, note, rows: [{ label, value, color }] }]
@@ -61,7 +63,7 @@ function barChart({ title, subtitle, sections }) {
 
 const OURS = '#2f6db5'
 const THEIRS = '#9a9a9a'
-const HTTP_LABELS = { ours: 'redis-session-store', 'connect-redis': 'connect-redis 9', ioredis: 'c-r 7 + ioredis' }
+const HTTP_LABELS = { ours: 'redis-session-store', 'connect-redis': 'connect-redis', ioredis: 'c-r 7 + ioredis' }
 
 function benchChart(results) {
   const sections = []
@@ -94,7 +96,7 @@ function benchChart(results) {
   }
   const m = results.meta
   return barChart({
-    title: 'redis-session-store vs connect-redis 9 (node-redis 6)',
+    title: `redis-session-store vs ${CONNECT_REDIS}`,
     subtitle: `medians of ${m.config.rounds} store rounds / ${m.config.httpRounds} HTTP rounds · Node ${m.node} · Redis ${m.redisVersion || '?'} · ${m.cpus}× ${m.cpuModel} · ${m.date.slice(0, 10)}`,
     sections,
   })

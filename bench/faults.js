@@ -38,6 +38,7 @@ const { fork } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { performance } = require('node:perf_hooks')
+const { CONNECT_REDIS } = require('./peers')
 
 const FAULTS = {
   refused: 'refused (proxy refuses + cuts connections)',
@@ -48,7 +49,7 @@ const FAULTS = {
 }
 const STORES = {
   ours: 'redis-session-store',
-  'connect-redis': 'connect-redis 9 + node-redis 6',
+  'connect-redis': CONNECT_REDIS,
 }
 
 const SETTLE_CAP_MS = 15_000 // waiting for the gets issued during the fault
@@ -130,7 +131,7 @@ function child() {
       return
     }
     const { createClient } = require('redis')
-    const { RedisStore } = require('connect-redis')
+    const { RedisStore } = await import('connect-redis')
     const client = createClient({ url })
     // node-redis emits through an inner object, so count with listeners.
     for (const name of ['connect', 'ready', 'end', 'reconnecting']) {

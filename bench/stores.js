@@ -1,14 +1,15 @@
 'use strict'
 
 const crypto = require('node:crypto')
+const { CONNECT_REDIS, IOREDIS } = require('./peers')
 
 // The stores under test, each opened the way its users would open it.
 const STORES = {
   ours: 'redis-session-store',
   'ours-cluster': 'redis-session-store on a cluster',
-  'connect-redis-cluster': 'connect-redis 9 + node-redis 6 cluster client',
-  'connect-redis': 'connect-redis 9 + node-redis 6',
-  ioredis: 'connect-redis 7 + ioredis 5 (auto-pipelining)',
+  'connect-redis-cluster': `${CONNECT_REDIS} cluster client`,
+  'connect-redis': CONNECT_REDIS,
+  ioredis: IOREDIS,
   memory: 'express-session MemoryStore',
   json: 'JSON only (no store)',
 }
@@ -37,7 +38,7 @@ async function openStore(kind, { url, prefix, options = {}, feature }) {
   }
   if (kind === 'connect-redis-cluster') {
     const { createCluster } = require('redis')
-    const { RedisStore } = require('connect-redis')
+    const { RedisStore } = await import('connect-redis')
     const client = createCluster({ rootNodes: url.split(',').map((u) => ({ url: u })) })
     client.on('error', (err) => console.error(`[bench] node-redis cluster: ${err.message}`))
     await client.connect()
@@ -46,14 +47,14 @@ async function openStore(kind, { url, prefix, options = {}, feature }) {
   }
   if (kind === 'connect-redis') {
     const { createClient } = require('redis')
-    const { RedisStore } = require('connect-redis')
+    const { RedisStore } = await import('connect-redis')
     const client = createClient({ url })
     client.on('error', (err) => console.error(`[bench] node-redis: ${err.message}`))
     await client.connect()
     const store = new RedisStore({ client, prefix })
     return { store, close: () => client.close() }
   }
-  // The strongest JS setup: connect-redis 9 takes only node-redis, so the
+  // The strongest JS setup: connect-redis 9 and later take only node-redis, so the
   // ioredis pairing is connect-redis 7's; auto-pipelining sends what one
   // tick issues as one write, as node-redis does by itself.
   if (kind === 'ioredis') {
