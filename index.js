@@ -349,7 +349,7 @@ class RedisSessionStore extends Store {
         this._batcher.push(OpKind.Destroy, sid, null, null, NaN, (err) =>
           err ? done(this._withoutSid(err, sid)) : done(null, true),
         )
-      }, (err) => done(fromNative(err)))
+      }, (err) => done(this._withoutSid(fromNative(err))))
     })
   }
 
@@ -397,15 +397,21 @@ class RedisSessionStore extends Store {
     })
   }
 
-  // `err` with the session's key (errors name keys) replaced by its
-  // handle: calls made by handle, or by the middleware, must not put the
-  // bearer secret in logs.
+  // `err` with session keys (errors name keys, in quotes) replaced by
+  // their handles: calls made by handle, or by the middleware, must not put
+  // the bearer secret in logs. `sid`: the session the call was about.
   _withoutSid(err, sid) {
     const message = String(err && err.message)
-    const key = this.prefix + sid
-    if (!message.includes(key)) return err
+    const handle = (id) => `<session ${handleOf(this.prefix, id)}>`
+    let hidden = message
+    if (this.prefix !== '') {
+      this._keyPattern ??= new RegExp(`"${this.prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}([^"]*)"`, 'g')
+      hidden = hidden.replace(this._keyPattern, (_, id) => `"${handle(id)}"`)
+    }
+    if (sid !== undefined) hidden = hidden.split(this.prefix + sid).join(handle(sid))
+    if (hidden === message) return err
     const code = err && typeof err.code === 'string' ? err.code : 'ERR_NATIVE'
-    return new RedisSessionStoreError(code, message.split(key).join(`<session ${handleOf(this.prefix, sid)}>`))
+    return new RedisSessionStoreError(code, hidden)
   }
 
   /** Destroys a user's sessions but those in `except`; resolves to how many. */

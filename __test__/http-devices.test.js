@@ -32,8 +32,8 @@ test.after.always(async () => {
 
 // A store whose device calls into the addon are counted, and whose
 // warnings are kept.
-function makeStore() {
-  const store = new RedisSessionStore({ url: redis.url, prefix: `dev:${randomUUID()}:` })
+function makeStore(prefix = `dev:${randomUUID()}:`) {
+  const store = new RedisSessionStore({ url: redis.url, prefix })
   store.deviceCalls = 0
   for (const name of ['writeDevice', 'readDevice']) {
     const original = store._native[name].bind(store._native)
@@ -234,4 +234,28 @@ test('ip: \'truncated\' keeps /24 of IPv4 and /48 of IPv6; ip: false keeps none;
   t.is(truncateIp('not an address'), null)
   t.throws(() => captureDevice({ ip: 'partial' }), { instanceOf: TypeError })
   t.throws(() => captureDevice({ bind: 'ip' }), { instanceOf: TypeError })
+})
+
+test('the background cleanup removes the device data of a session that ended by expiry, and any left without its session', async (t) => {
+  // A prefix with a hash tag has one shard, which the cleanup looks at every second.
+  const store = makeStore(`{dev-${randomUUID()}}:`)
+  const ended = `ends-${randomUUID()}`
+  const lives = `lives-${randomUUID()}`
+  const cookie = (ms) => ({ originalMaxAge: ms, expires: new Date(Date.now() + ms).toISOString() })
+  await store.set(ended, { cookie: cookie(300), userId: 'ada' })
+  await store.set(lives, { cookie: cookie(60_000), userId: 'ada' })
+  t.true(await store.recordDevice(ended, { userAgent: LAPTOP }))
+  t.true(await store.recordDevice(lives, { userAgent: PHONE }))
+  // Device data whose session and meta are gone (as a write past its
+  // deadline leaves it).
+  const [hash] = (await raw.call('KEYS', '*devices')).map(String).filter((k) => k.includes(store.prefix))
+  await raw.call('HSET', hash, 'orphan', '{"userAgent":"x"}')
+  t.deepEqual(Object.keys(await storedDevices(store)).sort(), [ended, lives, 'orphan'].sort())
+
+  const until = Date.now() + 15_000
+  while (Object.keys(await storedDevices(store)).length > 1 && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.deepEqual(Object.keys(await storedDevices(store)), [lives])
+  t.deepEqual((await store.listUserSessions('ada')).map((s) => s.device.userAgent), [PHONE])
 })

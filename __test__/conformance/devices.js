@@ -88,6 +88,20 @@ module.exports = (test, { makeStore, sibling }) => {
     t.deepEqual(await listedIds(store, bob), [c])
   })
 
+  test('devices: a revokeUserSession that fails names the session by handle, never by id', async (t) => {
+    const writer = makeStore({ encryption: { keys: [key('k1')] } }, { shared: true })
+    const ada = user()
+    const s = sid()
+    await writer.set(s, session(60_000, { userId: ada }))
+    // Another instance without the key cannot read the user's sessions.
+    const reader = sibling(writer, { encryption: { keys: [key('k2')] } })
+    const err = await t.throwsAsync(reader.revokeUserSession(ada, writer.handleOf(s)))
+    t.is(err.code, 'ERR_SESSION_KEY_UNKNOWN')
+    t.false(err.message.includes(s), err.message)
+    t.true(err.message.includes(writer.handleOf(s)), err.message)
+    t.not(await writer.get(s), null)
+  })
+
   test('devices: with encryption the device data is sealed: a store without the key reads none', async (t) => {
     const plain = makeStore({}, { shared: true })
     const sealed = sibling(plain, { encryption: { keys: [key('k1')], allowPlaintext: true } })
