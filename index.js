@@ -49,6 +49,14 @@ function describeOwner(userId) {
   return typeof userId
 }
 
+// The session's key on an error, kept out of its message, JSON and logs.
+// A batch that failed whole shares one error among its calls: each gets a copy.
+function withKey(err, key) {
+  const own = Object.hasOwn(err, 'key') ? Object.assign(new RedisSessionStoreError(err.code, err.message), { name: err.name }) : err
+  Object.defineProperty(own, 'key', { value: key, enumerable: false, configurable: true })
+  return own
+}
+
 function checkSid(sid) {
   if (typeof sid !== 'string' || sid.length === 0) {
     throw invalidArg(`session id must be a non-empty string, got ${sid === '' ? 'an empty string' : typeof sid}`)
@@ -132,7 +140,7 @@ class RedisSessionStore extends Store {
     return callOrPromise(cb, (done) => {
       checkSid(sid)
       this._batcher.push(OpKind.Get, sid, null, null, NaN, (err, raw, expiresAt) => {
-        if (err) return done(err)
+        if (err) return done(withKey(err, this.prefix + sid))
         if (raw == null) return done(null, null)
         let sess
         try {
@@ -168,7 +176,7 @@ class RedisSessionStore extends Store {
       const base = this.merge ? sess[LOADED] : undefined
       if (base !== undefined) return this._merge(sid, sess, value, owner, at, done, idle, absolute)
       const written = (err, _, __, ownerSessions) => {
-        if (err) return done(err)
+        if (err) return done(withKey(err, this.prefix + sid))
         // A login past the limit: the least recently used sessions go.
         if (!(ownerSessions > cap)) return done(null)
         this._native.enforceLimit(owner, cap).then(
@@ -198,7 +206,7 @@ class RedisSessionStore extends Store {
         const owner = this._owner(sess)
         const [idle, absolute] = this._limits(sess)
         const base = this.merge ? sess[LOADED] : undefined
-        const settled = (err) => done(err || null)
+        const settled = (err) => done(err ? withKey(err, this.prefix + sid) : null)
         if (this._expiryFollowsCookie()) {
           this._batcher.push(OpKind.Touch, sid, null, owner, at, settled, idle, absolute)
         } else if (base !== undefined) {
@@ -216,7 +224,7 @@ class RedisSessionStore extends Store {
   // the same request (save() called by hand, then the end of the request).
   _merge(sid, sess, value, owner, at, done, idle, absolute) {
     const merged = (err) => {
-      if (err) return done(err)
+      if (err) return done(withKey(err, this.prefix + sid))
       this._loaded(sess, value, owner)
       done(null)
     }
@@ -239,7 +247,7 @@ class RedisSessionStore extends Store {
     return quiet(
       callOrPromise(cb, (done) => {
         checkSid(sid)
-        this._batcher.push(OpKind.Destroy, sid, null, null, NaN, (err) => done(err || null))
+        this._batcher.push(OpKind.Destroy, sid, null, null, NaN, (err) => done(err ? withKey(err, this.prefix + sid) : null))
       }),
     )
   }
@@ -522,21 +530,28 @@ class RedisSessionStore extends Store {
   }
 
   // Session text from Redis to the session object, with the key's expiry;
-  // throws an error naming the key when the text is not a session.
+  // throws an error naming the session by handle when the text is not a
+  // session. The parser's own message is left out: V8 quotes the text.
   _parse(sid, raw, expiresAt) {
     let sess
     try {
       sess = this.serializer.parse(raw)
-    } catch (e) {
-      throw this._corrupt(sid, `is not valid JSON (${e.message})`, e)
+    } catch {
+      throw this._corrupt(sid, 'is not valid JSON')
     }
     if (sess === null || typeof sess !== 'object') throw this._corrupt(sid, 'is not a session object')
     this._refreshExpires(sess, expiresAt)
     return sess
   }
 
-  _corrupt(sid, what, cause) {
-    return new RedisSessionStoreError('ERR_SESSION_CORRUPT', `value at key "${this.prefix + sid}" ${what}`, cause)
+  // Messages end up in logs: they name the session by handle; the key is
+  // on a non-enumerable property for code that needs it.
+  _corrupt(sid, what) {
+    const err = new RedisSessionStoreError(
+      'ERR_SESSION_CORRUPT',
+      `value of session ${this.handleOf(sid)} ${what}: delete it (destroy) or restore it`,
+    )
+    return withKey(err, this.prefix + sid)
   }
 }
 

@@ -52,24 +52,35 @@ test.serial('rejected input writes no key: bad sids, unserializable sessions, a 
   t.is(await keyCount(), 0)
 })
 
-test.serial('corrupt JSON in Redis gives an error naming the key', async (t) => {
-  await raw.call('SET', `${store.prefix}bad`, '{not json')
-  const err = await t.throwsAsync(store.get('bad'))
+// An error names a session by handle: never its id (a bearer secret), its
+// key or what is stored. The key is on err.key, which JSON and logs skip.
+function namesSession(t, err, sid) {
+  t.true(err.message.includes(store.handleOf(sid)), err.message)
+  t.false(err.message.includes(sid), err.message)
+  t.is(err.key, store.prefix + sid)
+  t.false(JSON.stringify(err).includes(sid))
+}
+
+test.serial('corrupt JSON in Redis gives an error naming the session by handle, quoting nothing of it', async (t) => {
+  await raw.call('SET', `${store.prefix}bad-sid-7f3a`, '{not json, secret-content')
+  const err = await t.throwsAsync(store.get('bad-sid-7f3a'))
   t.is(err.code, 'ERR_SESSION_CORRUPT')
-  t.true(err.message.includes(`${store.prefix}bad`))
-  await raw.call('DEL', `${store.prefix}bad`)
+  namesSession(t, err, 'bad-sid-7f3a')
+  t.false(err.message.includes('secret-content'), err.message)
+  t.is(err.cause, undefined)
+  await raw.call('DEL', `${store.prefix}bad-sid-7f3a`)
 })
 
-test.serial('binary data and wrong Redis types give errors naming the key', async (t) => {
-  await raw.call('SET', `${store.prefix}bin`, Buffer.from([0xff, 0xfe, 0x00]))
-  let err = await t.throwsAsync(store.get('bin'))
+test.serial('binary data and wrong Redis types give errors naming the session by handle', async (t) => {
+  await raw.call('SET', `${store.prefix}bin-sid-91c2`, Buffer.from([0xff, 0xfe, 0x00]))
+  let err = await t.throwsAsync(store.get('bin-sid-91c2'))
   t.is(err.code, 'ERR_SESSION_CORRUPT')
-  t.true(err.message.includes(`${store.prefix}bin`))
-  await raw.call('HSET', `${store.prefix}hash`, 'f', 'v')
-  err = await t.throwsAsync(store.get('hash'))
+  namesSession(t, err, 'bin-sid-91c2')
+  await raw.call('HSET', `${store.prefix}hash-sid-5d0e`, 'f', 'v')
+  err = await t.throwsAsync(store.get('hash-sid-5d0e'))
   t.is(err.code, 'ERR_REDIS_REPLY')
-  t.true(err.message.includes(`${store.prefix}hash`))
-  await raw.call('DEL', `${store.prefix}bin`, `${store.prefix}hash`)
+  namesSession(t, err, 'hash-sid-5d0e')
+  await raw.call('DEL', `${store.prefix}bin-sid-91c2`, `${store.prefix}hash-sid-5d0e`)
 })
 
 test.serial('one bad operation does not fail the others issued in the same tick', async (t) => {

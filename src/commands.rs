@@ -378,7 +378,11 @@ impl Op {
                     }
                     other => Outcome::Failed(StoreError::new(
                         ErrorKind::Corrupt,
-                        format!("value at key \"{}\" is not a string: {other:?}", key()),
+                        format!(
+                            "value of {} is not a string ({} replies)",
+                            keys::named(&key()),
+                            other.map_or_else(|v| v.len(), |_| 2)
+                        ),
                     )),
                 },
                 _ => Outcome::Written { owner_sessions: 0 },
@@ -565,11 +569,11 @@ pub fn reply_error(key: &str, err: &redis::ServerError) -> StoreError {
         // (with the cluster option, only a slot map that never settled does).
         _ if matches!(err.code(), "MOVED" | "ASK") => StoreError::new(
             ErrorKind::Reply,
-            format!("redis replied {err} for key \"{key}\": another Redis Cluster node serves it; use the cluster option for a cluster"),
+            format!("redis replied {err} for {}: another Redis Cluster node serves it; use the cluster option for a cluster", keys::named(key)),
         ),
         _ if err.code() == "OOM" => StoreError::new(
             ErrorKind::Full,
-            format!("redis is full (used memory is over maxmemory and its maxmemory-policy frees nothing for this write), so it refused to write key \"{key}\""),
+            format!("redis is full (used memory is over maxmemory and its maxmemory-policy frees nothing for this write), so it refused to write {}: free memory or raise maxmemory", keys::named(key)),
         ),
         // The data exists but cannot be served now: as much an outage as a
         // refused connection.
@@ -581,19 +585,19 @@ pub fn reply_error(key: &str, err: &redis::ServerError) -> StoreError {
         {
             StoreError::new(
                 ErrorKind::Unavailable,
-                format!("redis replied {err} for key \"{key}\""),
+                format!("redis replied {err} for {}", keys::named(key)),
             )
         }
         _ => StoreError::new(
             ErrorKind::Reply,
-            format!("redis replied {err} for key \"{key}\""),
+            format!("redis replied {err} for {}", keys::named(key)),
         ),
     }
 }
 
 /// A command that got no reply (a cluster node down), for the key it was about.
 pub fn unanswered(key: &str, err: &StoreError) -> StoreError {
-    StoreError::new(err.kind, format!("{} (key \"{key}\")", err.message))
+    StoreError::new(err.kind, format!("{} ({})", err.message, keys::named(key)))
 }
 
 /// The session text in a reply: `None` for a missing key, an error naming
@@ -604,15 +608,30 @@ pub fn read_string(key: &str, reply: Value) -> StoreResult<Option<String>> {
         Value::BulkString(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
             StoreError::new(
                 ErrorKind::Corrupt,
-                format!("value at key \"{key}\" is not UTF-8 text"),
+                format!("value of {} is not UTF-8 text", keys::named(key)),
             )
         }),
         Value::SimpleString(s) => Ok(Some(s)),
         Value::ServerError(e) => Err(reply_error(key, &e)),
         other => Err(StoreError::new(
             ErrorKind::Corrupt,
-            format!("value at key \"{key}\" is not a string: {other:?}"),
+            format!(
+                "value of {} is not a string ({})",
+                keys::named(key),
+                kind_of(&other)
+            ),
         )),
+    }
+}
+
+/// What a reply is, without what it holds (which may be session content).
+fn kind_of(reply: &Value) -> &'static str {
+    match reply {
+        Value::Array(_) => "an array",
+        Value::Int(_) => "an integer",
+        Value::Map(_) => "a map",
+        Value::Set(_) => "a set",
+        _ => "another type",
     }
 }
 
@@ -1102,7 +1121,7 @@ mod tests {
     }
 
     #[test]
-    fn binary_values_are_reported_with_their_key() {
+    fn binary_values_are_reported_by_handle_never_by_key() {
         let op = Op::Get { sid: "z".into() };
         match op.read(
             &ctx(),
@@ -1111,7 +1130,8 @@ mod tests {
         ) {
             Outcome::Failed(e) => {
                 assert_eq!(e.kind, ErrorKind::Corrupt);
-                assert!(e.message.contains("sess:z"));
+                assert!(!e.message.contains("sess:z"), "{}", e.message);
+                assert!(e.message.contains(&keys::handle("sess:z")), "{}", e.message);
             }
             other => panic!("expected failure, got {other:?}"),
         }

@@ -5,6 +5,40 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
+/// How messages name a session: by its handle, the same one
+/// `listUserSessions` lists and `lib/devices.js` computes (SHA-256 of this
+/// label, the prefix and the sid; 128 bits, base64url). Never the key: a
+/// session id is a bearer secret, and error messages end up in logs. The
+/// same handle everywhere lets an operator correlate messages and pages.
+pub fn named(key: &str) -> String {
+    format!("session {}", handle(key))
+}
+
+const HANDLE_LABEL: &str = "redis-session-store handle\0";
+
+/// The handle of the session stored at `key` (prefix + sid).
+pub fn handle(key: &str) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(HANDLE_LABEL.as_bytes());
+    ctx.update(key.as_bytes());
+    base64url(&ctx.finish().as_ref()[..16])
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len() * 4 / 3 + 2);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
 #[derive(Debug, Clone)]
 pub struct Keys {
     prefix: String,
@@ -346,5 +380,15 @@ mod tests {
             slot(keys.user_index("bob").as_bytes())
         );
         assert!(Keys::new("").user_index("x").starts_with('{'));
+    }
+
+    #[test]
+    fn handles_are_the_js_face_s_and_hide_the_key() {
+        // node -e "console.log(require('crypto').createHash('sha256')
+        //   .update('redis-session-store handle\\0sess:abc').digest()
+        //   .subarray(0, 16).toString('base64url'))"
+        assert_eq!(handle("sess:abc"), "LQihpv--vpAEODLhmx5yWw");
+        assert_eq!(handle("sess:abc").len(), 22);
+        assert!(!named("sess:abc").contains("abc"));
     }
 }

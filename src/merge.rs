@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 
 use crate::commands::{Context, Op};
 use crate::error::{ErrorKind, StoreError, StoreResult};
+use crate::keys;
 use crate::scripts;
 
 /// A JSON object's members in their order, values as their text.
@@ -123,12 +124,13 @@ pub fn remerge(
         .text(&key, Value::BulkString(current))?
         .unwrap_or_default();
     let merged = merge(base, value, &text).map_err(|e| match e {
-        NotAnObject::Stored(e) => {
-            StoreError::new(ErrorKind::Corrupt, format!("value at key \"{key}\" {e}"))
-        }
+        NotAnObject::Stored(e) => StoreError::new(
+            ErrorKind::Corrupt,
+            format!("value of {} {e}", keys::named(&key)),
+        ),
         NotAnObject::Loaded(e) | NotAnObject::Saved(e) => StoreError::new(
             ErrorKind::InvalidArgument,
-            format!("the session to merge into key \"{key}\" {e}"),
+            format!("the session to merge into {} {e}", keys::named(&key)),
         ),
     })?;
     let owner = if owner == loaded_owner {

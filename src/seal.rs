@@ -139,7 +139,7 @@ impl Keyring {
         let corrupt = |what: &str| {
             StoreError::new(
                 ErrorKind::Corrupt,
-                format!("value at key \"{place}\" {what}"),
+                format!("value of {} {what}", crate::keys::named(place)),
             )
         };
         if stored.first() != Some(&MARK) {
@@ -156,7 +156,8 @@ impl Keyring {
             Envelope::Unknown(id) => StoreError::new(
                 ErrorKind::UnknownKey,
                 format!(
-                    "value at key \"{place}\" is encrypted under key id \"{id}\", which is not in encryption.keys"
+                    "value of {} is encrypted under key id \"{id}\", which is not in encryption.keys: add that key back (or reencrypt() before removing a key)",
+                    crate::keys::named(place)
                 ),
             ),
         })?;

@@ -777,8 +777,8 @@ async fn settle_merges(
             *outcome = Outcome::Failed(StoreError::new(
                 ErrorKind::Reply,
                 format!(
-                    "the session at key \"{}\" changed at every one of {MERGE_ATTEMPTS} attempts to merge into it",
-                    ctx.keys.session(op.sid())
+                    "{} changed at every one of {MERGE_ATTEMPTS} attempts to merge into it: retry the request",
+                    crate::keys::named(&ctx.keys.session(op.sid()))
                 ),
             ));
         }

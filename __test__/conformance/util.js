@@ -69,4 +69,13 @@ function viaCallback(method, ...args) {
 const pickCounts = ({ sessions, users, active }) => ({ sessions, users, active })
 const counts = async (store, options) => pickCounts(await store.stats(options))
 
-module.exports = { counts, pickCounts, session, touched, asStored, sleep, sleepUntil, user, listedIds, sorted, timed, within, viaCallback, PAST }
+// An error about session `sid` names it by handle, never by id or key;
+// the key is on a property that JSON and logs do not show.
+function namesSession(t, err, store, sid) {
+  if (sid.length < 8) throw new Error('namesSession needs a distinctive sid to search for')
+  t.true(err.message.includes(store.handleOf(sid)), err.message)
+  t.false(err.message.includes(sid), `the message shows the session id: ${err.message}`)
+  t.false(JSON.stringify(err).includes(sid), 'the error serializes the session id')
+}
+
+module.exports = { namesSession, counts, pickCounts, session, touched, asStored, sleep, sleepUntil, user, listedIds, sorted, timed, within, viaCallback, PAST }
