@@ -9,6 +9,7 @@ const { parseOptions, hasOwnToString } = require('./lib/options')
 const { Policy } = require('./lib/policy')
 const { RedisSessionStoreError, fromNative, invalidArg } = require('./lib/errors')
 const { captureDevice, handleOf, isHandle, deviceText, parseDevice } = require('./lib/devices')
+const telemetry = require('./lib/telemetry')
 
 const NO_TTL = Infinity
 const NO_LIMITS = [NaN, NaN]
@@ -116,6 +117,7 @@ class RedisSessionStore extends Store {
     // Device writes not answered yet: a listing waits for them, so it sees
     // every write made before it, as for sessions.
     this._deviceWrites = new Set()
+    telemetry.attach(this, o)
   }
 
   // What the store learned of its server that the application should know
@@ -539,5 +541,8 @@ class RedisSessionStore extends Store {
     return new RedisSessionStoreError('ERR_SESSION_CORRUPT', `value at key "${this.prefix + sid}" ${what}`, cause)
   }
 }
+
+// Spans, metrics and diagnostics_channel messages per public call (lib/telemetry).
+telemetry.instrument(RedisSessionStore.prototype)
 
 module.exports = { RedisSessionStore, RedisStore: RedisSessionStore, RedisSessionStoreError, captureDevice }
