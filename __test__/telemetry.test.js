@@ -25,8 +25,10 @@ class Reader extends MetricReader {
 
 const spans = new InMemorySpanExporter()
 const reader = new Reader()
-// Registered after `require('..')`, as an application that starts its SDK
-// late does: the store must pick the providers up when they appear.
+// Registered after a store made a call, as in an application that starts
+// its SDK late: the store must pick the providers up when they appear.
+const early = new RedisSessionStore({ url: 'memory://early' })
+early.get('before-the-sdk', () => early.close())
 trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }))
 metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }))
 
