@@ -297,3 +297,25 @@ test('the package loads and works without @opentelemetry/api, from require and i
     dispose()
   }
 })
+
+test.serial('TracingChannel stores: the call runs in those bound to start, its callback in those bound to asyncStart', async (t) => {
+  const { AsyncLocalStorage } = require('node:async_hooks')
+  const channel = dc.tracingChannel('redis-session-store:call')
+  const als = new AsyncLocalStorage()
+  channel.start.bindStore(als, (ctx) => `in ${ctx.operation}`)
+  channel.asyncStart.bindStore(als, (ctx) => `after ${ctx.operation}`)
+  const inStart = []
+  const onStart = () => inStart.push(als.getStore())
+  channel.start.subscribe(onStart)
+  const store = new RedisSessionStore({ url: 'memory://otel-stores' })
+  try {
+    const seen = await new Promise((resolve) => store.get(sid(), () => resolve(als.getStore())))
+    t.is(seen, 'after get')
+    t.deepEqual(inStart, ['in get'])
+  } finally {
+    channel.start.unsubscribe(onStart)
+    channel.start.unbindStore(als)
+    channel.asyncStart.unbindStore(als)
+    await store.close()
+  }
+})
