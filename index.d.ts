@@ -85,6 +85,12 @@ export interface RedisSessionStoreOptions {
    * Default false.
    */
   singleConnection?: boolean
+  /**
+   * OpenTelemetry metrics beyond the defaults (see docs/observability.md). `liveEvery`: report the
+   * gauge `redis_session_store.sessions.live`, counting the sessions with `length()` (O(sessions))
+   * at most every that many seconds. Without it there is no gauge.
+   */
+  metrics?: { liveEvery?: number }
   /** Find the master through Redis Sentinel instead of `url`, and follow its failovers. */
   sentinel?: {
     /**

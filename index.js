@@ -9,6 +9,7 @@ const { parseOptions, hasOwnToString } = require('./lib/options')
 const { Policy } = require('./lib/policy')
 const { RedisSessionStoreError, fromNative, invalidArg } = require('./lib/errors')
 const { captureDevice, handleOf, isHandle, deviceText, parseDevice } = require('./lib/devices')
+const telemetry = require('./lib/telemetry')
 
 const NO_TTL = Infinity
 const NO_LIMITS = [NaN, NaN]
@@ -124,6 +125,7 @@ class RedisSessionStore extends Store {
     // Device writes not answered yet: a listing waits for them, so it sees
     // every write made before it, as for sessions.
     this._deviceWrites = new Set()
+    telemetry.attach(this, o)
   }
 
   // What the store learned of its server that the application should know
@@ -554,5 +556,8 @@ class RedisSessionStore extends Store {
     return withKey(err, this.prefix + sid)
   }
 }
+
+// Spans, metrics and diagnostics_channel messages per public call (lib/telemetry).
+telemetry.instrument(RedisSessionStore.prototype)
 
 module.exports = { RedisSessionStore, RedisStore: RedisSessionStore, RedisSessionStoreError, captureDevice }

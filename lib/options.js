@@ -22,6 +22,7 @@ const DEFAULTS = {
   encryption: undefined,
   merge: false,
   singleConnection: false,
+  metrics: undefined,
 }
 
 // Who owns a session, as login code usually records it: an explicit
@@ -221,6 +222,20 @@ function parseCluster(cluster) {
   return { nodes: [...nodes] }
 }
 
+// { liveEvery: seconds }: how often the live-sessions gauge may count
+// the sessions (length() is O(sessions)); without it there is no gauge.
+function parseMetrics(metrics) {
+  if (metrics === null || typeof metrics !== 'object' || Array.isArray(metrics)) fail('option "metrics" must be an object { liveEvery }')
+  for (const name of Object.keys(metrics)) {
+    if (name !== 'liveEvery') fail(`unknown option "metrics.${name}"`)
+  }
+  const { liveEvery } = metrics
+  if (liveEvery !== undefined && !isTimeout(liveEvery)) {
+    fail(`option "metrics.liveEvery" must be a positive number of seconds (up to ${MAX_TIMEOUT}), got ${String(liveEvery)}`)
+  }
+  return { liveEvery }
+}
+
 // Validates options up front so a typo fails at startup, not at the first
 // request. Names, defaults and meaning follow connect-redis 9.
 function parseOptions(options) {
@@ -277,6 +292,7 @@ function parseOptions(options) {
   if (o.encryption !== undefined) o.encryption = parseEncryption(o.encryption)
   if (typeof o.merge !== 'boolean') fail('option "merge" must be a boolean')
   if (typeof o.singleConnection !== 'boolean') fail('option "singleConnection" must be a boolean')
+  if (o.metrics !== undefined) o.metrics = parseMetrics(o.metrics)
   // Merging compares sessions key by key as JSON text.
   if (o.merge && o.serializer !== JSON) fail('option "merge" needs the default JSON serializer')
   if (o.cluster !== undefined) {

@@ -35,6 +35,10 @@ const options: RedisSessionStoreOptions = {
 }
 const withTls = new RedisSessionStore({ url: 'rediss://h:6380', tls: { ca: Buffer.from(''), cert: '', key: '', rejectUnauthorized: true, servername: 'redis.internal' } })
 void withTls
+const withLiveGauge = new RedisSessionStore({ url: 'memory://', metrics: { liveEvery: 60 } })
+void withLiveGauge
+// @ts-expect-error liveEvery is a number of seconds
+new RedisSessionStore({ metrics: { liveEvery: '60' } })
 const viaSentinel = new RedisSessionStore({ sentinel: { nodes: ['redis://h:26379'], name: 'mymaster' } })
 void viaSentinel
 const viaTlsSentinel = new RedisSessionStore({ sentinel: { nodes: ['rediss://:pw@h:26379'], name: 'mymaster', tls: true }, tls: { ca: '' } })
