@@ -45,8 +45,12 @@ test.after.always(async () => {
 
 const shot = (page, name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true })
 
-async function newPage(options = {}) {
+// A new browser context (its own cookies), holding `cookies` at the start.
+async function newPage(options = {}, cookies = []) {
   const context = await browser.newContext({ viewport: { width: 1000, height: 640 }, ...options })
+  // A page that never comes fails its step well within the test's timeout.
+  context.setDefaultTimeout(10_000)
+  await context.addCookies(cookies)
   return context.newPage()
 }
 
@@ -188,9 +192,7 @@ test.serial('remember me survives a server restart and a browser restart; a sess
   // A browser restart keeps only cookies with an expiry.
   const reopen = async (page) => {
     const kept = (await page.context().cookies()).filter((c) => c.expires !== -1)
-    const context = await browser.newContext({ viewport: { width: 1000, height: 640 } })
-    await context.addCookies(kept)
-    const reopened = await context.newPage()
+    const reopened = await newPage({}, kept)
     await reopened.goto(`${app.base}/`)
     return reopened
   }

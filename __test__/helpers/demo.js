@@ -12,7 +12,7 @@ class DemoApp {
   static start({ port, url }) {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, [APP], {
-        env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', REDIS_URL: url, NODE_ENV: 'test' },
+        env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', REDIS_URL: url, SESSION_SECRET: 'browser test secret' },
         stdio: ['ignore', 'pipe', 'pipe'],
       })
       let output = ''
