@@ -3,8 +3,8 @@
 // The demo app (npm run example) in a real Chromium: two browsers signed in
 // as one user, one revoking the other; sign out everywhere else; a form
 // without its CSRF token refused; remember me across a server restart and
-// a browser restart, on a file:// store. Screenshots of each page go to
-// .tmp/screenshots/ for a human to look at.
+// a browser restart, on a file:// store; the cookie's settings. Screenshots
+// of each page go to .tmp/screenshots/ for a human to look at.
 const test = require('ava')
 const fs = require('node:fs')
 const os = require('node:os')
@@ -84,6 +84,9 @@ test.serial('two browsers as one user: the first sees both and revokes the secon
   await shot(first, '01-login-wrong-password')
 
   await signIn(first, { user: 'ada', password: 'lovelace', screenshot: '02-login' })
+  // Plain HTTP here: not Secure (behind a TLS proxy it is, see the restart test).
+  const cookies = await first.context().cookies()
+  t.deepEqual(cookies.map((c) => [c.name, c.httpOnly, c.sameSite, c.secure]), [['sid', true, 'Lax', false]])
   t.regex(await first.locator('h1').innerText(), /Hello, ada/)
   await shot(first, '03-home')
   await signIn(second, { user: 'ada', password: 'lovelace', remember: true })
@@ -179,7 +182,10 @@ test.serial('remember me survives a server restart and a browser restart; a sess
   t.true((await endsIn(plain)) < 31 * 60_000)
 
   await app.stop()
-  app = await DemoApp.start({ port, url: app.url })
+  app = await DemoApp.start({ port, url: app.url, env: { TRUST_PROXY: '1' } })
+  // Behind a proxy that terminated TLS, the cookie is Secure.
+  const proxied = await fetch(`${app.base}/login`, { headers: { 'X-Forwarded-Proto': 'https' } })
+  t.regex(proxied.headers.get('set-cookie'), /^sid=.*; HttpOnly; Secure; SameSite=Lax$/)
 
   // The file kept both sessions.
   for (const page of [remembered, plain]) {

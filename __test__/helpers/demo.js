@@ -9,10 +9,11 @@ const APP = path.join(__dirname, '..', '..', 'example', 'app.js')
 
 class DemoApp {
   // Resolves once the app listens on `port`; rejects with its output if it exits first.
-  static start({ port, url }) {
+  // `env`: more of the app's environment, e.g. TRUST_PROXY.
+  static start({ port, url, env = {} }) {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, [APP], {
-        env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', REDIS_URL: url, SESSION_SECRET: 'browser test secret' },
+        env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', REDIS_URL: url, SESSION_SECRET: 'browser test secret', ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       })
       let output = ''
