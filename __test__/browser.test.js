@@ -120,11 +120,13 @@ test.serial('two browsers as one user: the first sees both and revokes the secon
 })
 
 test.serial('sign out everywhere else ends the other sessions, not this one; the admin page counts them', async (t) => {
-  const pages = [await newPage(), await newPage(), await newPage({ userAgent: FIREFOX_ON_WINDOWS })]
+  // A user agent is the client's text: shown, never run as markup.
+  const pages = [await newPage(), await newPage(), await newPage({ userAgent: `${FIREFOX_ON_WINDOWS} "><b id=injected>x</b>` })]
   for (const page of pages) await signIn(page, { user: 'grace', password: 'hopper' })
   const [mine, ...others] = pages
   await mine.goto(`${app.base}/devices`)
   t.is(await deviceRows(mine).count(), 3)
+  t.is(await mine.locator('#injected').count(), 0)
   await Promise.all([mine.waitForURL(`${app.base}/devices`), mine.click('form[action="/devices/revoke-others"] button')])
   t.regex(await mine.locator('[role=status]').innerText(), /Signed out 2 other devices/)
   t.is(await deviceRows(mine).count(), 1)
