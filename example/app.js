@@ -20,6 +20,8 @@ const { exampleUrl } = require('./redis')
 const views = require('./views')
 
 const DAY = 86400
+// Store failures that a retry can fix (Redis down, slow or full).
+const STORE_RETRYABLE = new Set(['ERR_REDIS_UNAVAILABLE', 'ERR_REDIS_TIMEOUT', 'ERR_REDIS_FULL', 'ERR_STORE_CLOSED'])
 const ACTIVE_WITHIN = 5 * 60
 
 // Demo accounts. A real app reads password hashes from its database.
@@ -182,16 +184,23 @@ function createApp(store, url) {
 
   app.use((req, res) => page(req, res, 'errorPage', { status: 404, message: 'No such page.' }, 404))
 
-  // A form without its token (or with a stale one) is refused; other errors
-  // are logged by code and message only (they never carry a session id).
+  // A form without its token (or with a stale one) is refused; a store that
+  // cannot answer now is a 503 to retry; errors are logged by code and
+  // message only (the store's never carry a session id).
   app.use((err, req, res, next) => {
     if (res.headersSent) return next(err)
-    const csrf = err.code === 'EBADCSRFTOKEN'
-    if (!csrf) console.error(`request failed: ${err.code || ''} ${err.message}`)
-    const status = csrf ? 403 : 500
-    const message = csrf ? 'This form has expired or did not come from this site. Go back, reload the page and try again.' : 'Something went wrong; try again in a moment.'
-    const html = views.errorPage({ status, message, user: null, csrfToken: '' }).text
-    res.status(status).send(html)
+    let status = 500
+    let message = 'Something went wrong.'
+    if (err.code === 'EBADCSRFTOKEN') {
+      status = 403
+      message = 'This form has expired or did not come from this site. Go back, reload the page and try again.'
+    } else if (STORE_RETRYABLE.has(err.code)) {
+      status = 503
+      message = 'Sessions are unavailable for a moment; try again shortly.'
+      res.set('Retry-After', '5')
+    }
+    if (status !== 403) console.error(`request failed: ${err.code || ''} ${err.message}`)
+    res.status(status).send(views.errorPage({ status, message, user: null, csrfToken: '' }).text)
   })
   return app
 }
