@@ -90,9 +90,9 @@ function homePage({ user, csrfToken, flash, rememberMe, signedInAt, expiresAt, n
   <h1>Hello, ${user.name}</h1>
   <p>You signed in ${ago(signedInAt, now)}.
   ${rememberMe
-    ? html`You asked to be remembered: this session lasts 30 days from sign-in, whatever you do, even across browser and server restarts.`
+    ? html`You asked to be remembered: this session lasts 30 days from sign-in, across browser and server restarts, unless you sign out.`
     : html`This session ends after 30 minutes without a request, a day after sign-in at most, or when you close the browser.`}</p>
-  <p class="muted">The store ends it ${expiresAt ? html`at <time datetime="${expiresAt.toISOString()}">${when(expiresAt)}</time> unless you come back` : 'never'}.</p>
+  <p class="muted">The store ends it ${expiresAt ? html`at <time datetime="${expiresAt.toISOString()}">${when(expiresAt)}</time>${!rememberMe && ' unless you come back before'}` : 'never'}.</p>
   <p><a href="/devices">See where else you are signed in →</a></p>
 </div>`,
   )
