@@ -285,7 +285,7 @@ export interface CaptureDeviceOptions {
   maxEntries?: number
 }
 
-/** Middleware after `session()`: records a logged-in session's user agent and IP beside it (see README "My devices"). */
+/** Middleware after `session()`: records a logged-in session's user agent and IP beside it (see docs/guide.md, "My devices"). */
 export function captureDevice(options?: CaptureDeviceOptions): (req: any, res: any, next: (err?: any) => void) => void
 
 /** connect-redis 9's export name, for a one-line migration. */
