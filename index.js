@@ -5,7 +5,7 @@ const { NativeStore, OpKind, WARNING_BATCH } = require('./lib/native').loadBindi
 const { Batcher } = require('./lib/batcher')
 const { isoDate } = require('./lib/iso-date')
 const { allSessions, reindex, reencrypt } = require('./lib/admin')
-const { parseOptions, hasOwnToString } = require('./lib/options')
+const { parseOptions, hasOwnToString, warnings } = require('./lib/options')
 const { Policy } = require('./lib/policy')
 const { RedisSessionStoreError, fromNative, invalidArg } = require('./lib/errors')
 const { captureDevice, handleOf, isHandle, deviceText, parseDevice } = require('./lib/devices')
@@ -122,6 +122,10 @@ class RedisSessionStore extends Store {
       throw new TypeError(`RedisSessionStore: ${fromNative(err).message}`)
     }
     this._native = this._batcher.native
+    // Options that are valid but likely mistakes: on the next tick, so a
+    // 'warning' listener attached after construction hears them.
+    const doubts = warnings(o)
+    if (doubts.length > 0) process.nextTick(() => doubts.forEach(([code, message]) => this._warn(code, message)))
     // Device writes not answered yet: a listing waits for them, so it sees
     // every write made before it, as for sessions.
     this._deviceWrites = new Set()

@@ -68,6 +68,65 @@ function fail(message) {
   throw new TypeError(`RedisSessionStore: ${message}`)
 }
 
+// The known name closest to a mistyped one (edit distance at most 2, or a
+// case difference), for "did you mean".
+function closest(name, known) {
+  let best
+  let bestDistance = 3
+  for (const candidate of known) {
+    const d = candidate.toLowerCase() === name.toLowerCase() ? 0 : distance(name, candidate)
+    if (d < bestDistance) [best, bestDistance] = [candidate, d]
+  }
+  return best
+}
+
+function distance(a, b) {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i]
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    row = next
+  }
+  return row[b.length]
+}
+
+function unknownOption(name, known) {
+  const guess = closest(name, known)
+  fail(`unknown option "${name}"${guess ? `: did you mean "${guess}"?` : ''}`)
+}
+
+// A URL as messages show it: never its password.
+function redactUrl(url) {
+  return typeof url === 'string' ? url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*:)[^/@]*@/i, '$1***@') : url
+}
+
+// Options that are almost certainly a mistake but valid: said once, as
+// warnings (see RedisSessionStore#_warn). Seconds given in milliseconds are
+// the common one: 30 * 60 * 1000 as idleTimeout is almost 21 days.
+const LOOKS_LIKE_MS = { idleTimeout: 7 * 86400, absoluteTimeout: 400 * 86400, ttl: 400 * 86400 }
+
+function warnings(o) {
+  const out = []
+  for (const [name, limit] of Object.entries(LOOKS_LIKE_MS)) {
+    const v = o[name]
+    if (typeof v === 'number' && v > limit) {
+      out.push([
+        'WARN_TIMEOUT_LOOKS_LIKE_MS',
+        `option "${name}" is ${v} seconds (${(v / 86400).toFixed(1)} days): it is in seconds, so if you meant ${v} ms, give ${v / 1000}`,
+      ])
+    }
+  }
+  if ((o.tls && o.tls.rejectUnauthorized === false) || /#insecure$/.test(o.url) || (o.cluster && o.cluster.nodes.some((n) => n.endsWith('#insecure')))) {
+    out.push(['WARN_TLS_UNVERIFIED', "TLS certificates of the Redis server are not verified (#insecure or tls.rejectUnauthorized: false): anyone on the path can read and change sessions; give tls.ca instead"])
+  }
+  if (o.encryption && o.encryption.allowPlaintext) {
+    out.push(['WARN_PLAINTEXT_ALLOWED', 'encryption.allowPlaintext is on: a plaintext value written into Redis is read as a session; turn it off once reencrypt() has run'])
+  }
+  return out
+}
+
 function positiveInt(name, value, max) {
   if (!Number.isInteger(value) || value < 1 || value > max) {
     fail(`option "${name}" must be an integer from 1 to ${max}, got ${String(value)}`)
@@ -90,7 +149,7 @@ function pem(name, value) {
 function parseTls(tls) {
   if (tls === null || typeof tls !== 'object') fail('option "tls" must be an object')
   for (const name of Object.keys(tls)) {
-    if (!TLS_FIELDS.has(name)) fail(`unknown option "tls.${name}"`)
+    if (!TLS_FIELDS.has(name)) unknownOption(`tls.${name}`, [...TLS_FIELDS].map((f) => `tls.${f}`))
   }
   const out = { ca: pem('ca', tls.ca), cert: pem('cert', tls.cert), key: pem('key', tls.key), rejectUnauthorized: true }
   if ((out.cert === undefined) !== (out.key === undefined)) fail('options "tls.cert" and "tls.key" go together')
@@ -245,13 +304,13 @@ function parseOptions(options) {
     fail('the store owns its Redis connection: pass { url } instead of { client }')
   }
   for (const name of Object.keys(options)) {
-    if (!KNOWN.has(name)) fail(`unknown option "${name}"`)
+    if (!KNOWN.has(name)) unknownOption(name, KNOWN)
   }
   const o = { ...DEFAULTS }
   for (const [k, v] of Object.entries(options)) if (v !== undefined) o[k] = v
 
   if (typeof o.url !== 'string' || !/^(rediss?:\/\/|memory:\/\/|file:\/\/\/)/.test(o.url)) {
-    fail(`option "url" must be a redis://, rediss://, memory:// or file:///absolute/path URL, got ${JSON.stringify(o.url)}`)
+    fail(`option "url" must be a redis://, rediss://, memory:// or file:///absolute/path URL, got ${JSON.stringify(redactUrl(o.url))}`)
   }
   const embedded = /^(memory|file):/.test(o.url)
   if (embedded) {
@@ -312,4 +371,4 @@ function parseOptions(options) {
   return o
 }
 
-module.exports = { parseOptions, isTimeout, hasOwnToString, MAX_TIMEOUT, MAX_SESSIONS_PER_USER }
+module.exports = { warnings, redactUrl, parseOptions, isTimeout, hasOwnToString, MAX_TIMEOUT, MAX_SESSIONS_PER_USER }
