@@ -7,7 +7,7 @@ const { isoDate } = require('./lib/iso-date')
 const { allSessions, reindex, reencrypt } = require('./lib/admin')
 const { parseOptions, hasOwnToString, warnings } = require('./lib/options')
 const { Policy } = require('./lib/policy')
-const { RedisSessionStoreError, fromNative, invalidArg } = require('./lib/errors')
+const { RedisSessionStoreError, fromNative, invalidArg, targetOf } = require('./lib/errors')
 const { captureDevice, handleOf, isHandle, deviceText, parseDevice } = require('./lib/devices')
 const telemetry = require('./lib/telemetry')
 
@@ -117,7 +117,11 @@ class RedisSessionStore extends Store {
       const onWarning = (code, message) => this._warn(code, message)
       const native = this._policy.native(o)
       const perSession = this._policy.perSession
-      this._batcher = new Batcher((onReply) => new NativeStore(native, onReply), WARNING_BATCH, onWarning, o.commandTimeout, perSession)
+      this._target = targetOf(o)
+      this._batcher = new Batcher((onReply) => new NativeStore(native, onReply), WARNING_BATCH, onWarning, o.commandTimeout, {
+        perSession,
+        target: this._target,
+      })
     } catch (err) {
       throw new TypeError(`RedisSessionStore: ${fromNative(err).message}`)
     }
@@ -187,7 +191,7 @@ class RedisSessionStore extends Store {
         if (!(ownerSessions > cap)) return done(null)
         this._native.enforceLimit(owner, cap).then(
           () => done(null),
-          (e) => done(fromNative(e)),
+          (e) => done(fromNative(e, this._target)),
         )
       }
       this._batcher.push(OpKind.Set, sid, value, owner, at, written, idle, absolute)
@@ -272,7 +276,7 @@ class RedisSessionStore extends Store {
           return done(e)
         }
         done(null, result)
-      }, (err) => done(fromNative(err)))
+      }, (err) => done(fromNative(err, this._target)))
     })
   }
 
@@ -363,7 +367,7 @@ class RedisSessionStore extends Store {
         this._batcher.push(OpKind.Destroy, sid, null, null, NaN, (err) =>
           err ? done(this._withoutSid(err, sid)) : done(null, true),
         )
-      }, (err) => done(this._withoutSid(fromNative(err))))
+      }, (err) => done(this._withoutSid(fromNative(err, this._target))))
     })
   }
 
@@ -393,7 +397,7 @@ class RedisSessionStore extends Store {
   _sendDevice(sid, text) {
     this._batcher.flush()
     const write = this._native.writeDevice(sid, text).catch((err) => {
-      throw this._withoutSid(fromNative(err), sid)
+      throw this._withoutSid(fromNative(err, this._target), sid)
     })
     const tracked = write.then(
       () => this._deviceWrites.delete(tracked),
@@ -407,7 +411,7 @@ class RedisSessionStore extends Store {
   _readDevice(sid) {
     this._batcher.flush()
     return this._afterDeviceWrites(() => this._native.readDevice(sid)).then(parseDevice, (err) => {
-      throw this._withoutSid(fromNative(err), sid)
+      throw this._withoutSid(fromNative(err, this._target), sid)
     })
   }
 
@@ -464,7 +468,7 @@ class RedisSessionStore extends Store {
   close(cb) {
     return callOrPromise(cb, (done) => {
       const near = this._batcher.close()
-      Promise.all([near, this._native.close()]).then(() => done(null), (err) => done(fromNative(err)))
+      Promise.all([near, this._native.close()]).then(() => done(null), (err) => done(fromNative(err, this._target)))
     })
   }
 

@@ -38,7 +38,7 @@ function allSessions(store, done) {
       expected = pages
       if (received === expected) finish(failure)
     },
-    (err) => finish(fromNative(err)),
+    (err) => finish(fromNative(err, store._target)),
   )
 }
 
@@ -70,7 +70,7 @@ function reindex(store, adopt, done) {
         if (page.cursor === '0') done(null, { indexed, skipped })
         else step(page.cursor)
       })
-    }, (err) => done(fromNative(err)))
+    }, (err) => done(fromNative(err, store._target)))
   }
   step('0')
 }
@@ -87,7 +87,7 @@ function reencrypt(store, done) {
       total.raced += r.raced
       if (r.next < 0) done(null, total)
       else step(r.next)
-    }, (err) => done(fromNative(err)))
+    }, (err) => done(fromNative(err, store._target)))
   }
   step(0)
 }

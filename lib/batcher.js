@@ -1,6 +1,6 @@
 'use strict'
 
-const { fromNative, RedisSessionStoreError } = require('./errors')
+const { fromNative, RedisSessionStoreError, atTarget } = require('./errors')
 const { Near } = require('./near')
 
 // A user's callback that throws must not stop the others in its batch, nor
@@ -30,8 +30,10 @@ class Batcher {
   // Batches go over the near socket when the server allows one (see
   // near.js), with `timeoutMs` the command timeout. `perSession`: the
   // store's limits are functions of the session, so each write carries its
-  // own idle and absolute limits (ms, NaN for none).
-  constructor(open, warningId, onWarning, timeoutMs, perSession = false) {
+  // own idle and absolute limits (ms, NaN for none). `target`: where the
+  // store connects, for connection errors (see errors.js).
+  constructor(open, warningId, onWarning, timeoutMs, { perSession = false, target } = {}) {
+    this.target = target
     this.warningId = warningId
     this.onWarning = onWarning
     this.scheduled = false
@@ -121,7 +123,7 @@ class Batcher {
       const bytes = this.native.exec(id, n, this.kinds, sids.join('\n'), values, owners, this.expires, this.limits, near)
       if (bytes !== null) this.near.send(bytes)
     } catch (err) {
-      const error = fromNative(err)
+      const error = fromNative(err, this.target)
       process.nextTick(() => {
         for (const cb of callbacks) settle(cb, error)
       })
@@ -161,7 +163,7 @@ class Batcher {
       // batches until their own cost dominates.
       if (i === half && this.scheduled) this.flush()
       if (errorCodes && errorCodes[i]) {
-        settle(callbacks[i], new RedisSessionStoreError(errorCodes[i], errorMessages[i]))
+        settle(callbacks[i], new RedisSessionStoreError(errorCodes[i], atTarget(errorCodes[i], errorMessages[i], this.target)))
       } else {
         settle(callbacks[i], null, values[i], expiresAt[i], ownerSessions[i])
       }

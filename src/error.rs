@@ -96,7 +96,32 @@ impl StoreError {
         } else {
             ErrorKind::Reply
         };
-        StoreError::new(kind, format!("redis: {err}"))
+        let text = err.to_string();
+        // A parse error dumps what the server sent (an HTTP page, say).
+        let what = if text.contains("Parse error") || text.contains("Incompatible type") {
+            "the server's answer is not Redis's protocol".to_owned()
+        } else {
+            text
+        };
+        StoreError::new(kind, format!("redis: {what}{}", hint(err)))
+    }
+}
+
+/// One line on the usual cause of a connection error, for the person who
+/// reads it in a log.
+fn hint(err: &redis::RedisError) -> &'static str {
+    let text = err.to_string();
+    if err.is_connection_refusal() || text.contains("refused") {
+        "; nothing listens there: is redis-server running, and are the host and port right?"
+    } else if text.contains("Parse error") || text.contains("Incompatible type") {
+        "; is it a Redis server (not HTTP or another service), and does it expect TLS (rediss://)?"
+    } else if text.contains("uthentication")
+        || text.contains("WRONGPASS")
+        || text.contains("NOAUTH")
+    {
+        "; check the username and password in the URL (or the server's ACL)"
+    } else {
+        ""
     }
 }
 
