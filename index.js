@@ -1,7 +1,7 @@
 'use strict'
 
 const { Store } = require('express-session')
-const { NativeStore, OpKind, WARNING_BATCH } = require('./lib/native').loadBinding()
+const { NativeStore, OpKind, WARNING_BATCH, EVENT_BATCH } = require('./lib/native').loadBinding()
 const { Batcher } = require('./lib/batcher')
 const { isoDate } = require('./lib/iso-date')
 const { allSessions, reindex, reencrypt } = require('./lib/admin')
@@ -9,6 +9,7 @@ const { parseOptions, hasOwnToString } = require('./lib/options')
 const { Policy } = require('./lib/policy')
 const { RedisSessionStoreError, fromNative, invalidArg } = require('./lib/errors')
 const { captureDevice, handleOf, isHandle, deviceText, parseDevice } = require('./lib/devices')
+const events = require('./lib/events')
 
 const NO_TTL = Infinity
 const NO_LIMITS = [NaN, NaN]
@@ -113,6 +114,9 @@ class RedisSessionStore extends Store {
       throw new TypeError(`RedisSessionStore: ${fromNative(err).message}`)
     }
     this._native = this._batcher.native
+    this._batcher.onEvents = (lines) => events.deliver(this, lines)
+    this._batcher.eventsId = EVENT_BATCH
+    events.watchListeners(this, this._native)
     // Device writes not answered yet: a listing waits for them, so it sees
     // every write made before it, as for sessions.
     this._deviceWrites = new Set()
@@ -239,7 +243,7 @@ class RedisSessionStore extends Store {
     return quiet(
       callOrPromise(cb, (done) => {
         checkSid(sid)
-        this._batcher.push(OpKind.Destroy, sid, null, null, NaN, (err) => done(err || null))
+        this._batcher.push(OpKind.Destroy, sid, null, events.reasonOf(this, sid), NaN, (err) => done(err || null))
       }),
     )
   }
@@ -346,7 +350,7 @@ class RedisSessionStore extends Store {
       this._native.listUser(owner).then((r) => {
         const sid = r.ids.find((id) => handleOf(this.prefix, id) === handle)
         if (sid === undefined) return done(null, false)
-        this._batcher.push(OpKind.Destroy, sid, null, null, NaN, (err) =>
+        this._batcher.push(OpKind.Destroy, sid, null, 'revoked', NaN, (err) =>
           err ? done(this._withoutSid(err, sid)) : done(null, true),
         )
       }, (err) => done(this._withoutSid(fromNative(err))))

@@ -93,9 +93,11 @@ mod tests {
             keys: Keys::new("sess:"),
             lifetime: Lifetime::default(),
             count_logins: false,
+            session_limits: false,
             wait_for_replicas: false,
             seal,
             merge: false,
+            events: Default::default(),
         }
     }
 

@@ -22,6 +22,7 @@ use redis_session_store::commands::{build, Context, Op};
 use redis_session_store::devices;
 use redis_session_store::engine::Engine;
 use redis_session_store::error::ErrorKind;
+use redis_session_store::events::Reason;
 use redis_session_store::expiry::{now_ms, Expiry, Lifetime};
 use redis_session_store::keys::Keys;
 use redis_session_store::meta;
@@ -640,6 +641,7 @@ impl Store {
                 wait_for_replicas: false,
                 seal: None,
                 merge: false,
+                events: Default::default(),
             },
             seen: Recent::default(),
         }
@@ -678,7 +680,10 @@ impl Store {
                     owner,
                     life: None,
                 },
-                _ => Op::Destroy { sid },
+                _ => Op::Destroy {
+                    sid,
+                    reason: Reason::Logout,
+                },
             });
         }
         let mut pipe = build(&ops, &self.ctx, g.now, &mut self.seen).0;
