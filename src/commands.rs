@@ -77,9 +77,7 @@ impl Context {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     /// Read a session and the cookie deadline its last touch set.
-    Get {
-        sid: String,
-    },
+    Get { sid: String },
     /// Write a session; a deadline already past deletes it instead.
     Set {
         sid: String,

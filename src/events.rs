@@ -221,7 +221,12 @@ mod tests {
             (6_000, Reason::Idle)
         );
         assert_eq!(
-            ended(Event::expired("s", &m, life(Some(1_000), Some(4_500)), 20_000)),
+            ended(Event::expired(
+                "s",
+                &m,
+                life(Some(1_000), Some(4_500)),
+                20_000
+            )),
             (5_500, Reason::Absolute)
         );
         // Limits per session: before the cookie's deadline it was a limit.
