@@ -197,6 +197,29 @@ export type ErrorCode =
   | 'ERR_INTERNAL'
   | 'ERR_NATIVE'
 
+/** Why a session ended (see docs/events.md). */
+export type SessionEndReason = 'logout' | 'revoked' | 'everywhere' | 'limit' | 'idle' | 'absolute' | 'expired' | 'binding'
+
+/** `'sessionCreated'`: a session was first stored. Never a session id: `handle` is `store.handleOf(sid)`. */
+export interface SessionCreatedEvent {
+  handle: string
+  userId: string | null
+  createdAt: Date
+}
+
+/** `'sessionEnded'`: told once across every instance sharing the store. */
+export interface SessionEndedEvent {
+  handle: string
+  userId: string | null
+  /** null for a session this store never recorded (written by connect-redis). */
+  createdAt: Date | null
+  lastAccess: Date | null
+  endedAt: Date
+  /** ms from creation to the end; null when the creation is unknown. */
+  duration: number | null
+  reason: SessionEndReason
+}
+
 export class RedisSessionStoreError extends Error {
   readonly code: ErrorCode
 }
@@ -224,6 +247,8 @@ export class RedisSessionStore extends Store {
 
   /** What the store learned of its server that you should know, e.g. `WARN_REDIS_EVICTION` for an allkeys-* policy, or `WARN_SESSION_BINDING` from `captureDevice({ bind })`. */
   on(event: 'warning', listener: (warning: Error & { code: string }) => void): this
+  on(event: 'sessionCreated', listener: (event: SessionCreatedEvent) => void): this
+  on(event: 'sessionEnded', listener: (event: SessionEndedEvent) => void): this
   on(event: string | symbol, listener: (...args: any[]) => void): this
 
   get(sid: string, callback: (err: any, session?: SessionData | null) => void): void

@@ -1,7 +1,7 @@
 'use strict'
 
 const { Store } = require('express-session')
-const { NativeStore, OpKind, WARNING_BATCH } = require('./lib/native').loadBinding()
+const { NativeStore, OpKind, WARNING_BATCH, EVENT_BATCH } = require('./lib/native').loadBinding()
 const { Batcher } = require('./lib/batcher')
 const { isoDate } = require('./lib/iso-date')
 const { allSessions, reindex, reencrypt } = require('./lib/admin')
@@ -10,6 +10,7 @@ const { Policy } = require('./lib/policy')
 const { RedisSessionStoreError, fromNative, invalidArg, targetOf } = require('./lib/errors')
 const { captureDevice, handleOf, isHandle, deviceText, parseDevice } = require('./lib/devices')
 const telemetry = require('./lib/telemetry')
+const events = require('./lib/events')
 
 const NO_TTL = Infinity
 const NO_LIMITS = [NaN, NaN]
@@ -130,6 +131,9 @@ class RedisSessionStore extends Store {
     // 'warning' listener attached after construction hears them.
     const doubts = warnings(o)
     if (doubts.length > 0) process.nextTick(() => doubts.forEach(([code, message]) => this._warn(code, message)))
+    this._batcher.onEvents = (lines) => events.deliver(this, lines)
+    this._batcher.eventsId = EVENT_BATCH
+    events.watchListeners(this, this._native)
     // Device writes not answered yet: a listing waits for them, so it sees
     // every write made before it, as for sessions.
     this._deviceWrites = new Set()
@@ -257,7 +261,7 @@ class RedisSessionStore extends Store {
     return quiet(
       callOrPromise(cb, (done) => {
         checkSid(sid)
-        this._batcher.push(OpKind.Destroy, sid, null, null, NaN, (err) => done(err ? withKey(err, this.prefix + sid) : null))
+        this._batcher.push(OpKind.Destroy, sid, null, events.reasonOf(this, sid), NaN, (err) => done(err ? withKey(err, this.prefix + sid) : null))
       }),
     )
   }
@@ -364,7 +368,7 @@ class RedisSessionStore extends Store {
       this._native.listUser(owner).then((r) => {
         const sid = r.ids.find((id) => handleOf(this.prefix, id) === handle)
         if (sid === undefined) return done(null, false)
-        this._batcher.push(OpKind.Destroy, sid, null, null, NaN, (err) =>
+        this._batcher.push(OpKind.Destroy, sid, null, 'revoked', NaN, (err) =>
           err ? done(this._withoutSid(err, sid)) : done(null, true),
         )
       }, (err) => done(this._withoutSid(fromNative(err, this._target))))

@@ -35,6 +35,10 @@ class Batcher {
   constructor(open, warningId, onWarning, timeoutMs, { perSession = false, target } = {}) {
     this.target = target
     this.warningId = warningId
+    // Replies under `eventsId` are lifecycle events, for `onEvents` (set by
+    // the store).
+    this.eventsId = null
+    this.onEvents = null
     this.onWarning = onWarning
     this.scheduled = false
     this.nextId = 0
@@ -62,7 +66,8 @@ class Batcher {
 
   // `kind` is one of the binding's OpKind; `value` is the session text for
   // Set and Rewrite, null otherwise; `owner` is a string ('' for none) for
-  // writes and Adopt, null otherwise; `idleMs` and `absoluteMs` are the
+  // writes and Adopt, the reason ('logout', 'revoked', 'binding') for
+  // Destroy, null otherwise; `idleMs` and `absoluteMs` are the
   // session's own limits, for a `perSession` store's writes.
   push(kind, sid, value, owner, expiresAt, cb, idleMs = NaN, absoluteMs = NaN) {
     const i = this.callbacks.length
@@ -149,6 +154,7 @@ class Batcher {
   // The arguments are a BatchReply's fields (see src/binding/wire.rs).
   onReply(id, values, expiresAt, ownerSessions, errorCodes, errorMessages) {
     if (id === this.warningId) return this.onWarning(errorCodes[0], errorMessages[0])
+    if (id === this.eventsId) return this.onEvents(values)
     const callbacks = this.inFlight.get(id)
     if (!callbacks) return
     this.inFlight.delete(id)

@@ -1,5 +1,7 @@
 'use strict'
 
+const { endFor } = require('./events')
+
 // "My devices": a session's opaque handle, and the captureDevice middleware
 // that records a logged-in session's user agent and IP beside it (see
 // src/devices.rs), writing only when something changed.
@@ -183,6 +185,7 @@ function checkBinding(store, cache, req, handle, device, seen, next) {
   cache.delete(handle)
   store._warn('WARN_SESSION_BINDING', BINDING_MESSAGE)
   // regenerate() destroys the session and gives the request a new one.
+  endFor(store, sid, 'binding')
   req.session.regenerate((err) => next(err ? store._withoutSid(err, sid) : undefined))
 }
 

@@ -10,6 +10,7 @@ use redis::{Pipeline, Value};
 use crate::backend::Reply;
 
 use crate::error::{ErrorKind, StoreError, StoreResult};
+use crate::events::{self, Event, Events, Reason};
 use crate::expiry::{from_expiretime, Expiry, Lifetime, TOMBSTONE_MS};
 use crate::keys::{self, Keys};
 use crate::meta::{self, Meta};
@@ -38,6 +39,8 @@ pub struct Context {
     /// Saves may be merges (`merge: true`): sealed reads note what they
     /// found (see `Recent::learn_sealed`).
     pub merge: bool,
+    /// Lifecycle events, told from the replies (see `events`).
+    pub events: Events,
 }
 
 impl Context {
@@ -74,9 +77,7 @@ impl Context {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     /// Read a session and the cookie deadline its last touch set.
-    Get {
-        sid: String,
-    },
+    Get { sid: String },
     /// Write a session; a deadline already past deletes it instead.
     Set {
         sid: String,
@@ -103,6 +104,8 @@ pub enum Op {
     },
     Destroy {
         sid: String,
+        /// What the `sessionEnded` event says, if this ends a session.
+        reason: Reason,
     },
     /// Save what a request changed since it loaded the session (`base`) on
     /// top of what is stored (see `merge`): the write script as a
@@ -161,7 +164,7 @@ impl Op {
             | Op::Set { sid, .. }
             | Op::Touch { sid, .. }
             | Op::Rewrite { sid, .. }
-            | Op::Destroy { sid }
+            | Op::Destroy { sid, .. }
             | Op::Merge { sid, .. }
             | Op::Adopt { sid, .. } => sid,
         }
@@ -267,7 +270,7 @@ impl Op {
                 };
                 written + index(pipe, ctx, now_ms, seen, target, false)
             }
-            Op::Destroy { sid } => {
+            Op::Destroy { sid, .. } => {
                 seen.forget(sid);
                 destroy(pipe, ctx, now_ms, sid, &key)
             }
@@ -647,7 +650,10 @@ pub fn prefer_rewrites(ops: &mut [Op], ctx: &Context, seen: &Recent) {
     }
     for op in ops.iter_mut() {
         if matches!(op, Op::Set { sid, .. } if seen.read_recently(sid)) {
-            let placeholder = Op::Destroy { sid: String::new() };
+            let placeholder = Op::Destroy {
+                sid: String::new(),
+                reason: Reason::Logout,
+            };
             if let Op::Set {
                 sid,
                 value,
@@ -690,7 +696,9 @@ pub fn read_all(
     mut replies: Vec<Reply>,
 ) -> Vec<Outcome> {
     let mut at = 0;
-    ops.iter()
+    let mut told = Vec::new();
+    let outcomes = ops
+        .iter()
         .zip(counts)
         .map(|(op, &n)| {
             let outcome = match replies.get_mut(at..at + n) {
@@ -704,6 +712,9 @@ pub fn read_all(
                             .iter_mut()
                             .map(|r| r.as_mut().map_or(Value::Nil, take))
                             .collect();
+                        if ctx.events.listening() {
+                            told.extend(event(op, now_ms, &values));
+                        }
                         if values.iter().any(is_oom) {
                             seen.forget(op.sid());
                         } else if let Some(at) = created(op, ctx, &values) {
@@ -739,7 +750,22 @@ pub fn read_all(
             at += n;
             outcome
         })
-        .collect()
+        .collect();
+    ctx.events.emit(told);
+    outcomes
+}
+
+/// The lifecycle event an operation's replies tell: a set that stored a
+/// session first, a destroy that ended a live one.
+fn event(op: &Op, now_ms: i64, values: &[Value]) -> Option<Event> {
+    match op {
+        Op::Set { sid, owner, .. } => events::created(values.first()?, sid, owner.as_deref()),
+        Op::Destroy { sid, reason } => {
+            let meta = events::destroyed(values.first()?)?;
+            Some(Event::destroyed(sid, meta, now_ms, *reason))
+        }
+        _ => None,
+    }
 }
 
 /// The creation time a batch's replies tell for an operation: the write
@@ -748,7 +774,10 @@ fn created(op: &Op, ctx: &Context, values: &[Value]) -> Option<i64> {
     match op {
         Op::Set { .. } | Op::Touch { .. } | Op::Rewrite { .. } | Op::Merge { .. } => {
             match values.first() {
-                Some(Value::BulkString(b)) => meta::read_time(std::str::from_utf8(b).ok()?),
+                Some(Value::BulkString(b)) => {
+                    let b = b.strip_prefix(b"+").unwrap_or(b);
+                    meta::read_time(std::str::from_utf8(b).ok()?)
+                }
                 _ => None,
             }
         }
@@ -773,6 +802,7 @@ mod tests {
             wait_for_replicas: true,
             seal: None,
             merge: false,
+            events: Default::default(),
         }
     }
 
@@ -858,7 +888,10 @@ mod tests {
     fn replies_are_split_per_operation() {
         let ops = vec![
             Op::Get { sid: "a".into() },
-            Op::Destroy { sid: "b".into() },
+            Op::Destroy {
+                sid: "b".into(),
+                reason: Reason::Logout,
+            },
             Op::Set {
                 sid: "c".into(),
                 value: "{}".into(),
@@ -927,7 +960,11 @@ mod tests {
             2
         );
         // A destroy forgets it.
-        Op::Destroy { sid: "t".into() }.append_to(&mut pipe, &ctx, 0, &mut seen);
+        Op::Destroy {
+            sid: "t".into(),
+            reason: Reason::Logout,
+        }
+        .append_to(&mut pipe, &ctx, 0, &mut seen);
         assert_eq!(
             touch(far).append_to(&mut pipe, &ctx, far - 900, &mut seen),
             2

@@ -97,6 +97,7 @@ mod tests {
             wait_for_replicas: false,
             seal,
             merge: false,
+            events: Default::default(),
         }
     }
 

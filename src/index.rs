@@ -22,6 +22,7 @@ use crate::backend::{round_trip, Conn, SendError};
 use crate::commands::{self, reply_error, Op, Outcome};
 use crate::devices;
 use crate::error::{ErrorKind, StoreError, StoreResult};
+use crate::events::Reason;
 use crate::expiry::{from_expiretime, now_ms};
 use crate::meta::{self, Meta};
 use crate::recent::Recent;
@@ -638,10 +639,11 @@ async fn list_on(store: &Store, conn: &Conn, owner: &str, chunk: usize) -> Store
 /// request still running cannot bring them back), directly on the writer's
 /// connection: these calls run while the writer holds (`Store::exclusive`),
 /// and so read on it too, where nothing else queues meanwhile. Drops them
-/// from the owner's index too. Returns how many were destroyed.
+/// from the owner's index too. Returns how many were destroyed. `reason`
+/// is what their `sessionEnded` events say.
 async fn destroy_all(
     store: &Store,
-    conn: &Conn,
+    (conn, reason): (&Conn, Reason),
     owner: &str,
     sids: Vec<String>,
     chunk: usize,
@@ -652,7 +654,10 @@ async fn destroy_all(
     for part in sids.chunks(per_trip(chunk)) {
         let ops: Vec<Op> = part
             .iter()
-            .map(|sid| Op::Destroy { sid: sid.clone() })
+            .map(|sid| Op::Destroy {
+                sid: sid.clone(),
+                reason,
+            })
             .collect();
         let now = now_ms();
         let (pipe, counts) = commands::build(&ops, ctx, now, &mut Recent::default());
@@ -697,7 +702,7 @@ pub async fn destroy_user(
         .map(|f| f.sid)
         .filter(|sid| !except.contains(sid))
         .collect();
-    destroy_all(store, &conn, owner, sids, chunk).await
+    destroy_all(store, (&conn, Reason::Everywhere), owner, sids, chunk).await
 }
 
 /// Keeps a user's `max` most recently used sessions and destroys the rest.
@@ -714,7 +719,7 @@ pub async fn enforce_limit(
     let conn = store.connection().await?;
     let sessions = list_on(store, &conn, owner, chunk).await?;
     let extra = sessions.into_iter().skip(max).map(|f| f.sid).collect();
-    destroy_all(store, &conn, owner, extra, chunk).await
+    destroy_all(store, (&conn, Reason::Limit), owner, extra, chunk).await
 }
 
 /// One SCAN step over the sessions under the prefix, for `reindex()`: the

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod devices;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod expiry;
 pub mod index;
 pub mod keys;

@@ -16,6 +16,7 @@ use tokio::time::MissedTickBehavior;
 use crate::backend::{round_trip, Link};
 use crate::commands::Context;
 use crate::error::{StoreError, StoreResult};
+use crate::events::Event;
 use crate::expiry::{now_ms, TOMBSTONE_MS};
 use crate::meta::{self, Meta};
 use crate::scripts;
@@ -33,6 +34,24 @@ const BUDGET: Duration = Duration::from_millis(250);
 /// cluster slot, every shard about once a minute (each look reads the
 /// whole shard).
 const MIN_SHARDS: usize = 256;
+
+/// While someone listens for `sessionEnded`, every shard is looked at
+/// within this long, so an expiry is told within it (each look costs an
+/// HGETALL per shard: about 4,100 a second over the 16,384 shards of a
+/// prefix without a hash tag).
+const TELL_WITHIN: usize = 4;
+
+/// An instance that does not listen claims a session's end only this long
+/// after it: one that listens claims it first, so its listeners hear it.
+const GRACE_MS: i64 = 10_000;
+
+fn min_shards(ctx: &Context, shards: usize) -> usize {
+    if ctx.events.listening() {
+        shards.div_ceil(TELL_WITHIN)
+    } else {
+        MIN_SHARDS.min(shards)
+    }
+}
 
 /// Runs until aborted (`Store::close`). Failures (Redis down) only skip a
 /// look: nothing here is needed for a call to succeed. Each process starts
@@ -63,7 +82,7 @@ pub fn spawn(link: Arc<Link>, ctx: Arc<Context>) -> JoinHandle<()> {
                 };
                 next = (next + part.len()) % shards.len();
                 walked += part.len();
-                if due == 0 && walked >= MIN_SHARDS.min(shards.len()) {
+                if due == 0 && walked >= min_shards(&ctx, shards.len()) {
                     break;
                 }
             }
@@ -107,19 +126,19 @@ async fn round(link: &Link, ctx: &Context, shards: &[String]) -> StoreResult<usi
     for (shard, reply) in shards.iter().zip(replies) {
         let metas = meta::entries(reply);
         for (sid, meta) in &metas {
-            if done_at(meta, ctx).is_some_and(|at| at <= now) {
-                due.push((shard, sid.clone()));
+            if due_at(meta, ctx).is_some_and(|at| at <= now) {
+                due.push((shard, sid.clone(), linger_until(meta, ctx, now)));
             }
         }
         for sid in orphans(recorded.next().unwrap_or(Value::Nil), &metas) {
-            due.push((shard, sid));
+            due.push((shard, sid, String::new()));
         }
     }
     if due.is_empty() {
         return Ok(0);
     }
     let mut pipe = redis::pipe();
-    for (shard, sid) in &due {
+    for (shard, sid, until) in &due {
         pipe.cmd("EVALSHA")
             .arg(&scripts::RECLAIM.hash)
             .arg(3)
@@ -127,7 +146,8 @@ async fn round(link: &Link, ctx: &Context, shards: &[String]) -> StoreResult<usi
             .arg(*shard)
             .arg(ctx.keys.devices_beside(shard))
             .arg(now)
-            .arg(sid);
+            .arg(sid)
+            .arg(until);
     }
     let found = round_trip(&conn, &pipe).await?;
     if found.iter().any(scripts::is_noscript) {
@@ -138,38 +158,63 @@ async fn round(link: &Link, ctx: &Context, shards: &[String]) -> StoreResult<usi
         return Ok(0);
     }
     let mut pipe = redis::pipe();
-    for ((_, sid), reply) in due.iter().zip(found) {
+    let mut ended = Vec::new();
+    let limits = (!ctx.session_limits).then_some(ctx.lifetime);
+    for ((_, sid, _), reply) in due.iter().zip(found) {
         // An error (a cluster node down) leaves the meta for next time.
-        if let Some((0, owner)) = reclaimed(reply) {
-            if !owner.is_empty() {
-                pipe.cmd("ZREM").arg(ctx.keys.user_index(&owner)).arg(sid);
-            }
+        let Some((state, owner, claimed)) = reclaimed(reply) else {
+            continue;
+        };
+        if let Some(meta) = claimed.filter(|m| m.marker.is_none()) {
+            ended.push(Event::expired(sid, &meta, limits, now));
+        }
+        if state == 0 && !owner.is_empty() {
+            pipe.cmd("ZREM").arg(ctx.keys.user_index(&owner)).arg(sid);
         }
     }
+    ctx.events.emit(ended);
     if !pipe.is_empty() {
         round_trip(&conn, &pipe).await?;
     }
     Ok(due.len())
 }
 
-/// When a meta can go, if its session is gone by then: at the end of its
-/// logout marker, or its linger after the session's deadline (with this
-/// store's limits; `RECLAIM` checks the session first anyway). With limits
-/// per session the meta does not say them: the cookie's deadline is the
-/// latest the session could end.
-fn done_at(meta: &Meta, ctx: &Context) -> Option<i64> {
-    let linger = if ctx.limited() {
-        TOMBSTONE_MS as i64
-    } else {
-        0
-    };
+/// When a meta is looked at, if its session is gone by then: at the end
+/// of its logout marker (it goes), or at the session's end (its end is
+/// claimed, see `scripts::RECLAIM`), some seconds later for an instance
+/// nobody listens to (see `GRACE_MS`). With limits per session the meta
+/// does not say them: an instance that listens checks every session at
+/// each look; one that does not, once the cookie's deadline and its linger
+/// are over, as long as the session could have lasted.
+fn due_at(meta: &Meta, ctx: &Context) -> Option<i64> {
+    let listening = ctx.events.listening();
+    let grace = if listening { 0 } else { GRACE_MS };
     match meta.marker {
         Some(until) => Some(until),
-        None if ctx.session_limits => meta.cookie_expiry.map(|at| at.saturating_add(linger)),
+        None if ctx.session_limits && listening => Some(i64::MIN),
+        None if ctx.session_limits => meta
+            .cookie_expiry
+            .map(|at| at.saturating_add(TOMBSTONE_MS as i64)),
         None => meta
             .key_deadline(ctx.lifetime)
-            .map(|at| at.saturating_add(linger)),
+            .map(|at| at.saturating_add(grace)),
     }
+}
+
+/// Until when the meta of a session found ended lingers, as a marker (as
+/// a meta holds it; '' for not at all): with limits, until its deadline
+/// and the linger after it (the latest a late save must still find it
+/// ended), at least from now.
+fn linger_until(meta: &Meta, ctx: &Context, now: i64) -> String {
+    if !ctx.limited() || meta.marker.is_some() {
+        return String::new();
+    }
+    let end = match ctx.session_limits {
+        true => meta.cookie_expiry,
+        false => meta.key_deadline(ctx.lifetime),
+    };
+    let at = end.unwrap_or(now).max(now);
+    meta::time(at.saturating_add(TOMBSTONE_MS as i64))
 }
 
 /// The sids of an HKEYS reply of a device hash that have no meta in
@@ -187,18 +232,20 @@ fn orphans(devices: Value, metas: &[(String, Meta)]) -> Vec<String> {
         .collect()
 }
 
-/// `RECLAIM`'s `{state, owner}`.
-fn reclaimed(reply: Value) -> Option<(i64, String)> {
+/// `RECLAIM`'s `{state, owner, meta}`: the meta it took, if any.
+fn reclaimed(reply: Value) -> Option<(i64, String, Option<Meta>)> {
     let Value::Array(parts) = reply else {
         return None;
     };
-    let [state, owner] = <[Value; 2]>::try_from(parts).ok()?;
+    let mut parts = parts.into_iter();
+    let (state, owner) = (parts.next()?, parts.next()?);
     let owner = match owner {
         Value::BulkString(b) => String::from_utf8(b).ok()?,
         _ => String::new(),
     };
+    let meta = parts.next().as_ref().and_then(Meta::read);
     match state {
-        Value::Int(n) => Some((n, owner)),
+        Value::Int(n) => Some((n, owner, meta)),
         _ => None,
     }
 }
@@ -217,8 +264,14 @@ mod tests {
                 Value::BulkString(o.as_bytes().to_vec()),
             ])
         };
-        assert_eq!(reclaimed(reply(0, "ada")), Some((0, "ada".into())));
-        assert_eq!(reclaimed(reply(1, "")), Some((1, String::new())));
+        assert_eq!(reclaimed(reply(0, "ada")), Some((0, "ada".into(), None)));
+        assert_eq!(reclaimed(reply(1, "")), Some((1, String::new(), None)));
+        let mut claimed = reply(3, "ada");
+        if let Value::Array(parts) = &mut claimed {
+            parts.push(Value::BulkString(b"1,2,3,,ada".to_vec()));
+        }
+        let meta = reclaimed(claimed).and_then(|(_, _, m)| m);
+        assert_eq!(meta.map(|m| (m.created, m.last_access)), Some((1, 2)));
         assert_eq!(reclaimed(Value::Nil), None);
         assert_eq!(reclaimed(Value::Array(vec![Value::Int(1)])), None);
     }
@@ -249,6 +302,7 @@ mod tests {
             wait_for_replicas: false,
             seal: None,
             merge: false,
+            events: Default::default(),
         };
         let plain = ctx(Lifetime::default(), false);
         let limited = ctx(
@@ -261,22 +315,28 @@ mod tests {
         let per_session = ctx(Lifetime::default(), true);
         let t = meta::time;
         let live = Meta::parse(&format!("0,{},{},,ada", t(50), t(1000))).unwrap();
-        assert_eq!(done_at(&live, &plain), Some(1_000));
-        assert_eq!(
-            done_at(&live, &limited),
-            Some(150 + crate::expiry::TOMBSTONE_MS as i64)
-        );
+        let tomb = crate::expiry::TOMBSTONE_MS as i64;
+        // Nobody listens: claimed some seconds after the end.
+        assert_eq!(due_at(&live, &plain), Some(1_000 + GRACE_MS));
+        assert_eq!(due_at(&live, &limited), Some(150 + GRACE_MS));
+        assert_eq!(linger_until(&live, &plain, 0), "");
+        assert_eq!(linger_until(&live, &limited, 0), t(150 + tomb));
         // Per session: the linger after the cookie's deadline, the latest
         // such a session could have ended.
+        assert_eq!(due_at(&live, &per_session), Some(1_000 + tomb));
+        assert_eq!(linger_until(&live, &per_session, 0), t(1_000 + tomb));
+        // Listened to: claimed at the end; per session, looked at each time.
+        for c in [&plain, &limited, &per_session] {
+            c.events.listen(true);
+        }
+        assert_eq!(due_at(&live, &plain), Some(1_000));
+        assert_eq!(due_at(&live, &limited), Some(150));
+        assert_eq!(due_at(&live, &per_session), Some(i64::MIN));
         assert_eq!(
-            done_at(&live, &per_session),
-            Some(1_000 + crate::expiry::TOMBSTONE_MS as i64)
-        );
-        assert_eq!(
-            done_at(&Meta::parse(",,,25,ada").unwrap(), &limited),
+            due_at(&Meta::parse(",,,25,ada").unwrap(), &limited),
             Some(77)
         );
-        assert_eq!(done_at(&Meta::parse("0,1e,,,").unwrap(), &plain), None);
+        assert_eq!(due_at(&Meta::parse("0,1e,,,").unwrap(), &plain), None);
         let reply = Value::Array(
             ["a", "0,1e,rs,,ada", "b", "not a meta", "c", ",,,25,"]
                 .iter()

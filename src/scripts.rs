@@ -38,8 +38,10 @@ impl Lua {
 /// existing one. The deadline is the earliest of the cookie's, now + idle
 /// and created + absolute; one already past deletes instead. Returns the
 /// creation time when written (so later touches can write the meta with
-/// plain commands), 0 when not, and `{current value, its meta's owner}`
-/// when the existing value is not the one expected.
+/// plain commands), prefixed with `+` when the session was not there
+/// before (first stored: a `sessionCreated` event), 0 when not written,
+/// and `{current value, its meta's owner}` when the existing value is not
+/// the one expected.
 /// The shard has no TTL, so `volatile-*` eviction never takes a meta;
 /// `RECLAIM` deletes it once it is no longer needed.
 /// Memory: while Redis is full it refuses a script's first write if that
@@ -83,6 +85,7 @@ if mode ~= 'touch' then
   if at then redis.call('SET', KEYS[1], ARGV[2], 'PXAT', at)
   else redis.call('SET', KEYS[1], ARGV[2]) end
 end
+if not exists then return '+' .. born end
 return born
 ",
     )
@@ -98,22 +101,27 @@ return born
 /// save too). Its device data (`captureDevice`) goes with it, last, so it
 /// changes none of that, and even on a full Redis (HDEL is always
 /// allowed). KEYS: session, shard, devices. ARGV: the marker's end (as a
-/// meta holds it), sid.
+/// meta holds it), sid. Returns `{done}`, or `{done, meta before}` when
+/// it ended a live session ('' for a session without a meta): the one
+/// script that ends it tells, so exactly one instance reports the logout.
 pub static DESTROY: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
-local u = string.match(redis.call('HGET', KEYS[2], ARGV[2]) or '', '^%w*,%w*,%w*,%w*,(.*)$')
+local m = redis.call('HGET', KEYS[2], ARGV[2])
+local u = string.match(m or '', '^%w*,%w*,%w*,%w*,(.*)$')
 local marker = ',,,' .. ARGV[1] .. ',' .. (u or '')
-local done = 1
+local done, ended = 1, false
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[2], ARGV[2], marker)
+  ended = m or ''
 else
   local r = redis.pcall('HSET', KEYS[2], ARGV[2], marker)
   if type(r) == 'table' and r.err then done = 0 end
 end
 redis.call('HDEL', KEYS[3], ARGV[2])
-return done
+if ended then return {done, ended} end
+return {done}
 ",
     )
 });
@@ -157,9 +165,14 @@ return 1
 /// its session lives or it is a logout marker that must stay, and the
 /// session's device data with it. Also run for device data whose meta is
 /// gone (a write past its deadline deletes the meta in `WRITE`). KEYS:
-/// session, shard, devices. ARGV: now, sid. Returns `{state, owner}`: 1 the
-/// session lives, 2 the marker stays, 0 the meta and device data are gone
-/// (owner: whose index to drop the session from).
+/// session, shard, devices. ARGV: now, sid, until when the meta of a
+/// session found ended must linger ('' for not at all; as a meta holds
+/// it). Returns `{state, owner, meta}`: 1 the session lives, 2 the marker
+/// stays, 3 the session ended and its meta became a marker until then
+/// (its device data gone), 0 the meta and device data are gone (owner:
+/// whose index to drop the session from). The meta returned, when it is
+/// not a marker, is a session's end that this call claimed: the instance
+/// whose call changed it reports the expiry, once for the fleet.
 pub static RECLAIM: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
@@ -167,9 +180,13 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return {1, ''} end
 local m = redis.call('HGET', KEYS[2], ARGV[2])
 local x, u = string.match(m or '', '^%w*,%w*,%w*,(%w*),(.*)$')
 if x and x ~= '' and tonumber(x, 36) > tonumber(ARGV[1]) then return {2, ''} end
-if m then redis.call('HDEL', KEYS[2], ARGV[2]) end
 redis.call('HDEL', KEYS[3], ARGV[2])
-return {0, u or ''}
+if x == '' and ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[2], ARGV[2], ',,,' .. ARGV[3] .. ',' .. u)
+  return {3, u, m}
+end
+if m then redis.call('HDEL', KEYS[2], ARGV[2]) end
+return {0, u or '', m or ''}
 ",
     )
 });

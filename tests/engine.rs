@@ -22,6 +22,7 @@ use redis_session_store::commands::{build, Context, Op};
 use redis_session_store::devices;
 use redis_session_store::engine::Engine;
 use redis_session_store::error::ErrorKind;
+use redis_session_store::events::Reason;
 use redis_session_store::expiry::{now_ms, Expiry, Lifetime};
 use redis_session_store::keys::Keys;
 use redis_session_store::meta;
@@ -608,6 +609,17 @@ impl Gen {
                 let devices = self.devices_key();
                 c.arg(&scripts::RECLAIM.hash).arg(3).arg(session).arg(shard);
                 c.arg(devices).arg(self.maybe(now)).arg(sid);
+                // Until when a session found ended lingers as a marker:
+                // mostly none, a time, or now and then no argument (nil).
+                match self.rng.below(4) {
+                    0 => {}
+                    1 => {
+                        c.arg("");
+                    }
+                    _ => {
+                        c.arg(meta::time(self.now + 3_600_000));
+                    }
+                }
             }
             _ => {
                 let ([session, shard, _], sid) = self.script_keys(false);
@@ -640,6 +652,7 @@ impl Store {
                 wait_for_replicas: false,
                 seal: None,
                 merge: false,
+                events: Default::default(),
             },
             seen: Recent::default(),
         }
@@ -678,7 +691,10 @@ impl Store {
                     owner,
                     life: None,
                 },
-                _ => Op::Destroy { sid },
+                _ => Op::Destroy {
+                    sid,
+                    reason: Reason::Logout,
+                },
             });
         }
         let mut pipe = build(&ops, &self.ctx, g.now, &mut self.seen).0;
@@ -1146,13 +1162,19 @@ fn reclaim_round(pair: &mut Pair, ctx: &Context, now: i64) {
             .arg(shard)
             .arg(ctx.keys.devices_beside(shard))
             .arg(now)
-            .arg(sid);
+            .arg(sid)
+            // With limits a claimed end lingers as a marker (see reclaim.rs).
+            .arg(if ctx.limited() {
+                meta::time(now + 3_600_000)
+            } else {
+                String::new()
+            });
     }
     let found = pair.run(&pipe, &vec![Check::Exact; metas.len()]);
     let mut zrem = redis::pipe();
     for ((_, sid), reply) in metas.iter().zip(found) {
         let Value::Array(parts) = reply else { continue };
-        if let [Value::Int(0), Value::BulkString(owner)] = parts.as_slice() {
+        if let [Value::Int(0), Value::BulkString(owner), ..] = parts.as_slice() {
             if !owner.is_empty() {
                 let owner = String::from_utf8_lossy(owner);
                 zrem.cmd("ZREM").arg(ctx.keys.user_index(&owner)).arg(sid);

@@ -6,6 +6,7 @@ use proptest::prelude::*;
 use redis::Value;
 
 use redis_session_store::commands::{build, read_all, Context, Op, Outcome};
+use redis_session_store::events::Reason;
 use redis_session_store::expiry::{Expiry, Lifetime};
 use redis_session_store::keys::{slot, Keys};
 use redis_session_store::meta::{self, Meta};
@@ -53,7 +54,10 @@ fn op() -> impl Strategy<Value = Op> {
             owner,
             life: None,
         }),
-        sid.prop_map(|sid| Op::Destroy { sid }),
+        sid.prop_map(|sid| Op::Destroy {
+            sid,
+            reason: Reason::Logout
+        }),
     ]
 }
 
@@ -69,6 +73,7 @@ fn context(idle_ms: Option<i64>, absolute_ms: Option<i64>) -> Context {
         wait_for_replicas: true,
         seal: None,
         merge: false,
+        events: Default::default(),
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use redis_session_store::backend::{ConnectionOptions, Tls};
 use redis_session_store::commands::{Context, Op, Outcome};
 use redis_session_store::error::ErrorKind;
+use redis_session_store::events::Reason;
 use redis_session_store::expiry::{now_ms, Expiry, Lifetime};
 use redis_session_store::index;
 use redis_session_store::keys::Keys;
@@ -39,6 +40,7 @@ fn open_with(prefix: &str, lifetime: Lifetime, options: &ConnectionOptions) -> S
         wait_for_replicas: true,
         seal: None,
         merge: false,
+        events: Default::default(),
     };
     Store::open(ctx, options, std::sync::Arc::new(|_| {})).unwrap()
 }
@@ -89,7 +91,10 @@ async fn a_batch_writes_reads_touches_and_destroys_in_order() {
                 life: None,
             },
             Op::Get { sid: sid.clone() },
-            Op::Destroy { sid: sid.clone() },
+            Op::Destroy {
+                sid: sid.clone(),
+                reason: Reason::Logout,
+            },
             Op::Get { sid: sid.clone() },
         ],
     )
@@ -275,7 +280,10 @@ async fn a_write_after_destroy_does_not_bring_the_session_back() {
         &store,
         vec![
             set.clone(),
-            Op::Destroy { sid: sid.clone() },
+            Op::Destroy {
+                sid: sid.clone(),
+                reason: Reason::Logout,
+            },
             // The slow request of the logged-out session ends now.
             set,
             Op::Get { sid: sid.clone() },
@@ -476,6 +484,7 @@ fn open_sealed(prefix: &str, keys: &[(&str, u8)], options: &ConnectionOptions) -
             redis_session_store::seal::Keyring::new(keys, false).unwrap(),
         )),
         merge: true,
+        events: Default::default(),
     };
     Store::open(ctx, options, std::sync::Arc::new(|_| {})).unwrap()
 }

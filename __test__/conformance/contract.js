@@ -34,7 +34,7 @@ function gate(n) {
   }
 }
 
-const CONCERNS = ['./session', './expiry', './logout', './timeouts', './users', './admin', './errors', './express', './encryption', './merge', './policy', './devices']
+const CONCERNS = ['./session', './expiry', './logout', './timeouts', './users', './admin', './errors', './express', './encryption', './merge', './policy', './devices', './events']
 
 /**
  * Registers every contract test on `test` (ava) for the backend `factory`

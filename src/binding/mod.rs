@@ -56,6 +56,11 @@ type OnReply =
 #[napi]
 pub const WARNING_BATCH: u32 = u32::MAX;
 
+/// The batch id under which `onReply` carries lifecycle events (see
+/// `events`), one JSON text per event in `values`.
+#[napi]
+pub const EVENT_BATCH: u32 = u32::MAX - 1;
+
 /// What a call over many sessions does, which decides where it runs.
 #[derive(Clone, Copy, PartialEq)]
 enum Admin {
@@ -181,7 +186,7 @@ impl NativeStore {
             .weak::<true>()
             .build_callback(move |ctx: ThreadsafeCallContext<(u32, BatchReply)>| {
                 let (id, r) = ctx.value;
-                if id != WARNING_BATCH {
+                if id != WARNING_BATCH && id != EVENT_BATCH {
                     counted.done(&ctx.env);
                 }
                 Ok(FnArgs::from((
@@ -206,6 +211,15 @@ impl NativeStore {
                 );
             }
         });
+        let tell = Arc::downgrade(&on_reply);
+        ctx.events.connect(Arc::new(move |events| {
+            if let Some(on_reply) = tell.upgrade() {
+                on_reply.call(
+                    (EVENT_BATCH, wire::events(events)),
+                    ThreadsafeFunctionCallMode::NonBlocking,
+                );
+            }
+        }));
         // The connection manager spawns onto tokio; the constructor is not
         // called inside a runtime, so enter napi's.
         let store = within_runtime_if_available(|| Store::open(ctx, &connection, on_warning))
@@ -528,6 +542,13 @@ impl NativeStore {
     }
 
     /// Settles queued calls, then releases the connection.
+    /// Whether JS listens for lifecycle events: none are made otherwise,
+    /// and the cleanup looks at every shard every few seconds only then.
+    #[napi]
+    pub fn listen(&self, on: bool) {
+        self.inner.context().events.listen(on);
+    }
+
     #[napi]
     pub async fn close(&self) -> Result<()> {
         self.inner.close().await;

@@ -143,6 +143,7 @@ impl NativeOptions {
             wait_for_replicas: self.wait_for_replicas,
             seal,
             merge: self.merge,
+            events: Default::default(),
         })
     }
 }

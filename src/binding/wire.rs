@@ -7,6 +7,7 @@ use napi_derive::napi;
 
 use crate::commands::{Op, Outcome};
 use crate::error::{ErrorKind, StoreError};
+use crate::events::{Event, Reason};
 use crate::expiry::{Expiry, Lifetime};
 use crate::index::Found;
 use crate::server_info::Warning;
@@ -129,7 +130,8 @@ pub fn list_reply(found: Vec<Found>) -> ListReply {
 /// rather than several per operation: kinds and deadlines as typed arrays,
 /// the sids as one newline-joined string (JS rejects sids with control
 /// characters), and values and owners ("" for none) only for the operations
-/// that carry them. `limits`, only from a store whose limits are functions
+/// that carry them (a destroy's "owner" is its reason: `logout`, `revoked`
+/// or `binding`). `limits`, only from a store whose limits are functions
 /// of the session, holds each operation's idle and absolute limits in ms
 /// (NaN: none for this session).
 pub fn decode(
@@ -189,7 +191,10 @@ pub fn decode(
                     owner: owner()?,
                     life: life(i),
                 },
-                k if k == OpKind::Destroy as u8 => Op::Destroy { sid },
+                k if k == OpKind::Destroy as u8 => Op::Destroy {
+                    sid,
+                    reason: Reason::of_destroy(owner()?.as_deref()),
+                },
                 k if k == OpKind::Merge as u8 => Op::Merge {
                     sid,
                     base: value()?,
@@ -221,6 +226,42 @@ pub fn decode(
 }
 
 /// A warning about the server, as a reply of no operations with one error.
+/// Lifecycle events as `onReply` carries them: one JSON text each, the
+/// sid included (JS names the session by its handle instead).
+pub fn events(events: Vec<Event>) -> BatchReply {
+    let values = events
+        .into_iter()
+        .map(|e| {
+            let v = match e {
+                Event::Created {
+                    sid,
+                    owner,
+                    created,
+                } => serde_json::json!({ "sid": sid, "owner": owner, "created": created }),
+                Event::Ended {
+                    sid,
+                    owner,
+                    created,
+                    last_access,
+                    ended,
+                    reason,
+                } => serde_json::json!({
+                    "sid": sid, "owner": owner, "created": created,
+                    "lastAccess": last_access, "ended": ended, "reason": reason.as_str(),
+                }),
+            };
+            Some(v.to_string())
+        })
+        .collect();
+    BatchReply {
+        values,
+        expires_at: Vec::new(),
+        owner_sessions: Vec::new(),
+        error_codes: None,
+        error_messages: None,
+    }
+}
+
 pub fn warning(w: Warning) -> BatchReply {
     BatchReply {
         values: Vec::new(),
@@ -293,7 +334,7 @@ mod tests {
             "a\nb\nc\nd\ne",
             (
                 vec!["vb".into(), "vd".into()],
-                vec!["ada".into(), "".into(), "bo".into()],
+                vec!["ada".into(), "revoked".into(), "".into(), "bo".into()],
             ),
             &[f64::NAN, 10.0, f64::NAN, f64::INFINITY, 5.0],
             None,
@@ -310,7 +351,10 @@ mod tests {
                     owner: Some("ada".into()),
                     life: None,
                 },
-                Op::Destroy { sid: "c".into() },
+                Op::Destroy {
+                    sid: "c".into(),
+                    reason: Reason::Revoked,
+                },
                 Op::Rewrite {
                     sid: "d".into(),
                     value: "vd".into(),

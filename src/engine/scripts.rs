@@ -19,12 +19,12 @@ type Native = fn(&mut Call, &[&[u8]], &[&[u8]]) -> Result<Value, Value>;
 /// (SHA of the Lua followed, the Lua, its native version).
 static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 6] = [
     (
-        "c0dcf624ae4641cb21fd776f529a43c35eda2000",
+        "6341f0af0446eaa6f3fc83caf208f5bd71e7fe99",
         &scripts::WRITE,
         write,
     ),
     (
-        "73d27733c75373c99270a74ce622ffe2002bf1d2",
+        "f57225359e02f6956eaf03fd01e909bc97be7524",
         &scripts::DESTROY,
         destroy,
     ),
@@ -34,7 +34,7 @@ static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 6] = [
         index,
     ),
     (
-        "e4a1d325ffc1f591576158fdf69de11dfa3e5a21",
+        "a6f2dc4fb0bd816303da9a4881dfddba4a94e69c",
         &scripts::RECLAIM,
         reclaim,
     ),
@@ -334,7 +334,11 @@ fn write(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
         };
     }
     // `born` is a string here: the concatenation above needed one.
-    Ok(reply::bulk(born.unwrap_or_default()))
+    let born = born.unwrap_or_default();
+    if !exists {
+        return Ok(reply::bulk(&[b"+", born].concat()));
+    }
+    Ok(reply::bulk(born))
 }
 
 /// `scripts::DESTROY`.
@@ -342,12 +346,18 @@ fn destroy(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value>
     let (key, arg) = (|i| nth(keys, i), |i| nth(argv, i));
     let stored = r.call(2, &[S(b"HGET"), opt(key(2)), opt(arg(2))])?;
     let owner = packed(&stored).map_or(&b""[..], |(_, u)| u);
-    let head = r.lua(3, concat((Some(b",,,"), "?"), (arg(1), "field '?'")))?;
+    let head = r.lua(4, concat((Some(b",,,"), "?"), (arg(1), "field '?'")))?;
     let marker = [&head[..], b",", owner].concat();
     let mut done = ONE;
-    if r.call(5, &[S(b"EXISTS"), opt(key(1))])? == ONE {
-        r.call(6, &[S(b"DEL"), opt(key(1))])?;
-        r.call(7, &[S(b"HSET"), opt(key(2)), opt(arg(2)), S(&marker)])?;
+    let mut ended = None;
+    if r.call(6, &[S(b"EXISTS"), opt(key(1))])? == ONE {
+        r.call(7, &[S(b"DEL"), opt(key(1))])?;
+        r.call(8, &[S(b"HSET"), opt(key(2)), opt(arg(2)), S(&marker)])?;
+        // `m or ''`: a missing meta reads as false in Lua.
+        ended = Some(match &stored {
+            Value::BulkString(m) => reply::bulk(m),
+            _ => reply::bulk(b""),
+        });
     } else {
         let marked = r.pcall(&[S(b"HSET"), opt(key(2)), opt(arg(2)), S(&marker)]);
         // `type(r) == 'table' and r.err`: the marker could not be written.
@@ -355,8 +365,8 @@ fn destroy(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value>
             done = ZERO;
         }
     }
-    r.call(12, &[S(b"HDEL"), opt(key(3)), opt(arg(2))])?;
-    Ok(done)
+    r.call(14, &[S(b"HDEL"), opt(key(3)), opt(arg(2))])?;
+    Ok(Value::Array(std::iter::once(done).chain(ended).collect()))
 }
 
 /// `scripts::INDEX`.
@@ -377,16 +387,18 @@ fn index(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
     Ok(ZERO)
 }
 
-/// `{state, owner}` as `RECLAIM` returns it.
-fn pair(state: i64, owner: &[u8]) -> Value {
-    Value::Array(vec![Value::Int(state), reply::bulk(owner)])
+/// `{state, owner, meta}` as `RECLAIM` returns it (no meta: `{state,
+/// owner}`).
+fn triple(state: i64, owner: &[u8], meta: Option<&[u8]>) -> Value {
+    let head = [Value::Int(state), reply::bulk(owner)];
+    Value::Array(head.into_iter().chain(meta.map(reply::bulk)).collect())
 }
 
 /// `scripts::RECLAIM`.
 fn reclaim(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
     let (key, arg) = (|i| nth(keys, i), |i| nth(argv, i));
     if r.call(2, &[S(b"EXISTS"), opt(key(1))])? == ONE {
-        return Ok(pair(1, b""));
+        return Ok(triple(1, b"", None));
     }
     let stored = r.call(3, &[S(b"HGET"), opt(key(2)), opt(arg(2))])?;
     // `string.match(m or '', ...)`: no meta matches as nothing does.
@@ -398,14 +410,24 @@ fn reclaim(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value>
         // `tonumber(x, 36) > tonumber(ARGV[1])`, run as `ARGV[1] < x`.
         let now = arg(1).and_then(parse::lua_number);
         if r.lua(5, lua::lt(now, parse::lua_base36(x)))? {
-            return Ok(pair(2, b""));
+            return Ok(triple(2, b"", None));
         }
     }
-    if !matches!(stored, Value::Nil) {
-        r.call(6, &[S(b"HDEL"), opt(key(2)), opt(arg(2))])?;
+    r.call(6, &[S(b"HDEL"), opt(key(3)), opt(arg(2))])?;
+    let meta = match &stored {
+        Value::BulkString(m) => Some(&m[..]),
+        _ => None,
+    };
+    if x.is_some_and(<[u8]>::is_empty) && !is(arg(3), "") {
+        let head = r.lua(8, concat((Some(b",,,"), "?"), (arg(3), "field '?'")))?;
+        let marker = [&head[..], b",", owner].concat();
+        r.call(8, &[S(b"HSET"), opt(key(2)), opt(arg(2)), S(&marker)])?;
+        return Ok(triple(3, owner, meta));
     }
-    r.call(7, &[S(b"HDEL"), opt(key(3)), opt(arg(2))])?;
-    Ok(pair(0, owner))
+    if meta.is_some() {
+        r.call(11, &[S(b"HDEL"), opt(key(2)), opt(arg(2))])?;
+    }
+    Ok(triple(0, owner, Some(meta.unwrap_or_default())))
 }
 
 /// `scripts::DEVICE`.

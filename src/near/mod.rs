@@ -287,6 +287,7 @@ mod tests {
             wait_for_replicas: false,
             seal: None,
             merge: false,
+            events: Default::default(),
         };
         let options = ConnectionOptions {
             // Never dialled: these tests feed the bytes.

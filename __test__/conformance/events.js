@@ -1,0 +1,138 @@
+'use strict'
+
+// Lifecycle events: every session that ends is told once across two
+// instances on the same data (the one that ended it, or the one whose
+// cleanup claimed its expiry), with its reason and how long it lasted, and
+// no payload holds a session id.
+const { session, sleep, user, timed } = require('./util')
+
+// How far a reported duration may be from the truth.
+const SLACK = 50
+// Expiries are told within 5 s; a little more for a loaded machine.
+const TOLD_WITHIN = 8_000
+
+// Two instances on the same data, each recording what it is told.
+function pair(ctx, options = {}) {
+  const a = ctx.makeStore(options, { shared: true })
+  const b = ctx.sibling(a, options)
+  const told = []
+  for (const [name, store] of [['a', a], ['b', b]]) {
+    store.on('sessionEnded', (e) => told.push({ by: name, type: 'ended', ...e }))
+    store.on('sessionCreated', (e) => told.push({ by: name, type: 'created', ...e }))
+  }
+  return { a, b, told }
+}
+
+// The events about `sid`, once `count` of them came (or the time is up).
+async function eventsOf(told, store, sid, type, count = 1) {
+  const handle = store.handleOf(sid)
+  const mine = () => told.filter((e) => e.handle === handle && e.type === type)
+  const until = Date.now() + TOLD_WITHIN
+  while (mine().length < count && Date.now() < until) await sleep(50)
+  // Anything told twice would come within the same walk: wait one more.
+  await sleep(300)
+  return mine()
+}
+
+// The duration told lies within the window the truth allows, give or take SLACK.
+function assertDuration(t, ended, created, end) {
+  t.true(ended.duration >= end.from - created.to - SLACK, `duration ${ended.duration}`)
+  t.true(ended.duration <= end.to - created.from + SLACK, `duration ${ended.duration}`)
+  t.is(ended.endedAt.getTime() - ended.createdAt.getTime(), ended.duration)
+}
+
+function assertNoSid(t, events, sids) {
+  const text = JSON.stringify(events)
+  for (const sid of sids) t.false(text.includes(sid), 'a payload holds a session id')
+}
+
+module.exports = (test, ctx) => {
+  test('events: a logout is told once, by the instance that made it, with its duration', async (t) => {
+    const { a, b, told } = pair(ctx)
+    const owner = user()
+    const created = await timed(() => a.set('ev-logout', session(60_000, { userId: owner })))
+    await sleep(200)
+    const end = await timed(() => b.destroy('ev-logout'))
+    await b.destroy('ev-logout') // a second logout ends nothing
+    const [ended, ...more] = await eventsOf(told, a, 'ev-logout', 'ended')
+    t.is(more.length, 0)
+    t.is(ended.by, 'b')
+    t.is(ended.reason, 'logout')
+    t.is(ended.userId, owner)
+    assertDuration(t, ended, created, end)
+    assertNoSid(t, told, ['ev-logout'])
+  })
+
+  test('events: a session first stored is told created once; later saves are not', async (t) => {
+    const { a, b, told } = pair(ctx)
+    const owner = user()
+    const created = await timed(() => a.set('ev-new', session(60_000, { userId: owner })))
+    await b.set('ev-new', session(60_000, { userId: owner, n: 2 }))
+    await a.touch('ev-new', session(60_000, { userId: owner }))
+    const events = await eventsOf(told, a, 'ev-new', 'created')
+    t.is(events.length, 1)
+    t.is(events[0].userId, owner)
+    t.true(events[0].createdAt.getTime() >= created.from - SLACK && events[0].createdAt.getTime() <= created.to + SLACK)
+    assertNoSid(t, told, ['ev-new'])
+  })
+
+  test('events: revoked, everywhere and limit say how the session ended', async (t) => {
+    const { a, b, told } = pair(ctx, { maxSessionsPerUser: 2 })
+    const owner = user()
+    const other = user()
+    const sets = {}
+    for (const sid of ['ev-r1', 'ev-r2']) sets[sid] = await timed(() => a.set(sid, session(60_000, { userId: owner })))
+    await sleep(50)
+    // A third login of `owner` ends the least recently used one.
+    sets['ev-r3'] = await timed(() => b.set('ev-r3', session(60_000, { userId: owner })))
+    const [limited] = await eventsOf(told, a, 'ev-r1', 'ended')
+    t.is(limited?.reason, 'limit')
+    const revoke = await timed(() => b.revokeUserSession(owner, a.handleOf('ev-r2')))
+    t.true(revoke.value)
+    for (const sid of ['ev-e1', 'ev-e2']) sets[sid] = await timed(() => a.set(sid, session(60_000, { userId: other })))
+    const everywhere = await timed(() => a.destroyUserSessions(other))
+    const [revoked, ...more] = await eventsOf(told, a, 'ev-r2', 'ended')
+    t.is(more.length, 0)
+    t.is(revoked.reason, 'revoked')
+    assertDuration(t, revoked, sets['ev-r2'], revoke)
+    for (const sid of ['ev-e1', 'ev-e2']) {
+      const events = await eventsOf(told, a, sid, 'ended')
+      t.is(events.length, 1)
+      t.is(events[0].reason, 'everywhere')
+      t.is(events[0].userId, other)
+      assertDuration(t, events[0], sets[sid], everywhere)
+    }
+    t.is((await eventsOf(told, a, 'ev-r1', 'ended')).length, 1)
+    t.is((await eventsOf(told, a, 'ev-r3', 'ended', 0)).length, 0)
+    assertNoSid(t, told, Object.keys(sets))
+  })
+
+  // Each expiry: the options, how the session is used, and when it truly
+  // ends (ms after its creation, measured from the set's window).
+  const EXPIRIES = {
+    expired: { options: {}, cookie: 700, lasts: 700 },
+    idle: { options: { idleTimeout: 0.7 }, cookie: 60_000, lasts: 700 },
+    absolute: { options: { absoluteTimeout: 0.8 }, cookie: 60_000, lasts: 800 },
+  }
+  for (const [reason, { options, cookie, lasts }] of Object.entries(EXPIRIES)) {
+    test(`events: an expiry (${reason}) is told once across both instances, within seconds`, async (t) => {
+      const { a, b, told } = pair(ctx, options)
+      const owner = user()
+      const created = await timed(() => a.set(`ev-${reason}`, session(cookie, { userId: owner })))
+      const plain = await timed(() => b.set(`ev-${reason}-plain`, session(cookie)))
+      const [ended, ...more] = await eventsOf(told, a, `ev-${reason}`, 'ended')
+      t.is(more.length, 0)
+      t.is(ended?.reason, reason)
+      t.is(ended.userId, owner)
+      const end = { from: created.from + lasts, to: created.to + lasts }
+      assertDuration(t, ended, created, end)
+      t.true(Date.now() - ended.endedAt.getTime() < TOLD_WITHIN + 1000)
+      const [alone, ...again] = await eventsOf(told, a, `ev-${reason}-plain`, 'ended')
+      t.is(again.length, 0)
+      t.is(alone?.reason, reason)
+      t.is(alone.userId, null)
+      assertDuration(t, alone, plain, { from: plain.from + lasts, to: plain.to + lasts })
+      assertNoSid(t, told, [`ev-${reason}`, `ev-${reason}-plain`])
+    })
+  }
+}
