@@ -1,11 +1,18 @@
 //! The embedded engine (`memory://`, `file://`) as a backend: the same
 //! commands and scripts as a Redis server, answered in this process. A
-//! file's commit waits for the disk, so calls run where blocking is allowed.
+//! file's commit waits for the disk, so its calls run on the blocking pool;
+//! memory's are short and run on the calling task.
+//!
+//! Not `block_in_place`: a task blocked in it when the runtime shuts down
+//! (a process exiting without `close()`) goes on running on that thread
+//! after the timer driver is gone, and the next timer it polls panics
+//! ("A Tokio 1.x context was found, but it is being shutdown"). A task
+//! awaiting the blocking pool is dropped instead.
 
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use redis::{Pipeline, RedisResult};
+use redis::{ErrorKind, Pipeline, RedisError, RedisResult};
 use tokio::time::Instant;
 
 use super::contract::{Backend, Conn, Reply, SendError};
@@ -23,6 +30,21 @@ pub struct Embedded {
 }
 
 impl Embedded {
+    /// Runs `call` on the engine where it may (see the module's comment);
+    /// an error when the runtime is shutting down.
+    async fn run<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Engine) -> T + Send + 'static,
+    ) -> RedisResult<T> {
+        if !self.engine.on_disk() {
+            return Ok(call(&self.engine));
+        }
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || call(&engine))
+            .await
+            .map_err(|_| RedisError::from((ErrorKind::Io, "the store is shutting down")))
+    }
+
     pub fn open(url: &str) -> StoreResult<Embedded> {
         Ok(Embedded {
             engine: Engine::open(url)?,
@@ -43,15 +65,17 @@ impl Backend for Embedded {
         _last: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Reply>, SendError>> {
         Box::pin(async move {
-            let values = tokio::task::block_in_place(|| self.engine.exec(pipe));
+            let pipe = pipe.clone();
+            let values = self.run(move |engine| engine.exec(&pipe)).await?;
             Ok(values.into_iter().map(Ok).collect())
         })
     }
 
     fn load_scripts(&self) -> BoxFuture<'_, RedisResult<()>> {
         Box::pin(async move {
-            tokio::task::block_in_place(|| self.engine.exec(&scripts::load_pipeline()));
-            Ok(())
+            self.run(|engine| engine.exec(&scripts::load_pipeline()))
+                .await
+                .map(drop)
         })
     }
 
@@ -75,7 +99,8 @@ impl Backend for Embedded {
 
     fn tidy(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            tokio::task::block_in_place(|| self.engine.sweep(SWEEP_PER_TIDY));
+            // Shutting down: nothing left to tidy for.
+            let _ = self.run(|engine| engine.sweep(SWEEP_PER_TIDY)).await;
         })
     }
 }

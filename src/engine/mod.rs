@@ -98,6 +98,11 @@ impl Engine {
         }
     }
 
+    /// Whether calls write to a file (and so wait for the disk).
+    pub fn on_disk(&self) -> bool {
+        matches!(self.shared, Some(Shared::File(_)))
+    }
+
     fn new(keyspace: Keyspace, file: Option<File>, shared: Option<Shared>) -> Engine {
         Engine {
             state: Mutex::new(State {
