@@ -90,7 +90,9 @@ class RedisSessionStore extends Store {
       const onWarning = (code, message) => this._warn(code, message)
       this._batcher = new Batcher((onReply) => new NativeStore(o, onReply), WARNING_BATCH, onWarning, o.commandTimeout)
     } catch (err) {
-      throw new TypeError(`RedisSessionStore: ${fromNative(err).message}`)
+      // With its code: a damaged file (ERR_SESSION_FILE_CORRUPT) asks for another remedy than a typo.
+      const native = fromNative(err)
+      throw Object.assign(new TypeError(`RedisSessionStore: ${native.message}`), { code: native.code })
     }
     this._native = this._batcher.native
   }

@@ -26,12 +26,14 @@ pub enum ErrorKind {
     /// A session too large for what was asked of it (merging one with too
     /// many top-level keys); nothing was written.
     TooLarge,
+    /// A `file://` store's file is damaged: it cannot be read as one.
+    FileCorrupt,
     /// The native core failed (a panic, caught); the call did not complete.
     Internal,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::Timeout,
         ErrorKind::Unavailable,
         ErrorKind::Closed,
@@ -41,6 +43,7 @@ impl ErrorKind {
         ErrorKind::UnknownKey,
         ErrorKind::InvalidArgument,
         ErrorKind::TooLarge,
+        ErrorKind::FileCorrupt,
         ErrorKind::Internal,
     ];
 
@@ -55,6 +58,7 @@ impl ErrorKind {
             ErrorKind::UnknownKey => "ERR_SESSION_KEY_UNKNOWN",
             ErrorKind::InvalidArgument => "ERR_INVALID_ARG",
             ErrorKind::TooLarge => "ERR_SESSION_TOO_LARGE",
+            ErrorKind::FileCorrupt => "ERR_SESSION_FILE_CORRUPT",
             ErrorKind::Internal => "ERR_INTERNAL",
         }
     }
