@@ -11,6 +11,8 @@ const { RedisSessionStoreError, fromNative, invalidArg } = require('./lib/errors
 const NO_TTL = Infinity
 const MAX_SID_LENGTH = 4096
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/
+// A lone surrogate becomes U+FFFD in Rust: two such ids would name one key.
+const LONE_SURROGATE = /\p{Surrogate}/u
 
 const MAX_OWNER_LENGTH = 1024
 
@@ -29,6 +31,7 @@ function checkOwner(userId) {
   }
   const owner = String(userId)
   if (owner.length > MAX_OWNER_LENGTH) throw invalidArg(`user id is longer than ${MAX_OWNER_LENGTH} characters`)
+  if (LONE_SURROGATE.test(owner)) throw invalidArg('user id is not well-formed UTF-16 (a lone surrogate): pass it as a proper Unicode string')
   return owner
 }
 
@@ -38,6 +41,7 @@ function checkSid(sid) {
   }
   if (sid.length > MAX_SID_LENGTH) throw invalidArg(`session id is longer than ${MAX_SID_LENGTH} characters`)
   if (CONTROL_CHARS.test(sid)) throw invalidArg('session id contains control characters')
+  if (LONE_SURROGATE.test(sid)) throw invalidArg('session id is not well-formed UTF-16 (a lone surrogate): use ids made of proper Unicode text')
 }
 
 // Runs `start(done)` with a node-style callback, or returns a promise when
