@@ -70,8 +70,13 @@ impl Backend for Embedded {
         _last: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Reply>, SendError>> {
         Box::pin(async move {
-            let pipe = pipe.clone();
-            let values = self.run(move |engine| engine.exec(&pipe)).await?;
+            let values = if self.engine.on_disk() {
+                let pipe = pipe.clone();
+                self.run(move |engine| engine.exec(&pipe)).await?
+            } else {
+                // In memory it runs here: no copy of the pipeline for a thread.
+                self.engine.exec(pipe)
+            };
             Ok(values.into_iter().map(Ok).collect())
         })
     }
