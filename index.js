@@ -16,6 +16,8 @@ const NO_TTL = Infinity
 const NO_LIMITS = [NaN, NaN]
 const MAX_SID_LENGTH = 4096
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/
+// A lone surrogate becomes U+FFFD in Rust: two such ids would name one key.
+const LONE_SURROGATE = /\p{Surrogate}/u
 
 const MAX_OWNER_LENGTH = 1024
 
@@ -40,6 +42,7 @@ function checkOwner(userId) {
   const owner = String(userId)
   if (owner.length === 0) throw invalidArg('user id must not be empty (its toString gave an empty string)')
   if (owner.length > MAX_OWNER_LENGTH) throw invalidArg(`user id is longer than ${MAX_OWNER_LENGTH} characters`)
+  if (LONE_SURROGATE.test(owner)) throw invalidArg('user id is not well-formed UTF-16 (a lone surrogate): pass it as a proper Unicode string')
   return owner
 }
 
@@ -65,6 +68,7 @@ function checkSid(sid) {
   }
   if (sid.length > MAX_SID_LENGTH) throw invalidArg(`session id is longer than ${MAX_SID_LENGTH} characters`)
   if (CONTROL_CHARS.test(sid)) throw invalidArg('session id contains control characters')
+  if (LONE_SURROGATE.test(sid)) throw invalidArg('session id is not well-formed UTF-16 (a lone surrogate): use ids made of proper Unicode text')
 }
 
 // Runs `start(done)` with a node-style callback, or returns a promise when
@@ -124,7 +128,9 @@ class RedisSessionStore extends Store {
         target: this._target,
       })
     } catch (err) {
-      throw new TypeError(`RedisSessionStore: ${fromNative(err).message}`)
+      // With its code: a damaged file (ERR_SESSION_FILE_CORRUPT) asks for another remedy than a typo.
+      const native = fromNative(err)
+      throw Object.assign(new TypeError(`RedisSessionStore: ${native.message}`), { code: native.code })
     }
     this._native = this._batcher.native
     // Options that are valid but likely mistakes: on the next tick, so a

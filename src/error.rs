@@ -23,12 +23,17 @@ pub enum ErrorKind {
     UnknownKey,
     /// The caller passed something the store cannot use.
     InvalidArgument,
+    /// A session too large for what was asked of it (merging one with too
+    /// many top-level keys); nothing was written.
+    TooLarge,
+    /// A `file://` store's file is damaged: it cannot be read as one.
+    FileCorrupt,
     /// The native core failed (a panic, caught); the call did not complete.
     Internal,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::Timeout,
         ErrorKind::Unavailable,
         ErrorKind::Closed,
@@ -37,6 +42,8 @@ impl ErrorKind {
         ErrorKind::Corrupt,
         ErrorKind::UnknownKey,
         ErrorKind::InvalidArgument,
+        ErrorKind::TooLarge,
+        ErrorKind::FileCorrupt,
         ErrorKind::Internal,
     ];
 
@@ -50,6 +57,8 @@ impl ErrorKind {
             ErrorKind::Corrupt => "ERR_SESSION_CORRUPT",
             ErrorKind::UnknownKey => "ERR_SESSION_KEY_UNKNOWN",
             ErrorKind::InvalidArgument => "ERR_INVALID_ARG",
+            ErrorKind::TooLarge => "ERR_SESSION_TOO_LARGE",
+            ErrorKind::FileCorrupt => "ERR_SESSION_FILE_CORRUPT",
             ErrorKind::Internal => "ERR_INTERNAL",
         }
     }

@@ -5,8 +5,10 @@
 //! keys the request added, changed or deleted win; the others keep the
 //! stored value, whoever changed them meanwhile.
 
+use std::collections::HashMap;
+
 use redis::Value;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::commands::{Context, Op};
@@ -14,8 +16,20 @@ use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::keys;
 use crate::scripts;
 
-/// A JSON object's members in their order, values as their text.
-struct Members<'a>(Vec<(String, &'a RawValue)>);
+/// Top-level keys a merged session may have. Merging costs a hash lookup
+/// per key, but every key is also a separate JSON value parsed three times
+/// on the single writer, so a bound keeps one save from stalling the
+/// others: 10,000 is far above what sessions hold (a few dozen) and about
+/// 10 ms of work on a small machine.
+pub const MAX_KEYS: usize = 10_000;
+
+/// A JSON object's members in their order, values as their text, and how
+/// many there were: past `MAX_KEYS` they are only counted.
+struct Members<'a> {
+    list: Vec<(String, &'a RawValue)>,
+    at: HashMap<String, usize>,
+    count: usize,
+}
 
 impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -26,57 +40,105 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
                 f.write_str("a JSON object")
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut out: Vec<(String, &'de RawValue)> = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
-                    // JSON.parse keeps the last of duplicate keys.
-                    out.retain(|(seen, _)| *seen != k);
-                    out.push((k, v));
+                let mut out = Members {
+                    list: Vec::new(),
+                    at: HashMap::new(),
+                    count: 0,
+                };
+                while out.count < MAX_KEYS {
+                    let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? else {
+                        return Ok(out);
+                    };
+                    out.count += 1;
+                    // JSON.parse keeps the last value of duplicate keys, at
+                    // the first one's place.
+                    match out.at.get(&k) {
+                        Some(&i) => out.list[i].1 = v,
+                        None => {
+                            out.at.insert(k.clone(), out.list.len());
+                            out.list.push((k, v));
+                        }
+                    }
                 }
-                Ok(Members(out))
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
+                    out.count += 1;
+                }
+                Ok(out)
             }
         }
         d.deserialize_map(Fields)
     }
 }
 
-/// Which of the three texts is not a JSON object: the stored one is
-/// corrupt, the others are the caller's.
+/// Why a merge cannot be made: which of the three texts is not a JSON
+/// object (the stored one is corrupt, the others are the caller's), or
+/// one has more than `MAX_KEYS` keys (how many).
 #[derive(Debug, PartialEq, Eq)]
-pub enum NotAnObject {
+pub enum Unmergeable {
     Loaded(String),
     Saved(String),
     Stored(String),
+    TooLarge(usize),
 }
 
 fn members<'a>(
     text: &'a str,
-    side: impl Fn(String) -> NotAnObject,
-) -> Result<Members<'a>, NotAnObject> {
-    serde_json::from_str(text).map_err(|e| side(format!("is not a JSON object ({e})")))
+    side: impl Fn(String) -> Unmergeable,
+) -> Result<Members<'a>, Unmergeable> {
+    let m: Members =
+        serde_json::from_str(text).map_err(|e| side(format!("is not a JSON object ({e})")))?;
+    if m.count > MAX_KEYS {
+        return Err(Unmergeable::TooLarge(m.count));
+    }
+    Ok(m)
 }
 
 impl Members<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.get())
+        self.at.get(key).map(|&i| self.list[i].1.get())
     }
 }
 
-/// What `saved` changed in `base`, applied to `current`.
-pub fn merge(base: &str, saved: &str, current: &str) -> Result<String, NotAnObject> {
+/// The error for a session over `MAX_KEYS`: the caller can change the
+/// session's shape or turn merging off.
+pub fn too_large(keys: usize) -> StoreError {
+    StoreError::new(
+        ErrorKind::TooLarge,
+        format!(
+            "the session has {keys} top-level keys, over the {MAX_KEYS} that merge: true \
+             allows; nothing was written. Group them under fewer keys (one nested object \
+             is one key) or turn merge off"
+        ),
+    )
+}
+
+/// How many top-level keys `saved` has, if it is an object with more than
+/// `MAX_KEYS`: such a save is refused before it is sent, so whether it
+/// works does not depend on another request saving at the same time.
+pub fn oversized(saved: &str) -> Option<usize> {
+    serde_json::from_str::<Members>(saved)
+        .ok()
+        .map(|m| m.count)
+        .filter(|&n| n > MAX_KEYS)
+}
+
+/// What `saved` changed in `base`, applied to `current`. Linear in the
+/// number of keys.
+pub fn merge(base: &str, saved: &str, current: &str) -> Result<String, Unmergeable> {
     let (base, saved, current) = (
-        members(base, NotAnObject::Loaded)?,
-        members(saved, NotAnObject::Saved)?,
-        members(current, NotAnObject::Stored)?,
+        members(base, Unmergeable::Loaded)?,
+        members(saved, Unmergeable::Saved)?,
+        members(current, Unmergeable::Stored)?,
     );
     let changed = |k: &str| base.get(k).is_none_or(|was| Some(was) != saved.get(k));
-    let mut out = String::with_capacity(current.0.len() * 32);
+    let mut out = String::with_capacity(current.list.len() * 32);
     let mut put = |k: &str, v: &str| {
         out.push(if out.is_empty() { '{' } else { ',' });
         out.push_str(&serde_json::to_string(k).expect("a string serializes"));
         out.push(':');
         out.push_str(v);
     };
-    for (k, v) in &current.0 {
+    for (k, v) in &current.list {
         match saved.get(k) {
             Some(mine) if changed(k) => put(k, mine),
             // Deleted by this request.
@@ -84,7 +146,7 @@ pub fn merge(base: &str, saved: &str, current: &str) -> Result<String, NotAnObje
             _ => put(k, v.get()),
         }
     }
-    for (k, v) in &saved.0 {
+    for (k, v) in &saved.list {
         if current.get(k).is_none() && changed(k) {
             put(k, v.get());
         }
@@ -124,11 +186,12 @@ pub fn remerge(
         .text(&key, Value::BulkString(current))?
         .unwrap_or_default();
     let merged = merge(base, value, &text).map_err(|e| match e {
-        NotAnObject::Stored(e) => StoreError::new(
+        Unmergeable::Stored(e) => StoreError::new(
             ErrorKind::Corrupt,
             format!("value of {} {e}", keys::named(&key)),
         ),
-        NotAnObject::Loaded(e) | NotAnObject::Saved(e) => StoreError::new(
+        Unmergeable::TooLarge(count) => too_large(count),
+        Unmergeable::Loaded(e) | Unmergeable::Saved(e) => StoreError::new(
             ErrorKind::InvalidArgument,
             format!("the session to merge into {} {e}", keys::named(&key)),
         ),
@@ -206,8 +269,32 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_keys_keep_the_last_value_at_the_first_place_as_json_parse_does() {
+        let saved = r#"{"a":1,"b":2,"a":3}"#;
+        assert_eq!(merge("{}", saved, "{}").unwrap(), r#"{"a":3,"b":2}"#);
+    }
+
+    fn object(keys: usize) -> String {
+        let members: Vec<String> = (0..keys).map(|i| format!("\"k{i}\":{i}")).collect();
+        format!("{{{}}}", members.join(","))
+    }
+
+    #[test]
+    fn over_max_keys_on_any_side_is_too_large_and_at_it_merges() {
+        use super::{oversized, Unmergeable::TooLarge, MAX_KEYS};
+        let (at, over) = (object(MAX_KEYS), object(MAX_KEYS + 5));
+        assert_eq!(merge(&at, &at, &at).unwrap(), at);
+        assert_eq!(merge(&over, "{}", "{}"), Err(TooLarge(MAX_KEYS + 5)));
+        assert_eq!(merge("{}", &over, "{}"), Err(TooLarge(MAX_KEYS + 5)));
+        assert_eq!(merge("{}", "{}", &over), Err(TooLarge(MAX_KEYS + 5)));
+        assert_eq!(oversized(&over), Some(MAX_KEYS + 5));
+        assert_eq!(oversized(&at), None);
+        assert_eq!(oversized("not json"), None);
+    }
+
+    #[test]
     fn what_is_not_an_object_is_an_error_naming_which() {
-        use super::NotAnObject::*;
+        use super::Unmergeable::*;
         assert!(matches!(merge("[]", "{}", "{}"), Err(Loaded(_))));
         assert!(matches!(merge("{}", "nope", "{}"), Err(Saved(_))));
         assert!(matches!(merge("{}", "{}", "1"), Err(Stored(_))));

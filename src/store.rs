@@ -785,6 +785,27 @@ async fn settle_merges(
     }
 }
 
+/// Takes out the merges of sessions over `merge::MAX_KEYS` (every time,
+/// not only when they conflict, so whether a save works does not depend
+/// on another request), with their places in `ops` and their errors.
+fn refuse_oversized_merges(ops: Vec<Op>) -> (Vec<Op>, Vec<(usize, StoreError)>) {
+    if !ops.iter().any(|op| matches!(op, Op::Merge { .. })) {
+        return (ops, Vec::new());
+    }
+    let mut kept = Vec::with_capacity(ops.len());
+    let mut refused = Vec::new();
+    for (i, op) in ops.into_iter().enumerate() {
+        match &op {
+            Op::Merge { value, .. } => match merge::oversized(value) {
+                Some(keys) => refused.push((i, merge::too_large(keys))),
+                None => kept.push(op),
+            },
+            _ => kept.push(op),
+        }
+    }
+    (kept, refused)
+}
+
 async fn send((link, server): (&Link, &Server), ctx: &Context, seen: &mut Recent, jobs: Vec<Job>) {
     let now = Instant::now();
     // The error is made only when a job is late: formatting its message for
@@ -818,14 +839,20 @@ async fn send((link, server): (&Link, &Server), ctx: &Context, seen: &mut Recent
         replies.into_iter().for_each(|r| r.send(Vec::new()));
         return;
     }
+    let (mut ops, refused) = refuse_oversized_merges(ops);
     seen.set_evicting(server.evicting.load(Ordering::Acquire));
     commands::prefer_rewrites(&mut ops, ctx, seen);
-    let mut outcomes = Vec::with_capacity(ops.len());
-    for part in segments(&ops) {
+    let mut outcomes = Vec::with_capacity(ops.len() + refused.len());
+    // Every merge refused leaves nothing to send.
+    for part in segments(&ops).into_iter().filter(|run| !run.is_empty()) {
         let ops = &ops[part];
         let mut done = exchange((link, server), ctx, seen, ops, deadline).await;
         settle_merges((link, server), ctx, seen, (ops, &mut done), deadline).await;
         outcomes.extend(done);
+    }
+    // In ascending order, each goes back to its place among the others.
+    for (i, err) in refused {
+        outcomes.insert(i, Outcome::Failed(err));
     }
     let mut outcomes = outcomes.into_iter();
     for (reply, size) in replies.into_iter().zip(sizes) {

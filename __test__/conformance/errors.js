@@ -14,6 +14,9 @@ const BAD_SIDS = {
   'over 4096 characters': 'x'.repeat(4097),
   'control characters': 'a\r\nb',
   'a NUL': 'a\u0000b',
+  // Not well-formed UTF-16: both would be 'a\uFFFDb' in Rust, one key.
+  'a lone high surrogate': 'a\ud800b',
+  'a lone low surrogate': 'a\udc00b',
 }
 
 async function codeOf(t, promise, what) {
@@ -44,6 +47,9 @@ module.exports = (test, { makeStore, sibling, options }) => {
     // A sid of exactly 4096 characters is fine.
     await store.set('y'.repeat(4096), session())
     t.truthy(await store.get('y'.repeat(4096)))
+    // A surrogate pair (well-formed) is fine.
+    await store.set('a\ud83d\ude00b', session())
+    t.truthy(await store.get('a\ud83d\ude00b'))
   })
 
   test('a session that is not an object is ERR_INVALID_ARG, and nothing is written', async (t) => {
@@ -58,7 +64,7 @@ module.exports = (test, { makeStore, sibling, options }) => {
   test('a bad user id is ERR_INVALID_ARG for the per-user calls', async (t) => {
     const store = makeStore()
     await store.set('keep', session(60_000, { userId: 'ada' }))
-    for (const bad of [undefined, null, '', {}, [], true, ['ada'], () => 'ada', NaN, Infinity, 'u'.repeat(1025)]) {
+    for (const bad of [undefined, null, '', {}, [], true, ['ada'], () => 'ada', NaN, Infinity, 'u'.repeat(1025), 'ada\ud800', '\udfffada']) {
       const what = typeof bad === 'string' ? `a string of ${bad.length}` : String(bad)
       t.is(await codeOf(t, store.listUserSessions(bad), `listUserSessions(${what})`), 'ERR_INVALID_ARG')
       t.is(await codeOf(t, store.destroyUserSessions(bad), `destroyUserSessions(${what})`), 'ERR_INVALID_ARG')
@@ -70,7 +76,7 @@ module.exports = (test, { makeStore, sibling, options }) => {
   test('an owner that is not a valid user id makes set fail with ERR_INVALID_ARG, writing nothing', async (t) => {
     const store = makeStore({ userId: (sess) => sess.owner })
     await store.set('fine', session(60_000, { owner: 'ada' }))
-    for (const bad of [{ id: 1 }, true, 'o'.repeat(1025), NaN]) {
+    for (const bad of [{ id: 1 }, true, 'o'.repeat(1025), NaN, 'ada\ud800']) {
       const what = typeof bad === 'string' ? `a string of ${bad.length}` : JSON.stringify(bad)
       t.is(await codeOf(t, store.set('bad', session(60_000, { owner: bad })), what), 'ERR_INVALID_ARG')
       t.is(await codeOf(t, store.set('fine', session(60_000, { owner: bad, changed: 1 })), what), 'ERR_INVALID_ARG')

@@ -106,6 +106,23 @@ module.exports = (test, ctx) => {
     }
   })
 
+  const many = (n, tag) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, `${tag}${i}`]))
+  test('merge: a session over 10,000 top-level keys is refused with ERR_SESSION_TOO_LARGE and nothing is written', async (t) => {
+    const store = makeStore({ merge: true })
+    await store.set('s', session(60_000, { n: 0 }))
+    const loaded = await store.get('s')
+    Object.assign(loaded, many(10_001, 'v'))
+    const err = await t.throwsAsync(store.set('s', loaded))
+    t.is(err.code, 'ERR_SESSION_TOO_LARGE')
+    t.regex(err.message, /10003 top-level keys.*turn merge off/s)
+    t.is((await store.get('s')).k0, undefined)
+    // Another request's save is not held up by it.
+    const other = await store.get('s')
+    other.n = 1
+    await Promise.all([t.throwsAsync(store.set('s', loaded)), store.set('s', other)])
+    t.is((await store.get('s')).n, 1)
+  })
+
   test('merge: a delete is kept while another save lands; the same key: the later save wins, no error', async (t) => {
     const store = makeStore({ merge: true })
     await store.set('s', session(60_000, { gone: 1, k: 'start' }))

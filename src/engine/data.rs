@@ -41,6 +41,19 @@ impl Data {
             Data::Zset(_) => Kind::Zset,
         }
     }
+
+    /// Bytes of what it holds: value, fields and values, members and scores.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn size(&self) -> usize {
+        match self {
+            Data::Str(v) => v.len(),
+            Data::Hash(h) => h.iter().map(|(f, v)| f.len() + v.len()).sum(),
+            Data::Zset(z) => z
+                .starting_at(f64::NEG_INFINITY)
+                .map(|(_, m)| m.len() + 8)
+                .sum(),
+        }
+    }
 }
 
 /// Field/value pairs: the store's hashes are the shards of the

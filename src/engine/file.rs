@@ -6,9 +6,13 @@
 //! durability) before the call returns. redb also locks the file, so a
 //! second process is refused.
 
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::Once;
 
-use redb::{Database, DatabaseError, ReadableDatabase, TableDefinition};
+use redb::backends::FileBackend;
+use redb::{Builder, Database, ReadableDatabase, TableDefinition};
 
 use super::data::{Data, Hash, Kind, Zset};
 use super::keyspace::{Change, Keyspace};
@@ -24,11 +28,82 @@ pub struct File {
     path: PathBuf,
 }
 
+thread_local! {
+    /// Set while redb runs on this thread: its panics are caught and
+    /// reported as a damaged file, so the panic hook must not print them.
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs redb's `f`, a panic (what redb does on some damaged pages) caught
+/// as `redb::Error::Corrupted`, without the panic hook's message and
+/// backtrace on stderr.
+fn guarded<T>(f: impl FnOnce() -> Result<T, redb::Error>) -> Result<T, redb::Error> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let loud = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(Cell::get) {
+                loud(info)
+            }
+        }));
+    });
+    let was = QUIET.with(|q| q.replace(true));
+    let caught = catch_unwind(AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    caught.unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(redb::Error::Corrupted(format!("redb panicked: {why}")))
+    })
+}
+
+/// Opens or creates the file itself, never what a symbolic link there
+/// points to (so a planted link cannot send sessions elsewhere), readable
+/// by its owner only when created.
+fn open_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path)
+}
+
+/// Whether a redb error means the file's content is damaged (rather
+/// than the disk or the system failing).
+fn damaged(e: &redb::Error) -> bool {
+    match e {
+        redb::Error::Corrupted(_) => true,
+        redb::Error::Io(e) => e.kind() == std::io::ErrorKind::InvalidData,
+        _ => false,
+    }
+}
+
 impl File {
     /// Opens (or creates) the database at `path`, a canonical path.
     pub fn open(path: &Path) -> StoreResult<File> {
-        let db = Database::create(path).map_err(|e| match e {
-            DatabaseError::DatabaseAlreadyOpen => StoreError::new(
+        let file = open_file(path).map_err(|e| {
+            let why = if path.is_symlink() {
+                "it is a symbolic link: give the path of the file itself".to_owned()
+            } else {
+                e.to_string()
+            };
+            StoreError::new(
+                ErrorKind::Unavailable,
+                format!("cannot open {} as a session file: {why}", path.display()),
+            )
+        })?;
+        let db = guarded(|| {
+            let backend = FileBackend::new(file)?;
+            Ok(Builder::new().create_with_backend(backend)?)
+        });
+        let db = db.map_err(|e| match e {
+            redb::Error::DatabaseAlreadyOpen => StoreError::new(
                 ErrorKind::Unavailable,
                 format!(
                     "{} is open in another process: only one process may use a file:// store \
@@ -36,6 +111,7 @@ impl File {
                     path.display()
                 ),
             ),
+            e if damaged(&e) => corrupt(path, &e),
             e => StoreError::new(
                 ErrorKind::Unavailable,
                 format!("cannot open {} as a session file: {e}", path.display()),
@@ -56,6 +132,9 @@ impl File {
 
     /// A storage failure as the store reports it.
     pub fn failed(&self, e: &redb::Error) -> StoreError {
+        if damaged(e) {
+            return corrupt(&self.path, e);
+        }
         StoreError::new(
             ErrorKind::Unavailable,
             format!("session file {}: {e}", self.path.display()),
@@ -64,6 +143,10 @@ impl File {
 
     /// Everything in the file, as a keyspace that logs later changes.
     pub fn load(&self) -> Result<Keyspace, redb::Error> {
+        guarded(|| self.read_all())
+    }
+
+    fn read_all(&self) -> Result<Keyspace, redb::Error> {
         let txn = self.db.begin_read()?;
         let mut expiries = std::collections::HashMap::new();
         for row in txn.open_table(EXPIRIES)?.range::<&[u8]>(..)? {
@@ -118,6 +201,10 @@ impl File {
 
     /// Writes `changes`, in order, as one transaction; durable on return.
     pub fn write(&self, changes: &[Change]) -> Result<(), redb::Error> {
+        guarded(|| self.write_all(changes))
+    }
+
+    fn write_all(&self, changes: &[Change]) -> Result<(), redb::Error> {
         let txn = self.db.begin_write()?;
         {
             let mut strings = txn.open_table(STRINGS)?;
@@ -168,4 +255,16 @@ impl File {
         txn.commit()?;
         Ok(())
     }
+}
+
+/// A damaged file, as one error naming it and what to do.
+fn corrupt(path: &Path, e: &redb::Error) -> StoreError {
+    StoreError::new(
+        ErrorKind::FileCorrupt,
+        format!(
+            "session file {} is damaged ({e}): restore it from a backup, or move it away \
+             to start with no sessions",
+            path.display()
+        ),
+    )
 }

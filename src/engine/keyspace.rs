@@ -83,6 +83,14 @@ impl Keyspace {
         self.entries.len()
     }
 
+    /// Keys held, expired ones not swept yet included, and the bytes of
+    /// those keys and their data.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn held(&self) -> (usize, usize) {
+        let bytes = self.entries.iter().map(|(k, e)| k.len() + e.data.size());
+        (self.entries.len(), bytes.sum())
+    }
+
     /// Every structure is empty (nothing is held for expired keys).
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {

@@ -70,14 +70,23 @@ fn decode(path: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The file's canonical path (links resolved), whether or not it exists
-/// yet: its directory must.
+/// The file's canonical path (links in its directory resolved), whether
+/// or not it exists yet: its directory must. The file itself must not be
+/// a symbolic link, dangling or not: the engine does not follow one (see
+/// `file::open_file`), and says so here, before anything is opened.
 fn canonical(path: &Path) -> Result<PathBuf, String> {
-    if path.is_dir() {
-        return Err(format!("{} is a directory, not a file", path.display()));
-    }
-    if path.exists() {
-        return std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()));
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_symlink() => {
+            return Err(format!(
+                "{} is a symbolic link, which a file:// store does not follow: \
+                 give the path of the file itself",
+                path.display()
+            ))
+        }
+        Ok(m) if m.is_dir() => {
+            return Err(format!("{} is a directory, not a file", path.display()))
+        }
+        _ => {}
     }
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(format!("{} names no file", path.display()));
@@ -116,5 +125,23 @@ mod tests {
             assert_eq!(e.kind, ErrorKind::InvalidArgument);
             assert!(e.message.contains(bad), "{}", e.message);
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symbolic_link_is_refused_dangling_or_not() {
+        let dir = std::env::temp_dir().join(format!("location-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (file, link, dangling) = (dir.join("a.db"), dir.join("l.db"), dir.join("d.db"));
+        std::fs::write(&file, b"").unwrap();
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        std::os::unix::fs::symlink(dir.join("nowhere.db"), &dangling).unwrap();
+        for path in [&link, &dangling] {
+            let e = parse(&format!("file://{}", path.display())).err().unwrap();
+            assert_eq!(e.kind, ErrorKind::InvalidArgument);
+            assert!(e.message.contains("symbolic link"), "{}", e.message);
+        }
+        assert!(!dir.join("nowhere.db").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

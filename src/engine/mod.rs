@@ -68,9 +68,7 @@ impl Engine {
     /// cannot be had, ErrorKind::Unavailable naming it.
     pub fn open(url: &str) -> StoreResult<Arc<Engine>> {
         let shared = match location::parse(url)? {
-            Location::Private => {
-                return Ok(Arc::new(Engine::new(Keyspace::new(false), None, None)))
-            }
+            Location::Private => return Ok(Engine::new(Keyspace::new(false), None, None)),
             Location::Shared(shared) => shared,
         };
         loop {
@@ -90,7 +88,7 @@ impl Engine {
                             (file.load().map_err(|e| file.failed(&e))?, Some(file))
                         }
                     };
-                    let engine = Arc::new(Engine::new(keyspace, file, Some(shared.clone())));
+                    let engine = Engine::new(keyspace, file, Some(shared.clone()));
                     open.insert(shared, Arc::downgrade(&engine));
                     return Ok(engine);
                 }
@@ -98,15 +96,29 @@ impl Engine {
         }
     }
 
-    fn new(keyspace: Keyspace, file: Option<File>, shared: Option<Shared>) -> Engine {
-        Engine {
+    /// Keys held, expired ones not dropped yet included, and their bytes.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn held(&self) -> (usize, usize) {
+        lock(&self.state).keyspace.held()
+    }
+
+    /// Whether calls write to a file (and so wait for the disk).
+    pub fn on_disk(&self) -> bool {
+        matches!(self.shared, Some(Shared::File(_)))
+    }
+
+    fn new(keyspace: Keyspace, file: Option<File>, shared: Option<Shared>) -> Arc<Engine> {
+        let engine = Arc::new(Engine {
             state: Mutex::new(State {
                 keyspace,
                 file,
                 broken: None,
             }),
             shared,
-        }
+        });
+        #[cfg(all(feature = "test-hooks", not(test)))]
+        lock(&held::ALL).push(Arc::downgrade(&engine));
+        engine
     }
 
     /// Runs a pipeline as a Redis server would: one reply per command, in
@@ -150,6 +162,41 @@ impl Engine {
         match state.commit() {
             Ok(()) => dropped,
             Err(_) => 0,
+        }
+    }
+}
+
+/// What the engines of this process hold, for the tests of memory under
+/// churn: a count that does not depend on the allocator, as RSS does.
+/// Only in the dev build (cargo feature `test-hooks`), which is not a test
+/// of this crate's own (those read `Engine::held`).
+#[cfg(all(feature = "test-hooks", not(test)))]
+mod held {
+    use super::*;
+
+    pub static ALL: LazyLock<Mutex<Vec<Weak<Engine>>>> = LazyLock::new(Default::default);
+
+    #[napi_derive::napi(object)]
+    pub struct EngineHeld {
+        /// Keys, expired ones not dropped yet included.
+        pub keys: f64,
+        /// Bytes of those keys and of what they hold.
+        pub bytes: f64,
+    }
+
+    /// Sums over every engine still open in this process.
+    #[napi_derive::napi]
+    pub fn engine_held() -> EngineHeld {
+        let mut all = lock(&ALL);
+        all.retain(|e| e.strong_count() > 0);
+        let (keys, bytes) = all
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|e| e.held())
+            .fold((0, 0), |(k, b), (k2, b2)| (k + k2, b + b2));
+        EngineHeld {
+            keys: keys as f64,
+            bytes: bytes as f64,
         }
     }
 }
@@ -242,12 +289,18 @@ mod tests {
             }
             engine.exec(&p);
         }
+        // Keys "sess:{chunk}:{i}" and their one-byte values.
+        let bytes = (0..200)
+            .flat_map(|c| (0..1000).map(move |i| format!("sess:{c}:{i}").len() + 1))
+            .sum();
+        assert_eq!(engine.held(), (200_000, bytes));
         std::thread::sleep(Duration::from_millis(5));
         // Bounded per call, then everything.
         assert_eq!(engine.sweep(150_000), 150_000);
         assert_eq!(engine.sweep(150_000), 50_000);
         assert_eq!(engine.sweep(150_000), 0);
         assert!(lock(&engine.state).keyspace.is_empty());
+        assert_eq!(engine.held(), (0, 0));
     }
 
     #[test]
