@@ -1109,7 +1109,9 @@ mod tests {
             Outcome::Failed(e) => {
                 assert_eq!(e.kind, ErrorKind::Full);
                 assert!(
-                    e.message.contains("full") && e.message.contains("sess:s"),
+                    e.message.contains("full")
+                        && e.message.contains(&keys::handle("sess:s"))
+                        && !e.message.contains("sess:s"),
                     "{}",
                     e.message
                 );
