@@ -109,12 +109,13 @@ test('random bytes in Redis read back as a session or as ERR_SESSION_CORRUPT; re
   t.is(await store.length(), sessions.size)
 
   // An indexed session overwritten with bytes that are not a session makes
-  // all() fail, naming its key.
+  // all() fail, naming the session by its handle (never by id or key).
   const [victim] = sessions.keys()
   await raw.callBinary('SET', `${store.prefix}${victim}`, await raw.callBinary('GET', `${store.prefix}${corrupt[0]}`), 'PX', 60_000)
   const err = await t.throwsAsync(store.all())
   t.is(err.code, 'ERR_SESSION_CORRUPT')
-  t.true(err.message.includes(`"${store.prefix}${victim}"`), err.message)
+  t.true(err.message.includes(store.handleOf(victim)), err.message)
+  t.false(err.message.includes(`${store.prefix}${victim}`), err.message)
 })
 
 // Envelopes mutated at random (bytes flipped, cut, grown, the header's

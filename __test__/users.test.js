@@ -314,12 +314,13 @@ test('ids(), length() and stats() leave out sessions deleted behind the store\'s
   t.deepEqual(counts(await store.stats()), { sessions: live.length, users: users.size, active: live.length })
 })
 
-test('all() names a value written raw that is not JSON, on a later page', async (t) => {
+test('all() names a value written raw that is not JSON, on a later page, by its handle', async (t) => {
   const store = makeStore({ scanCount: 10 }) // 160 sessions per page
   await Promise.all(Array.from({ length: 500 }, (_, i) => store.set(`p${i}`, session(60_000, { n: i }))))
   t.is((await store.all()).length, 500)
   await raw.call('SET', `${store.prefix}p321`, 'not json')
   const err = await t.throwsAsync(store.all())
   t.is(err.code, 'ERR_SESSION_CORRUPT')
-  t.true(err.message.includes(`${store.prefix}p321`))
+  t.true(err.message.includes(store.handleOf('p321')), err.message)
+  t.false(err.message.includes(`${store.prefix}p321`), err.message)
 })

@@ -5,7 +5,7 @@
 //
 //   node bench/run.js                 # default run, about 20 minutes on 2 cores
 //   node bench/run.js --quick         # smoke run, about half a minute, numbers meaningless
-//   node bench/run.js --only store    # store (+ RSS) only; also: features, http, rss, memory, scale, admin, cluster, embedded, or a list
+//   node bench/run.js --only store    # store (+ RSS) only; also: features, http, nest, rss, memory, scale, admin, cluster, embedded, or a list
 //   REDIS_URL=redis://host:6379 node bench/run.js
 //
 // Every measured thing runs in a child process (fork): one per store and
@@ -29,6 +29,7 @@ const { benchChart } = require('./chart')
 const { adminBench } = require('./admin')
 const { clusterBench } = require('./cluster')
 const { embeddedBench } = require('./embedded')
+const { nestBench } = require('./nest')
 const { featuresBench } = require('./features')
 const { memoryBench } = require('./memory')
 const { scaleBench } = require('./scale')
@@ -36,7 +37,7 @@ const { targets, featureTargets } = require('./targets')
 
 const HELP = `usage: node bench/run.js [options]
   --quick                 about half a minute in all; checks that everything runs
-  --only LIST             store, features, http, rss, memory, scale, admin, cluster, embedded
+  --only LIST             store, features, http, nest, rss, memory, scale, admin, cluster, embedded
                           (comma-separated; "store" includes rss; default all of them)
   --rounds N              store rounds, each store in a fresh process (default 3)
   --http-rounds N         HTTP rounds (default 3)
@@ -124,10 +125,10 @@ function parseConfig(argv) {
     return v
   }
   const list = (k, d) => (a[k] === undefined ? d : String(a[k]).split(',').map(Number))
-  const only = a.only ? String(a.only).split(',') : ['store', 'features', 'http', 'memory', 'scale', 'admin', 'cluster', 'embedded']
+  const only = a.only ? String(a.only).split(',') : ['store', 'features', 'http', 'nest', 'memory', 'scale', 'admin', 'cluster', 'embedded']
   for (const o of only) {
-    if (!['store', 'features', 'http', 'rss', 'memory', 'scale', 'admin', 'cluster', 'embedded'].includes(o)) {
-      throw new Error(`--only takes store, features, http, rss, memory, scale, admin, cluster or embedded, not ${o}`)
+    if (!['store', 'features', 'http', 'nest', 'rss', 'memory', 'scale', 'admin', 'cluster', 'embedded'].includes(o)) {
+      throw new Error(`--only takes store, features, http, nest, rss, memory, scale, admin, cluster or embedded, not ${o}`)
     }
   }
   const ages = list('churn-ages', [100, 500])
@@ -138,6 +139,7 @@ function parseConfig(argv) {
       rss: only.includes('store') || only.includes('rss'),
       features: only.includes('features'),
       http: only.includes('http'),
+      nest: only.includes('nest'),
       memory: only.includes('memory'),
       scale: only.includes('scale'),
       admin: only.includes('admin'),
@@ -362,6 +364,7 @@ async function main() {
         ? c.featuresRounds * (2 * (c.encryptionSizes.length + c.mergeSizes.length) * (c.warmupMs + c.featuresDurationMs + 3000) + 4 * 5000)
         : 0) +
       (c.parts.http ? c.httpRounds * HTTP_KINDS.length * ((c.httpSeconds + c.httpWarmupSeconds) * 1000 + 5000) : 0) +
+      (c.parts.nest ? c.httpRounds * 2 * ((c.httpSeconds + c.httpWarmupSeconds) * 1000 + 10_000) : 0) +
       // 3 Redis stores per distribution, each write bounded by --memory-limit.
       (c.parts.memory ? c.memoryPerUser.length * 3 * (Math.min(c.memoryLimitMs, c.memorySessions) + 10_000) : 0) +
       // Two fills, the workload rounds, then 3 calls × 2 sides within their budget (+ one call).
@@ -429,6 +432,11 @@ async function main() {
     if (c.parts.rss) results.rss = await rssCheck(c, redis.url, problems)
     if (c.parts.features) results.features = await featuresBench(c, redis.url, problems)
     if (c.parts.http) results.http = await httpBench(c, redis.url, problems)
+    if (c.parts.nest) {
+      results.nest = await nestBench(c, redis.url, problems, log)
+      const { reqPerSec, cpuUsPerReq } = results.nest.moduleVsHand
+      log(`nest: SessionModule ÷ wired by hand: ${reqPerSec.toFixed(2)}× req/s, ${cpuUsPerReq.toFixed(2)}× server CPU/req`)
+    }
     if (c.parts.memory) results.memory = await memoryBench(c, problems)
     if (c.parts.scale) results.scale = await scaleBench(c, problems)
     if (c.parts.cluster) results.cluster = await clusterBench(c, redis.url, problems)

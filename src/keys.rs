@@ -191,6 +191,16 @@ impl Keys {
         range.map(|s| self.shard_of(s as u16)).collect()
     }
 
+    /// Set (with a short TTL) while some instance listens for lifecycle
+    /// events, so the others leave the claiming of ends to it (see
+    /// `reclaim`); never read as `prefix + sid`.
+    pub fn listening(&self) -> String {
+        match &*self.shards {
+            Shards::Tagged => format!("{}\u{1}listening", self.prefix),
+            Shards::PerSlot { .. } => format!("{{{}\u{1}listening}}", self.prefix),
+        }
+    }
+
     /// One user's sessions, scored by an upper bound of their expiry; each
     /// user's index in a slot of its own (the prefix's, if it has a tag).
     pub fn user_index(&self, user: &str) -> String {

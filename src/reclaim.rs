@@ -42,8 +42,36 @@ const MIN_SHARDS: usize = 256;
 const TELL_WITHIN: usize = 4;
 
 /// An instance that does not listen claims a session's end only this long
-/// after it: one that listens claims it first, so its listeners hear it.
+/// after it while another instance listens: that one claims it first, so
+/// its listeners hear it. With no listener anywhere, ends are claimed at once.
 const GRACE_MS: i64 = 10_000;
+
+/// How long the fleet's "someone listens" mark lasts without a refresh
+/// (each listening instance refreshes it every `EVERY`).
+const LISTENING_MARK_MS: u64 = 5_000;
+
+/// The grace this instance gives before claiming an end (see `GRACE_MS`):
+/// a listening instance marks that it listens; the others look for the mark.
+/// One command per tick. A failed look keeps the grace (exactly once wins).
+async fn grace(link: &Link, ctx: &Context) -> i64 {
+    let conn = link.current();
+    let key = ctx.keys.listening();
+    let mut pipe = redis::pipe();
+    if ctx.events.listening() {
+        pipe.cmd("SET")
+            .arg(&key)
+            .arg(1)
+            .arg("PX")
+            .arg(LISTENING_MARK_MS);
+        let _ = round_trip(&conn, &pipe).await;
+        return 0;
+    }
+    pipe.cmd("EXISTS").arg(&key);
+    match round_trip(&conn, &pipe).await.as_deref() {
+        Ok([Value::Int(0)]) => 0,
+        _ => GRACE_MS,
+    }
+}
 
 fn min_shards(ctx: &Context, shards: usize) -> usize {
     if ctx.events.listening() {
@@ -65,6 +93,7 @@ pub fn spawn(link: Arc<Link>, ctx: Arc<Context>) -> JoinHandle<()> {
         loop {
             tick.tick().await;
             link.current().tidy().await;
+            let grace = grace(&link, &ctx).await;
             let started = tokio::time::Instant::now();
             let mut walked = 0;
             while started.elapsed() < BUDGET {
@@ -76,7 +105,8 @@ pub fn spawn(link: Arc<Link>, ctx: Arc<Context>) -> JoinHandle<()> {
                     .cloned()
                     .collect();
                 let timeout = link.options.command_timeout;
-                let Ok(Ok(due)) = tokio::time::timeout(timeout, round(&link, &ctx, &part)).await
+                let Ok(Ok(due)) =
+                    tokio::time::timeout(timeout, round(&link, &ctx, &part, grace)).await
                 else {
                     break;
                 };
@@ -96,7 +126,7 @@ pub fn spawn(link: Arc<Link>, ctx: Arc<Context>) -> JoinHandle<()> {
 /// only when some device hash of the round exists), whether each
 /// session is really gone (`RECLAIM` deletes its meta and device data
 /// then), then the owners' indexes. Returns how many were due.
-async fn round(link: &Link, ctx: &Context, shards: &[String]) -> StoreResult<usize> {
+async fn round(link: &Link, ctx: &Context, shards: &[String], grace: i64) -> StoreResult<usize> {
     let conn = link.current();
     let now = now_ms();
     let devices: Vec<String> = shards.iter().map(|s| ctx.keys.devices_beside(s)).collect();
@@ -126,7 +156,7 @@ async fn round(link: &Link, ctx: &Context, shards: &[String]) -> StoreResult<usi
     for (shard, reply) in shards.iter().zip(replies) {
         let metas = meta::entries(reply);
         for (sid, meta) in &metas {
-            if due_at(meta, ctx).is_some_and(|at| at <= now) {
+            if due_at(meta, ctx, grace).is_some_and(|at| at <= now) {
                 due.push((shard, sid.clone(), linger_until(meta, ctx, now)));
             }
         }
@@ -181,14 +211,14 @@ async fn round(link: &Link, ctx: &Context, shards: &[String]) -> StoreResult<usi
 
 /// When a meta is looked at, if its session is gone by then: at the end
 /// of its logout marker (it goes), or at the session's end (its end is
-/// claimed, see `scripts::RECLAIM`), some seconds later for an instance
-/// nobody listens to (see `GRACE_MS`). With limits per session the meta
+/// claimed, see `scripts::RECLAIM`), `grace` later for an instance nobody
+/// listens to while another one listens (see `GRACE_MS`). With limits per session the meta
 /// does not say them: an instance that listens checks every session at
 /// each look; one that does not, once the cookie's deadline and its linger
 /// are over, as long as the session could have lasted.
-fn due_at(meta: &Meta, ctx: &Context) -> Option<i64> {
+fn due_at(meta: &Meta, ctx: &Context, grace: i64) -> Option<i64> {
     let listening = ctx.events.listening();
-    let grace = if listening { 0 } else { GRACE_MS };
+    let grace = if listening { 0 } else { grace };
     match meta.marker {
         Some(until) => Some(until),
         None if ctx.session_limits && listening => Some(i64::MIN),
@@ -316,27 +346,32 @@ mod tests {
         let t = meta::time;
         let live = Meta::parse(&format!("0,{},{},,ada", t(50), t(1000))).unwrap();
         let tomb = crate::expiry::TOMBSTONE_MS as i64;
-        // Nobody listens: claimed some seconds after the end.
-        assert_eq!(due_at(&live, &plain), Some(1_000 + GRACE_MS));
-        assert_eq!(due_at(&live, &limited), Some(150 + GRACE_MS));
+        // Another instance listens, this one does not: claimed some
+        // seconds after the end; with no listener anywhere, at the end.
+        assert_eq!(due_at(&live, &plain, GRACE_MS), Some(1_000 + GRACE_MS));
+        assert_eq!(due_at(&live, &limited, GRACE_MS), Some(150 + GRACE_MS));
+        assert_eq!(due_at(&live, &plain, 0), Some(1_000));
         assert_eq!(linger_until(&live, &plain, 0), "");
         assert_eq!(linger_until(&live, &limited, 0), t(150 + tomb));
         // Per session: the linger after the cookie's deadline, the latest
         // such a session could have ended.
-        assert_eq!(due_at(&live, &per_session), Some(1_000 + tomb));
+        assert_eq!(due_at(&live, &per_session, GRACE_MS), Some(1_000 + tomb));
         assert_eq!(linger_until(&live, &per_session, 0), t(1_000 + tomb));
         // Listened to: claimed at the end; per session, looked at each time.
         for c in [&plain, &limited, &per_session] {
             c.events.listen(true);
         }
-        assert_eq!(due_at(&live, &plain), Some(1_000));
-        assert_eq!(due_at(&live, &limited), Some(150));
-        assert_eq!(due_at(&live, &per_session), Some(i64::MIN));
+        assert_eq!(due_at(&live, &plain, GRACE_MS), Some(1_000));
+        assert_eq!(due_at(&live, &limited, GRACE_MS), Some(150));
+        assert_eq!(due_at(&live, &per_session, GRACE_MS), Some(i64::MIN));
         assert_eq!(
-            due_at(&Meta::parse(",,,25,ada").unwrap(), &limited),
+            due_at(&Meta::parse(",,,25,ada").unwrap(), &limited, GRACE_MS),
             Some(77)
         );
-        assert_eq!(due_at(&Meta::parse("0,1e,,,").unwrap(), &plain), None);
+        assert_eq!(
+            due_at(&Meta::parse("0,1e,,,").unwrap(), &plain, GRACE_MS),
+            None
+        );
         let reply = Value::Array(
             ["a", "0,1e,rs,,ada", "b", "not a meta", "c", ",,,25,"]
                 .iter()
