@@ -150,7 +150,9 @@ export interface UserSession {
   handle: string
   /** What `captureDevice()` recorded, or null (nothing recorded, e.g. a session written by connect-redis). */
   device: DeviceInfo | null
-  session: SessionData
+  /** The session, or null when its value does not open or parse (then `unreadable` is true): still listed, and ended by `destroyUserSessions`. */
+  session: SessionData | null
+  unreadable?: true
   /** When the session was first stored. */
   createdAt: Date
   /** The last set or touch. */

@@ -337,13 +337,24 @@ class RedisSessionStore extends Store {
       r.ids.map((id, i) => ({
         id,
         handle: handleOf(this.prefix, id),
-        session: this._parse(id, r.values[i], r.cookieExpires[i]),
+        // A value that does not open or parse is listed apart, with its
+        // handle and times: the user can still see and end that session.
+        ...this._readable(id, r.unreadable[i] ? null : r.values[i], r.cookieExpires[i]),
         createdAt: new Date(r.createdAt[i]),
         lastAccess: new Date(r.lastAccess[i]),
         expiresAt: Number.isNaN(r.expiresAt[i]) ? null : new Date(r.expiresAt[i]),
         device: parseDevice(r.devices[i]),
       })),
     )
+  }
+
+  _readable(id, text, cookieExpires) {
+    if (text === null) return { session: null, unreadable: true }
+    try {
+      return { session: this._parse(id, text, cookieExpires) }
+    } catch {
+      return { session: null, unreadable: true }
+    }
   }
 
   _listUser(owner) {

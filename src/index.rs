@@ -40,6 +40,10 @@ pub struct Found {
     pub cookie_expiry: Option<i64>,
     /// Its device data as recorded (see `devices`), read with `Read::Full`.
     pub device: Option<String>,
+    /// Read with `Read::Full`, its value does not open (tampered, or under
+    /// a key no longer configured): listed apart, and still destroyed by
+    /// the calls over a user's sessions, which need only its id.
+    pub unreadable: bool,
 }
 
 pub struct Stats {
@@ -309,6 +313,7 @@ async fn exists_trip(
                 expires_at: None,
                 cookie_expiry: None,
                 device: None,
+                unreadable: false,
             }),
             false => Err(sid),
         })
@@ -347,12 +352,20 @@ fn decode(
     }
     let mut mine = mine.into_iter();
     let first = mine.next().unwrap_or(Value::Nil);
-    let value = match store
+    let (value, unreadable) = match store
         .context()
-        .text(&store.context().keys.session(&sid), first)?
+        .text(&store.context().keys.session(&sid), first)
     {
-        Some(value) => value,
-        None => return Ok(Err(sid)),
+        Ok(Some(value)) => (value, false),
+        Ok(None) => return Ok(Err(sid)),
+        // One value that does not open must not block "log out everywhere".
+        Err(e)
+            if read == Read::Full
+                && matches!(e.kind, ErrorKind::Corrupt | ErrorKind::UnknownKey) =>
+        {
+            (String::new(), true)
+        }
+        Err(e) => return Err(e),
     };
     let listed = mine.next();
     let meta = known.or_else(|| listed.as_ref().and_then(Meta::read));
@@ -374,6 +387,7 @@ fn decode(
         expires_at,
         cookie_expiry,
         device,
+        unreadable,
     }))
 }
 
@@ -818,6 +832,7 @@ pub async fn scan_page(store: &Store, cursor: &str, chunk: usize) -> StoreResult
                     expires_at,
                     cookie_expiry: None,
                     device: None,
+                    unreadable: false,
                 });
             }
         }

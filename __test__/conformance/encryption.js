@@ -42,12 +42,19 @@ module.exports = (test, ctx) => {
     t.is(err.code, 'ERR_SESSION_KEY_UNKNOWN')
     t.regex(err.message, /"2026-06"/)
     namesSession(t, err, writer, 'sid-unknown-key')
-    t.is((await t.throwsAsync(reader.listUserSessions('ada'))).code, 'ERR_SESSION_KEY_UNKNOWN')
+    // Listed apart, not failing the list: the user can still see and end it.
+    const [listed] = await reader.listUserSessions('ada')
+    t.is(listed.unreadable, true)
+    t.is(listed.session, null)
+    t.is(listed.handle, reader.handleOf('sid-unknown-key'))
     // Left as it was: the writer's key still opens it.
     t.is((await writer.get('sid-unknown-key')).n, 1)
     // Put back in the list, the old key opens it again.
     const rotated = sibling(writer, { encryption: { keys: [key('2026-12'), old] } })
     t.is((await rotated.get('sid-unknown-key')).n, 1)
+    // A value that does not open does not block "log out everywhere".
+    t.is(await reader.destroyUserSessions('ada'), 1)
+    t.is(await writer.get('sid-unknown-key'), null)
   })
 
   test('encryption: plaintext is refused without allowPlaintext and read with it; reencrypt() encrypts it', async (t) => {

@@ -335,4 +335,23 @@ module.exports = (test, { makeStore, sibling }) => {
       t.deepEqual(await counts(one), { sessions: users.length * n, users: users.length, active: users.length * n })
     })
   }
+
+  test('one unreadable session does not block log out everywhere: it is listed apart and destroyed with the others', async (t) => {
+    const store = makeStore({}, { shared: true })
+    const owner = user()
+    // Another instance with another serializer writes a value this one cannot parse.
+    const odd = sibling(store, { serializer: { stringify: (s) => `~${JSON.stringify(s)}`, parse: (s) => JSON.parse(s.slice(1)) } })
+    await store.set('fine-1', session(60_000, { userId: owner }))
+    await odd.set('tampered', session(60_000, { userId: owner }))
+    await store.set('fine-2', session(60_000, { userId: owner }))
+    const listed = await store.listUserSessions(owner)
+    t.deepEqual(listed.map((s) => s.id).sort(), ['fine-1', 'fine-2', 'tampered'])
+    const bad = listed.find((s) => s.id === 'tampered')
+    t.is(bad.unreadable, true)
+    t.is(bad.session, null)
+    t.true(listed.filter((s) => s.id !== 'tampered').every((s) => s.session && !s.unreadable))
+    t.is(await store.destroyUserSessions(owner), 3)
+    t.deepEqual(await store.listUserSessions(owner), [])
+    t.is(await odd.get('tampered'), null)
+  })
 }

@@ -105,7 +105,7 @@ async function devices(currentSid: string, userId: string | number): Promise<voi
   const list: UserSession[] = await store.listUserSessions(userId)
   for (const { id, session, createdAt, lastAccess, expiresAt } of list) {
     const current: boolean = id === currentSid
-    const who: string | undefined = session.user
+    const who: string | undefined = session?.user
     const age: number = lastAccess.getTime() - createdAt.getTime()
     const left: number | null = expiresAt ? expiresAt.getTime() - Date.now() : null
     void [current, who, age, left]

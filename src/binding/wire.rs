@@ -56,6 +56,8 @@ pub struct ListReply {
     pub expires_at: Vec<f64>,
     /// Device data as recorded (JSON text), null when none.
     pub devices: Vec<Option<String>>,
+    /// Its value does not open (its text is then empty).
+    pub unreadable: Vec<bool>,
 }
 
 /// One page of `all()`: sessions as stored.
@@ -111,9 +113,11 @@ pub fn list_reply(found: Vec<Found>) -> ListReply {
         last_access: Vec::with_capacity(n),
         expires_at: Vec::with_capacity(n),
         devices: Vec::with_capacity(n),
+        unreadable: Vec::with_capacity(n),
     };
     for f in found {
         reply.devices.push(f.device);
+        reply.unreadable.push(f.unreadable);
         reply.ids.push(f.sid);
         reply.values.push(f.value);
         reply.expires_at.push(ms(f.expires_at));
