@@ -11,14 +11,17 @@ const SLACK = 50
 // Expiries are told within 5 s; a little more for a loaded machine.
 const TOLD_WITHIN = 8_000
 
-// Two instances on the same data, each recording what it is told.
-function pair(ctx, options = {}) {
+// Two instances on the same data, each recording what it is told. Their
+// listeners go when the test ends: a listening store's cleanup reads every
+// shard each few seconds, a load the file's other tests should not share.
+function pair(t, ctx, options = {}) {
   const a = ctx.makeStore(options, { shared: true })
   const b = ctx.sibling(a, options)
   const told = []
   for (const [name, store] of [['a', a], ['b', b]]) {
     store.on('sessionEnded', (e) => told.push({ by: name, type: 'ended', ...e }))
     store.on('sessionCreated', (e) => told.push({ by: name, type: 'created', ...e }))
+    t.teardown(() => store.removeAllListeners('sessionEnded').removeAllListeners('sessionCreated'))
   }
   return { a, b, told }
 }
@@ -48,7 +51,7 @@ function assertNoSid(t, events, sids) {
 
 module.exports = (test, ctx) => {
   test('events: a logout is told once, by the instance that made it, with its duration', async (t) => {
-    const { a, b, told } = pair(ctx)
+    const { a, b, told } = pair(t, ctx)
     const owner = user()
     const created = await timed(() => a.set('ev-logout', session(60_000, { userId: owner })))
     await sleep(200)
@@ -64,7 +67,7 @@ module.exports = (test, ctx) => {
   })
 
   test('events: a session first stored is told created once; later saves are not', async (t) => {
-    const { a, b, told } = pair(ctx)
+    const { a, b, told } = pair(t, ctx)
     const owner = user()
     const created = await timed(() => a.set('ev-new', session(60_000, { userId: owner })))
     await b.set('ev-new', session(60_000, { userId: owner, n: 2 }))
@@ -77,7 +80,7 @@ module.exports = (test, ctx) => {
   })
 
   test('events: revoked, everywhere and limit say how the session ended', async (t) => {
-    const { a, b, told } = pair(ctx, { maxSessionsPerUser: 2 })
+    const { a, b, told } = pair(t, ctx, { maxSessionsPerUser: 2 })
     const owner = user()
     const other = user()
     const sets = {}
@@ -116,7 +119,7 @@ module.exports = (test, ctx) => {
   }
   for (const [reason, { options, cookie, lasts }] of Object.entries(EXPIRIES)) {
     test(`events: an expiry (${reason}) is told once across both instances, within seconds`, async (t) => {
-      const { a, b, told } = pair(ctx, options)
+      const { a, b, told } = pair(t, ctx, options)
       const owner = user()
       const created = await timed(() => a.set(`ev-${reason}`, session(cookie, { userId: owner })))
       const plain = await timed(() => b.set(`ev-${reason}-plain`, session(cookie)))
