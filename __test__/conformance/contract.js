@@ -5,6 +5,7 @@
 // public API, so the same test runs on Redis and on the embedded engine;
 // what only Redis can show (keys, TTLs, slots) stays in the topology files.
 const { randomUUID } = require('node:crypto')
+const { AsyncLocalStorage } = require('node:async_hooks')
 const { RedisSessionStore } = require('../..')
 
 // Tests of one file that run at once. ava would start all of them
@@ -43,7 +44,21 @@ const CONCERNS = ['./session', './expiry', './logout', './timeouts', './users', 
  */
 function runContract(test, factory, { only = process.env.CONFORMANCE_ONLY?.split(',') } = {}) {
   const slots = gate(CONCURRENT_TESTS)
-  const register = (title, fn) => test(title, (t) => slots.run(() => fn(t)))
+  // The stores a test made close when it ends: each runs a cleanup task
+  // that reads shards every second, and a file's hundreds of stores left
+  // open until its end loaded Redis enough to fail its heaviest tests.
+  const made = new AsyncLocalStorage()
+  const register = (title, fn) =>
+    test(title, (t) =>
+      slots.run(async () => {
+        const mine = []
+        try {
+          return await made.run(mine, () => fn(t))
+        } finally {
+          await Promise.allSettled(mine.map((s) => s.close()))
+        }
+      }),
+    )
   let backend
   const stores = []
   test.before(async () => {
@@ -65,6 +80,7 @@ function runContract(test, factory, { only = process.env.CONFORMANCE_ONLY?.split
       const store = new RedisSessionStore({ ...base, prefix: `conf:${randomUUID()}:`, ...options })
       store.conformanceShared = shared
       stores.push(store)
+      made.getStore()?.push(store)
       return store
     },
     /** Another instance (another app server) on the same data and prefix as `store`. */
