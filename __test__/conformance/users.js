@@ -158,8 +158,12 @@ module.exports = (test, { makeStore, sibling }) => {
     t.deepEqual(await alive(store, ['n1', 'n2', 'n3']), [])
   })
 
+  // Twenty walks of every shard at once: on a loaded two-core machine they
+  // can take longer than the default commandTimeout; order is what is tested.
+  const HEAVY = { commandTimeout: 6000 }
+
   test('calls over many sessions keep call order with the writes around them', async (t) => {
-    const store = makeStore()
+    const store = makeStore(HEAVY)
     await Promise.all(
       Array.from({ length: 20 }, async (_, i) => {
         const owner = user()
@@ -180,8 +184,8 @@ module.exports = (test, { makeStore, sibling }) => {
   })
 
   test('race: destroyUserSessions on one instance against a login on another leaves lists and get() in agreement', async (t) => {
-    const one = makeStore({}, { shared: true })
-    const two = sibling(one)
+    const one = makeStore(HEAVY, { shared: true })
+    const two = sibling(one, HEAVY)
     await Promise.all([one.length(), two.length()])
     const users = Array.from({ length: 40 }, () => user())
     await Promise.all(users.map((u) => one.set(`${u}:old`, session(60_000, { userId: u }))))
