@@ -175,6 +175,8 @@ test('two devices of one user are listed with user agent and IP, the current one
 
 test('bind: \'userAgent\' ends a session used with another user agent (a fresh session goes on, a warning names no session id)', async (t) => {
   const store = makeStore()
+  const ended = []
+  store.on('sessionEnded', (e) => ended.push(e))
   const app = makeApp(store, { bind: 'userAgent' })
   const laptop = browser(app, LAPTOP, '203.0.113.7')
   await laptop.post('/login/ada')
@@ -191,6 +193,11 @@ test('bind: \'userAgent\' ends a session used with another user agent (a fresh s
   t.false(store.warnings[0].message.includes(sid))
   // Back in the first browser, the session is still over.
   t.is((await laptop.get('/me')).body.user, null)
+  // Its end is told once, with the reason, by handle.
+  const byBinding = ended.filter((e) => e.handle === store.handleOf(sid))
+  t.deepEqual(byBinding.map((e) => e.reason), ['binding'])
+  t.is(byBinding[0].userId, 'ada')
+  t.false(JSON.stringify(ended).includes(sid))
 
   // Another process (a middleware with nothing in memory) reads what was
   // recorded once, then binds as well; a matching agent goes through.
