@@ -324,3 +324,18 @@ test('all() names a value written raw that is not JSON, on a later page, by its 
   t.true(err.message.includes(store.handleOf('p321')), err.message)
   t.false(err.message.includes(`${store.prefix}p321`), err.message)
 })
+
+test('a call over many sessions that runs out of time says so, and does not blame Redis', async (t) => {
+  const store = makeStore()
+  const owner = 'many-sessions-user'
+  await Promise.all(Array.from({ length: 3000 }, (_, i) => store.set(`m${i}`, session(60_000, { userId: owner, n: i }))))
+  // 1 ms is too little for the call's round trips: it runs out of time.
+  const hurried = makeStore({ prefix: store.prefix, commandTimeout: 1 })
+  const err = await t.throwsAsync(hurried.listUserSessions(owner))
+  t.is(err.code, 'ERR_REDIS_TIMEOUT')
+  t.regex(err.message, /did not finish within 1 ms \(commandTimeout\)/)
+  t.regex(err.message, /call it again, or raise commandTimeout/)
+  t.false(/redis did not answer/.test(err.message), err.message)
+  // With time enough, the same call does it all.
+  t.is(await store.destroyUserSessions(owner), 3000)
+})

@@ -86,6 +86,19 @@ impl StoreError {
         )
     }
 
+    /// A call over many sessions (its round trips together) ran out of
+    /// time: Redis may have answered every one of them, so the message
+    /// does not blame it, and says what to do.
+    pub fn unfinished(timeout: std::time::Duration) -> Self {
+        StoreError::new(
+            ErrorKind::Timeout,
+            format!(
+                "the call did not finish within {} ms (commandTimeout): redis is slow or down, or there is too much to do in one call (a user with very many sessions, a very large store); what it did stays done, so call it again, or raise commandTimeout",
+                timeout.as_millis()
+            ),
+        )
+    }
+
     /// A pipeline's replies did not match its commands.
     pub fn short_reply() -> Self {
         StoreError::new(ErrorKind::Reply, "redis sent fewer replies than commands")

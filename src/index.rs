@@ -83,7 +83,7 @@ pub async fn bounded<T>(
     let mark = store.reader_answered();
     let done = tokio::time::timeout(timeout, call)
         .await
-        .unwrap_or_else(|_| Err(StoreError::timed_out(timeout)));
+        .unwrap_or_else(|_| Err(StoreError::unfinished(timeout)));
     if reads && matches!(&done, Err(e) if e.kind == ErrorKind::Timeout) {
         store.reader_timed_out(mark);
     }
