@@ -5,18 +5,17 @@
 // / reads it (401 without one). Counts requests and CPU between "mark" and
 // "report" so run.js can charge server CPU to each request.
 const http = require('node:http')
-const { performance } = require('node:perf_hooks')
 const express = require('express')
 const session = require('express-session')
 const { serve } = require('./ipc')
 const { openStore } = require('./stores')
+const { meter } = require('./meter')
 
 const kind = process.argv[2]
 const url = process.argv[3]
 let opened = null
 let server = null
-let served = 0
-let mark = null
+const requests = meter()
 
 serve({
   async open() {
@@ -32,7 +31,7 @@ serve({
       }),
     )
     app.use((req, res, next) => {
-      served++
+      requests.served()
       next()
     })
     app.get('/login', (req, res) => {
@@ -56,23 +55,8 @@ serve({
     return { port: server.address().port, pid: process.pid }
   },
 
-  mark() {
-    mark = { served, cpu: process.cpuUsage(), elu: performance.eventLoopUtilization() }
-    return null
-  },
-
-  report() {
-    const cpu = process.cpuUsage(mark.cpu)
-    const requests = served - mark.served
-    return {
-      requests,
-      cpuUsPerReq: (cpu.user + cpu.system) / requests,
-      cpuUserUsPerReq: cpu.user / requests,
-      cpuSystemUsPerReq: cpu.system / requests,
-      elu: performance.eventLoopUtilization(mark.elu).utilization,
-      rssMB: process.memoryUsage().rss / 1048576,
-    }
-  },
+  mark: requests.mark,
+  report: requests.report,
 
   async close() {
     if (server) {

@@ -7,32 +7,31 @@
 // the same loader drives it. Plain JS: decorators applied as calls.
 require('reflect-metadata')
 const http = require('node:http')
-const { performance } = require('node:perf_hooks')
 const session = require('express-session')
 const { Controller, Get, Module, Query, Req, Res } = require('@nestjs/common')
 const { NestFactory } = require('@nestjs/core')
 const { RedisSessionStore } = require('..')
 const { SessionModule } = require('../nestjs')
 const { serve } = require('./ipc')
+const { meter } = require('./meter')
 
 const mode = process.argv[2]
 const url = process.argv[3]
 const SESSION = { secret: 'benchmark secret', resave: false, saveUninitialized: false, cookie: { maxAge: 86400e3, httpOnly: true } }
 let app = null
 let store = null
-let served = 0
-let mark = null
+const requests = meter()
 
 class BenchController {
   login(req, u) {
-    served++
+    requests.served()
     const n = Number(u) || 0
     req.session.user = { id: 1000 + n, name: `user${n}`, email: `user${n}@example.com`, roles: ['member'] }
     return 'ok'
   }
 
   home(req, res) {
-    served++
+    requests.served()
     const user = req.session.user
     if (!user) return res.status(401).send('not logged in')
     res.send(`hello ${user.name}`)
@@ -68,16 +67,8 @@ serve({
     return { port: server.address().port, pid: process.pid }
   },
 
-  mark() {
-    mark = { served, cpu: process.cpuUsage(), elu: performance.eventLoopUtilization() }
-    return null
-  },
-
-  report() {
-    const cpu = process.cpuUsage(mark.cpu)
-    const requests = served - mark.served
-    return { requests, cpuUsPerReq: (cpu.user + cpu.system) / requests, elu: performance.eventLoopUtilization(mark.elu).utilization }
-  },
+  mark: requests.mark,
+  report: requests.report,
 
   async close() {
     if (app) await app.close()
