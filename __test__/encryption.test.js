@@ -89,6 +89,22 @@ for (const [what, make] of Object.entries(TAMPERED)) {
   })
 }
 
+// Someone who can write to Redis keeps a copy of a sealed value and puts
+// it back after the logout. With idle/absolute limits a read already has
+// the session's meta, whose logout marker refuses the copy; without them a
+// read is GET alone and serves it (docs/guide.md says so).
+test('a replayed value of a destroyed session: refused under the logout marker with timeouts, served without', async (t) => {
+  for (const [options, served] of [[{ idleTimeout: 600 }, false], [{ absoluteTimeout: 3600 }, false], [{}, true]]) {
+    const store = makeStore({ encryption: { keys }, ...options })
+    await store.set('replayed', session(60_000, { userId: 'ada', token: SECRET }))
+    const copy = Buffer.from(await stored(store, 'replayed'))
+    await store.destroy('replayed')
+    await raw.call('SET', store.prefix + 'replayed', copy, 'PX', 60_000)
+    const got = await store.get('replayed')
+    t.is(got?.token, served ? SECRET : undefined, JSON.stringify(options))
+  }
+})
+
 test("the embedded engine's file holds no session text", async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rss-enc-'))
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))

@@ -339,3 +339,21 @@ test('a call over many sessions that runs out of time says so, and does not blam
   // With time enough, the same call does it all.
   t.is(await store.destroyUserSessions(owner), 3000)
 })
+
+test('log out everywhere of a user with more sessions than one commandTimeout allows goes in steps, and leaves none', async (t) => {
+  const owner = 'huge-user'
+  const store = makeStore()
+  const n = 20_000
+  for (let i = 0; i < n; i += 2000) {
+    await Promise.all(Array.from({ length: 2000 }, (_, j) => store.set(`h${i + j}`, session(60_000, { userId: owner }))))
+  }
+  // scanCount 10: steps of 160 sessions, each far within 200 ms; the whole
+  // call takes several times that.
+  const stepped = makeStore({ prefix: store.prefix, scanCount: 10, commandTimeout: 200 })
+  const kept = ['h7', 'h19999']
+  const from = Date.now()
+  t.is(await stepped.destroyUserSessions(owner, { except: kept }), n - kept.length)
+  t.log(`${n - kept.length} sessions destroyed in ${Date.now() - from} ms`)
+  t.deepEqual((await store.listUserSessions(owner)).map((s) => s.id).sort(), [...kept].sort())
+  t.is(await store.length(), kept.length)
+})

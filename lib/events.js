@@ -10,11 +10,13 @@ const telemetry = require('./telemetry')
 const EVENTS = ['sessionCreated', 'sessionEnded']
 
 // Rust makes events only while someone listens: listeners added or
-// removed switch it.
+// removed switch it. 'newListener' comes before the listener is counted,
+// so it switches on at once: a call made right after on() (whose batch may
+// cross in a microtask, before any nextTick) must already be told.
 function watchListeners(store, native) {
   const update = () => native.listen(EVENTS.some((name) => store.listenerCount(name) > 0))
   store.on('newListener', (name) => {
-    if (EVENTS.includes(name)) process.nextTick(update)
+    if (EVENTS.includes(name)) native.listen(true)
   })
   store.on('removeListener', (name) => {
     if (EVENTS.includes(name)) update()

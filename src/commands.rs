@@ -326,18 +326,33 @@ impl Op {
                     value: None,
                     expires_at: None,
                 },
-                Ok(value) => Outcome::Session {
-                    // An error here (Redis < 7 has no PEXPIRETIME) only loses
-                    // what a touch did to cookie.expires.
-                    expires_at: Meta::cookie_expiry(
-                        replies.get(2).and_then(Meta::read).as_ref(),
-                        match replies[1] {
-                            Value::Int(at) => from_expiretime(at),
-                            _ => None,
-                        },
-                    ),
-                    value,
-                },
+                Ok(value) => {
+                    let meta = replies.get(2).and_then(Meta::read);
+                    // Under a logout marker the session ended: a value there
+                    // was put back behind the store's back (a replayed
+                    // copy), and is not served.
+                    if meta
+                        .as_ref()
+                        .is_some_and(|m| m.marker.is_some_and(|end| end > now_ms))
+                    {
+                        return Outcome::Session {
+                            value: None,
+                            expires_at: None,
+                        };
+                    }
+                    Outcome::Session {
+                        // An error here (Redis < 7 has no PEXPIRETIME) only
+                        // loses what a touch did to cookie.expires.
+                        expires_at: Meta::cookie_expiry(
+                            meta.as_ref(),
+                            match replies[1] {
+                                Value::Int(at) => from_expiretime(at),
+                                _ => None,
+                            },
+                        ),
+                        value,
+                    }
+                }
                 Err(e) => Outcome::Failed(e),
             },
             // The first reply is the session's own write (but for an

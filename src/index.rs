@@ -156,15 +156,16 @@ async fn shard_replies(conn: &Conn, shards: &[String], command: &str) -> StoreRe
     Ok(replies)
 }
 
-/// An owner's index, without the entries past their expiry bound (dropped
-/// on the way).
-async fn members(conn: &Conn, index: &str) -> StoreResult<Vec<String>> {
+/// The first `upto` entries of an owner's index (all for `None`), without
+/// the entries past their expiry bound (dropped on the way).
+async fn members(conn: &Conn, index: &str, upto: Option<usize>) -> StoreResult<Vec<String>> {
     let mut pipe = redis::pipe();
     pipe.cmd("ZREMRANGEBYSCORE")
         .arg(index)
         .arg("-inf")
         .arg(now_ms());
-    pipe.cmd("ZRANGE").arg(index).arg(0).arg(-1);
+    let stop = upto.map_or(-1, |n| n as i64 - 1);
+    pipe.cmd("ZRANGE").arg(index).arg(0).arg(stop);
     match round_trip(conn, &pipe).await?.pop() {
         Some(Value::Array(items)) => Ok(items
             .into_iter()
@@ -628,20 +629,8 @@ pub async fn list_user(store: &Store, owner: &str, chunk: usize) -> StoreResult<
 /// `list_user` on `conn`.
 async fn list_on(store: &Store, conn: &Conn, owner: &str, chunk: usize) -> StoreResult<Vec<Found>> {
     let index = store.context().keys.user_index(owner);
-    let sids = members(conn, &index).await?;
-    let listed = sids.into_iter().map(|sid| (sid, None)).collect();
-    let probed = probe_all(store, conn, listed, (Read::Full, chunk)).await?;
-    let mut stale = Vec::new();
-    let mut found = Vec::new();
-    for p in probed {
-        // An entry whose session is gone, or now belongs to someone else.
-        match p {
-            Ok(f) if f.meta.as_ref().is_some_and(|m| m.owner == owner) => found.push(f),
-            Ok(f) => stale.push(f.sid),
-            Err(sid) => stale.push(sid),
-        }
-    }
-    forget(conn, &index, &stale, chunk).await?;
+    let sids = members(conn, &index, None).await?;
+    let mut found = owned(store, (conn, &index), owner, sids, chunk).await?;
     // Most recent first; ties by sid, so that every caller orders the same
     // sessions the same way (see `enforce_limit`).
     let last = |f: &Found| f.meta.as_ref().map_or(0, |m| m.last_access);
@@ -702,7 +691,39 @@ async fn destroy_all(
     Ok(sids.len() as u64)
 }
 
-/// "Log out everywhere (else)": destroys the user's sessions but `except`.
+/// The listed sessions of `owner`'s `index` that are still theirs; the
+/// entries that outlived theirs (gone, or now someone else's) are dropped
+/// from the index.
+async fn owned(
+    store: &Store,
+    (conn, index): (&Conn, &str),
+    owner: &str,
+    sids: Vec<String>,
+    chunk: usize,
+) -> StoreResult<Vec<Found>> {
+    let listed = sids.into_iter().map(|sid| (sid, None)).collect();
+    let probed = probe_all(store, conn, listed, (Read::Full, chunk)).await?;
+    let mut stale = Vec::new();
+    let mut found = Vec::new();
+    for p in probed {
+        match p {
+            Ok(f) if f.meta.as_ref().is_some_and(|m| m.owner == owner) => found.push(f),
+            Ok(f) => stale.push(f.sid),
+            Err(sid) => stale.push(sid),
+        }
+    }
+    forget(conn, index, &stale, chunk).await?;
+    Ok(found)
+}
+
+/// "Log out everywhere (else)": destroys the user's sessions but `except`,
+/// in steps of `per_trip(chunk)` sessions, each within the command timeout
+/// (the call as a whole is not bounded by it, see `Admin::Steps`): a user
+/// with a huge number of sessions is logged out however long that takes.
+/// A step that runs out of time fails the call; what earlier steps did
+/// stays done. Each step takes the head of the index, which the steps
+/// before emptied of all but `except`, so a login that comes meanwhile is
+/// destroyed too rather than any session left behind.
 pub async fn destroy_user(
     store: &Store,
     owner: &str,
@@ -710,13 +731,30 @@ pub async fn destroy_user(
     chunk: usize,
 ) -> StoreResult<u64> {
     let conn = store.connection().await?;
-    let sids = list_on(store, &conn, owner, chunk)
-        .await?
-        .into_iter()
-        .map(|f| f.sid)
-        .filter(|sid| !except.contains(sid))
-        .collect();
-    destroy_all(store, (&conn, Reason::Everywhere), owner, sids, chunk).await
+    let index = store.context().keys.user_index(owner);
+    let timeout = store.command_timeout();
+    let mut destroyed = 0;
+    loop {
+        let step = async {
+            let listed = members(&conn, &index, Some(except.len() + per_trip(chunk))).await?;
+            let todo: Vec<String> = listed.into_iter().filter(|s| !except.contains(s)).collect();
+            if todo.is_empty() {
+                return Ok(None);
+            }
+            let found = owned(store, (&conn, &index), owner, todo, chunk).await?;
+            let sids = found.into_iter().map(|f| f.sid).collect();
+            let reason = Reason::Everywhere;
+            destroy_all(store, (&conn, reason), owner, sids, chunk)
+                .await
+                .map(Some)
+        };
+        match tokio::time::timeout(timeout, step).await {
+            Ok(Ok(Some(n))) => destroyed += n,
+            Ok(Ok(None)) => return Ok(destroyed),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(StoreError::unfinished(timeout)),
+        }
+    }
 }
 
 /// Keeps a user's `max` most recently used sessions and destroys the rest.

@@ -79,6 +79,18 @@ module.exports = (test, ctx) => {
     assertNoSid(t, told, ['ev-new'])
   })
 
+  test('events: a set made in the same microtask as on() is told', async (t) => {
+    // From inside a microtask, the set's batch crosses in a microtask too,
+    // before any process.nextTick: listening must be on by then.
+    const made = await Promise.resolve().then(() => {
+      const { a, told } = pair(t, ctx)
+      return { a, told, set: a.set('ev-at-once', session(60_000, { userId: user() })) }
+    })
+    await made.set
+    const events = await eventsOf(made.told, made.a, 'ev-at-once', 'created')
+    t.is(events.length, 1)
+  })
+
   test('events: revoked, everywhere and limit say how the session ended', async (t) => {
     const { a, b, told } = pair(t, ctx, { maxSessionsPerUser: 2 })
     const owner = user()

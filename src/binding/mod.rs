@@ -70,6 +70,9 @@ enum Admin {
     Writes,
     /// Destroys: on the writer's connection, which waits for it.
     Exclusive,
+    /// As `Exclusive`, in steps that each settle within the command
+    /// timeout, which does not bound the whole call.
+    Steps,
 }
 
 /// The batches whose replies are still to come: the threadsafe function is
@@ -341,19 +344,25 @@ impl NativeStore {
         T: 'static + Send + ToNapiValue,
         Fut: std::future::Future<Output = std::result::Result<T, StoreError>> + Send + 'static,
     {
-        let (fence, hold) = if kind == Admin::Exclusive {
+        let (fence, hold) = if matches!(kind, Admin::Exclusive | Admin::Steps) {
             let (fence, hold) = self.inner.exclusive();
             (fence.boxed(), Some(hold))
         } else {
             (self.inner.fence().boxed(), None)
         };
         let store = self.inner.clone();
+        let fence_bound = (kind == Admin::Steps).then(|| store.command_timeout());
         let work = call(self.inner.clone(), self.chunk);
         let panic_now = self.take_panic("admin");
         env.spawn_future_with_callback(
             async move {
                 let fenced = async move {
-                    fence.await?;
+                    match fence_bound {
+                        Some(t) => tokio::time::timeout(t, fence)
+                            .await
+                            .unwrap_or_else(|_| Err(StoreError::unfinished(t)))?,
+                        None => fence.await?,
+                    }
                     if panic_now {
                         panic!("a panic in a call over many sessions, asked for by a test");
                     }
@@ -365,7 +374,11 @@ impl NativeStore {
                 let caught = AssertUnwindSafe(fenced)
                     .catch_unwind()
                     .map(|r| r.unwrap_or_else(|_| Err(internal("running this call"))));
-                Ok(index::bounded(&store, kind == Admin::Reads, caught).await)
+                Ok(match kind {
+                    // Each step is bounded; so is the wait behind the fence.
+                    Admin::Steps => caught.await,
+                    _ => index::bounded(&store, kind == Admin::Reads, caught).await,
+                })
             },
             |env, done| done.map_err(|e| to_js(env, e)),
         )
@@ -474,7 +487,7 @@ impl NativeStore {
         owner: String,
         except: Vec<String>,
     ) -> Result<PromiseRaw<'env, f64>> {
-        self.admin(env, Admin::Exclusive, move |s, chunk| async move {
+        self.admin(env, Admin::Steps, move |s, chunk| async move {
             index::destroy_user(&s, &owner, &except, chunk)
                 .await
                 .map(|n| n as f64)
