@@ -109,9 +109,25 @@ async function redisCpuMicros(url) {
   return total
 }
 
+// Redis's CPU (user + system) and system time in microseconds and its
+// command calls (INFO commandstats: commands inside scripts count one by
+// one), summed over a cluster's nodes; null when a node does not answer.
+async function redisUsage(url) {
+  const total = { cpuUs: 0, sysUs: 0, calls: 0 }
+  for (const one of url.split(',')) {
+    const cpu = await info(one, 'cpu')
+    const stats = await info(one, 'commandstats')
+    if (!cpu || cpu.used_cpu_sys == null || !stats) return null
+    total.cpuUs += (Number(cpu.used_cpu_sys) + Number(cpu.used_cpu_user)) * 1e6
+    total.sysUs += Number(cpu.used_cpu_sys) * 1e6
+    for (const line of Object.values(stats)) total.calls += Number(/calls=(\d+)/.exec(line)?.[1] ?? 0)
+  }
+  return total
+}
+
 async function redisVersion(url) {
   const server = await info(url, 'server')
   return server ? server.redis_version : null
 }
 
-module.exports = { startRedis, command, info, redisCpuMicros, redisVersion }
+module.exports = { startRedis, command, info, redisCpuMicros, redisUsage, redisVersion }

@@ -19,8 +19,8 @@ function storeTables(store) {
       `The last columns are ours ÷ that store.`,
   )
   lines.push('')
-  lines.push('| session | conc. | store | ops/s | Node CPU µs/op | above JSON µs/op | event loop busy | p50 ms | p99 ms | Redis CPU µs/op | ours ÷: ops/s | CPU/op | above JSON | p50 | Redis CPU |')
-  lines.push('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  lines.push('| session | conc. | store | ops/s | Node CPU µs/op | above JSON µs/op | event loop busy | p50 ms | p99 ms | Redis CPU µs/op | Redis sys µs/op | Redis calls/op | ours ÷: ops/s | CPU/op | above JSON | p50 | Redis CPU |')
+  lines.push('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const c of store.configs) {
     for (const kind of store.kinds) {
       const s = c[kind]
@@ -28,7 +28,7 @@ function storeTables(store) {
       const r = s.oursRatio
       const ratios = kind === 'ours' ? '| — | — | — | — | —' : `| **${x(r.opsPerSec)}** | **${x(r.cpuUsPerOp)}** | ${x(r.overheadUsPerOp)} | ${x(r.p50Ms)} | ${x(r.redisCpuUsPerOp)}`
       lines.push(
-        `| ${c.sizeLabel} | ${c.concurrency} | ${s.label} | ${f(m.opsPerSec)} | ${f(m.cpuUsPerOp, 1)} | ${f(s.overheadUsPerOp, 1)} | ${pct(m.elu)} | ${f(m.p50Ms, 3)} | ${f(m.p99Ms, 2)} | ${f(m.redisCpuUsPerOp, 1)} ${ratios} |`,
+        `| ${c.sizeLabel} | ${c.concurrency} | ${s.label} | ${f(m.opsPerSec)} | ${f(m.cpuUsPerOp, 1)} | ${f(s.overheadUsPerOp, 1)} | ${pct(m.elu)} | ${f(m.p50Ms, 3)} | ${f(m.p99Ms, 2)} | ${f(m.redisCpuUsPerOp, 1)} | ${f(m.redisSysUsPerOp, 1)} | ${f(m.redisCallsPerOp, 2)} ${ratios} |`,
       )
     }
   }

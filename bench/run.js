@@ -43,7 +43,7 @@ const HELP = `usage: node bench/run.js [options]
   --http-rounds N         HTTP rounds (default 3)
   --duration S            measured seconds per store run (default 2)
   --warmup S              warm-up seconds per store run (default 0.5)
-  --sizes LIST            session sizes in bytes (default 200,2000,20000)
+  --sizes LIST            session sizes in bytes (default 300,2000,20000)
   --concurrency LIST      concurrent requests (default 64,1)
   --pool N                sessions per size (default 1000)
   --http-duration S       measured seconds per HTTP run (default 4)
@@ -150,7 +150,7 @@ function parseConfig(argv) {
     httpRounds: Math.max(1, Math.round(num('http-rounds', quick ? 1 : 3))),
     durationMs: num('duration', quick ? 0.15 : 2) * 1000,
     warmupMs: num('warmup', quick ? 0.05 : 0.5) * 1000,
-    sizes: list('sizes', [200, 2000, 20000]),
+    sizes: list('sizes', [300, 2000, 20000]),
     concurrency: list('concurrency', [64, 1]),
     pool: Math.max(1, Math.round(num('pool', quick ? 100 : 1000))),
     httpSeconds: num('http-duration', quick ? 0.5 : 4),
@@ -203,10 +203,11 @@ function parseConfig(argv) {
 }
 
 const log = (...args) => console.error('[bench]', ...args)
-const STORE_FIELDS = ['opsPerSec', 'cpuUsPerOp', 'cpuUserUsPerOp', 'cpuSystemUsPerOp', 'elu', 'p50Ms', 'p99Ms', 'redisCpuUsPerOp']
-// The Redis stores, then the in-process ones: MemoryStore (the limit of
-// keeping sessions in the process) and the JSON-only baseline (json-store.js).
-const KINDS = ['ours', 'connect-redis', 'ioredis', 'memory', 'json']
+const STORE_FIELDS = ['opsPerSec', 'cpuUsPerOp', 'cpuUserUsPerOp', 'cpuSystemUsPerOp', 'elu', 'p50Ms', 'p99Ms', 'redisCpuUsPerOp', 'redisSysUsPerOp', 'redisCallsPerOp']
+// The Redis stores (ours plain, and with owners and an idle timeout), then
+// the in-process ones: MemoryStore (the limit of keeping sessions in the
+// process) and the JSON-only baseline (json-store.js).
+const KINDS = ['ours', 'ours-owned', 'connect-redis', 'ioredis', 'memory', 'json']
 const IN_PROCESS = new Set(['memory', 'json'])
 
 async function openWorker(kind, url) {

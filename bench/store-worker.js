@@ -9,10 +9,10 @@
 const fs = require('node:fs')
 const { performance } = require('node:perf_hooks')
 const { serve } = require('./ipc')
-const { openStore } = require('./stores')
+const { openStore, OWNED } = require('./stores')
 const { makeSession } = require('./sessions')
 const { percentile } = require('./stats')
-const { redisCpuMicros } = require('./redis')
+const { redisUsage } = require('./redis')
 const { churn } = require('./churn')
 const { fillOwned, timeCall } = require('./owned')
 
@@ -32,8 +32,13 @@ function cbToPromise(fn) {
 // variety without a big long-lived heap that would slow every GC.
 const TEMPLATES = 50
 const templates = new Map()
+// The owned kind's sessions have an owner: 20 sessions a user in a pool
+// of 1,000 (the per-user index on every write).
 function template(size, i) {
-  if (!templates.has(size)) templates.set(size, Array.from({ length: TEMPLATES }, (_, k) => makeSession(size, k)))
+  if (!templates.has(size)) {
+    const owned = (k) => (OWNED.has(kind) ? { userId: `u${k}` } : {})
+    templates.set(size, Array.from({ length: TEMPLATES }, (_, k) => ({ ...makeSession(size, k), ...owned(k) })))
+  }
   return templates.get(size)[i % TEMPLATES]
 }
 
@@ -205,11 +210,15 @@ const handlers = {
       durationMs,
       maxMs: warmupMs + durationMs + 10_000,
       oneKeyWrites,
-      onWarm: () => measuresRedis && pendingRedis.push(redisCpuMicros(url).then((v) => (redisStart = v))),
+      onWarm: () => measuresRedis && pendingRedis.push(redisUsage(url).then((v) => (redisStart = v))),
     })
     await Promise.all(pendingRedis)
-    const redisEnd = measuresRedis ? await redisCpuMicros(url) : null
-    result.redisCpuUsPerOp = redisStart != null && redisEnd != null ? (redisEnd - redisStart) / result.ops : null
+    const redisEnd = measuresRedis ? await redisUsage(url) : null
+    const perOp = (field) => (redisStart && redisEnd ? (redisEnd[field] - redisStart[field]) / result.ops : null)
+    result.redisCpuUsPerOp = perOp('cpuUs')
+    result.redisSysUsPerOp = perOp('sysUs')
+    // Less the two INFO calls of the end reading.
+    result.redisCallsPerOp = redisStart && redisEnd ? (redisEnd.calls - redisStart.calls - 2) / result.ops : null
     result.sessionBytes = bytes
     // For a look at what Redis holds (features.js: encrypted or not).
     result.sampleSid = sids[0]

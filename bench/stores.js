@@ -6,6 +6,7 @@ const { CONNECT_REDIS, IOREDIS } = require('./peers')
 // The stores under test, each opened the way its users would open it.
 const STORES = {
   ours: 'redis-session-store',
+  'ours-owned': 'redis-session-store, owners + idleTimeout',
   'ours-cluster': 'redis-session-store on a cluster',
   'connect-redis-cluster': `${CONNECT_REDIS} cluster client`,
   'connect-redis': CONNECT_REDIS,
@@ -22,12 +23,19 @@ const FEATURES = {
   merge: () => ({ merge: true }),
 }
 
+// Kinds whose sessions have an owner (store-worker.js), and what they add
+// to ours: the per-user index and idle timeout, each write and touch
+// keeping both.
+const OWNED = new Set(['ours-owned'])
+const OWNED_OPTIONS = { idleTimeout: 1800 }
+
 // `options`: more options for this store (ours only), e.g. its timeouts;
 // `feature`: a name in FEATURES to turn on (ours only).
 async function openStore(kind, { url, prefix, options = {}, feature }) {
-  if (kind === 'ours') {
+  if (kind === 'ours' || OWNED.has(kind)) {
     const { RedisStore } = require('..')
-    const store = new RedisStore({ url, prefix, ...options, ...(feature ? FEATURES[feature]() : {}) })
+    const owned = OWNED.has(kind) ? OWNED_OPTIONS : {}
+    const store = new RedisStore({ url, prefix, ...owned, ...options, ...(feature ? FEATURES[feature]() : {}) })
     return { store, close: () => store.close() }
   }
   // `url` is a comma-separated list of the cluster's nodes.
@@ -77,4 +85,4 @@ async function openStore(kind, { url, prefix, options = {}, feature }) {
   throw new Error(`unknown store ${kind}`)
 }
 
-module.exports = { STORES, FEATURES, openStore }
+module.exports = { STORES, FEATURES, OWNED, openStore }
