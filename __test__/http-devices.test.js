@@ -10,30 +10,17 @@ const request = require('supertest')
 const express = require('express')
 const session = require('express-session')
 const { randomUUID } = require('node:crypto')
-const { RedisSessionStore, captureDevice } = require('..')
+const { captureDevice } = require('..')
 const { truncateIp } = require('../lib/devices')
-const { redisForTests } = require('./helpers/redis')
-const { RawRedis } = require('./helpers/raw')
+const { storeSuite } = require('./helpers/suite')
 
-let redis
-let raw
-const stores = []
-
-test.before(async () => {
-  redis = await redisForTests()
-  raw = await RawRedis.connect(redis.url)
-})
-
-test.after.always(async () => {
-  await Promise.all(stores.map((s) => s.close()))
-  if (raw) raw.close()
-  if (redis) await redis.dispose()
-})
+const suite = storeSuite(test, 'dev')
+const { raw } = suite
 
 // A store whose device calls into the addon are counted, and whose
 // warnings are kept.
-function makeStore(prefix = `dev:${randomUUID()}:`) {
-  const store = new RedisSessionStore({ url: redis.url, prefix })
+function makeStore(prefix) {
+  const store = suite.makeStore(prefix ? { prefix } : {})
   store.deviceCalls = 0
   for (const name of ['writeDevice', 'readDevice']) {
     const original = store._native[name].bind(store._native)
@@ -44,7 +31,6 @@ function makeStore(prefix = `dev:${randomUUID()}:`) {
   }
   store.warnings = []
   store.on('warning', (w) => store.warnings.push(w))
-  stores.push(store)
   return store
 }
 

@@ -7,99 +7,19 @@
 // runs are here, with the keys, values and PEXPIRETIME behind them.
 const test = require('ava')
 const request = require('supertest')
-const session = require('express-session')
-const { randomUUID } = require('node:crypto')
-const { RedisSessionStore } = require('..')
-const { redisForTests } = require('./helpers/redis')
-const { RawRedis } = require('./helpers/raw')
+const { storeSuite } = require('./helpers/suite')
+const { MAX_AGE, FRAMEWORKS, recordCalls, makeApp, sessionCookie, cookieExpires } = require('./helpers/express-app')
 
-const MAX_AGE = 60_000
-
-let redis
-let raw
-const stores = []
-
-test.before(async () => {
-  redis = await redisForTests()
-  raw = await RawRedis.connect(redis.url)
-})
-
-test.after.always(async () => {
-  await Promise.all(stores.map((s) => s.close()))
-  if (raw) raw.close()
-  if (redis) await redis.dispose()
-})
-
-// Lets a test see which store methods express-session called, and in what order.
-function makeStore() {
-  const store = new RedisSessionStore({ url: redis.url, prefix: `http:${randomUUID()}:` })
-  store.calls = []
-  for (const name of ['get', 'set', 'touch', 'destroy']) {
-    const original = store[name]
-    store[name] = function (...args) {
-      store.calls.push(name)
-      return original.apply(this, args)
-    }
-  }
-  stores.push(store)
-  return store
-}
-
-function makeApp(express, store, options = {}, routes = () => {}) {
-  const app = express()
-  app.use(
-    session({
-      store,
-      secret: 'http test secret',
-      resave: false,
-      saveUninitialized: false,
-      cookie: { maxAge: MAX_AGE },
-      ...options,
-    }),
-  )
-  const reply = (req, res) => res.json({ id: req.sessionID, user: req.session.user ?? null, visits: req.session.visits ?? 0 })
-
-  app.get('/me', reply)
-  app.get('/visit', (req, res) => {
-    req.session.visits = (req.session.visits || 0) + 1
-    reply(req, res)
-  })
-  // Renews the id on login, as OWASP asks.
-  app.post('/login', (req, res, next) => {
-    req.session.regenerate((err) => {
-      if (err) return next(err)
-      req.session.user = req.query.user
-      reply(req, res)
-    })
-  })
-  app.post('/logout', (req, res, next) => {
-    req.session.destroy((err) => (err ? next(err) : res.json({ ok: true })))
-  })
-  routes(app, reply)
-  return app
-}
+const suite = storeSuite(test, 'http')
+const { raw } = suite
+const makeStore = () => recordCalls(suite.makeStore())
 
 const key = (store, sid) => `${store.prefix}${sid}`
 const keysOf = async (store) => (await raw.call('KEYS', `${store.prefix}*`)).map(String).sort()
 const stored = async (store, sid) => JSON.parse(await raw.call('GET', key(store, sid)))
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-function sessionCookie(res) {
-  return (res.headers['set-cookie'] || []).find((c) => c.startsWith('connect.sid='))
-}
-
-// The Expires attribute of the Set-Cookie header, in epoch ms (second precision).
-function cookieExpires(res) {
-  const m = /;\s*Expires=([^;]+)/i.exec(sessionCookie(res))
-  return m ? Date.parse(m[1]) : NaN
-}
-
-const frameworks = [
-  ['express 4', require('express4')],
-  ['express 5', require('express')],
-]
-
-for (const [name, express] of frameworks) {
+for (const [name, express] of FRAMEWORKS) {
   // What a user sees through login, regenerate and logout is in
   // conformance/express.js (Express 4 and 5); here, the keys it leaves.
   test(`${name}: the keys in Redis through a visit, login with regenerate and logout`, async (t) => {
@@ -112,7 +32,7 @@ for (const [name, express] of frameworks) {
     const { id } = (await agent.post('/login?user=ada').expect(200)).body
     t.is(await raw.call('EXISTS', key(store, firstId)), 0)
     t.deepEqual(await keysOf(store), [key(store, id)])
-    t.is((await stored(store, id)).user, 'ada')
+    t.is((await stored(store, id)).userId, 'ada')
     await agent.get('/visit').expect(200)
     t.is((await stored(store, id)).visits, 1)
 
@@ -168,7 +88,7 @@ for (const [name, express] of frameworks) {
     // ...yet get() reports the new expiry, as express-session expects of touch.
     const got = await store.get(id)
     t.is(got.cookie.expires, new Date(expiryAfter).toISOString())
-    t.is(got.user, 'ada')
+    t.is(got.userId, 'ada')
   })
 
   test(`${name}: resave true rewrites an unmodified session instead of touching it`, async (t) => {
@@ -185,7 +105,7 @@ for (const [name, express] of frameworks) {
     const after = await stored(store, id)
     t.true(Date.parse(after.cookie.expires) > Date.parse(before.cookie.expires))
     t.is(await raw.call('PEXPIRETIME', key(store, id)), Date.parse(after.cookie.expires))
-    t.is(after.user, 'ada')
+    t.is(after.userId, 'ada')
   })
 
   test(`${name}: rolling true sends the cookie on every response and moves the TTL`, async (t) => {
