@@ -4,23 +4,19 @@
 // get/set/destroy with callbacks and stores its own Session objects.
 const test = require('ava')
 const Fastify = require('fastify')
-const { randomUUID } = require('node:crypto')
-const { RedisSessionStore } = require('..')
-const { redisForTests } = require('./helpers/redis')
-const { RawRedis } = require('./helpers/raw')
+const { storeSuite } = require('./helpers/suite')
 
 const MAX_AGE = 60_000
 const SECRET = 'a fastify test secret of at least 32 characters'
 
-let redis
-let raw
+const suite = storeSuite(test, 'fastify')
+const { raw } = suite
 let store
 let app
 
 test.before(async () => {
-  redis = await redisForTests()
-  raw = await RawRedis.connect(redis.url)
-  store = new RedisSessionStore({ url: redis.url, prefix: `fastify:${randomUUID()}:` })
+  await suite.ready
+  store = suite.makeStore()
 
   app = Fastify()
   app.register(require('@fastify/cookie'))
@@ -47,9 +43,6 @@ test.before(async () => {
 
 test.after.always(async () => {
   if (app) await app.close()
-  if (store) await store.close()
-  if (raw) raw.close()
-  if (redis) await redis.dispose()
 })
 
 const key = (sid) => `${store.prefix}${sid}`

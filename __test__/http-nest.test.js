@@ -6,12 +6,9 @@ require('reflect-metadata')
 const test = require('ava')
 const request = require('supertest')
 const session = require('express-session')
-const { randomUUID } = require('node:crypto')
 const { Controller, Get, Post, Req, HttpCode } = require('@nestjs/common')
 const { Test } = require('@nestjs/testing')
-const { RedisSessionStore } = require('..')
-const { redisForTests } = require('./helpers/redis')
-const { RawRedis } = require('./helpers/raw')
+const { storeSuite } = require('./helpers/suite')
 
 // Promisified, since Nest awaits what a handler returns.
 const call = (fn) => new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())))
@@ -44,15 +41,14 @@ route(Get, 'me', 'me')
 route(Post, 'logout', 'logout')
 Controller('auth')(AuthController)
 
-let redis
-let raw
+const suite = storeSuite(test, 'nest')
+const { raw } = suite
 let store
 let app
 
 test.before(async () => {
-  redis = await redisForTests()
-  raw = await RawRedis.connect(redis.url)
-  store = new RedisSessionStore({ url: redis.url, prefix: `nest:${randomUUID()}:` })
+  await suite.ready
+  store = suite.makeStore()
   const moduleRef = await Test.createTestingModule({ controllers: [AuthController] }).compile()
   app = moduleRef.createNestApplication({ logger: false })
   app.use(session({ store, secret: 'nest test secret', resave: false, saveUninitialized: false, cookie: { maxAge: 60_000 } }))
@@ -61,9 +57,6 @@ test.before(async () => {
 
 test.after.always(async () => {
   if (app) await app.close()
-  if (store) await store.close()
-  if (raw) raw.close()
-  if (redis) await redis.dispose()
 })
 
 const key = (sid) => `${store.prefix}${sid}`

@@ -12,9 +12,20 @@ function storeSuite(test, tag) {
   let server
   let client
   const stores = []
+  // ava runs a file's before hooks at once: a hook of the file's own that
+  // makes stores awaits `ready` first.
+  let started
+  const ready = new Promise((resolve, reject) => (started = { resolve, reject }))
+  ready.catch(() => {})
   test.before(async () => {
-    server = await redisForTests()
-    client = await RawRedis.connect(server.url)
+    try {
+      server = await redisForTests()
+      client = await RawRedis.connect(server.url)
+      started.resolve()
+    } catch (err) {
+      started.reject(err)
+      throw err
+    }
   })
   test.after.always(async () => {
     await Promise.all(stores.map((s) => s.close()))
@@ -22,6 +33,7 @@ function storeSuite(test, tag) {
     if (server) await server.dispose()
   })
   return {
+    ready,
     // Stable handles, usable once the before hook has run.
     redis: {
       get url() {
