@@ -255,12 +255,11 @@ impl Op {
                 let written = if plain && owner.is_none() && seen.meta_fresh(sid, None, now_ms) {
                     plain_write(pipe, ctx, &key, (value, *expiry))
                 } else if let Some(created) = created {
-                    let written = plain_write(pipe, ctx, &key, (value, *expiry));
                     let tail = meta::tail(now_ms, expiry.at(), owner.as_deref());
                     let meta = format!("{}{tail}", meta::time(created));
-                    pipe.cmd("HSET").arg(ctx.keys.shard(sid)).arg(sid).arg(meta);
+                    touch_with_meta(pipe, ctx, (sid, &key), (value, *expiry), &meta);
                     seen.meta_written(sid, owner.as_deref(), now_ms);
-                    written + 1
+                    1
                 } else {
                     let mode = if value.is_some() { "rewrite" } else { "touch" };
                     let args = (mode, value.unwrap_or(""), *expiry, owner);
@@ -446,10 +445,29 @@ fn script_write(
         .arg(expected);
 }
 
-/// A touch (or a rewrite, with `value`) as plain commands: the key is never
-/// recreated (PEXPIREAT, SET XX). A meta written beside it for a session
-/// that is gone meanwhile refuses a `set` until the cookie's deadline, as
-/// the logout marker it may replace did (see `scripts::WRITE`). Returns the
+/// A touch (or a rewrite, with `value`) with its meta, by `scripts::TOUCH`.
+fn touch_with_meta(
+    pipe: &mut Pipeline,
+    ctx: &Context,
+    (sid, key): (&str, &str),
+    (value, expiry): (Option<&str>, Expiry),
+    meta: &str,
+) {
+    pipe.cmd("EVALSHA")
+        .arg(&scripts::TOUCH.hash)
+        .arg(2)
+        .arg(key)
+        .arg(ctx.keys.shard(sid))
+        .arg(expiry.at().unwrap_or(i64::MAX))
+        .arg(sid)
+        .arg(meta);
+    if let Some(v) = value {
+        pipe.arg(&*ctx.stored(key, v));
+    }
+}
+
+/// A touch (or a rewrite, with `value`) as plain commands, when the meta is
+/// not written: the key is never recreated (PEXPIREAT, SET XX). Returns the
 /// reply count.
 fn plain_write(
     pipe: &mut Pipeline,
@@ -1019,8 +1037,8 @@ mod tests {
             Op::Get { sid: "t".into() }.append_to(&mut pipe, &ctx, 0, &mut seen),
             2
         );
-        // An owner's session: its meta at every touch, with plain commands
-        // once the write script has told its creation time.
+        // An owner's session: its meta at every touch, with the small touch
+        // script once the write script has told its creation time.
         let owned = Op::Touch {
             sid: "o".into(),
             expiry: Expiry::At(500_000),
@@ -1037,12 +1055,12 @@ mod tests {
             replies,
         );
         let mut pipe = redis::pipe();
-        assert_eq!(owned.append_to(&mut pipe, &ctx, 5, &mut seen), 2);
+        assert_eq!(owned.append_to(&mut pipe, &ctx, 5, &mut seen), 1);
         let wire = String::from_utf8_lossy(&pipe.get_packed_pipeline()).replace("\r\n", " ");
         // 25 in base 36 is 77; 500000 is apsw.
-        assert!(wire.contains("$1 o $14 25,5,apsw,,ada"), "{wire}");
-        assert!(wire.contains("PEXPIREAT $6 sess:o $6 500000"), "{wire}");
-        assert!(!wire.contains("EVALSHA"), "{wire}");
+        assert!(wire.contains("$6 500000 $1 o $14 25,5,apsw,,ada"), "{wire}");
+        assert!(wire.contains(&scripts::TOUCH.hash), "{wire}");
+        assert!(!wire.contains(&scripts::WRITE.hash), "{wire}");
     }
 
     #[test]

@@ -207,6 +207,28 @@ return 1
     )
 });
 
+/// A touch (or, with a value, a rewrite) that also rewrites the meta, when
+/// the creation time is known and no limit moves the deadline: what two
+/// plain commands would do, but the meta only while the session exists. A
+/// plain HSET after a logout raced it would turn the logout marker back
+/// into a live meta, which the cleanup would then end a second time (two
+/// `sessionEnded` events) and which would no longer refuse a replayed
+/// value. The expiry moves first, so a full Redis still takes a touch.
+/// KEYS: session, shard. ARGV: deadline (epoch ms), sid, meta, and the
+/// value for a rewrite. Returns 1 when written, else 0.
+pub static TOUCH: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
+local done
+if ARGV[4] then done = redis.call('SET', KEYS[1], ARGV[4], 'XX', 'PXAT', ARGV[1])
+else done = redis.call('PEXPIREAT', KEYS[1], ARGV[1]) == 1 end
+if not done then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
+",
+    )
+});
+
 /// Lua's `redis.sha1hex`: the SHA1 of a value, lowercase hex (what
 /// `WRITE` compares against for `merge`).
 pub fn sha1hex(bytes: &[u8]) -> String {
@@ -215,7 +237,7 @@ pub fn sha1hex(bytes: &[u8]) -> String {
 }
 
 /// Every script.
-pub static ALL: [&LazyLock<Lua>; 6] = [&WRITE, &DESTROY, &INDEX, &RECLAIM, &SWAP, &DEVICE];
+pub static ALL: [&LazyLock<Lua>; 7] = [&WRITE, &DESTROY, &INDEX, &RECLAIM, &SWAP, &DEVICE, &TOUCH];
 
 /// SCRIPT LOAD for every script.
 pub fn load_pipeline() -> redis::Pipeline {

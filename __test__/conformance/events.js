@@ -79,6 +79,25 @@ module.exports = (test, ctx) => {
     assertNoSid(t, told, ['ev-new'])
   })
 
+  test('events: a touch that lands after a logout does not make the session end twice', async (t) => {
+    const { a, b, told } = pair(t, ctx)
+    const owner = user()
+    const sess = session(1000, { userId: owner })
+    await a.set('ev-touch-race', sess)
+    // The first touch tells this instance the creation time; the next ones
+    // write the meta beside the expiry.
+    await a.touch('ev-touch-race', sess)
+    await b.destroy('ev-touch-race')
+    // A request that loaded the session before the logout ends after it.
+    await a.touch('ev-touch-race', sess)
+    t.is(await a.get('ev-touch-race'), null)
+    const ended = await eventsOf(told, a, 'ev-touch-race', 'ended', 2)
+    t.deepEqual(
+      ended.map((e) => e.reason),
+      ['logout'],
+    )
+  })
+
   test('events: a set made in the same microtask as on() is told', async (t) => {
     // From inside a microtask, the set's batch crosses in a microtask too,
     // before any process.nextTick: listening must be on by then.

@@ -17,7 +17,7 @@ use crate::scripts;
 type Native = fn(&mut Call, &[&[u8]], &[&[u8]]) -> Result<Value, Value>;
 
 /// (SHA of the Lua followed, the Lua, its native version).
-static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 6] = [
+static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 7] = [
     (
         "6341f0af0446eaa6f3fc83caf208f5bd71e7fe99",
         &scripts::WRITE,
@@ -47,6 +47,11 @@ static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 6] = [
         "add39ce4aebb0ca6798e5d4b98bc083429ecad1a",
         &scripts::DEVICE,
         device,
+    ),
+    (
+        "82569334ed8912ca39840ea1cc615a8a272c39b8",
+        &scripts::TOUCH,
+        touch,
     ),
 ];
 
@@ -440,6 +445,30 @@ fn device(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> 
         return Ok(ZERO);
     }
     r.call(4, &[S(b"HSET"), opt(key(3)), opt(arg(1)), opt(arg(2))])?;
+    Ok(ONE)
+}
+
+/// `scripts::TOUCH`.
+fn touch(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
+    let (key, arg) = (|i| nth(keys, i), |i| nth(argv, i));
+    let done = match arg(4) {
+        Some(value) => {
+            let args = [
+                S(b"SET"),
+                opt(key(1)),
+                S(value),
+                S(b"XX"),
+                S(b"PXAT"),
+                opt(arg(1)),
+            ];
+            r.call(3, &args)? != Value::Nil
+        }
+        None => r.call(4, &[S(b"PEXPIREAT"), opt(key(1)), opt(arg(1))])? == ONE,
+    };
+    if !done {
+        return Ok(ZERO);
+    }
+    r.call(6, &[S(b"HSET"), opt(key(2)), opt(arg(2)), opt(arg(3))])?;
     Ok(ONE)
 }
 
