@@ -3,7 +3,7 @@
 // Expiry in milliseconds, connect-redis's TTL options, and the touch
 // contract: after touch(sid, sess), get(sid) returns sess.cookie.expires
 // (express-session's test "touch should reset session expiration").
-const { session, touched, asStored, sleep, sleepUntil, timed, PAST } = require('./util')
+const { inTime, session, touched, asStored, sleep, sleepUntil, timed, PAST } = require('./util')
 
 // Every way the store keeps a session's cookie expiry. With timeouts
 // shorter than the cookie the key's own expiry is the timeout's, so the
@@ -102,11 +102,10 @@ module.exports = (test, { makeStore }) => {
         const touch = await timed(() => store.touch('k', touched(sess, 60_000)))
         await sleepUntil(Date.parse(sess.cookie.expires) + PAST)
         // Required only if the touch landed before the first expiry.
-        if (touch.to < Date.parse(sess.cookie.expires)) {
+        if (inTime(t, touch.to < Date.parse(sess.cookie.expires), `${JSON.stringify(options)}: the touch before the first expiry`)) {
           t.truthy(await store.get('k'), JSON.stringify(options))
           t.deepEqual(await store.ids(), ['k'])
         } else {
-          t.log(`${JSON.stringify(options)}: the touch came after the first expiry on this busy machine; not checked`)
           t.pass()
         }
       }),
@@ -139,7 +138,7 @@ module.exports = (test, { makeStore }) => {
     await store.set('x', sess)
     await store.touch('x', touched(sess, 60_000))
     const got = await timed(() => store.get('x'))
-    if (got.to < Date.parse(sess.cookie.expires)) t.is(got.value.cookie.expires, sess.cookie.expires)
+    if (inTime(t, got.to < Date.parse(sess.cookie.expires), 'the get before the first expiry')) t.is(got.value?.cookie.expires, sess.cookie.expires)
     await sleepUntil(Date.parse(sess.cookie.expires) + PAST)
     t.is(await store.get('x'), null)
     t.is(await store.length(), 0)
