@@ -49,17 +49,19 @@ function runContract(test, factory, { only = process.env.CONFORMANCE_ONLY?.split
   // that reads shards every second, and a file's hundreds of stores left
   // open until its end loaded Redis enough to fail its heaviest tests.
   const made = new AsyncLocalStorage()
-  const register = (title, fn) =>
-    test(title, (t) =>
-      slots.run(async () => {
-        const mine = []
-        try {
-          return await made.run(mine, () => fn(t))
-        } finally {
-          await Promise.allSettled(mine.map((s) => s.close()))
-        }
-      }),
-    )
+  const wrap = (fn) => (t) =>
+    slots.run(async () => {
+      const mine = []
+      try {
+        return await made.run(mine, () => fn(t))
+      } finally {
+        await Promise.allSettled(mine.map((s) => s.close()))
+      }
+    })
+  const register = (title, fn) => test(title, wrap(fn))
+  // Alone, before the other tests of the file (ava runs serial tests
+  // first): for what only the backend's whole state shows.
+  register.serial = (title, fn) => test.serial(title, wrap(fn))
   let backend
   const stores = []
   test.before(async () => {
@@ -98,6 +100,12 @@ function runContract(test, factory, { only = process.env.CONFORMANCE_ONLY?.split
     },
     /** Options for a store the test builds itself (constructor checks), without a prefix. */
     options: () => backend.options(),
+    /**
+     * What the embedded engines of this process hold, expired keys not
+     * dropped yet included ({ keys, bytes }, the dev build's count); null on
+     * Redis, which drops expired keys itself.
+     */
+    held: () => (backend.held ? backend.held() : null),
   }
 
   for (const concern of CONCERNS) {

@@ -128,10 +128,17 @@ async function tls() {
   }
 }
 
+// What only the dev build's hook shows of the embedded engine: what every
+// engine of the process holds (engineHeld).
+function engineBackend(name, options, shared, teardown) {
+  const { engineHeld } = require('../../lib/native').loadBinding()
+  return { name, options, shared, teardown, held: engineHeld }
+}
+
 // The embedded engine in this process: nothing to start.
 async function memory() {
   const shared = `conformance-${process.pid}`
-  return { name: 'memory', options: () => ({ url: 'memory://' }), shared: () => ({ url: `memory://${shared}` }), teardown: async () => {} }
+  return engineBackend('memory', () => ({ url: 'memory://' }), () => ({ url: `memory://${shared}` }), async () => {})
 }
 
 // The embedded engine on a file: a fresh temporary file for the test file,
@@ -140,7 +147,7 @@ async function file() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rss-conf-file-'))
   const url = `file://${path.join(dir, 'sessions.db')}`
   const options = () => ({ url })
-  return { name: 'file', options, shared: options, teardown: async () => fs.rmSync(dir, { recursive: true, force: true }) }
+  return engineBackend('file', options, options, async () => fs.rmSync(dir, { recursive: true, force: true }))
 }
 
 module.exports = { singleNode, cluster, sentinel, tls, memory, file, startSentinelGroup, makeCertificates }
