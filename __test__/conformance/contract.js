@@ -101,6 +101,17 @@ function runContract(test, factory, { only = process.env.CONFORMANCE_ONLY?.split
     /** Options for a store the test builds itself (constructor checks), without a prefix. */
     options: () => backend.options(),
     /**
+     * Copies the stored bytes of `fromSid`'s key over `toSid`'s (keeping
+     * its expiry), as a client under the store could: on Redis with a
+     * plain client, on the engine through the dev build's hook. Needs a
+     * store made with `{ shared: true }` (a private memory:// is reachable
+     * by its store only).
+     */
+    async copyValue(store, fromSid, toSid) {
+      if (!store.conformanceShared) throw new Error('copyValue() needs a store made with { shared: true }')
+      await backend.copyValue(store.prefix + fromSid, store.prefix + toSid)
+    },
+    /**
      * What the embedded engines of this process hold, expired keys not
      * dropped yet included ({ keys, bytes }, the dev build's count); null on
      * Redis, which drops expired keys itself.
