@@ -175,7 +175,8 @@ test('timeouts keep the value connect-redis compatible', async (t) => {
 })
 
 test('invalid timeouts make the constructor throw a TypeError', (t) => {
-  for (const options of [{ absoluteTimeout: -1 }, { idleTimeout: 'x' }, { idleTimeout: -1 }, { absoluteTimeout: '1h' }]) {
+  // 0 would end every session at once: refused, as a negative.
+  for (const options of [{ absoluteTimeout: -1 }, { idleTimeout: 'x' }, { idleTimeout: -1 }, { idleTimeout: 0 }, { absoluteTimeout: 0 }, { absoluteTimeout: '1h' }]) {
     t.throws(() => new RedisSessionStore({ url: redis.url, ...options }), { instanceOf: TypeError }, JSON.stringify(options))
   }
 })
