@@ -7,6 +7,7 @@
 const { randomUUID } = require('node:crypto')
 const { AsyncLocalStorage } = require('node:async_hooks')
 const { RedisSessionStore } = require('../..')
+const { timingVerdict } = require('./util')
 
 // Tests of one file that run at once. ava would start all of them
 // together: a hundred stores connecting (TLS handshakes, cluster slot maps)
@@ -48,17 +49,19 @@ function runContract(test, factory, { only = process.env.CONFORMANCE_ONLY?.split
   // that reads shards every second, and a file's hundreds of stores left
   // open until its end loaded Redis enough to fail its heaviest tests.
   const made = new AsyncLocalStorage()
-  const register = (title, fn) =>
-    test(title, (t) =>
-      slots.run(async () => {
-        const mine = []
-        try {
-          return await made.run(mine, () => fn(t))
-        } finally {
-          await Promise.allSettled(mine.map((s) => s.close()))
-        }
-      }),
-    )
+  const wrap = (fn) => (t) =>
+    slots.run(async () => {
+      const mine = []
+      try {
+        return await made.run(mine, () => fn(t))
+      } finally {
+        await Promise.allSettled(mine.map((s) => s.close()))
+      }
+    })
+  const register = (title, fn) => test(title, wrap(fn))
+  // Alone, before the other tests of the file (ava runs serial tests
+  // first): for what only the backend's whole state shows.
+  register.serial = (title, fn) => test.serial(title, wrap(fn))
   let backend
   const stores = []
   test.before(async () => {
@@ -67,6 +70,13 @@ function runContract(test, factory, { only = process.env.CONFORMANCE_ONLY?.split
   test.after.always(async () => {
     await Promise.allSettled(stores.map((s) => s.close()))
     if (backend) await backend.teardown()
+  })
+  // Timing checks skipped on a loaded machine (util.inTime) fail the run
+  // when they are most of them, rather than letting it pass unchecked.
+  test.after.always('timing checks were made', (t) => {
+    const why = timingVerdict()
+    if (why) t.fail(why)
+    else t.pass()
   })
 
   const ctx = {
@@ -90,6 +100,23 @@ function runContract(test, factory, { only = process.env.CONFORMANCE_ONLY?.split
     },
     /** Options for a store the test builds itself (constructor checks), without a prefix. */
     options: () => backend.options(),
+    /**
+     * Copies the stored bytes of `fromSid`'s key over `toSid`'s (keeping
+     * its expiry), as a client under the store could: on Redis with a
+     * plain client, on the engine through the dev build's hook. Needs a
+     * store made with `{ shared: true }` (a private memory:// is reachable
+     * by its store only).
+     */
+    async copyValue(store, fromSid, toSid) {
+      if (!store.conformanceShared) throw new Error('copyValue() needs a store made with { shared: true }')
+      await backend.copyValue(store.prefix + fromSid, store.prefix + toSid)
+    },
+    /**
+     * What the embedded engines of this process hold, expired keys not
+     * dropped yet included ({ keys, bytes }, the dev build's count); null on
+     * Redis, which drops expired keys itself.
+     */
+    held: () => (backend.held ? backend.held() : null),
   }
 
   for (const concern of CONCERNS) {

@@ -57,6 +57,28 @@ module.exports = (test, ctx) => {
     t.is(await writer.get('sid-unknown-key'), null)
   })
 
+  // A sealed value names its key (prefix + sid) in its associated data:
+  // copied by a client under the store from one session's key to another's,
+  // it is not read as that other session (an attacker with write access to
+  // Redis cannot give their session another user's data, or the reverse).
+  test('encryption: a value copied from another session\'s key fails with ERR_SESSION_CORRUPT naming neither sid, and stays', async (t) => {
+    const store = makeStore({ encryption: { keys: [key('k1')] } }, { shared: true })
+    const [from, to] = ['sid-moved-from-3f9a1c', 'sid-moved-to-77b2e0']
+    const victim = user()
+    await store.set(from, session(60_000, { userId: victim, role: 'admin' }))
+    await store.set(to, session(60_000, { userId: user(), role: 'guest' }))
+    await ctx.copyValue(store, from, to)
+    const err = await t.throwsAsync(store.get(to))
+    t.is(err.code, 'ERR_SESSION_CORRUPT')
+    namesSession(t, err, store, to)
+    t.false(err.message.includes(from) || JSON.stringify(err).includes(from), `the message shows the other session's id: ${err.message}`)
+    t.false(err.message.includes(store.handleOf(from)), 'the message names the session the value came from')
+    // Left as it is, and the session it came from still reads as its own.
+    t.is((await t.throwsAsync(store.get(to))).code, 'ERR_SESSION_CORRUPT')
+    t.is((await store.get(from)).role, 'admin')
+    t.deepEqual(await listedIds(store, victim), [from])
+  })
+
   test('encryption: plaintext is refused without allowPlaintext and read with it; reencrypt() encrypts it', async (t) => {
     const plain = makeStore({}, { shared: true })
     const owner = user()

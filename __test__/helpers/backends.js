@@ -17,19 +17,44 @@ const { RedisCluster } = require('./cluster')
 const { RawRedis } = require('./raw')
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const hostPort = (url) => {
+  const u = new URL(url)
+  return { host: u.hostname, port: Number(u.port) }
+}
 
-function redisBackend(name, options, teardown) {
-  return { name, options, shared: options, teardown }
+// Copies the bytes of key `from` over key `to`, keeping `to`'s expiry, with
+// a plain client (ioredis) that `connect()` makes for this one call.
+async function copyWith(connect, from, to) {
+  const client = connect()
+  try {
+    const value = await client.getBuffer(from)
+    if (value === null) throw new Error('copyValue: the source key holds nothing')
+    await client.set(to, value, 'KEEPTTL')
+  } finally {
+    client.disconnect()
+  }
+}
+
+// `client()`: the options of an ioredis client on the same data as the
+// stores ({ url } for one server, { cluster: nodes }, or ioredis options).
+function redisBackend(name, options, teardown, client) {
+  const Redis = require('ioredis')
+  const connect = () => {
+    const { url, cluster, ...c } = client()
+    if (cluster) return new Redis.Cluster(cluster)
+    return url ? new Redis(url, { maxRetriesPerRequest: 1 }) : new Redis({ maxRetriesPerRequest: 1, ...c })
+  }
+  return { name, options, shared: options, teardown, copyValue: (from, to) => copyWith(connect, from, to) }
 }
 
 async function singleNode() {
   const redis = await redisForTests()
-  return redisBackend('single', () => ({ url: redis.url }), () => redis.dispose())
+  return redisBackend('single', () => ({ url: redis.url }), () => redis.dispose(), () => ({ url: redis.url }))
 }
 
 async function cluster() {
   const c = await RedisCluster.start({ masters: 3 })
-  return redisBackend('cluster', () => ({ cluster: { nodes: c.nodes } }), () => c.stop())
+  return redisBackend('cluster', () => ({ cluster: { nodes: c.nodes } }), () => c.stop(), () => ({ cluster: c.nodes.map(hostPort) }))
 }
 
 // A password-protected master, one replica and three sentinels, as
@@ -91,6 +116,7 @@ async function sentinel() {
     'sentinel',
     () => ({ sentinel: { nodes: group.nodes, name: group.name, password: group.password, db: 1 } }),
     group.dispose,
+    () => ({ sentinels: group.nodes.map(hostPort), name: group.name, password: group.password, db: 1 }),
   )
 }
 
@@ -117,10 +143,15 @@ async function tls() {
     server = await RedisServer.start({ tls: { ...certs, authClients: true } })
     const pem = (file) => fs.readFileSync(file, 'utf8')
     const tlsOptions = { ca: pem(certs.ca), cert: pem(certs.cert), key: pem(certs.key) }
-    return redisBackend('tls', () => ({ url: server.url, tls: tlsOptions }), async () => {
-      await server.dispose()
-      fs.rmSync(dir, { recursive: true, force: true })
-    })
+    return redisBackend(
+      'tls',
+      () => ({ url: server.url, tls: tlsOptions }),
+      async () => {
+        await server.dispose()
+        fs.rmSync(dir, { recursive: true, force: true })
+      },
+      () => ({ ...hostPort(server.url), tls: tlsOptions }),
+    )
   } catch (err) {
     if (server) await server.dispose()
     fs.rmSync(dir, { recursive: true, force: true })
@@ -128,10 +159,24 @@ async function tls() {
   }
 }
 
+// What only the dev build's hooks show of the embedded engine: a copy of a
+// key's bytes (engineCommand, on the shared engine `url` names), and what
+// every engine of the process holds (engineHeld).
+function engineBackend(name, options, shared, teardown) {
+  const { engineCommand, engineHeld } = require('../../lib/native').loadBinding()
+  const copyValue = async (from, to) => {
+    const { url } = shared()
+    const value = engineCommand(url, [Buffer.from('GET'), Buffer.from(from)])
+    if (value === null) throw new Error('copyValue: the source key holds nothing')
+    engineCommand(url, [Buffer.from('SET'), Buffer.from(to), value, Buffer.from('KEEPTTL')])
+  }
+  return { name, options, shared, teardown, copyValue, held: engineHeld }
+}
+
 // The embedded engine in this process: nothing to start.
 async function memory() {
   const shared = `conformance-${process.pid}`
-  return { name: 'memory', options: () => ({ url: 'memory://' }), shared: () => ({ url: `memory://${shared}` }), teardown: async () => {} }
+  return engineBackend('memory', () => ({ url: 'memory://' }), () => ({ url: `memory://${shared}` }), async () => {})
 }
 
 // The embedded engine on a file: a fresh temporary file for the test file,
@@ -140,7 +185,7 @@ async function file() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rss-conf-file-'))
   const url = `file://${path.join(dir, 'sessions.db')}`
   const options = () => ({ url })
-  return { name: 'file', options, shared: options, teardown: async () => fs.rmSync(dir, { recursive: true, force: true }) }
+  return engineBackend('file', options, options, async () => fs.rmSync(dir, { recursive: true, force: true }))
 }
 
 module.exports = { singleNode, cluster, sentinel, tls, memory, file, startSentinelGroup, makeCertificates }

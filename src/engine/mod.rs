@@ -199,6 +199,34 @@ mod held {
             bytes: bytes as f64,
         }
     }
+
+    /// Runs one command on the engine `url` names, as a test reaches under
+    /// the store on Redis with a plain client: only a shared engine
+    /// (`memory://<name>`, a file) is the stores' own. A bulk reply comes
+    /// back as its bytes, a status or an integer as its text, nil as null;
+    /// an error reply (or an array) throws.
+    #[napi_derive::napi]
+    pub fn engine_command(
+        url: String,
+        args: Vec<napi::bindgen_prelude::Buffer>,
+    ) -> napi::Result<Option<napi::bindgen_prelude::Buffer>> {
+        let engine = Engine::open(&url).map_err(|e| napi::Error::from_reason(e.message))?;
+        let mut cmd = redis::Cmd::new();
+        for arg in &args {
+            cmd.arg(&arg[..]);
+        }
+        let mut pipe = Pipeline::new();
+        pipe.add_command(cmd);
+        let text = |s: String| Ok(Some(s.into_bytes().into()));
+        match engine.exec(&pipe).pop() {
+            Some(Value::BulkString(bytes)) => Ok(Some(bytes.into())),
+            Some(Value::SimpleString(s)) => text(s),
+            Some(Value::Okay) => text("OK".into()),
+            Some(Value::Int(n)) => text(n.to_string()),
+            Some(Value::Nil) => Ok(None),
+            other => Err(napi::Error::from_reason(format!("{other:?}"))),
+        }
+    }
 }
 
 /// Scripts apart: they run the plain commands themselves.
