@@ -294,7 +294,9 @@ module.exports = (test, { makeStore, sibling }) => {
   })
 
   test('race: two logins in one tick with maxSessionsPerUser: 1 leave exactly one session', async (t) => {
-    const store = makeStore({ maxSessionsPerUser: 1 })
+    // 30 logins' caps at once, one after the other on the writer (on a
+    // loaded machine with file:// fsyncs, more than the default 2 s).
+    const store = makeStore({ maxSessionsPerUser: 1, ...HEAVY })
     const users = Array.from({ length: 30 }, () => user())
     await Promise.all(users.map((u) => Promise.all([store.set(`${u}:a`, session(60_000, { userId: u })), store.set(`${u}:b`, session(60_000, { userId: u }))])))
     for (const u of users) {
