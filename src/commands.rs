@@ -183,14 +183,15 @@ impl Op {
         match self {
             Op::Get { .. } => {
                 pipe.cmd("GET").arg(&key);
-                pipe.cmd("PEXPIRETIME").arg(&key);
-                // With idle/absolute limits the key's expiry is not the
-                // cookie's: the meta has that.
+                // `cookie.expires` as of the last touch: with idle/absolute
+                // limits the key's expiry is not the cookie's, the meta has
+                // it (and its logout marker); without, the key's is.
                 if ctx.limited() {
                     pipe.cmd("HGET")
                         .arg(ctx.keys.shard(self.sid()))
                         .arg(self.sid());
-                    return 3;
+                } else {
+                    pipe.cmd("PEXPIRETIME").arg(&key);
                 }
                 2
             }
@@ -326,7 +327,13 @@ impl Op {
                     expires_at: None,
                 },
                 Ok(value) => {
-                    let meta = replies.get(2).and_then(Meta::read);
+                    let (meta, key_deadline) = match (ctx.limited(), &replies[1]) {
+                        (true, reply) => (Meta::read(reply), None),
+                        (false, Value::Int(at)) => (None, from_expiretime(*at)),
+                        // Redis < 7 has no PEXPIRETIME: only what a touch
+                        // did to cookie.expires is lost.
+                        (false, _) => (None, None),
+                    };
                     // Under a logout marker the session ended: a value there
                     // was put back behind the store's back (a replayed
                     // copy), and is not served.
@@ -340,15 +347,7 @@ impl Op {
                         };
                     }
                     Outcome::Session {
-                        // An error here (Redis < 7 has no PEXPIRETIME) only
-                        // loses what a touch did to cookie.expires.
-                        expires_at: Meta::cookie_expiry(
-                            meta.as_ref(),
-                            match replies[1] {
-                                Value::Int(at) => from_expiretime(at),
-                                _ => None,
-                            },
-                        ),
+                        expires_at: Meta::cookie_expiry(meta.as_ref(), key_deadline),
                         value,
                     }
                 }
@@ -935,12 +934,11 @@ mod tests {
         ];
         let ctx = ctx();
         let (_, counts) = build(&ops, &ctx, 0, &mut Recent::default());
-        assert_eq!(counts, vec![3, 1, 2]);
+        assert_eq!(counts, vec![2, 1, 2]);
         let replies = vec![
             Value::BulkString(b"{\"x\":1}".to_vec()),
-            Value::Int(42),
-            // Its cookie asked for 36 (base 36 "10"); another store's touch
-            // moved the key to 42.
+            // With limits, the meta: its last touch set the cookie to 36
+            // (base 36 "10").
             Value::BulkString(b"1,2,10,,u".to_vec()),
             // The destroy script.
             Value::Int(1),
@@ -960,7 +958,7 @@ mod tests {
             vec![
                 Outcome::Session {
                     value: Some("{\"x\":1}".into()),
-                    expires_at: Some(42)
+                    expires_at: Some(36)
                 },
                 Outcome::Done,
                 Outcome::Written { owner_sessions: 3 },
