@@ -244,29 +244,41 @@ impl Op {
                     _ => None,
                 };
                 let target = (sid.as_str(), life.bound(*expiry, now_ms), owner.as_deref());
-                // Without idle/absolute limits the key's deadline is the
-                // cookie's: plain commands at an eighth of a Lua call's cost,
-                // once the creation time is known (the meta is one value).
-                // Without an owner the meta only feeds `stats().active`, so
-                // it is rewritten at most every `META_EVERY_MS` (see
-                // `recent`); an owner's sessions keep their exact last access
-                // (which device goes at `maxSessionsPerUser`).
-                let plain = !life.has_limits() && matches!(expiry, Expiry::At(_));
-                let created = seen.created(sid).filter(|_| plain);
-                let written = if plain && owner.is_none() && seen.meta_fresh(sid, None, now_ms) {
-                    plain_write(pipe, ctx, &key, (value, *expiry))
-                } else if let Some(created) = created {
-                    let tail = meta::tail(now_ms, expiry.at(), owner.as_deref());
-                    let meta = format!("{}{tail}", meta::time(created));
-                    touch_with_meta(pipe, ctx, (sid, &key), (value, *expiry), &meta);
-                    seen.meta_written(sid, owner.as_deref(), now_ms);
-                    1
-                } else {
-                    let mode = if value.is_some() { "rewrite" } else { "touch" };
-                    let args = (mode, value.unwrap_or(""), *expiry, owner);
-                    script_write(pipe, (ctx, life, now_ms), (sid, &key), args, "");
-                    seen.meta_written(sid, owner.as_deref(), now_ms);
-                    1
+                // Once the creation time is known (the meta is one value,
+                // and the absolute deadline counts from it), the small touch
+                // script or plain commands, at a fraction of the write
+                // script's cost. Without limits and an owner the meta only
+                // feeds `stats().active`, so it is rewritten at most every
+                // `META_EVERY_MS` (see `recent`); an owner's sessions keep
+                // their exact last access (which device goes at
+                // `maxSessionsPerUser`), and limits need it.
+                let cookie = expiry.at();
+                let deadline = seen
+                    .created(sid)
+                    .zip(cookie)
+                    .map(|(created, at)| (created, life.deadline(at, created, now_ms)))
+                    .filter(|&(_, at)| at > now_ms);
+                let bare = !life.has_limits() && owner.is_none() && cookie.is_some();
+                let written = match deadline {
+                    _ if bare && seen.meta_fresh(sid, None, now_ms) => {
+                        plain_write(pipe, ctx, &key, (value, *expiry))
+                    }
+                    Some((created, at)) => {
+                        let tail = meta::tail(now_ms, cookie, owner.as_deref());
+                        let meta = format!("{}{tail}", meta::time(created));
+                        touch_with_meta(pipe, ctx, (sid, &key), (value, at), &meta);
+                        seen.meta_written(sid, owner.as_deref(), now_ms);
+                        1
+                    }
+                    // Not known yet, or a deadline already past (the write
+                    // script deletes).
+                    None => {
+                        let mode = if value.is_some() { "rewrite" } else { "touch" };
+                        let args = (mode, value.unwrap_or(""), *expiry, owner);
+                        script_write(pipe, (ctx, life, now_ms), (sid, &key), args, "");
+                        seen.meta_written(sid, owner.as_deref(), now_ms);
+                        1
+                    }
                 };
                 written + index(pipe, ctx, now_ms, seen, target, false)
             }
@@ -449,7 +461,7 @@ fn touch_with_meta(
     pipe: &mut Pipeline,
     ctx: &Context,
     (sid, key): (&str, &str),
-    (value, expiry): (Option<&str>, Expiry),
+    (value, deadline): (Option<&str>, i64),
     meta: &str,
 ) {
     pipe.cmd("EVALSHA")
@@ -457,7 +469,7 @@ fn touch_with_meta(
         .arg(2)
         .arg(key)
         .arg(ctx.keys.shard(sid))
-        .arg(expiry.at().unwrap_or(i64::MAX))
+        .arg(deadline)
         .arg(sid)
         .arg(meta);
     if let Some(v) = value {
@@ -813,7 +825,11 @@ fn created(op: &Op, ctx: &Context, values: &[Value]) -> Option<i64> {
                 _ => None,
             }
         }
-        Op::Get { .. } if ctx.limited() => values.get(2).and_then(Meta::read).map(|m| m.created),
+        Op::Get { .. } if ctx.limited() => values
+            .get(1)
+            .and_then(Meta::read)
+            .filter(|m| m.marker.is_none())
+            .map(|m| m.created),
         _ => None,
     }
 }
@@ -1000,6 +1016,40 @@ mod tests {
             touch(far).append_to(&mut pipe, &ctx, far - 900, &mut seen),
             2
         );
+    }
+
+    #[test]
+    fn with_limits_a_known_creation_time_touches_by_the_small_script() {
+        let ctx = Context {
+            lifetime: Lifetime {
+                idle_ms: Some(1_000),
+                absolute_ms: Some(5_000),
+            },
+            ..ctx()
+        };
+        let mut seen = Recent::default();
+        seen.learn_created("t", 100);
+        let touch = Op::Touch {
+            sid: "t".into(),
+            expiry: Expiry::At(500_000),
+            owner: None,
+            life: None,
+        };
+        let wire = |now: i64, seen: &mut Recent| {
+            let mut pipe = redis::pipe();
+            touch.append_to(&mut pipe, &ctx, now, seen);
+            String::from_utf8_lossy(&pipe.get_packed_pipeline()).replace("\r\n", " ")
+        };
+        // Idle ends first (1_200), then absolute (5_100), then the cookie.
+        let idle = wire(200, &mut seen);
+        assert!(idle.contains(&scripts::TOUCH.hash), "{idle}");
+        assert!(idle.contains("$4 1200 $1 t $"), "{idle}");
+        // Near the absolute deadline, it is the key's.
+        let absolute = wire(4_500, &mut seen);
+        assert!(absolute.contains("$4 5100 $1 t $"), "{absolute}");
+        // Past it, the write script ends the session.
+        let past = wire(5_100, &mut seen);
+        assert!(past.contains(&scripts::WRITE.hash), "{past}");
     }
 
     #[test]

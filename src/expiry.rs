@@ -88,6 +88,18 @@ impl Lifetime {
         }
     }
 
+    /// The key's deadline for a session created at `created`, written at
+    /// `now_ms` with a cookie ending at `cookie`: the earliest of the
+    /// cookie's, now + idle and created + absolute (as `scripts::WRITE`).
+    pub fn deadline(self, cookie: i64, created: i64, now_ms: i64) -> i64 {
+        let idle = self.idle_ms.map(|ms| now_ms.saturating_add(ms));
+        let absolute = self.absolute_ms.map(|ms| created.saturating_add(ms));
+        [idle, absolute]
+            .into_iter()
+            .flatten()
+            .fold(cookie, i64::min)
+    }
+
     /// The latest a session written at `now_ms` can live: the cookie's
     /// deadline or the idle one, whichever comes first. The absolute limit
     /// needs the creation time, which only Redis knows; this bound is what
