@@ -317,6 +317,10 @@ mod tests {
             }
         );
         assert_eq!(Bucket::default().summary().average_duration_ms, 0.0);
+        // Every reason reads back, under the name events give it.
+        let every: Vec<(&str, &str)> = Reason::ALL.iter().map(|r| (r.as_str(), "1")).collect();
+        let read = bucket(5, reply(&every)).unwrap().summary();
+        assert_eq!(read.by_reason, Reason::ALL.map(|r| (r, 1)).to_vec());
         let wrong = redis::parse_redis_value(b"-WRONGTYPE Operation\r\n").unwrap();
         let err = bucket(4, wrong).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Reply);
