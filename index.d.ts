@@ -172,6 +172,24 @@ export interface SessionStats {
   averageAge: number
   /** The creation time of the oldest live session, or null when there are none. */
   oldestCreatedAt: Date | null
+  /** With `endedWithin`: the sessions that ended within it, across every instance sharing the store. */
+  ended?: EndedStats
+}
+
+export interface StatsOptions {
+  /** Seconds; `active` counts the sessions set or touched within them. Default 300. */
+  activeWithin?: number
+  /** Seconds, 0 to 86400: adds `ended`, over the whole minutes this window overlaps (the current one included). */
+  endedWithin?: number
+}
+
+export interface EndedStats {
+  /** Sessions that ended. */
+  sessions: number
+  /** Their mean duration (end minus creation), in ms; 0 when there are none. */
+  averageDuration: number
+  /** How many ended for each reason that occurred (reasons with none are absent). */
+  byReason: Partial<Record<SessionEndReason, number>>
 }
 
 export interface ReencryptResult {
@@ -295,10 +313,10 @@ export class RedisSessionStore extends Store {
   destroyUserSessions(userId: UserId, options?: { except?: string | string[] }): Promise<number>
   destroyUserSessions(userId: UserId, callback: Callback<number>): void
   destroyUserSessions(userId: UserId, options: { except?: string | string[] }, callback: Callback<number>): void
-  /** Counts over the live sessions; `activeWithin` in seconds, default 300. */
-  stats(options?: { activeWithin?: number }): Promise<SessionStats>
+  /** Counts over the live sessions (`activeWithin` in seconds, default 300); with `endedWithin`, the fleet's ended sessions too. */
+  stats(options?: StatsOptions): Promise<SessionStats>
   stats(callback: Callback<SessionStats>): void
-  stats(options: { activeWithin?: number }, callback: Callback<SessionStats>): void
+  stats(options: StatsOptions, callback: Callback<SessionStats>): void
   /** Sends queued calls, waits for every pending one, and releases the connection. */
   close(callback: (err?: any) => void): void
   close(): Promise<void>

@@ -4,7 +4,7 @@ const { Store } = require('express-session')
 const { NativeStore, OpKind, WARNING_BATCH, EVENT_BATCH } = require('./lib/native').loadBinding()
 const { Batcher } = require('./lib/batcher')
 const { isoDate } = require('./lib/iso-date')
-const { allSessions, reindex, reencrypt } = require('./lib/admin')
+const { allSessions, reindex, reencrypt, statsWindows, statsOf } = require('./lib/admin')
 const { parseOptions, hasOwnToString, warnings } = require('./lib/options')
 const { Policy } = require('./lib/policy')
 const { RedisSessionStoreError, fromNative, invalidArg, targetOf } = require('./lib/errors')
@@ -467,22 +467,12 @@ class RedisSessionStore extends Store {
   /**
    * `{ sessions, users, active, averageAge, oldestCreatedAt }` over the live
    * sessions; `activeWithin` in seconds (default 300), `averageAge` in ms.
+   * With `endedWithin` (seconds, up to a day), also `ended`: the fleet's
+   * sessions that ended within it, `{ sessions, averageDuration, byReason }`.
    */
   stats(options, cb) {
     if (typeof options === 'function') [options, cb] = [undefined, options]
-    return this._admin(cb, () => {
-      const within = options?.activeWithin ?? 300
-      if (typeof within !== 'number' || !(within >= 0) || !Number.isFinite(within)) {
-        throw invalidArg(`activeWithin must be a non-negative number of seconds, got ${String(within)}`)
-      }
-      return this._native.stats(within * 1000)
-    }, (r) => ({
-      sessions: r.sessions,
-      users: r.users,
-      active: r.active,
-      averageAge: r.averageAge,
-      oldestCreatedAt: Number.isNaN(r.oldestCreatedAt) ? null : new Date(r.oldestCreatedAt),
-    }))
+    return this._admin(cb, () => this._native.stats(...statsWindows(options)), statsOf)
   }
 
   /** Sends what is queued, waits for every pending call, and releases the connection. */

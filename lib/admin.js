@@ -1,6 +1,6 @@
 'use strict'
 
-const { fromNative } = require('./errors')
+const { fromNative, invalidArg } = require('./errors')
 
 // all(): Rust hands the sessions over a page per round trip while it fetches
 // the next, so parsing here overlaps Redis's work. Pages and the final count
@@ -92,4 +92,33 @@ function reencrypt(store, done) {
   step(0)
 }
 
-module.exports = { allSessions, reindex, reencrypt }
+// stats(): the windows asked for, in ms, as the native call takes them;
+// `endedWithin` only when given (without it, stats() reads no more).
+const DAY_SECONDS = 86_400
+
+function statsWindows(options) {
+  const active = options?.activeWithin ?? 300
+  if (typeof active !== 'number' || !(active >= 0) || !Number.isFinite(active)) {
+    throw invalidArg(`activeWithin must be a non-negative number of seconds, got ${String(active)}`)
+  }
+  const ended = options?.endedWithin ?? undefined
+  if (ended !== undefined && (typeof ended !== 'number' || !(ended >= 0 && ended <= DAY_SECONDS))) {
+    throw invalidArg(`endedWithin must be a number of seconds from 0 to ${DAY_SECONDS}, got ${String(ended)}`)
+  }
+  return [active * 1000, ended === undefined ? undefined : ended * 1000]
+}
+
+function statsOf(r) {
+  const stats = {
+    sessions: r.sessions,
+    users: r.users,
+    active: r.active,
+    averageAge: r.averageAge,
+    oldestCreatedAt: Number.isNaN(r.oldestCreatedAt) ? null : new Date(r.oldestCreatedAt),
+  }
+  // { sessions, averageDuration, byReason } as the native core made it.
+  if (r.ended) stats.ended = r.ended
+  return stats
+}
+
+module.exports = { allSessions, reindex, reencrypt, statsWindows, statsOf }

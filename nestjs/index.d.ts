@@ -2,7 +2,7 @@ import type { CanActivate, DynamicModule, ExecutionContext, ModuleMetadata, Midd
 import type { RouteInfo } from '@nestjs/common/interfaces'
 import type { Request } from 'express'
 import type { SessionData, SessionOptions } from 'express-session'
-import type { RedisSessionStore, RedisSessionStoreOptions, SessionStats, UserId, CaptureDeviceOptions, DeviceInfo } from '..'
+import type { RedisSessionStore, RedisSessionStoreOptions, SessionStats, StatsOptions, UserId, CaptureDeviceOptions, DeviceInfo } from '..'
 
 /** The store, for `@Inject(SESSION_STORE) store: RedisSessionStore`. */
 export declare const SESSION_STORE: string
@@ -52,7 +52,7 @@ export declare class SessionsService {
   revoke(req: Request, handle: string): Promise<boolean>
   revokeOthers(req: Request): Promise<number>
   revokeAll(userId: UserId): Promise<number>
-  stats(options?: { activeWithin?: number }): Promise<SessionStats>
+  stats(options?: StatsOptions): Promise<SessionStats>
 }
 
 /** 401 without a signed-in session, except on @Public() routes; enforces @FreshSession(). */

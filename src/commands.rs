@@ -9,6 +9,7 @@ use redis::{Pipeline, Value};
 
 use crate::backend::Reply;
 
+use crate::ended::Ended;
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::events::{self, Event, Events, Reason};
 use crate::expiry::{from_expiretime, Expiry, Lifetime, TOMBSTONE_MS};
@@ -41,6 +42,8 @@ pub struct Context {
     pub merge: bool,
     /// Lifecycle events, told from the replies (see `events`).
     pub events: Events,
+    /// The ends told here, counted for the fleet's numbers (see `ended`).
+    pub ended: Ended,
 }
 
 impl Context {
@@ -741,6 +744,7 @@ pub fn read_all(
 ) -> Vec<Outcome> {
     let mut at = 0;
     let mut told = Vec::new();
+    let listening = ctx.events.listening();
     let outcomes = ops
         .iter()
         .zip(counts)
@@ -756,8 +760,9 @@ pub fn read_all(
                             .iter_mut()
                             .map(|r| r.as_mut().map_or(Value::Nil, take))
                             .collect();
-                        if ctx.events.listening() {
-                            told.extend(event(op, now_ms, &values));
+                        if let Some(e) = event(op, now_ms, &values, listening) {
+                            ctx.ended.count(&e);
+                            told.push(e);
                         }
                         if values.iter().any(is_oom) {
                             seen.forget(op.sid());
@@ -800,10 +805,13 @@ pub fn read_all(
 }
 
 /// The lifecycle event an operation's replies tell: a set that stored a
-/// session first, a destroy that ended a live one.
-fn event(op: &Op, now_ms: i64, values: &[Value]) -> Option<Event> {
+/// session first (made only for listeners), a destroy that ended a live
+/// one (always: the fleet's numbers count it, see `ended`).
+fn event(op: &Op, now_ms: i64, values: &[Value], listening: bool) -> Option<Event> {
     match op {
-        Op::Set { sid, owner, .. } => events::created(values.first()?, sid, owner.as_deref()),
+        Op::Set { sid, owner, .. } if listening => {
+            events::created(values.first()?, sid, owner.as_deref())
+        }
         Op::Destroy { sid, reason } => {
             let meta = events::destroyed(values.first()?)?;
             Some(Event::destroyed(sid, meta, now_ms, *reason))
@@ -851,6 +859,7 @@ mod tests {
             seal: None,
             merge: false,
             events: Default::default(),
+            ended: Default::default(),
         }
     }
 

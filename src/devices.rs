@@ -98,6 +98,7 @@ mod tests {
             seal,
             merge: false,
             events: Default::default(),
+            ended: Default::default(),
         }
     }
 

@@ -2,7 +2,8 @@
 //! the replies of the scripts that create and end sessions, so each is
 //! told once for the whole fleet, by the instance whose script made the
 //! change. They carry the sid only as far as JS, which names the session
-//! by its handle; a store nobody listens to makes none.
+//! by its handle; a store nobody listens to tells none (its ends are still
+//! counted, see `ended`).
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,18 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in the order of the enum (`reason as usize` indexes it).
+    pub const ALL: [Reason; 8] = [
+        Reason::Logout,
+        Reason::Revoked,
+        Reason::Everywhere,
+        Reason::Limit,
+        Reason::Idle,
+        Reason::Absolute,
+        Reason::Expired,
+        Reason::Binding,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Logout => "logout",

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::backend::{round_trip, Conn, SendError};
 use crate::commands::{self, reply_error, Op, Outcome};
 use crate::devices;
+use crate::ended;
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::events::Reason;
 use crate::expiry::{from_expiretime, now_ms};
@@ -54,6 +55,8 @@ pub struct Stats {
     pub average_age_ms: f64,
     /// The earliest creation time among them (epoch ms).
     pub oldest_created: Option<i64>,
+    /// The fleet's ends within the window asked for, if one was.
+    pub ended: Option<ended::Summary>,
 }
 
 /// What to read of each listed session.
@@ -554,8 +557,22 @@ pub async fn all(store: &Store, chunk: usize, page: impl FnMut(Vec<Found>)) -> S
     live(store, ((Read::Values, chunk), false), page).await
 }
 
-pub async fn stats(store: &Store, active_within_ms: i64, chunk: usize) -> StoreResult<Stats> {
+/// Counts over the live sessions and, with `ended_within_ms`, the
+/// fleet's ends within it (one more round trip, only then).
+pub async fn stats(
+    store: &Store,
+    (active_within_ms, ended_within_ms): (i64, Option<i64>),
+    chunk: usize,
+) -> StoreResult<Stats> {
     let found = live_all(store, ((Read::Exists, chunk), true)).await?;
+    let ended = match ended_within_ms {
+        Some(within) => {
+            let ctx = store.context();
+            let conn = store.reader().await?;
+            Some(ended::read(&conn, (&ctx.keys, &ctx.ended), within).await?)
+        }
+        None => None,
+    };
     let now = now_ms();
     let since = now - active_within_ms;
     let mut owners = HashSet::new();
@@ -583,6 +600,7 @@ pub async fn stats(store: &Store, active_within_ms: i64, chunk: usize) -> StoreR
             total_age / aged as f64
         },
         oldest_created: oldest,
+        ended,
     })
 }
 

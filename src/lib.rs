@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod commands;
 pub mod devices;
+pub mod ended;
 pub mod engine;
 pub mod error;
 pub mod events;

@@ -52,11 +52,14 @@ const LISTENING_MARK_MS: u64 = 5_000;
 
 /// The grace this instance gives before claiming an end (see `GRACE_MS`):
 /// a listening instance marks that it listens; the others look for the mark.
-/// One command per tick. A failed look keeps the grace (exactly once wins).
+/// One command per tick, which also carries the ends this instance counted
+/// since the last one (see `ended`). A failed look keeps the grace (exactly
+/// once wins).
 async fn grace(link: &Link, ctx: &Context) -> i64 {
     let conn = link.current();
     let key = ctx.keys.listening();
     let mut pipe = redis::pipe();
+    ctx.ended.send_with(&mut pipe, &ctx.keys, now_ms());
     if ctx.events.listening() {
         pipe.cmd("SET")
             .arg(&key)
@@ -68,7 +71,7 @@ async fn grace(link: &Link, ctx: &Context) -> i64 {
     }
     pipe.cmd("EXISTS").arg(&key);
     match round_trip(&conn, &pipe).await.as_deref() {
-        Ok([Value::Int(0)]) => 0,
+        Ok([.., Value::Int(0)]) => 0,
         _ => GRACE_MS,
     }
 }
@@ -196,7 +199,9 @@ async fn round(link: &Link, ctx: &Context, shards: &[String], grace: i64) -> Sto
             continue;
         };
         if let Some(meta) = claimed.filter(|m| m.marker.is_none()) {
-            ended.push(Event::expired(sid, &meta, limits, now));
+            let end = Event::expired(sid, &meta, limits, now);
+            ctx.ended.count(&end);
+            ended.push(end);
         }
         if state == 0 && !owner.is_empty() {
             pipe.cmd("ZREM").arg(ctx.keys.user_index(&owner)).arg(sid);
@@ -333,6 +338,7 @@ mod tests {
             seal: None,
             merge: false,
             events: Default::default(),
+            ended: Default::default(),
         };
         let plain = ctx(Lifetime::default(), false);
         let limited = ctx(

@@ -403,8 +403,8 @@ impl Store {
         }
     }
 
-    /// Stops accepting calls, lets queued ones finish, then drops the
-    /// connection.
+    /// Stops accepting calls, lets queued ones finish, sends the ends
+    /// counted since the cleanup's last tick, then drops the connection.
     pub async fn close(&self) {
         self.queue.lock().unwrap().take();
         self.reclaimer.abort();
@@ -413,6 +413,19 @@ impl Store {
         if let Some(writer) = writer {
             let _ = writer.await;
         }
+        self.send_ended().await;
+    }
+
+    /// The ends this instance counted and has not sent yet (see `ended`),
+    /// within the command timeout.
+    async fn send_ended(&self) {
+        let (ctx, mut pipe) = (&self.ctx, redis::pipe());
+        if ctx.ended.send_with(&mut pipe, &ctx.keys, now_ms()) == 0 {
+            return;
+        }
+        let conn = self.link.current();
+        let timeout = self.command_timeout();
+        let _ = tokio::time::timeout(timeout, backend::round_trip(&conn, &pipe)).await;
     }
 }
 

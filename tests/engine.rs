@@ -222,9 +222,20 @@ impl Gen {
     fn raw(&mut self) -> (Cmd, Check) {
         let mut c = Cmd::new();
         let mut check = Check::Exact;
-        match self.rng.below(34) {
+        match self.rng.below(35) {
             0 => {
                 c.arg("GET").arg(self.key_of(STRINGS));
+            }
+            34 => {
+                // Now and then far enough to overflow (a field near the top).
+                let by = match self.rng.chance(5) {
+                    true => i64::MAX.to_string(),
+                    false => self.int(),
+                };
+                c.arg("HINCRBY")
+                    .arg(self.key_of(HASHES))
+                    .arg(self.rng.pick(FIELDS))
+                    .arg(by);
             }
             31 => {
                 c.arg("HDEL").arg(self.key_of(HASHES));
@@ -653,6 +664,7 @@ impl Store {
                 seal: None,
                 merge: false,
                 events: Default::default(),
+                ended: Default::default(),
             },
             seen: Recent::default(),
         }

@@ -74,6 +74,7 @@ fn context(idle_ms: Option<i64>, absolute_ms: Option<i64>) -> Context {
         seal: None,
         merge: false,
         events: Default::default(),
+        ended: Default::default(),
     }
 }
 

@@ -41,6 +41,7 @@ fn open_with(prefix: &str, lifetime: Lifetime, options: &ConnectionOptions) -> S
         seal: None,
         merge: false,
         events: Default::default(),
+        ended: Default::default(),
     };
     Store::open(ctx, options, std::sync::Arc::new(|_| {})).unwrap()
 }
@@ -431,7 +432,7 @@ async fn a_users_sessions_are_listed_by_last_use_and_limited() {
     );
     let out = run(&store, vec![Op::Get { sid: "s2".into() }]).await;
     assert!(matches!(&out[0], Outcome::Session { value: None, .. }));
-    let stats = index::stats(&store, 60_000, 100).await.unwrap();
+    let stats = index::stats(&store, (60_000, None), 100).await.unwrap();
     assert_eq!((stats.sessions, stats.users, stats.active), (3, 2, 3));
 
     let except = ["s1".to_string()];
@@ -485,6 +486,7 @@ fn open_sealed(prefix: &str, keys: &[(&str, u8)], options: &ConnectionOptions) -
         )),
         merge: true,
         events: Default::default(),
+        ended: Default::default(),
     };
     Store::open(ctx, options, std::sync::Arc::new(|_| {})).unwrap()
 }

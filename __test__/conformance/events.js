@@ -4,6 +4,7 @@
 // instances on the same data (the one that ended it, or the one whose
 // cleanup claimed its expiry), with its reason and how long it lasted, and
 // no payload holds a session id.
+const { randomUUID } = require('node:crypto')
 const { session, sleep, user, timed } = require('./util')
 
 // How far a reported duration may be from the truth.
@@ -48,6 +49,33 @@ function assertNoSid(t, events, sids) {
   const text = JSON.stringify(events)
   for (const sid of sids) t.false(text.includes(sid), 'a payload holds a session id')
 }
+
+// An instance sends the ends it counted with its cleanup's next tick (each
+// second), so another instance's stats() has them within a few seconds.
+const COUNTED_WITHIN = 5_000
+
+// stats({ endedWithin: 60 }).ended from each store once they count `total`
+// ends, and again after a few more ticks: an end counted twice (by two
+// instances, or twice by one) would show by then.
+async function endedStats(stores, total) {
+  const until = Date.now() + COUNTED_WITHIN
+  for (const store of stores) {
+    while ((await store.stats({ endedWithin: 60 })).ended.sessions < total && Date.now() < until) await sleep(100)
+  }
+  await sleep(2_500)
+  return Promise.all(stores.map(async (store) => (await store.stats({ endedWithin: 60 })).ended))
+}
+
+// The mean of durations each known within [from, to] (ms) lies within the
+// mean of the bounds, give or take SLACK.
+function assertAverage(t, average, bounds) {
+  const mean = (pick) => bounds.reduce((sum, b) => sum + pick(b), 0) / bounds.length
+  t.true(average >= mean((b) => b.from) - SLACK, `averageDuration ${average} < ${mean((b) => b.from)}`)
+  t.true(average <= mean((b) => b.to) + SLACK, `averageDuration ${average} > ${mean((b) => b.to)}`)
+}
+
+// How long a session set in window `created` and ended in window `end` lasted, at least and at most.
+const lasted = (created, end) => ({ from: end.from - created.to, to: end.to - created.from })
 
 module.exports = (test, ctx) => {
   test('events: a logout is told once, by the instance that made it, with its duration', async (t) => {
@@ -139,6 +167,72 @@ module.exports = (test, ctx) => {
     t.is((await eventsOf(told, a, 'ev-r1', 'ended')).length, 1)
     t.is((await eventsOf(told, a, 'ev-r3', 'ended', 0)).length, 0)
     assertNoSid(t, told, Object.keys(sets))
+  })
+
+  test('events: stats({ endedWithin }) counts every end once, by reason, the same from either instance', async (t) => {
+    const IDLE = 3_000
+    const { a, b, told } = pair(t, ctx, { maxSessionsPerUser: 2, idleTimeout: IDLE / 1000 })
+    const [owner, other] = [user(), user()]
+    // Each end's duration, at least and at most.
+    const bounds = []
+    const set = (store, sid, userId) => timed(() => store.set(sid, session(60_000, { userId })))
+    // Ends in IDLE ms: its end is its last access + IDLE, exactly.
+    await set(a, 'es-idle', user())
+    bounds.push({ from: IDLE, to: IDLE })
+    const loggedIn = await set(a, 'es-logout', owner)
+    bounds.push(lasted(loggedIn, await timed(() => b.destroy('es-logout'))))
+    await b.destroy('es-logout') // ends nothing
+    // Last accesses a few ms apart: the least recently used is es-l1.
+    const first = await set(a, 'es-l1', owner)
+    await sleep(20)
+    const second = await set(a, 'es-l2', owner)
+    await sleep(20)
+    // A third login of `owner` ends the least recently used one.
+    const third = await set(b, 'es-l3', owner)
+    bounds.push(lasted(first, third))
+    const revoke = await timed(() => b.revokeUserSession(owner, a.handleOf('es-l2')))
+    t.true(revoke.value)
+    bounds.push(lasted(second, revoke))
+    const elsewhere = await set(b, 'es-e1', other)
+    const everywhere = await timed(() => Promise.all([a.destroyUserSessions(owner), b.destroyUserSessions(other)]))
+    t.deepEqual(everywhere.value, [1, 1])
+    bounds.push(lasted(third, everywhere), lasted(elsewhere, everywhere))
+    t.is((await eventsOf(told, a, 'es-idle', 'ended'))[0]?.reason, 'idle')
+    const byReason = { logout: 1, limit: 1, revoked: 1, everywhere: 2, idle: 1 }
+    for (const ended of await endedStats([a, b], 6)) {
+      t.is(ended.sessions, 6)
+      t.deepEqual(ended.byReason, byReason)
+      assertAverage(t, ended.averageDuration, bounds)
+      assertNoSid(t, ended, ['es-idle', 'es-logout', 'es-l1', 'es-l2', 'es-l3', 'es-e1'])
+    }
+    // The numbers agree with the events told.
+    t.is(told.filter((e) => e.type === 'ended').length, 6)
+  })
+
+  test('events: ends are counted with no listener attached, on every instance', async (t) => {
+    // A prefix with a hash tag has one shard, which the cleanup reads every
+    // second even when nobody listens (else an expiry waits about a minute
+    // for its shard's turn).
+    const options = { prefix: `{conf:${randomUUID()}}:`, maxSessionsPerUser: 1, idleTimeout: 2 }
+    const a = ctx.makeStore(options, { shared: true })
+    const b = ctx.sibling(a, options)
+    t.is(a.listenerCount('sessionEnded') + b.listenerCount('sessionEnded'), 0)
+    const [owner, other] = [user(), user()]
+    const set = (store, sid, userId) => store.set(sid, session(60_000, { userId }))
+    await set(a, 'es-quiet-idle', user())
+    await set(a, 'es-quiet-logout', owner)
+    await b.destroy('es-quiet-logout')
+    await set(a, 'es-quiet-l1', owner)
+    await sleep(20)
+    await set(b, 'es-quiet-l2', owner) // ends es-quiet-l1 (limit)
+    t.true(await a.revokeUserSession(owner, a.handleOf('es-quiet-l2')))
+    await set(b, 'es-quiet-e1', other)
+    t.is(await a.destroyUserSessions(other), 1)
+    const byReason = { logout: 1, limit: 1, revoked: 1, everywhere: 1, idle: 1 }
+    for (const ended of await endedStats([b, a], 5)) {
+      t.deepEqual(ended.byReason, byReason)
+      t.is(ended.sessions, 5)
+    }
   })
 
   // Each expiry: the options, how the session is used, and when it truly

@@ -123,6 +123,13 @@ async function devices(currentSid: string, userId: string | number): Promise<voi
   const averageAge: number = stats.averageAge
   const oldest: Date | null = stats.oldestCreatedAt
   store.stats((err, s) => void [err, s?.averageAge])
+  const { ended }: SessionStats = await store.stats({ endedWithin: 3600, activeWithin: 60 })
+  const endedCounts: [number, number, number | undefined] | undefined = ended && [ended.sessions, ended.averageDuration, ended.byReason.logout]
+  // @ts-expect-error not a reason
+  void ended?.byReason.timeout
+  // @ts-expect-error seconds, as a number
+  void store.stats({ endedWithin: '60' })
+  void endedCounts
   store.listUserSessions({ toString: () => 'objectid-hex' }, (err, list) => void [err, list?.length])
   void [destroyed, stats, sessions, users, active, idle, absolute, max, averageAge, oldest]
 }

@@ -541,15 +541,18 @@ impl NativeStore {
         &self,
         env: &'env Env,
         active_within_ms: f64,
+        ended_within_ms: Option<f64>,
     ) -> Result<PromiseRaw<'env, StatsReply>> {
         self.admin(env, Admin::Reads, move |s, chunk| async move {
-            let stats = index::stats(&s, active_within_ms as i64, chunk).await?;
+            let within = (active_within_ms as i64, ended_within_ms.map(|ms| ms as i64));
+            let stats = index::stats(&s, within, chunk).await?;
             Ok(StatsReply {
                 sessions: stats.sessions as f64,
                 users: stats.users as f64,
                 active: stats.active as f64,
                 average_age: stats.average_age_ms,
                 oldest_created_at: ms(stats.oldest_created),
+                ended: stats.ended.map(Into::into),
             })
         })
     }

@@ -144,6 +144,7 @@ impl NativeOptions {
             seal,
             merge: self.merge,
             events: Default::default(),
+            ended: Default::default(),
         })
     }
 }

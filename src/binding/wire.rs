@@ -3,9 +3,12 @@
 //! outcomes the same way, and the listing calls' replies. Sessions stay
 //! JSON strings made and read by V8.
 
+use std::collections::BTreeMap;
+
 use napi_derive::napi;
 
 use crate::commands::{Op, Outcome};
+use crate::ended::Summary;
 use crate::error::{ErrorKind, StoreError};
 use crate::events::{Event, Reason};
 use crate::expiry::{Expiry, Lifetime};
@@ -97,6 +100,32 @@ pub struct StatsReply {
     pub average_age: f64,
     /// Epoch ms; NaN when there is no session.
     pub oldest_created_at: f64,
+    /// Present when asked for (`endedWithin`).
+    pub ended: Option<EndedReply>,
+}
+
+/// The fleet's ends within a window (see `ended`).
+#[napi(object)]
+pub struct EndedReply {
+    pub sessions: f64,
+    /// Ms; 0 when none.
+    pub average_duration: f64,
+    /// Only the reasons that occurred.
+    pub by_reason: BTreeMap<String, f64>,
+}
+
+impl From<Summary> for EndedReply {
+    fn from(s: Summary) -> Self {
+        EndedReply {
+            sessions: s.sessions as f64,
+            average_duration: s.average_duration_ms,
+            by_reason: s
+                .by_reason
+                .into_iter()
+                .map(|(r, n)| (r.as_str().to_owned(), n as f64))
+                .collect(),
+        }
+    }
 }
 
 pub fn ms(value: Option<i64>) -> f64 {

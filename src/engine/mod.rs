@@ -381,6 +381,52 @@ mod tests {
     }
 
     #[test]
+    fn hincrby_counts_and_refuses_as_redis_does() {
+        let engine = Engine::open("memory://").unwrap();
+        let replies = engine.exec(&pipe(&[
+            &["HINCRBY", "h", "n", "5"],
+            &["HINCRBY", "h", "n", "-7"],
+            &["HGET", "h", "n"],
+            &["HSET", "h", "t", "1x", "z", "007"],
+            &["HINCRBY", "h", "t", "1"],
+            &["HINCRBY", "h", "z", "1"],
+            &["HINCRBY", "h", "n", "1.5"],
+            &["HINCRBY", "h", "n", "+1"],
+            &["SET", "s", "v"],
+            &["HINCRBY", "s", "n", "1"],
+            // The increment is checked before the key's kind.
+            &["HINCRBY", "s", "n", "x"],
+            &["HSET", "h", "big", &i64::MAX.to_string()],
+            &["HINCRBY", "h", "big", "1"],
+            &["HINCRBY", "h", "big", "-1"],
+            &["HINCRBY", "h", "n"],
+        ]));
+        let not_integer = reply::error(reply::NOT_INTEGER);
+        assert_eq!(
+            replies,
+            vec![
+                Value::Int(5),
+                Value::Int(-2),
+                reply::bulk(b"-2"),
+                Value::Int(2),
+                reply::error("ERR hash value is not an integer"),
+                reply::error("ERR hash value is not an integer"),
+                not_integer.clone(),
+                not_integer.clone(),
+                Value::Okay,
+                reply::error(reply::WRONGTYPE),
+                not_integer,
+                Value::Int(1),
+                reply::error("ERR increment or decrement would overflow"),
+                Value::Int(i64::MAX - 1),
+                reply::error("ERR wrong number of arguments for 'hincrby' command"),
+            ]
+        );
+        // A value refused is left as it was.
+        assert_eq!(one(&engine, &["HGET", "h", "t"]), reply::bulk(b"1x"));
+    }
+
+    #[test]
     fn every_command_gets_one_reply_in_order() {
         let engine = Engine::open("memory://").unwrap();
         let replies = engine.exec(&pipe(&[

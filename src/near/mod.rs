@@ -288,6 +288,7 @@ mod tests {
             seal: None,
             merge: false,
             events: Default::default(),
+            ended: Default::default(),
         };
         let options = ConnectionOptions {
             // Never dialled: these tests feed the bytes.

@@ -1,10 +1,10 @@
-//! HSET, HSETNX, HGET, HMGET, HEXISTS, HDEL, HGETALL, HKEYS.
+//! HSET, HSETNX, HGET, HMGET, HEXISTS, HDEL, HGETALL, HKEYS, HINCRBY.
 
 use redis::Value;
 
 use crate::engine::data::{Data, Hash, Kind};
 use crate::engine::keyspace::Keyspace;
-use crate::engine::reply;
+use crate::engine::{parse, reply};
 
 /// The live hash at `key` (None: no key); Err: WRONGTYPE.
 fn hash<'a>(ks: &'a Keyspace, key: &[u8], now: i64) -> Result<Option<&'a Hash>, Value> {
@@ -77,6 +77,29 @@ pub fn hdel(ks: &mut Keyspace, args: &[&[u8]], now: i64) -> Value {
         Ok(None) => Value::Int(0),
         Ok(Some(_)) => reply::int(ks.hash_remove(args[1], args[2..].iter().copied(), now)),
     }
+}
+
+/// HINCRBY key field increment: the new value (a missing field counts as
+/// 0). Checked in Redis's order: the increment, the key's kind, then the
+/// value held.
+pub fn hincrby(ks: &mut Keyspace, args: &[&[u8]], now: i64) -> Value {
+    let Some(by) = parse::int(args[3]) else {
+        return reply::error(reply::NOT_INTEGER);
+    };
+    let held = match hash(ks, args[1], now) {
+        Err(e) => return e,
+        Ok(h) => h.and_then(|h| h.get(args[2])).map(parse::int),
+    };
+    let old = match held {
+        None => 0,
+        Some(Some(n)) => n,
+        Some(None) => return reply::error("ERR hash value is not an integer"),
+    };
+    let Some(new) = old.checked_add(by) else {
+        return reply::error("ERR increment or decrement would overflow");
+    };
+    ks.hash_set(args[1], args[2], new.to_string().as_bytes(), now);
+    Value::Int(new)
 }
 
 /// HGETALL key: fields and values, flat.

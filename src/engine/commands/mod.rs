@@ -35,6 +35,7 @@ const COMMANDS: &[(&str, i32, Handler)] = &[
     ("hdel", -3, hashes::hdel),
     ("hgetall", 2, hashes::hgetall),
     ("hkeys", 2, hashes::hkeys),
+    ("hincrby", 4, hashes::hincrby),
     ("zadd", -4, zsets::zadd),
     ("zrem", -3, zsets::zrem),
     ("zremrangebyscore", 4, zsets::zremrangebyscore),
