@@ -143,7 +143,12 @@ module.exports = (test, ctx) => {
     const owner = user()
     const other = user()
     const sets = {}
-    for (const sid of ['ev-r1', 'ev-r2']) sets[sid] = await timed(() => a.set(sid, session(60_000, { userId: owner })))
+    // Apart in time: two logins in one millisecond tie, and the tie goes
+    // by sid (ev-r1 would count as the more recent).
+    for (const sid of ['ev-r1', 'ev-r2']) {
+      sets[sid] = await timed(() => a.set(sid, session(60_000, { userId: owner })))
+      await sleep(20)
+    }
     await sleep(50)
     // A third login of `owner` ends the least recently used one.
     sets['ev-r3'] = await timed(() => b.set('ev-r3', session(60_000, { userId: owner })))
