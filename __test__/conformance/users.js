@@ -314,8 +314,9 @@ module.exports = (test, { makeStore, sibling }) => {
   // within one ms, hence many rounds: most runs meet ties in some of them.
   for (const [n, rounds] of [[1, 12], [2, 2]]) {
     test(`race: two instances logging a user in at once over a prior session, maxSessionsPerUser: ${n}`, async (t) => {
-      const one = makeStore({ maxSessionsPerUser: n }, { shared: true })
-      const two = sibling(one, { maxSessionsPerUser: n })
+      // Forty capped logins at once, each cap a call in turn on its writer.
+      const one = makeStore({ maxSessionsPerUser: n, ...HEAVY }, { shared: true })
+      const two = sibling(one, { maxSessionsPerUser: n, ...HEAVY })
       await Promise.all([one.length(), two.length()]) // both connected
       const users = []
       for (let round = 0; round < rounds; round++) {
