@@ -146,6 +146,9 @@ test.serial('sign out everywhere else ends the other sessions, not this one; the
   // Signed in now: grace once, ada once (her first browser of the test before).
   t.is(await admin.locator('#stat-users').innerText(), '2')
   t.true(Number(await admin.locator('#stat-sessions').innerText()) >= 3)
+  // The two devices signed out just now, among the sessions that ended.
+  t.true(Number(await admin.locator('#ended-everywhere').innerText()) >= 2)
+  t.true(Number(await admin.locator('#ended-sessions').innerText()) >= 2)
   for (const page of [...pages, admin]) await page.context().close()
 })
 

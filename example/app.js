@@ -23,6 +23,7 @@ const DAY = 86400
 // Store failures that a retry can fix (Redis down, slow or full).
 const STORE_RETRYABLE = new Set(['ERR_REDIS_UNAVAILABLE', 'ERR_REDIS_TIMEOUT', 'ERR_REDIS_FULL', 'ERR_STORE_CLOSED'])
 const ACTIVE_WITHIN = 5 * 60
+const ENDED_WITHIN = 60 * 60
 
 // Demo accounts. A real app reads password hashes from its database.
 const USERS = new Map(
@@ -178,8 +179,8 @@ function createApp(store, url) {
 
   app.get('/admin', signedIn, async (req, res) => {
     if (!userOf(req).admin) return page(req, res, 'errorPage', { status: 403, message: 'Admins only.' }, 403)
-    const stats = await store.stats({ activeWithin: ACTIVE_WITHIN })
-    page(req, res, 'adminPage', { stats, backend: describeBackend(url), activeWithin: ACTIVE_WITHIN })
+    const stats = await store.stats({ activeWithin: ACTIVE_WITHIN, endedWithin: ENDED_WITHIN })
+    page(req, res, 'adminPage', { stats, backend: describeBackend(url), activeWithin: ACTIVE_WITHIN, endedWithin: ENDED_WITHIN })
   })
 
   app.use((req, res) => page(req, res, 'errorPage', { status: 404, message: 'No such page.' }, 404))

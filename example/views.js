@@ -122,7 +122,28 @@ function devicesPage({ user, csrfToken, flash, devices, now }) {
   )
 }
 
-function adminPage({ user, csrfToken, flash, stats, backend, activeWithin }) {
+// How sessions ended, as 'sessionEnded' and stats().ended name it.
+const REASONS = {
+  logout: 'Signed out (or a new session at sign-in)',
+  revoked: 'Revoked from another device',
+  everywhere: 'Signed out everywhere else',
+  limit: 'Over the per-user limit',
+  idle: 'Idle too long',
+  absolute: 'Too old',
+  expired: 'Cookie expired',
+  binding: 'Another browser used the cookie',
+}
+
+function endedList(ended, endedWithin) {
+  if (ended.sessions === 0) return html`<p class="muted">No session ended in the last ${endedWithin / 60} minutes.</p>`
+  return html`<dl>
+    <dt>Ended in the last ${endedWithin / 60} minutes</dt><dd id="ended-sessions">${ended.sessions}</dd>
+    <dt>Average length</dt><dd>${duration(ended.averageDuration)}</dd>
+    ${Object.entries(ended.byReason).map(([reason, n]) => html`<dt>${REASONS[reason] ?? reason}</dt><dd id="ended-${reason}">${n}</dd>`)}
+  </dl>`
+}
+
+function adminPage({ user, csrfToken, flash, stats, backend, activeWithin, endedWithin }) {
   return layout(
     { title: 'Admin', user, csrfToken, flash },
     html`<div class="card">
@@ -136,6 +157,10 @@ function adminPage({ user, csrfToken, flash, stats, backend, activeWithin }) {
     <dt>Oldest session since</dt><dd>${stats.oldestCreatedAt ? when(stats.oldestCreatedAt) : '—'}</dd>
   </dl>
   <p class="muted">Live sessions include visitors who opened the sign-in page (their CSRF token is kept in a session).</p>
+</div>
+<div class="card">
+  <h1>Sessions that ended</h1>
+  ${endedList(stats.ended, endedWithin)}
 </div>`,
   )
 }
