@@ -3,14 +3,15 @@
 //! (`Keys::devices`), never in the session's value: a `get` reads no more.
 //! Sealed like session values when the store encrypts, under a name made
 //! of the hash and the sid, so a value cannot be moved to another session.
-//! Removed with the session: `DESTROY`, `RECLAIM`, `commands::delete`.
+//! Removed with the session: `DESTROY`, `RECLAIM`, `ops::encode::delete`.
 
 use redis::{Pipeline, Value};
 
 use crate::backend::round_trip;
-use crate::commands::{reply_error, Context};
 use crate::error::{ErrorKind, StoreError, StoreResult};
-use crate::scripts;
+use crate::ops::decode::reply_error;
+use crate::ops::scripts;
+use crate::ops::Context;
 use crate::store::Store;
 
 /// What a sealed device value is bound to: its hash and its field.

@@ -19,13 +19,14 @@ use redis::Value;
 use tokio::time::Instant;
 
 use crate::backend::{round_trip, Conn, SendError};
-use crate::commands::{self, reply_error, Op, Outcome};
 use crate::devices;
 use crate::ended;
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::events::Reason;
 use crate::expiry::{from_expiretime, now_ms};
 use crate::meta::{self, Meta};
+use crate::ops::decode::{self, reply_error};
+use crate::ops::{encode, Op, Outcome};
 use crate::recent::Recent;
 use crate::replicas;
 use crate::store::Store;
@@ -619,7 +620,7 @@ pub async fn clear(store: &Store, chunk: usize) -> StoreResult<u64> {
             if !meta.owner.is_empty() {
                 owners.insert(meta.owner.clone());
             }
-            per = commands::delete(&mut pipe, keys, sid);
+            per = encode::delete(&mut pipe, keys, sid);
         }
         // Per session: whether the session was there, then the rest.
         let replies = round_trip(&conn, &pipe).await?;
@@ -681,12 +682,12 @@ async fn destroy_all(
             })
             .collect();
         let now = now_ms();
-        let (pipe, counts) = commands::build(&ops, ctx, now, &mut Recent::default());
+        let (pipe, counts) = encode::build(&ops, ctx, now, &mut Recent::default());
         let replies = conn
             .send(&pipe, None, &[])
             .await
             .map_err(SendError::into_store)?;
-        let failed = commands::read_all(&ops, ctx, (now, &mut Recent::default()), &counts, replies)
+        let failed = decode::read_all(&ops, ctx, (now, &mut Recent::default()), &counts, replies)
             .into_iter()
             .find_map(|o| match o {
                 Outcome::Failed(e) => Some(e),

@@ -2,7 +2,6 @@
 //! tested with `cargo test`; `binding` is the only napi-aware module.
 
 pub mod backend;
-pub mod commands;
 pub mod devices;
 pub mod ended;
 pub mod engine;
@@ -11,15 +10,14 @@ pub mod events;
 pub mod expiry;
 pub mod index;
 pub mod keys;
-pub mod merge;
 pub mod meta;
 pub mod near;
+pub mod ops;
 pub mod order;
 pub mod recent;
 pub mod reclaim;
 pub mod reencrypt;
 pub mod replicas;
-pub mod scripts;
 pub mod seal;
 pub mod server_info;
 pub mod store;

@@ -14,12 +14,12 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::backend::{round_trip, Link};
-use crate::commands::Context;
 use crate::error::{StoreError, StoreResult};
 use crate::events::Event;
 use crate::expiry::{now_ms, TOMBSTONE_MS};
 use crate::meta::{self, Meta};
-use crate::scripts;
+use crate::ops::scripts;
+use crate::ops::Context;
 
 /// How often the index is looked at.
 const EVERY: Duration = Duration::from_secs(1);

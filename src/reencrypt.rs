@@ -10,10 +10,10 @@
 use redis::Value;
 
 use crate::backend::{round_trip, Conn};
-use crate::commands::reply_error;
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::index::{self, per_trip};
-use crate::scripts;
+use crate::ops::decode::reply_error;
+use crate::ops::scripts;
 use crate::seal::Sealed;
 use crate::store::Store;
 

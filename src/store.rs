@@ -16,15 +16,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::backend::{self, Conn, ConnectionOptions, Link, Reader, SendError};
-use crate::commands::{self, Context, Op, Outcome};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::expiry::now_ms;
-use crate::merge;
+use crate::ops::{decode, encode, merge, scripts, Context, Op, Outcome};
 use crate::order::Gate;
 use crate::recent::Recent;
 use crate::reclaim;
 use crate::replicas;
-use crate::scripts;
 use crate::server_info::{self, OnWarning};
 
 /// Most operations merged into one pipeline; more wait for the next one.
@@ -713,7 +711,7 @@ async fn exchange(
     deadline: Instant,
 ) -> Vec<Outcome> {
     let wall = now_ms();
-    let (pipe, counts) = commands::build(ops, ctx, wall, seen);
+    let (pipe, counts) = encode::build(ops, ctx, wall, seen);
     let logout = ctx.wait_for_replicas && ops.iter().any(|op| matches!(op, Op::Destroy { .. }));
     let sent = attempt(
         (link, server),
@@ -726,7 +724,7 @@ async fn exchange(
         Ok((mut values, waited)) => {
             let acked =
                 waited.map(|ms| replicas::check(values.pop().and_then(Result::ok).as_ref(), ms));
-            let mut outcomes = commands::read_all(ops, ctx, (wall, seen), &counts, values);
+            let mut outcomes = decode::read_all(ops, ctx, (wall, seen), &counts, values);
             if let Some(Err(e)) = acked {
                 for (op, outcome) in ops.iter().zip(outcomes.iter_mut()) {
                     if matches!(op, Op::Destroy { .. }) && *outcome == Outcome::Done {
@@ -854,7 +852,7 @@ async fn send((link, server): (&Link, &Server), ctx: &Context, seen: &mut Recent
     }
     let (mut ops, refused) = refuse_oversized_merges(ops);
     seen.set_evicting(server.evicting.load(Ordering::Acquire));
-    commands::prefer_rewrites(&mut ops, ctx, seen);
+    encode::prefer_rewrites(&mut ops, ctx, seen);
     let mut outcomes = Vec::with_capacity(ops.len() + refused.len());
     // Every merge refused leaves nothing to send.
     for part in segments(&ops).into_iter().filter(|run| !run.is_empty()) {

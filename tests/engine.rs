@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use redis::{Cmd, ConnectionLike, Pipeline, Value};
 
-use redis_session_store::commands::{build, Context, Op};
 use redis_session_store::devices;
 use redis_session_store::engine::Engine;
 use redis_session_store::error::ErrorKind;
@@ -26,8 +25,9 @@ use redis_session_store::events::Reason;
 use redis_session_store::expiry::{now_ms, Expiry, Lifetime};
 use redis_session_store::keys::Keys;
 use redis_session_store::meta;
+use redis_session_store::ops::encode::build;
+use redis_session_store::ops::{scripts, Context, Op};
 use redis_session_store::recent::Recent;
-use redis_session_store::scripts;
 
 fn connect(server: &Server) -> redis::Connection {
     redis::Client::open(server.url())

@@ -5,11 +5,13 @@
 use proptest::prelude::*;
 use redis::Value;
 
-use redis_session_store::commands::{build, read_all, Context, Op, Outcome};
 use redis_session_store::events::Reason;
 use redis_session_store::expiry::{Expiry, Lifetime};
 use redis_session_store::keys::{slot, Keys};
 use redis_session_store::meta::{self, Meta};
+use redis_session_store::ops::decode::read_all;
+use redis_session_store::ops::encode::build;
+use redis_session_store::ops::{Context, Op, Outcome};
 use redis_session_store::recent::Recent;
 
 fn value() -> impl Strategy<Value = Value> {

@@ -6,12 +6,12 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use redis_session_store::backend::{ConnectionOptions, Tls};
-use redis_session_store::commands::{Context, Op, Outcome};
 use redis_session_store::error::ErrorKind;
 use redis_session_store::events::Reason;
 use redis_session_store::expiry::{now_ms, Expiry, Lifetime};
 use redis_session_store::index;
 use redis_session_store::keys::Keys;
+use redis_session_store::ops::{Context, Op, Outcome};
 use redis_session_store::store::{Reply, Store};
 use tokio::sync::oneshot;
 
@@ -456,11 +456,11 @@ async fn every_script_compiles_on_a_real_server() {
     let server = Server::start();
     let client = redis::Client::open(server.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let replies: Vec<redis::Value> = redis_session_store::scripts::load_pipeline()
+    let replies: Vec<redis::Value> = redis_session_store::ops::scripts::load_pipeline()
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(replies.len(), redis_session_store::scripts::ALL.len());
+    assert_eq!(replies.len(), redis_session_store::ops::scripts::ALL.len());
     for reply in replies {
         assert!(
             matches!(reply, redis::Value::BulkString(_)),

@@ -8,10 +8,10 @@ use std::time::Duration;
 use napi_derive::napi;
 
 use crate::backend::{ConnectionOptions, SentinelOptions, Tls};
-use crate::commands::Context;
 use crate::error::StoreResult;
 use crate::expiry::Lifetime;
 use crate::keys::Keys;
+use crate::ops::Context;
 use crate::seal::Keyring;
 
 #[napi(object)]

@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 
 use napi_derive::napi;
 
-use crate::commands::{Op, Outcome};
 use crate::ended::Summary;
 use crate::error::{ErrorKind, StoreError};
 use crate::events::{Event, Reason};
 use crate::expiry::{Expiry, Lifetime};
 use crate::index::Found;
+use crate::ops::{Op, Outcome};
 use crate::server_info::Warning;
 
 /// Operation kinds of a batch; the JS face reads them from here.

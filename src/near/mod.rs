@@ -22,11 +22,10 @@ use std::sync::{Arc, Mutex};
 use redis::Value;
 use tokio::time::Instant;
 
-use crate::commands::{self, Op, Outcome};
 use crate::error::StoreError;
 use crate::expiry::now_ms;
+use crate::ops::{decode, encode, scripts, Op, Outcome};
 use crate::recent::Recent;
-use crate::scripts;
 use crate::store::Store;
 use resp::Frame;
 
@@ -141,9 +140,9 @@ impl Near {
         }
         let ctx = self.store.context();
         seen.set_evicting(self.store.evicting());
-        commands::prefer_rewrites(&mut ops, ctx, &seen);
+        encode::prefer_rewrites(&mut ops, ctx, &seen);
         let wall = now_ms();
-        let (pipe, counts) = commands::build(&ops, ctx, wall, &mut seen);
+        let (pipe, counts) = encode::build(&ops, ctx, wall, &mut seen);
         state.sent.push_back(Sent {
             id,
             want: counts.iter().sum(),
@@ -215,7 +214,7 @@ impl Near {
         let mut fallback = Recent::default();
         let mut guard = self.store.try_seen();
         let seen = guard.as_deref_mut().unwrap_or(&mut fallback);
-        let outcomes = commands::read_all(&sent.ops, ctx, (sent.wall, seen), &sent.counts, values);
+        let outcomes = decode::read_all(&sent.ops, ctx, (sent.wall, seen), &sent.counts, values);
         for (op, outcome) in sent.ops.iter().zip(&outcomes) {
             if matches!(outcome, Outcome::Failed(_)) {
                 seen.forget(op.sid());
@@ -271,9 +270,9 @@ mod tests {
 
     use super::*;
     use crate::backend::{ConnectionOptions, Tls};
-    use crate::commands::Context;
     use crate::expiry::Lifetime;
     use crate::keys::Keys;
+    use crate::ops::Context;
 
     fn near() -> Near {
         let ctx = Context {

@@ -22,7 +22,7 @@ impl Lua {
 
 /// Writes a session and its meta in the session's slot: every `set`, and
 /// the touches that write the meta (plain commands do the others, see
-/// `commands`). The meta is the session's field in its shard of the
+/// `encode`). The meta is the session's field in its shard of the
 /// all-sessions index (see `meta`).
 /// KEYS: session, shard, legacy tombstone (what versions before persistent
 /// metas wrote on destroy; it lasts an hour).
