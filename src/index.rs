@@ -27,8 +27,8 @@ use crate::expiry::{from_expiretime, now_ms};
 use crate::meta::{self, Meta};
 use crate::ops::decode::{self, reply_error};
 use crate::ops::{encode, Op, Outcome};
-use crate::recent::Recent;
-use crate::replicas;
+use crate::store::recent::Recent;
+use crate::store::replicas;
 use crate::store::Store;
 
 /// A live session as the listing calls return it.
@@ -469,7 +469,7 @@ where
 
 /// The live sessions the shards list (with their metas if `metas`), handed
 /// to `page` a round trip at a time. Metas of sessions that are gone stay:
-/// `reclaim` removes them once done with. Returns how many pages were
+/// `store::cleanup` removes them once done with. Returns how many pages were
 /// handed over.
 async fn live(
     store: &Store,

@@ -13,13 +13,8 @@ pub mod keys;
 pub mod meta;
 pub mod near;
 pub mod ops;
-pub mod order;
-pub mod recent;
-pub mod reclaim;
 pub mod reencrypt;
-pub mod replicas;
 pub mod seal;
-pub mod server_info;
 pub mod store;
 
 mod binding;

@@ -27,7 +27,7 @@ use redis_session_store::keys::Keys;
 use redis_session_store::meta;
 use redis_session_store::ops::encode::build;
 use redis_session_store::ops::{scripts, Context, Op};
-use redis_session_store::recent::Recent;
+use redis_session_store::store::recent::Recent;
 
 fn connect(server: &Server) -> redis::Connection {
     redis::Client::open(server.url())
@@ -1117,7 +1117,7 @@ fn checks_for(pipe: &Pipeline) -> Vec<Check> {
         .collect()
 }
 
-/// A round of `reclaim.rs` over the shards of `SIDS`: every meta in them
+/// A round of `store/cleanup.rs` over the shards of `SIDS`: every meta in them
 /// (the store picks those done with; `RECLAIM` checks anyway) and the
 /// device data beside them without a meta, then the owners' indexes of the
 /// metas it deleted.
@@ -1175,7 +1175,7 @@ fn reclaim_round(pair: &mut Pair, ctx: &Context, now: i64) {
             .arg(ctx.keys.devices_beside(shard))
             .arg(now)
             .arg(sid)
-            // With limits a claimed end lingers as a marker (see reclaim.rs).
+            // With limits a claimed end lingers as a marker (see store/cleanup.rs).
             .arg(if ctx.limited() {
                 meta::time(now + 3_600_000)
             } else {

@@ -12,7 +12,7 @@ use redis_session_store::meta::{self, Meta};
 use redis_session_store::ops::decode::read_all;
 use redis_session_store::ops::encode::build;
 use redis_session_store::ops::{Context, Op, Outcome};
-use redis_session_store::recent::Recent;
+use redis_session_store::store::recent::Recent;
 
 fn value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![

@@ -23,7 +23,7 @@ use crate::error::{ErrorKind, StoreError};
 use crate::index;
 use crate::near::Near;
 use crate::reencrypt;
-use crate::server_info::{OnWarning, Warning};
+use crate::store::server::{OnWarning, Warning};
 use crate::store::{Reply, Store};
 use options::NativeOptions;
 use wire::{
@@ -51,7 +51,7 @@ type OnReply =
     ThreadsafeFunction<(u32, BatchReply), Unknown<'static>, ReplyArgs, Status, false, true>;
 
 /// The batch id under which `onReply` carries a warning about the server
-/// (see `server_info`) instead of a batch's outcomes: one callback into JS,
+/// (see `store::server`) instead of a batch's outcomes: one callback into JS,
 /// not two.
 #[napi]
 pub const WARNING_BATCH: u32 = u32::MAX;

@@ -13,7 +13,7 @@ use crate::events::{Event, Reason};
 use crate::expiry::{Expiry, Lifetime};
 use crate::index::Found;
 use crate::ops::{Op, Outcome};
-use crate::server_info::Warning;
+use crate::store::server::Warning;
 
 /// Operation kinds of a batch; the JS face reads them from here.
 #[napi]

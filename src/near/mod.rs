@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use crate::error::StoreError;
 use crate::expiry::now_ms;
 use crate::ops::{decode, encode, scripts, Op, Outcome};
-use crate::recent::Recent;
+use crate::store::recent::Recent;
 use crate::store::Store;
 use resp::Frame;
 

@@ -10,7 +10,7 @@ use crate::events::{self, Event};
 use crate::expiry::from_expiretime;
 use crate::keys;
 use crate::meta::{self, Meta};
-use crate::recent::Recent;
+use crate::store::recent::Recent;
 
 impl Op {
     /// Reads back the replies that `append_to` asked for, taking the

@@ -10,7 +10,7 @@ use crate::events::Reason;
 use crate::expiry::{Expiry, Lifetime, TOMBSTONE_MS};
 use crate::keys::{self, Keys};
 use crate::meta;
-use crate::recent::Recent;
+use crate::store::recent::Recent;
 
 impl Op {
     /// Appends this operation's commands; returns how many replies they
@@ -252,7 +252,7 @@ fn plain_write(
 }
 
 /// Destroys a session with the `DESTROY` script: its meta becomes the
-/// logout marker, which `reclaim` removes when it ends; its device data
+/// logout marker, which `store::cleanup` removes when it ends; its device data
 /// goes at once. The owner's index is pruned then, or when next read.
 /// Returns the reply count.
 fn destroy(pipe: &mut Pipeline, ctx: &Context, now_ms: i64, sid: &str, key: &str) -> usize {

@@ -161,7 +161,7 @@ return 1
     )
 });
 
-/// What `reclaim` does with a meta it found done with: deletes it unless
+/// What `store::cleanup` does with a meta it found done with: deletes it unless
 /// its session lives or it is a logout marker that must stay, and the
 /// session's device data with it. Also run for device data whose meta is
 /// gone (a write past its deadline deletes the meta in `WRITE`). KEYS:

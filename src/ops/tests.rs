@@ -10,7 +10,7 @@ use crate::error::ErrorKind;
 use crate::events::Reason;
 use crate::expiry::{Expiry, Lifetime};
 use crate::keys::{self, Keys};
-use crate::recent::Recent;
+use crate::store::recent::Recent;
 
 fn ctx() -> Context {
     Context {
@@ -252,7 +252,7 @@ fn without_limits_touches_rewrite_the_meta_only_now_and_then() {
     // The next touches move the key's expiry only...
     assert_eq!(wire(1, &mut seen), "*3 $9 PEXPIREAT $6 sess:t $6 500000 ");
     // ...until the meta is due again.
-    let due = wire(crate::recent::META_EVERY_MS, &mut seen);
+    let due = wire(crate::store::recent::META_EVERY_MS, &mut seen);
     assert!(due.contains(&scripts::WRITE.hash), "{due}");
     // Reads need no meta either: the key's expiry is the cookie's.
     let mut pipe = redis::pipe();

@@ -8,7 +8,7 @@
 //! - The meta of a session without an owner (it only feeds the `active`
 //!   count of `stats`) is rewritten at most every `META_EVERY_MS` per
 //!   session and process; metas have no TTL, so it lives as long as the
-//!   session does (`reclaim` removes it after).
+//!   session does (`cleanup` removes it after).
 
 use std::collections::{HashMap, HashSet};
 
@@ -97,7 +97,7 @@ impl Recent {
     /// Notes that `sid` is being indexed for `bound` at `now_ms`; returns
     /// the score to write, with the slack added. A short session gets a
     /// slack as short as its life (a second at least): its index entry, and
-    /// so what `reclaim` cleans up after it, then lingers about as long as
+    /// so what `cleanup` cleans up after it, then lingers about as long as
     /// the session lived, not ten minutes (churn of short sessions would
     /// pile up that much bookkeeping).
     pub fn record(

@@ -87,7 +87,7 @@ fn min_shards(ctx: &Context, shards: usize) -> usize {
 /// Runs until aborted (`Store::close`). Failures (Redis down) only skip a
 /// look: nothing here is needed for a call to succeed. Each process starts
 /// at another shard, so several share the walk.
-pub fn spawn(link: Arc<Link>, ctx: Arc<Context>) -> JoinHandle<()> {
+pub(super) fn spawn(link: Arc<Link>, ctx: Arc<Context>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let shards = ctx.keys.shards();
         let mut next = (now_ms().unsigned_abs() as usize) % shards.len();
