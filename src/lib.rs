@@ -1,6 +1,7 @@
 //! Native core of redis-session-store. Plain Rust modules do the work and are
 //! tested with `cargo test`; `binding` is the only napi-aware module.
 
+pub mod admin;
 pub mod backend;
 pub mod devices;
 pub mod ended;
@@ -8,12 +9,10 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod expiry;
-pub mod index;
 pub mod keys;
 pub mod meta;
 pub mod near;
 pub mod ops;
-pub mod reencrypt;
 pub mod seal;
 pub mod store;
 

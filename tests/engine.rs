@@ -719,7 +719,7 @@ impl Store {
         pipe
     }
 
-    /// The index reads of `index.rs`, and the SCAN of `all()`.
+    /// The index reads of `admin/`, and the SCAN of `all()`.
     fn reads(&self, g: &mut Gen) -> Vec<(Cmd, Check)> {
         let keys = &self.ctx.keys;
         let now = g.now;

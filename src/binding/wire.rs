@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 
 use napi_derive::napi;
 
+use crate::admin::Found;
 use crate::ended::Summary;
 use crate::error::{ErrorKind, StoreError};
 use crate::events::{Event, Reason};
 use crate::expiry::{Expiry, Lifetime};
-use crate::index::Found;
 use crate::ops::{Op, Outcome};
 use crate::store::server::Warning;
 
