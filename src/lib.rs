@@ -3,17 +3,11 @@
 
 pub mod admin;
 pub mod backend;
-pub mod devices;
-pub mod ended;
 pub mod engine;
 pub mod error;
-pub mod events;
-pub mod expiry;
-pub mod keys;
-pub mod meta;
 pub mod near;
 pub mod ops;
-pub mod seal;
+pub mod session;
 pub mod store;
 
 mod binding;

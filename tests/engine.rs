@@ -18,15 +18,15 @@ use std::time::{Duration, Instant};
 
 use redis::{Cmd, ConnectionLike, Pipeline, Value};
 
-use redis_session_store::devices;
 use redis_session_store::engine::Engine;
 use redis_session_store::error::ErrorKind;
-use redis_session_store::events::Reason;
-use redis_session_store::expiry::{now_ms, Expiry, Lifetime};
-use redis_session_store::keys::Keys;
-use redis_session_store::meta;
 use redis_session_store::ops::encode::build;
 use redis_session_store::ops::{scripts, Context, Op};
+use redis_session_store::session::devices;
+use redis_session_store::session::events::Reason;
+use redis_session_store::session::expiry::{now_ms, Expiry, Lifetime};
+use redis_session_store::session::keys::Keys;
+use redis_session_store::session::meta;
 use redis_session_store::store::recent::Recent;
 
 fn connect(server: &Server) -> redis::Connection {

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use redis_session_store::admin::{listing, stats, users};
 use redis_session_store::backend::{ConnectionOptions, Tls};
 use redis_session_store::error::ErrorKind;
-use redis_session_store::events::Reason;
-use redis_session_store::expiry::{now_ms, Expiry, Lifetime};
-use redis_session_store::keys::Keys;
 use redis_session_store::ops::{Context, Op, Outcome};
+use redis_session_store::session::events::Reason;
+use redis_session_store::session::expiry::{now_ms, Expiry, Lifetime};
+use redis_session_store::session::keys::Keys;
 use redis_session_store::store::{Reply, Store};
 use tokio::sync::oneshot;
 
@@ -482,7 +482,7 @@ fn open_sealed(prefix: &str, keys: &[(&str, u8)], options: &ConnectionOptions) -
         session_limits: false,
         wait_for_replicas: true,
         seal: Some(std::sync::Arc::new(
-            redis_session_store::seal::Keyring::new(keys, false).unwrap(),
+            redis_session_store::session::seal::Keyring::new(keys, false).unwrap(),
         )),
         merge: true,
         events: Default::default(),

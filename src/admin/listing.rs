@@ -12,9 +12,9 @@ use super::probe::{exists_counts, probe_trip};
 use super::{batches, per_trip, Found, Read};
 use crate::backend::{round_trip, Conn};
 use crate::error::StoreResult;
-use crate::meta::{self, Meta};
 use crate::ops::decode::reply_error;
 use crate::ops::encode;
+use crate::session::meta::{self, Meta};
 use crate::store::Store;
 
 /// Round trips of each kind a call keeps in flight on the reader: the

@@ -21,7 +21,7 @@ pub mod users;
 mod probe;
 
 use crate::error::{ErrorKind, StoreError, StoreResult};
-use crate::meta::Meta;
+use crate::session::meta::Meta;
 use crate::store::Store;
 
 /// A live session as the listing calls return it.
@@ -33,7 +33,8 @@ pub struct Found {
     pub expires_at: Option<i64>,
     /// `cookie.expires` as of the last touch, as `get` reads it.
     pub cookie_expiry: Option<i64>,
-    /// Its device data as recorded (see `devices`), read with `Read::Full`.
+    /// Its device data as recorded (see `session::devices`), read with
+    /// `Read::Full`.
     pub device: Option<String>,
     /// Read with `Read::Full`, its value does not open (tampered, or under
     /// a key no longer configured): listed apart, and still destroyed by

@@ -6,11 +6,11 @@ use redis::Value;
 
 use super::{batches, per_trip, Found, Read};
 use crate::backend::{round_trip, Conn};
-use crate::devices;
 use crate::error::{ErrorKind, StoreError, StoreResult};
-use crate::expiry::from_expiretime;
-use crate::meta::Meta;
 use crate::ops::decode::reply_error;
+use crate::session::devices;
+use crate::session::expiry::from_expiretime;
+use crate::session::meta::Meta;
 use crate::store::Store;
 
 /// A listed session as read back: `Err(sid)` when it is gone.

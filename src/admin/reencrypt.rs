@@ -15,7 +15,7 @@ use crate::backend::{round_trip, Conn};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::ops::decode::reply_error;
 use crate::ops::scripts;
-use crate::seal::Sealed;
+use crate::session::seal::Sealed;
 use crate::store::Store;
 
 /// Shards read per round trip while gathering a step's sessions.

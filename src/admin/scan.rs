@@ -6,7 +6,7 @@ use redis::Value;
 use super::Found;
 use crate::backend::{round_trip, SendError};
 use crate::error::{ErrorKind, StoreError, StoreResult};
-use crate::expiry::from_expiretime;
+use crate::session::expiry::from_expiretime;
 use crate::store::Store;
 
 /// One SCAN step over the sessions under the prefix, for `reindex()`: the

@@ -5,9 +5,9 @@ use std::collections::HashSet;
 
 use super::listing::live_all;
 use super::Read;
-use crate::ended;
 use crate::error::StoreResult;
-use crate::expiry::now_ms;
+use crate::session::ended;
+use crate::session::expiry::now_ms;
 use crate::store::Store;
 
 pub struct Stats {

@@ -9,10 +9,10 @@ use napi_derive::napi;
 
 use crate::backend::{ConnectionOptions, SentinelOptions, Tls};
 use crate::error::StoreResult;
-use crate::expiry::Lifetime;
-use crate::keys::Keys;
 use crate::ops::Context;
-use crate::seal::Keyring;
+use crate::session::expiry::Lifetime;
+use crate::session::keys::Keys;
+use crate::session::seal::Keyring;
 
 #[napi(object)]
 pub struct TlsOptions {

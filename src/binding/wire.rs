@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use napi_derive::napi;
 
 use crate::admin::Found;
-use crate::ended::Summary;
 use crate::error::{ErrorKind, StoreError};
-use crate::events::{Event, Reason};
-use crate::expiry::{Expiry, Lifetime};
 use crate::ops::{Op, Outcome};
+use crate::session::ended::Summary;
+use crate::session::events::{Event, Reason};
+use crate::session::expiry::{Expiry, Lifetime};
 use crate::store::server::Warning;
 
 /// Operation kinds of a batch; the JS face reads them from here.

@@ -202,7 +202,7 @@ fn nth<'a>(items: &[&'a [u8]], i: usize) -> Option<&'a [u8]> {
 const ONE: Value = Value::Int(1);
 const ZERO: Value = Value::Int(0);
 
-/// `string.match` of a packed meta (see `crate::meta`) against the scripts'
+/// `string.match` of a packed meta (see `crate::session::meta`) against the scripts'
 /// patterns: four runs of letters and digits (`%w*`), each followed by a
 /// comma, then the rest. `None` when it does not match.
 fn packed(meta: &Value) -> Option<([&[u8]; 4], &[u8])> {

@@ -23,8 +23,8 @@ use redis::Value;
 use tokio::time::Instant;
 
 use crate::error::StoreError;
-use crate::expiry::now_ms;
 use crate::ops::{decode, encode, scripts, Op, Outcome};
+use crate::session::expiry::now_ms;
 use crate::store::recent::Recent;
 use crate::store::Store;
 use resp::Frame;
@@ -270,9 +270,9 @@ mod tests {
 
     use super::*;
     use crate::backend::{ConnectionOptions, Tls};
-    use crate::expiry::Lifetime;
-    use crate::keys::Keys;
     use crate::ops::Context;
+    use crate::session::expiry::Lifetime;
+    use crate::session::keys::Keys;
 
     fn near() -> Near {
         let ctx = Context {
@@ -394,7 +394,7 @@ mod tests {
     async fn lost_batches_make_the_next_user_forget_what_they_recorded() {
         let near = near();
         opened(&near);
-        let at = crate::expiry::Expiry::At(now_ms() + 60_000);
+        let at = crate::session::expiry::Expiry::At(now_ms() + 60_000);
         let set = Op::Set {
             sid: "s".into(),
             value: "{}".into(),
@@ -423,7 +423,7 @@ mod tests {
             sid: "m".into(),
             base: "{}".into(),
             value: "{}".into(),
-            expiry: crate::expiry::Expiry::Never,
+            expiry: crate::session::expiry::Expiry::Never,
             owner: None,
             loaded_owner: None,
             against: None,

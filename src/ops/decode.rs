@@ -6,10 +6,10 @@ use redis::Value;
 use super::{scripts, Context, Op, Outcome};
 use crate::backend::Reply;
 use crate::error::{ErrorKind, StoreError, StoreResult};
-use crate::events::{self, Event};
-use crate::expiry::from_expiretime;
-use crate::keys;
-use crate::meta::{self, Meta};
+use crate::session::events::{self, Event};
+use crate::session::expiry::from_expiretime;
+use crate::session::keys;
+use crate::session::meta::{self, Meta};
 use crate::store::recent::Recent;
 
 impl Op {

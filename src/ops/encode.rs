@@ -6,10 +6,10 @@ use std::borrow::Cow;
 use redis::Pipeline;
 
 use super::{scripts, Context, Op};
-use crate::events::Reason;
-use crate::expiry::{Expiry, Lifetime, TOMBSTONE_MS};
-use crate::keys::{self, Keys};
-use crate::meta;
+use crate::session::events::Reason;
+use crate::session::expiry::{Expiry, Lifetime, TOMBSTONE_MS};
+use crate::session::keys::{self, Keys};
+use crate::session::meta;
 use crate::store::recent::Recent;
 
 impl Op {

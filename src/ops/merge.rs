@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 
 use super::{scripts, Context, Op};
 use crate::error::{ErrorKind, StoreError, StoreResult};
-use crate::keys;
+use crate::session::keys;
 
 /// Top-level keys a merged session may have. Merging costs a hash lookup
 /// per key, but every key is also a separate JSON value parsed three times

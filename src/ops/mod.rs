@@ -17,12 +17,12 @@ use std::sync::Arc;
 
 use redis::Value;
 
-use crate::ended::Ended;
 use crate::error::{StoreError, StoreResult};
-use crate::events::{Events, Reason};
-use crate::expiry::{Expiry, Lifetime};
-use crate::keys::Keys;
-use crate::seal::Keyring;
+use crate::session::ended::Ended;
+use crate::session::events::{Events, Reason};
+use crate::session::expiry::{Expiry, Lifetime};
+use crate::session::keys::Keys;
+use crate::session::seal::Keyring;
 
 /// What every operation of a store shares: its key layout and limits.
 #[derive(Debug, Clone)]

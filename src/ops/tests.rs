@@ -7,9 +7,9 @@ use super::encode::{build, prefer_rewrites};
 use super::{scripts, Context, Op, Outcome};
 use crate::backend::Reply;
 use crate::error::ErrorKind;
-use crate::events::Reason;
-use crate::expiry::{Expiry, Lifetime};
-use crate::keys::{self, Keys};
+use crate::session::events::Reason;
+use crate::session::expiry::{Expiry, Lifetime};
+use crate::session::keys::{self, Keys};
 use crate::store::recent::Recent;
 
 fn ctx() -> Context {
@@ -176,7 +176,7 @@ fn with_limits_touches_run_the_script_and_index_once_per_slack() {
     assert!(wire.contains("$5 touch"), "{wire}");
     // Later touches within the slack skip the index.
     assert_eq!(touch(600).append_to(&mut pipe, &ctx, 100, &mut seen), 1);
-    let far = 1_000 + crate::expiry::SLACK_MS;
+    let far = 1_000 + crate::session::expiry::SLACK_MS;
     assert_eq!(
         touch(far).append_to(&mut pipe, &ctx, far - 900, &mut seen),
         2

@@ -15,11 +15,11 @@ use tokio::time::MissedTickBehavior;
 
 use crate::backend::{round_trip, Link};
 use crate::error::{StoreError, StoreResult};
-use crate::events::Event;
-use crate::expiry::{now_ms, TOMBSTONE_MS};
-use crate::meta::{self, Meta};
 use crate::ops::scripts;
 use crate::ops::Context;
+use crate::session::events::Event;
+use crate::session::expiry::{now_ms, TOMBSTONE_MS};
+use crate::session::meta::{self, Meta};
 
 /// How often the index is looked at.
 const EVERY: Duration = Duration::from_secs(1);
@@ -288,8 +288,8 @@ fn reclaimed(reply: Value) -> Option<(i64, String, Option<Meta>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expiry::Lifetime;
-    use crate::keys::Keys;
+    use crate::session::expiry::Lifetime;
+    use crate::session::keys::Keys;
 
     #[test]
     fn reclaim_replies_are_read_or_skipped() {
@@ -351,7 +351,7 @@ mod tests {
         let per_session = ctx(Lifetime::default(), true);
         let t = meta::time;
         let live = Meta::parse(&format!("0,{},{},,ada", t(50), t(1000))).unwrap();
-        let tomb = crate::expiry::TOMBSTONE_MS as i64;
+        let tomb = crate::session::expiry::TOMBSTONE_MS as i64;
         // Another instance listens, this one does not: claimed some
         // seconds after the end; with no listener anywhere, at the end.
         assert_eq!(due_at(&live, &plain, GRACE_MS), Some(1_000 + GRACE_MS));

@@ -99,7 +99,7 @@ impl Writer {
                     ErrorKind::Reply,
                     format!(
                         "{} changed at every one of {MERGE_ATTEMPTS} attempts to merge into it: retry the request",
-                        crate::keys::named(&ctx.keys.session(op.sid()))
+                        crate::session::keys::named(&ctx.keys.session(op.sid()))
                     ),
                 ));
             }

@@ -25,8 +25,8 @@ use tokio::time::Instant;
 
 use crate::backend::{self, Conn, ConnectionOptions, Link, Reader};
 use crate::error::{ErrorKind, StoreError, StoreResult};
-use crate::expiry::now_ms;
 use crate::ops::{Context, Op, Outcome};
+use crate::session::expiry::now_ms;
 use order::Gate;
 use recent::Recent;
 use server::{OnWarning, Server};

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::expiry::{Expiry, SLACK_MS};
+use crate::session::expiry::{Expiry, SLACK_MS};
 
 /// The least slack, for sessions shorter than this.
 const MIN_SLACK_MS: i64 = 1000;

@@ -21,8 +21,8 @@ use super::server::Server;
 use super::Reply;
 use crate::backend::{self, Link, SendError};
 use crate::error::StoreError;
-use crate::expiry::now_ms;
 use crate::ops::{decode, encode, scripts, Context, Op, Outcome};
+use crate::session::expiry::now_ms;
 
 /// Most operations merged into one pipeline; more wait for the next one.
 const MAX_PIPELINE_OPS: usize = 4096;

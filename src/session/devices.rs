@@ -44,9 +44,9 @@ pub fn append_read(pipe: &mut Pipeline, ctx: &Context, sid: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expiry::Lifetime;
-    use crate::keys::Keys;
-    use crate::seal::Keyring;
+    use crate::session::expiry::Lifetime;
+    use crate::session::keys::Keys;
+    use crate::session::seal::Keyring;
     use std::sync::Arc;
 
     fn ctx(seal: Option<Arc<Keyring>>) -> Context {
