@@ -176,7 +176,9 @@ fn optional(ms: Option<i64>) -> String {
     ms.map_or_else(String::new, |ms| ms.to_string())
 }
 
-/// The write script, in the session's slot: one reply.
+/// The write script, in the session's slot: one reply. Its arguments in
+/// the order `scripts::WRITE` names them: mode, value, cookie, now, idle,
+/// absolute, linger, sid, tail, stamp, expected.
 fn script_write(
     pipe: &mut Pipeline,
     (ctx, life, now_ms): (&Context, Lifetime, i64),
