@@ -34,14 +34,14 @@ struct Entry {
 #[derive(Default)]
 pub struct Recent {
     entries: HashMap<String, Entry>,
-    /// Sessions this process read and found (see `commands::prefer_rewrites`).
+    /// Sessions this process read and found (see `encode::prefer_rewrites`).
     read: HashSet<String>,
     /// Creation times learnt from metas and writes: with it a touch writes
     /// the meta with a plain HSET instead of the write script.
     created: HashMap<String, i64>,
     /// Sealed sessions read here (with `merge`): the SHA1 of the text and
     /// of the stored bytes, so a merge can expect the stored bytes at its
-    /// first try (see `commands::Op::Merge`).
+    /// first try (see `ops::Op::Merge`).
     sealed: HashMap<String, (String, String)>,
     /// Redis may evict index entries (an `allkeys-*` policy, or one the
     /// store could not read): nothing written is remembered as covered, so
