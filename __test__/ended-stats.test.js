@@ -12,7 +12,7 @@ const { raw, makeStore } = storeSuite(test, 'ended')
 
 const MINUTE = 60_000
 const DAY = 24 * 60 * MINUTE
-// A bucket outlives its minute by a day and this margin (src/ended.rs).
+// A bucket outlives its minute by a day and this margin (src/session/ended.rs).
 const MARGIN = 5 * MINUTE
 const REASONS = ['logout', 'revoked', 'everywhere', 'limit', 'idle', 'absolute', 'expired', 'binding']
 

@@ -18,16 +18,16 @@ use std::time::{Duration, Instant};
 
 use redis::{Cmd, ConnectionLike, Pipeline, Value};
 
-use redis_session_store::commands::{build, Context, Op};
-use redis_session_store::devices;
 use redis_session_store::engine::Engine;
 use redis_session_store::error::ErrorKind;
-use redis_session_store::events::Reason;
-use redis_session_store::expiry::{now_ms, Expiry, Lifetime};
-use redis_session_store::keys::Keys;
-use redis_session_store::meta;
-use redis_session_store::recent::Recent;
-use redis_session_store::scripts;
+use redis_session_store::ops::encode::build;
+use redis_session_store::ops::{scripts, Context, Op};
+use redis_session_store::session::devices;
+use redis_session_store::session::events::Reason;
+use redis_session_store::session::expiry::{now_ms, Expiry, Lifetime};
+use redis_session_store::session::keys::Keys;
+use redis_session_store::session::meta;
+use redis_session_store::store::recent::Recent;
 
 fn connect(server: &Server) -> redis::Connection {
     redis::Client::open(server.url())
@@ -719,7 +719,7 @@ impl Store {
         pipe
     }
 
-    /// The index reads of `index.rs`, and the SCAN of `all()`.
+    /// The index reads of `admin/`, and the SCAN of `all()`.
     fn reads(&self, g: &mut Gen) -> Vec<(Cmd, Check)> {
         let keys = &self.ctx.keys;
         let now = g.now;
@@ -1117,7 +1117,7 @@ fn checks_for(pipe: &Pipeline) -> Vec<Check> {
         .collect()
 }
 
-/// A round of `reclaim.rs` over the shards of `SIDS`: every meta in them
+/// A round of `store/cleanup.rs` over the shards of `SIDS`: every meta in them
 /// (the store picks those done with; `RECLAIM` checks anyway) and the
 /// device data beside them without a meta, then the owners' indexes of the
 /// metas it deleted.
@@ -1175,7 +1175,7 @@ fn reclaim_round(pair: &mut Pair, ctx: &Context, now: i64) {
             .arg(ctx.keys.devices_beside(shard))
             .arg(now)
             .arg(sid)
-            // With limits a claimed end lingers as a marker (see reclaim.rs).
+            // With limits a claimed end lingers as a marker (see store/cleanup.rs).
             .arg(if ctx.limited() {
                 meta::time(now + 3_600_000)
             } else {

@@ -5,12 +5,14 @@
 use proptest::prelude::*;
 use redis::Value;
 
-use redis_session_store::commands::{build, read_all, Context, Op, Outcome};
-use redis_session_store::events::Reason;
-use redis_session_store::expiry::{Expiry, Lifetime};
-use redis_session_store::keys::{slot, Keys};
-use redis_session_store::meta::{self, Meta};
-use redis_session_store::recent::Recent;
+use redis_session_store::ops::decode::read_all;
+use redis_session_store::ops::encode::build;
+use redis_session_store::ops::{Context, Op, Outcome};
+use redis_session_store::session::events::Reason;
+use redis_session_store::session::expiry::{Expiry, Lifetime};
+use redis_session_store::session::keys::{slot, Keys};
+use redis_session_store::session::meta::{self, Meta};
+use redis_session_store::store::recent::Recent;
 
 fn value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -127,7 +129,7 @@ proptest! {
         let keys = Keys::new(prefix.clone());
         let key = keys.session(&sid);
         if cluster_tag(&key).len() < key.len() || !key.contains('}') {
-            prop_assert_eq!(cluster_tag(&redis_session_store::keys::tombstone(&key)), cluster_tag(&key));
+            prop_assert_eq!(cluster_tag(&redis_session_store::session::keys::tombstone(&key)), cluster_tag(&key));
         }
         prop_assert_eq!(slot(keys.shard(&sid).as_bytes()), slot(key.as_bytes()));
         // No index key reads as `prefix + sid` (sids have no control characters).

@@ -5,13 +5,13 @@ use common::Server;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use redis_session_store::admin::{listing, stats, users};
 use redis_session_store::backend::{ConnectionOptions, Tls};
-use redis_session_store::commands::{Context, Op, Outcome};
 use redis_session_store::error::ErrorKind;
-use redis_session_store::events::Reason;
-use redis_session_store::expiry::{now_ms, Expiry, Lifetime};
-use redis_session_store::index;
-use redis_session_store::keys::Keys;
+use redis_session_store::ops::{Context, Op, Outcome};
+use redis_session_store::session::events::Reason;
+use redis_session_store::session::expiry::{now_ms, Expiry, Lifetime};
+use redis_session_store::session::keys::Keys;
 use redis_session_store::store::{Reply, Store};
 use tokio::sync::oneshot;
 
@@ -124,11 +124,11 @@ async fn a_batch_writes_reads_touches_and_destroys_in_order() {
         }
     );
     // Its index entry, left by the late write, is dropped when read.
-    assert!(index::list_user(&store, "ada", 100)
+    assert!(users::list_user(&store, "ada", 100)
         .await
         .unwrap()
         .is_empty());
-    assert_eq!(index::length(&store, 100).await.unwrap(), 0);
+    assert_eq!(listing::length(&store, 100).await.unwrap(), 0);
     store.close().await;
 }
 
@@ -300,11 +300,11 @@ async fn a_write_after_destroy_does_not_bring_the_session_back() {
         }
     );
     // Its index entry, left by the late write, is dropped when read.
-    assert!(index::list_user(&store, "ada", 100)
+    assert!(users::list_user(&store, "ada", 100)
         .await
         .unwrap()
         .is_empty());
-    assert_eq!(index::length(&store, 100).await.unwrap(), 0);
+    assert_eq!(listing::length(&store, 100).await.unwrap(), 0);
     store.close().await;
 }
 
@@ -418,7 +418,7 @@ async fn a_users_sessions_are_listed_by_last_use_and_limited() {
         run(&store, vec![touch]).await[0],
         Outcome::Written { owner_sessions: 0 }
     );
-    let listed: Vec<String> = index::list_user(&store, "ada", 2)
+    let listed: Vec<String> = users::list_user(&store, "ada", 2)
         .await
         .unwrap()
         .into_iter()
@@ -427,24 +427,24 @@ async fn a_users_sessions_are_listed_by_last_use_and_limited() {
     assert_eq!(listed, ["s1", "s3", "s2"]);
 
     assert_eq!(
-        index::enforce_limit(&store, "ada", 2, 100).await.unwrap(),
+        users::enforce_limit(&store, "ada", 2, 100).await.unwrap(),
         1
     );
     let out = run(&store, vec![Op::Get { sid: "s2".into() }]).await;
     assert!(matches!(&out[0], Outcome::Session { value: None, .. }));
-    let stats = index::stats(&store, (60_000, None), 100).await.unwrap();
+    let stats = stats::stats(&store, (60_000, None), 100).await.unwrap();
     assert_eq!((stats.sessions, stats.users, stats.active), (3, 2, 3));
 
     let except = ["s1".to_string()];
     assert_eq!(
-        index::destroy_user(&store, "ada", &except, 100)
+        users::destroy_user(&store, "ada", &except, 100)
             .await
             .unwrap(),
         1
     );
-    assert_eq!(index::ids(&store, 100).await.unwrap().len(), 2);
-    assert_eq!(index::clear(&store, 100).await.unwrap(), 2);
-    assert_eq!(index::length(&store, 100).await.unwrap(), 0);
+    assert_eq!(listing::ids(&store, 100).await.unwrap().len(), 2);
+    assert_eq!(listing::clear(&store, 100).await.unwrap(), 2);
+    assert_eq!(listing::length(&store, 100).await.unwrap(), 0);
     store.close().await;
 }
 
@@ -456,11 +456,11 @@ async fn every_script_compiles_on_a_real_server() {
     let server = Server::start();
     let client = redis::Client::open(server.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let replies: Vec<redis::Value> = redis_session_store::scripts::load_pipeline()
+    let replies: Vec<redis::Value> = redis_session_store::ops::scripts::load_pipeline()
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(replies.len(), redis_session_store::scripts::ALL.len());
+    assert_eq!(replies.len(), redis_session_store::ops::scripts::ALL.len());
     for reply in replies {
         assert!(
             matches!(reply, redis::Value::BulkString(_)),
@@ -482,7 +482,7 @@ fn open_sealed(prefix: &str, keys: &[(&str, u8)], options: &ConnectionOptions) -
         session_limits: false,
         wait_for_replicas: true,
         seal: Some(std::sync::Arc::new(
-            redis_session_store::seal::Keyring::new(keys, false).unwrap(),
+            redis_session_store::session::seal::Keyring::new(keys, false).unwrap(),
         )),
         merge: true,
         events: Default::default(),
@@ -493,7 +493,7 @@ fn open_sealed(prefix: &str, keys: &[(&str, u8)], options: &ConnectionOptions) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reencryption_does_not_overwrite_a_save_made_after_its_read() {
-    use redis_session_store::reencrypt::{apply, plan, Rewritten};
+    use redis_session_store::admin::reencrypt::{apply, plan, Rewritten};
     let server = Server::start();
     let options = options(server.url(), 2000);
     let old = open_sealed("enc:", &[("old", 1)], &options);

@@ -18,12 +18,10 @@ use napi::threadsafe_function::{
 };
 use napi_derive::napi;
 
-use crate::devices;
+use crate::admin::{self, devices, listing, reencrypt, scan, stats, users};
 use crate::error::{ErrorKind, StoreError};
-use crate::index;
 use crate::near::Near;
-use crate::reencrypt;
-use crate::server_info::{OnWarning, Warning};
+use crate::store::server::{OnWarning, Warning};
 use crate::store::{Reply, Store};
 use options::NativeOptions;
 use wire::{
@@ -51,7 +49,7 @@ type OnReply =
     ThreadsafeFunction<(u32, BatchReply), Unknown<'static>, ReplyArgs, Status, false, true>;
 
 /// The batch id under which `onReply` carries a warning about the server
-/// (see `server_info`) instead of a batch's outcomes: one callback into JS,
+/// (see `store::server`) instead of a batch's outcomes: one callback into JS,
 /// not two.
 #[napi]
 pub const WARNING_BATCH: u32 = u32::MAX;
@@ -377,7 +375,7 @@ impl NativeStore {
                 Ok(match kind {
                     // Each step is bounded; so is the wait behind the fence.
                     Admin::Steps => caught.await,
-                    _ => index::bounded(&store, kind == Admin::Reads, caught).await,
+                    _ => admin::bounded(&store, kind == Admin::Reads, caught).await,
                 })
             },
             |env, done| done.map_err(|e| to_js(env, e)),
@@ -393,7 +391,7 @@ impl NativeStore {
         #[napi(ts_arg_type = "(page: AllPage) => void")] on_page: OnPage,
     ) -> Result<PromiseRaw<'env, u32>> {
         self.admin(env, Admin::Reads, move |s, chunk| async move {
-            let pages = index::all(&s, chunk, |found| {
+            let pages = listing::all(&s, chunk, |found| {
                 let page = AllPage {
                     ids: found.iter().map(|f| f.sid.clone()).collect(),
                     values: found.into_iter().map(|f| f.value).collect(),
@@ -413,7 +411,7 @@ impl NativeStore {
         cursor: String,
     ) -> Result<PromiseRaw<'env, ScanReply>> {
         self.admin(env, Admin::Reads, move |s, chunk| async move {
-            let page = index::scan_page(&s, &cursor, chunk).await?;
+            let page = scan::scan_page(&s, &cursor, chunk).await?;
             let mut reply = ScanReply {
                 cursor: page.cursor,
                 ids: Vec::with_capacity(page.sessions.len()),
@@ -451,21 +449,21 @@ impl NativeStore {
     #[napi(ts_return_type = "Promise<Array<string>>")]
     pub fn ids<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<String>>> {
         self.admin(env, Admin::Reads, move |s, chunk| async move {
-            index::ids(&s, chunk).await
+            listing::ids(&s, chunk).await
         })
     }
 
     #[napi(ts_return_type = "Promise<number>")]
     pub fn length<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, f64>> {
         self.admin(env, Admin::Reads, move |s, chunk| async move {
-            index::length(&s, chunk).await.map(|n| n as f64)
+            listing::length(&s, chunk).await.map(|n| n as f64)
         })
     }
 
     #[napi(ts_return_type = "Promise<number>")]
     pub fn clear<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, f64>> {
         self.admin(env, Admin::Writes, move |s, chunk| async move {
-            index::clear(&s, chunk).await.map(|n| n as f64)
+            listing::clear(&s, chunk).await.map(|n| n as f64)
         })
     }
 
@@ -476,7 +474,7 @@ impl NativeStore {
         owner: String,
     ) -> Result<PromiseRaw<'env, ListReply>> {
         self.admin(env, Admin::Reads, move |s, chunk| async move {
-            index::list_user(&s, &owner, chunk).await.map(list_reply)
+            users::list_user(&s, &owner, chunk).await.map(list_reply)
         })
     }
 
@@ -488,7 +486,7 @@ impl NativeStore {
         except: Vec<String>,
     ) -> Result<PromiseRaw<'env, f64>> {
         self.admin(env, Admin::Steps, move |s, chunk| async move {
-            index::destroy_user(&s, &owner, &except, chunk)
+            users::destroy_user(&s, &owner, &except, chunk)
                 .await
                 .map(|n| n as f64)
         })
@@ -530,7 +528,7 @@ impl NativeStore {
         max: u32,
     ) -> Result<PromiseRaw<'env, f64>> {
         self.admin(env, Admin::Exclusive, move |s, chunk| async move {
-            index::enforce_limit(&s, &owner, max as usize, chunk)
+            users::enforce_limit(&s, &owner, max as usize, chunk)
                 .await
                 .map(|n| n as f64)
         })
@@ -545,7 +543,7 @@ impl NativeStore {
     ) -> Result<PromiseRaw<'env, StatsReply>> {
         self.admin(env, Admin::Reads, move |s, chunk| async move {
             let within = (active_within_ms as i64, ended_within_ms.map(|ms| ms as i64));
-            let stats = index::stats(&s, within, chunk).await?;
+            let stats = stats::stats(&s, within, chunk).await?;
             Ok(StatsReply {
                 sessions: stats.sessions as f64,
                 users: stats.users as f64,

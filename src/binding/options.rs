@@ -8,11 +8,11 @@ use std::time::Duration;
 use napi_derive::napi;
 
 use crate::backend::{ConnectionOptions, SentinelOptions, Tls};
-use crate::commands::Context;
 use crate::error::StoreResult;
-use crate::expiry::Lifetime;
-use crate::keys::Keys;
-use crate::seal::Keyring;
+use crate::ops::Context;
+use crate::session::expiry::Lifetime;
+use crate::session::keys::Keys;
+use crate::session::seal::Keyring;
 
 #[napi(object)]
 pub struct TlsOptions {

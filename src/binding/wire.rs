@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 
 use napi_derive::napi;
 
-use crate::commands::{Op, Outcome};
-use crate::ended::Summary;
+use crate::admin::Found;
 use crate::error::{ErrorKind, StoreError};
-use crate::events::{Event, Reason};
-use crate::expiry::{Expiry, Lifetime};
-use crate::index::Found;
-use crate::server_info::Warning;
+use crate::ops::{Op, Outcome};
+use crate::session::ended::Summary;
+use crate::session::events::{Event, Reason};
+use crate::session::expiry::{Expiry, Lifetime};
+use crate::store::server::Warning;
 
 /// Operation kinds of a batch; the JS face reads them from here.
 #[napi]

@@ -27,7 +27,7 @@ use std::time::Duration;
 use redis::{Arg, Pipeline, Value};
 
 use crate::error::StoreResult;
-use crate::expiry::now_ms;
+use crate::session::expiry::now_ms;
 use file::File;
 use keyspace::Keyspace;
 use location::{Location, Shared};

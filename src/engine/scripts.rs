@@ -1,4 +1,4 @@
-//! The store's Lua scripts (`crate::scripts`), run natively: each step
+//! The store's Lua scripts (`crate::ops::scripts`), run natively: each step
 //! of the Lua, in order, through the same commands (so a wrong type or a
 //! bad argument fails where it fails in Redis, with Redis's error text and
 //! the script's line), Lua's number coercions and Lua's number printing
@@ -12,14 +12,14 @@ use super::commands;
 use super::keyspace::Keyspace;
 use super::lua::{self, Val};
 use super::{parse, reply};
-use crate::scripts;
+use crate::ops::scripts;
 
 type Native = fn(&mut Call, &[&[u8]], &[&[u8]]) -> Result<Value, Value>;
 
 /// (SHA of the Lua followed, the Lua, its native version).
 static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 7] = [
     (
-        "6341f0af0446eaa6f3fc83caf208f5bd71e7fe99",
+        "2c3713c2d051c28e8f59b8848f10d331d709cbf1",
         &scripts::WRITE,
         write,
     ),
@@ -202,7 +202,7 @@ fn nth<'a>(items: &[&'a [u8]], i: usize) -> Option<&'a [u8]> {
 const ONE: Value = Value::Int(1);
 const ZERO: Value = Value::Int(0);
 
-/// `string.match` of a packed meta (see `crate::meta`) against the scripts'
+/// `string.match` of a packed meta (see `crate::session::meta`) against the scripts'
 /// patterns: four runs of letters and digits (`%w*`), each followed by a
 /// comma, then the rest. `None` when it does not match.
 fn packed(meta: &Value) -> Option<([&[u8]; 4], &[u8])> {
@@ -229,34 +229,38 @@ fn concat(a: (Option<&[u8]>, &str), b: (Option<&[u8]>, &str)) -> Result<Vec<u8>,
     }
 }
 
-/// `scripts::WRITE`, line by line (the numbers are the Lua's lines).
+/// `scripts::WRITE`, line by line (the numbers are the Lua's lines), with
+/// the Lua's names.
 fn write(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
-    let (key, arg) = (|i| nth(keys, i), |i| nth(argv, i));
-    let (mode, sid) = (arg(1), arg(8));
-    let now = arg(4).and_then(parse::lua_number);
-    let exists = r.call(3, &[S(b"EXISTS"), opt(key(1))])? == ONE;
-    let stored = r.call(4, &[S(b"HGET"), opt(key(2)), opt(sid)])?;
-    let meta = packed(&stored);
-    let (c, a, e, x) = match meta {
-        Some(([c, a, e, x], _)) => (Some(c), a, e, x),
+    let key = |i| nth(keys, i);
+    // `unpack(ARGV, 1, 11)`: nil past the end.
+    let [mode, value, cookie, now, idle, absolute, linger, sid, tail, stamp, expected] =
+        std::array::from_fn(|i| argv.get(i).copied());
+    let now = now.and_then(parse::lua_number);
+    let exists = r.call(4, &[S(b"EXISTS"), opt(key(1))])? == ONE;
+    let meta = r.call(5, &[S(b"HGET"), opt(key(2)), opt(sid)])?;
+    let fields = packed(&meta);
+    let (created, last, cookie_at, marker) = match fields {
+        Some(([created, last, cookie_at, marker], _)) => (Some(created), last, cookie_at, marker),
         None => (None, &b""[..], &b""[..], &b""[..]),
     };
     if is(mode, "set") {
-        if r.call(7, &[S(b"EXISTS"), opt(key(3))])? == ONE {
+        if r.call(8, &[S(b"EXISTS"), opt(key(3))])? == ONE {
             return Ok(ZERO);
         }
-        if !exists && c.is_some() {
-            // `tonumber(x, 36) > now`, which Lua runs as `now < ...`.
-            if !x.is_empty() && r.lua(9, lua::lt(now, parse::lua_base36(x)))? {
+        if !exists && created.is_some() {
+            // `tonumber(marker, 36) > now`, which Lua runs as `now < ...`.
+            if !marker.is_empty() && r.lua(10, lua::lt(now, parse::lua_base36(marker)))? {
                 return Ok(ZERO);
             }
-            if !e.is_empty() && r.lua(10, lua::lt(now, parse::lua_base36(e)))? {
+            if !cookie_at.is_empty() && r.lua(11, lua::lt(now, parse::lua_base36(cookie_at)))? {
                 return Ok(ZERO);
             }
-            if !a.is_empty() {
-                let last = Val::num(parse::lua_base36(a));
-                let until = r.lua(11, lua::add((last, "?"), (Val::text(arg(7)), "field '?'")))?;
-                if r.lua(11, lua::lt(now, Some(until)))? {
+            if !last.is_empty() {
+                let last = Val::num(parse::lua_base36(last));
+                let linger = (Val::text(linger), "local 'linger'");
+                let until = r.lua(12, lua::add((last, "?"), linger))?;
+                if r.lua(12, lua::lt(now, Some(until)))? {
                     return Ok(ZERO);
                 }
             }
@@ -264,78 +268,75 @@ fn write(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
     } else if !exists {
         return Ok(ZERO);
     }
-    // `redis.sha1hex(GET) ~= ARGV[11]`: the value is not the one expected.
-    if !is(arg(11), "") && exists {
-        let current = r.call(15, &[S(b"GET"), opt(key(1))])?;
+    // `redis.sha1hex(current) ~= expected`: the value is not the one expected.
+    if !is(expected, "") && exists {
+        let current = r.call(16, &[S(b"GET"), opt(key(1))])?;
         let bytes = match &current {
             Value::BulkString(b) => &b[..],
             _ => &[][..],
         };
-        if Some(scripts::sha1hex(bytes).as_bytes()) != arg(11) {
-            let owner = meta.map_or(&b""[..], |(_, u)| u);
+        if Some(scripts::sha1hex(bytes).as_bytes()) != expected {
+            let owner = fields.map_or(&b""[..], |(_, owner)| owner);
             return Ok(Value::Array(vec![current, reply::bulk(owner)]));
         }
     }
-    let born = if exists { c.or(arg(10)) } else { arg(10) };
+    let born = if exists { created.or(stamp) } else { stamp };
     // `tonumber(born, 36)`: with a base, Lua wants a string.
     let Some(text) = born else {
         let nil = "bad argument #1 to 'tonumber' (string expected, got nil)";
-        return r.lua(19, Err(nil.to_owned()));
+        return r.lua(20, Err(nil.to_owned()));
     };
-    let created = parse::lua_base36(text).or(now);
-    let mut at = arg(3).and_then(parse::lua_number);
-    let idle = || {
+    let start = parse::lua_base36(text).or(now);
+    let mut at = cookie.and_then(parse::lua_number);
+    let idle_end = || {
         lua::add(
             (Val::num(now), "local 'now'"),
-            (Val::text(arg(5)), "field '?'"),
+            (Val::text(idle), "local 'idle'"),
         )
     };
-    if !is(arg(5), "") {
+    if !is(idle, "") {
         let earlier = match at {
             None => true,
-            Some(at) => r.lua(21, idle())? < at,
+            Some(at) => r.lua(22, idle_end())? < at,
         };
         if earlier {
-            at = Some(r.lua(21, idle())?);
+            at = Some(r.lua(22, idle_end())?);
         }
     }
-    let absolute = || {
+    let absolute_end = || {
         lua::add(
-            (Val::num(created), "local 'created'"),
-            (Val::text(arg(6)), "field '?'"),
+            (Val::num(start), "local 'start'"),
+            (Val::text(absolute), "local 'absolute'"),
         )
     };
-    if !is(arg(6), "") {
+    if !is(absolute, "") {
         let earlier = match at {
             None => true,
-            Some(at) => r.lua(22, absolute())? < at,
+            Some(at) => r.lua(23, absolute_end())? < at,
         };
         if earlier {
-            at = Some(r.lua(22, absolute())?);
+            at = Some(r.lua(23, absolute_end())?);
         }
     }
     if let Some(deadline) = at {
-        if r.lua(23, lua::le(Some(deadline), now))? {
-            r.call(24, &[S(b"DEL"), opt(key(1))])?;
-            r.call(25, &[S(b"HDEL"), opt(key(2)), opt(sid)])?;
+        if r.lua(24, lua::le(Some(deadline), now))? {
+            r.call(25, &[S(b"DEL"), opt(key(1))])?;
+            r.call(26, &[S(b"HDEL"), opt(key(2)), opt(sid)])?;
             return Ok(ZERO);
         }
     }
     if is(mode, "touch") {
         match at {
-            Some(at) => r.call(29, &[S(b"PEXPIREAT"), opt(key(1)), N(at)])?,
-            None => r.call(29, &[S(b"PERSIST"), opt(key(1))])?,
+            Some(at) => r.call(30, &[S(b"PEXPIREAT"), opt(key(1)), N(at)])?,
+            None => r.call(30, &[S(b"PERSIST"), opt(key(1))])?,
         };
     }
-    let value = r.lua(31, concat((born, "local 'born'"), (arg(9), "field '?'")))?;
-    r.call(31, &[S(b"HSET"), opt(key(2)), opt(sid), S(&value)])?;
+    let new_meta = r.lua(32, concat((born, "local 'born'"), (tail, "local 'tail'")))?;
+    r.call(32, &[S(b"HSET"), opt(key(2)), opt(sid), S(&new_meta)])?;
     if !is(mode, "touch") {
         match at {
-            Some(at) => r.call(
-                33,
-                &[S(b"SET"), opt(key(1)), opt(arg(2)), S(b"PXAT"), N(at)],
-            )?,
-            None => r.call(34, &[S(b"SET"), opt(key(1)), opt(arg(2))])?,
+            Some(at) => r.call(34, &[S(b"SET"), opt(key(1)), opt(value), S(b"PXAT"), N(at)])?,
+            None => r.call(35, &[S(b"SET"), opt(key(1)), opt(value)])?,
         };
     }
     // `born` is a string here: the concatenation above needed one.
@@ -488,7 +489,7 @@ fn swap(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
 mod tests {
     use super::*;
 
-    /// A failure here means a script in `crate::scripts` changed: make the
+    /// A failure here means a script in `crate::ops::scripts` changed: make the
     /// native version here follow the new Lua, then pin the new SHA.
     #[test]
     fn each_native_version_follows_the_current_lua() {

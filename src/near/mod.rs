@@ -22,11 +22,10 @@ use std::sync::{Arc, Mutex};
 use redis::Value;
 use tokio::time::Instant;
 
-use crate::commands::{self, Op, Outcome};
 use crate::error::StoreError;
-use crate::expiry::now_ms;
-use crate::recent::Recent;
-use crate::scripts;
+use crate::ops::{decode, encode, scripts, Op, Outcome};
+use crate::session::expiry::now_ms;
+use crate::store::recent::Recent;
 use crate::store::Store;
 use resp::Frame;
 
@@ -141,9 +140,9 @@ impl Near {
         }
         let ctx = self.store.context();
         seen.set_evicting(self.store.evicting());
-        commands::prefer_rewrites(&mut ops, ctx, &seen);
+        encode::prefer_rewrites(&mut ops, ctx, &seen);
         let wall = now_ms();
-        let (pipe, counts) = commands::build(&ops, ctx, wall, &mut seen);
+        let (pipe, counts) = encode::build(&ops, ctx, wall, &mut seen);
         state.sent.push_back(Sent {
             id,
             want: counts.iter().sum(),
@@ -215,7 +214,7 @@ impl Near {
         let mut fallback = Recent::default();
         let mut guard = self.store.try_seen();
         let seen = guard.as_deref_mut().unwrap_or(&mut fallback);
-        let outcomes = commands::read_all(&sent.ops, ctx, (sent.wall, seen), &sent.counts, values);
+        let outcomes = decode::read_all(&sent.ops, ctx, (sent.wall, seen), &sent.counts, values);
         for (op, outcome) in sent.ops.iter().zip(&outcomes) {
             if matches!(outcome, Outcome::Failed(_)) {
                 seen.forget(op.sid());
@@ -271,9 +270,9 @@ mod tests {
 
     use super::*;
     use crate::backend::{ConnectionOptions, Tls};
-    use crate::commands::Context;
-    use crate::expiry::Lifetime;
-    use crate::keys::Keys;
+    use crate::ops::Context;
+    use crate::session::expiry::Lifetime;
+    use crate::session::keys::Keys;
 
     fn near() -> Near {
         let ctx = Context {
@@ -395,7 +394,7 @@ mod tests {
     async fn lost_batches_make_the_next_user_forget_what_they_recorded() {
         let near = near();
         opened(&near);
-        let at = crate::expiry::Expiry::At(now_ms() + 60_000);
+        let at = crate::session::expiry::Expiry::At(now_ms() + 60_000);
         let set = Op::Set {
             sid: "s".into(),
             value: "{}".into(),
@@ -424,7 +423,7 @@ mod tests {
             sid: "m".into(),
             base: "{}".into(),
             value: "{}".into(),
-            expiry: crate::expiry::Expiry::Never,
+            expiry: crate::session::expiry::Expiry::Never,
             owner: None,
             loaded_owner: None,
             against: None,

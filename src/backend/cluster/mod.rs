@@ -29,7 +29,7 @@ use super::contract::{Backend, Conn, Reply, SendError};
 use super::options::{self, ConnectionOptions};
 use super::single::Single;
 use crate::error::{ErrorKind, StoreError, StoreResult};
-use crate::keys::slot;
+use crate::session::keys::slot;
 use redirect::Failure;
 use routing::{assemble, node_pipeline, split, Groups, Part};
 use slot_map::{parse_slots, SlotMap};

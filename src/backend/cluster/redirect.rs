@@ -144,7 +144,7 @@ mod tests {
     use super::*;
 
     use crate::backend::cluster::routing::{node_pipeline, split};
-    use crate::keys::slot;
+    use crate::session::keys::slot;
     use redis::Cmd;
 
     /// Three commands on three slots, all served by node "a:1".

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use redis::{Arg, Cmd, Pipeline, Value};
 
 use crate::backend::contract::Reply;
-use crate::keys::slot;
+use crate::session::keys::slot;
 
 /// One command to send: a command of the caller's pipeline, or one slot's
 /// share of a multi-slot MGET or EXISTS.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use redis::Value;
 use tokio::time::Instant;
 
-use crate::keys::SLOTS;
+use crate::session::keys::SLOTS;
 
 /// Least time between two reads of the slot map.
 const REFRESH_EVERY: Duration = Duration::from_millis(50);

@@ -22,14 +22,18 @@ impl Lua {
 
 /// Writes a session and its meta in the session's slot: every `set`, and
 /// the touches that write the meta (plain commands do the others, see
-/// `commands`). The meta is the session's field in its shard of the
+/// `encode`). The meta is the session's field in its shard of the
 /// all-sessions index (see `meta`).
 /// KEYS: session, shard, legacy tombstone (what versions before persistent
 /// metas wrote on destroy; it lasts an hour).
-/// ARGV: mode, value, cookie deadline ('' = none), now, idle ms ('' =
-/// none), absolute ms ('' = none), how long after its last access an ended
-/// session's meta still refuses a `set`, sid, the meta after its creation
-/// time (`,now,cookie,,owner`), and now as a meta holds it (see `meta`).
+/// ARGV, named on the script's first line: `mode`, `value`, `cookie` (the
+/// cookie's deadline, '' = none), `now`, `idle` (ms, '' = none), `absolute`
+/// (ms, '' = none), `linger` (how long after its last access an ended
+/// session's meta still refuses a `set`), `sid`, `tail` (the meta after
+/// its creation time, `,now,cookie,,owner`), `stamp` (now as a meta holds
+/// it, see `meta`) and `expected` (for a merge, the SHA1 of the value it
+/// expects; '' for any). The meta's fields are named as it is matched:
+/// `created`, `last` (access), `cookie_at`, `marker` and `owner`.
 /// Modes: `set` writes unless the session was destroyed (a slow request that
 /// ends after a logout must not bring it back, connect-redis #328), deleted
 /// before its cookie's deadline, or has ended while its meta lingers (a
@@ -51,27 +55,28 @@ impl Lua {
 pub static WRITE: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
-local mode, now, sid = ARGV[1], tonumber(ARGV[4]), ARGV[8]
+local mode, value, cookie, now, idle, absolute, linger, sid, tail, stamp, expected = unpack(ARGV, 1, 11)
+now = tonumber(now)
 local exists = redis.call('EXISTS', KEYS[1]) == 1
-local m = redis.call('HGET', KEYS[2], sid)
-local c, a, e, x, u = string.match(m or '', '^(%w*),(%w*),(%w*),(%w*),(.*)$')
+local meta = redis.call('HGET', KEYS[2], sid)
+local created, last, cookie_at, marker, owner = string.match(meta or '', '^(%w*),(%w*),(%w*),(%w*),(.*)$')
 if mode == 'set' then
   if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-  if not exists and c then
-    if x ~= '' and tonumber(x, 36) > now then return 0 end
-    if e ~= '' and tonumber(e, 36) > now then return 0 end
-    if a ~= '' and tonumber(a, 36) + ARGV[7] > now then return 0 end
+  if not exists and created then
+    if marker ~= '' and tonumber(marker, 36) > now then return 0 end
+    if cookie_at ~= '' and tonumber(cookie_at, 36) > now then return 0 end
+    if last ~= '' and tonumber(last, 36) + linger > now then return 0 end
   end
 elseif not exists then return 0 end
-if ARGV[11] ~= '' and exists then
-  local v = redis.call('GET', KEYS[1])
-  if redis.sha1hex(v) ~= ARGV[11] then return {v, u or ''} end
+if expected ~= '' and exists then
+  local current = redis.call('GET', KEYS[1])
+  if redis.sha1hex(current) ~= expected then return {current, owner or ''} end
 end
-local born = exists and c or ARGV[10]
-local created = tonumber(born, 36) or now
-local at = tonumber(ARGV[3])
-if ARGV[5] ~= '' and (not at or now + ARGV[5] < at) then at = now + ARGV[5] end
-if ARGV[6] ~= '' and (not at or created + ARGV[6] < at) then at = created + ARGV[6] end
+local born = exists and created or stamp
+local start = tonumber(born, 36) or now
+local at = tonumber(cookie)
+if idle ~= '' and (not at or now + idle < at) then at = now + idle end
+if absolute ~= '' and (not at or start + absolute < at) then at = start + absolute end
 if at and at <= now then
   redis.call('DEL', KEYS[1])
   redis.call('HDEL', KEYS[2], sid)
@@ -80,10 +85,10 @@ end
 if mode == 'touch' then
   if at then redis.call('PEXPIREAT', KEYS[1], at) else redis.call('PERSIST', KEYS[1]) end
 end
-redis.call('HSET', KEYS[2], sid, born .. ARGV[9])
+redis.call('HSET', KEYS[2], sid, born .. tail)
 if mode ~= 'touch' then
-  if at then redis.call('SET', KEYS[1], ARGV[2], 'PXAT', at)
-  else redis.call('SET', KEYS[1], ARGV[2]) end
+  if at then redis.call('SET', KEYS[1], value, 'PXAT', at)
+  else redis.call('SET', KEYS[1], value) end
 end
 if not exists then return '+' .. born end
 return born
@@ -161,7 +166,7 @@ return 1
     )
 });
 
-/// What `reclaim` does with a meta it found done with: deletes it unless
+/// What `store::cleanup` does with a meta it found done with: deletes it unless
 /// its session lives or it is a logout marker that must stay, and the
 /// session's device data with it. Also run for device data whose meta is
 /// gone (a write past its deadline deletes the meta in `WRITE`). KEYS:

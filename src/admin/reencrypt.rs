@@ -9,12 +9,13 @@
 
 use redis::Value;
 
+use super::listing;
+use super::per_trip;
 use crate::backend::{round_trip, Conn};
-use crate::commands::reply_error;
 use crate::error::{ErrorKind, StoreError, StoreResult};
-use crate::index::{self, per_trip};
-use crate::scripts;
-use crate::seal::Sealed;
+use crate::ops::decode::reply_error;
+use crate::ops::scripts;
+use crate::session::seal::Sealed;
 use crate::store::Store;
 
 /// Shards read per round trip while gathering a step's sessions.
@@ -145,7 +146,7 @@ pub async fn step(
     let mut sids = Vec::new();
     while at < count && sids.len() < per_trip(chunk) {
         let end = (at + SHARDS_PER_READ).min(count);
-        let metas = index::metas(&conn, &ctx.keys.shards_in(at..end)).await?;
+        let metas = listing::metas(&conn, &ctx.keys.shards_in(at..end)).await?;
         // A logout marker's session is gone.
         sids.extend(
             metas

@@ -193,7 +193,7 @@ impl Keys {
 
     /// Set (with a short TTL) while some instance listens for lifecycle
     /// events, so the others leave the claiming of ends to it (see
-    /// `reclaim`); never read as `prefix + sid`.
+    /// `store::cleanup`); never read as `prefix + sid`.
     pub fn listening(&self) -> String {
         match &*self.shards {
             Shards::Tagged => format!("{}\u{1}listening", self.prefix),

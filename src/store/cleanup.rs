@@ -14,12 +14,12 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::backend::{round_trip, Link};
-use crate::commands::Context;
 use crate::error::{StoreError, StoreResult};
-use crate::events::Event;
-use crate::expiry::{now_ms, TOMBSTONE_MS};
-use crate::meta::{self, Meta};
-use crate::scripts;
+use crate::ops::scripts;
+use crate::ops::Context;
+use crate::session::events::Event;
+use crate::session::expiry::{now_ms, TOMBSTONE_MS};
+use crate::session::meta::{self, Meta};
 
 /// How often the index is looked at.
 const EVERY: Duration = Duration::from_secs(1);
@@ -87,7 +87,7 @@ fn min_shards(ctx: &Context, shards: usize) -> usize {
 /// Runs until aborted (`Store::close`). Failures (Redis down) only skip a
 /// look: nothing here is needed for a call to succeed. Each process starts
 /// at another shard, so several share the walk.
-pub fn spawn(link: Arc<Link>, ctx: Arc<Context>) -> JoinHandle<()> {
+pub(super) fn spawn(link: Arc<Link>, ctx: Arc<Context>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let shards = ctx.keys.shards();
         let mut next = (now_ms().unsigned_abs() as usize) % shards.len();
@@ -288,8 +288,8 @@ fn reclaimed(reply: Value) -> Option<(i64, String, Option<Meta>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expiry::Lifetime;
-    use crate::keys::Keys;
+    use crate::session::expiry::Lifetime;
+    use crate::session::keys::Keys;
 
     #[test]
     fn reclaim_replies_are_read_or_skipped() {
@@ -351,7 +351,7 @@ mod tests {
         let per_session = ctx(Lifetime::default(), true);
         let t = meta::time;
         let live = Meta::parse(&format!("0,{},{},,ada", t(50), t(1000))).unwrap();
-        let tomb = crate::expiry::TOMBSTONE_MS as i64;
+        let tomb = crate::session::expiry::TOMBSTONE_MS as i64;
         // Another instance listens, this one does not: claimed some
         // seconds after the end; with no listener anywhere, at the end.
         assert_eq!(due_at(&live, &plain, GRACE_MS), Some(1_000 + GRACE_MS));

@@ -139,7 +139,7 @@ impl Keyring {
         let corrupt = |what: &str| {
             StoreError::new(
                 ErrorKind::Corrupt,
-                format!("value of {} {what}", crate::keys::named(place)),
+                format!("value of {} {what}", crate::session::keys::named(place)),
             )
         };
         if stored.first() != Some(&MARK) {
@@ -157,7 +157,7 @@ impl Keyring {
                 ErrorKind::UnknownKey,
                 format!(
                     "value of {} is encrypted under key id \"{id}\", which is not in encryption.keys: add that key back (or reencrypt() before removing a key)",
-                    crate::keys::named(place)
+                    crate::session::keys::named(place)
                 ),
             ),
         })?;
@@ -245,7 +245,9 @@ mod tests {
         let moved = r.open("sess:2", sealed).unwrap_err();
         assert_eq!(moved.kind, ErrorKind::Corrupt);
         assert!(
-            moved.message.contains(&crate::keys::handle("sess:2"))
+            moved
+                .message
+                .contains(&crate::session::keys::handle("sess:2"))
                 && !moved.message.contains("sess:2"),
             "{}",
             moved.message

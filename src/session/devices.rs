@@ -3,15 +3,12 @@
 //! (`Keys::devices`), never in the session's value: a `get` reads no more.
 //! Sealed like session values when the store encrypts, under a name made
 //! of the hash and the sid, so a value cannot be moved to another session.
-//! Removed with the session: `DESTROY`, `RECLAIM`, `commands::delete`.
+//! Removed with the session: `DESTROY`, `RECLAIM`, `ops::encode::delete`.
 
 use redis::{Pipeline, Value};
 
-use crate::backend::round_trip;
-use crate::commands::{reply_error, Context};
-use crate::error::{ErrorKind, StoreError, StoreResult};
-use crate::scripts;
-use crate::store::Store;
+use crate::ops::scripts;
+use crate::ops::Context;
 
 /// What a sealed device value is bound to: its hash and its field.
 fn place(ctx: &Context, sid: &str) -> String {
@@ -44,48 +41,12 @@ pub fn append_read(pipe: &mut Pipeline, ctx: &Context, sid: &str) {
     pipe.cmd("HGET").arg(ctx.keys.devices(sid)).arg(sid);
 }
 
-/// Writes a session's device data if the session exists; whether it did.
-/// On the writer's connection, behind the batches issued before it (the
-/// login that saved the session).
-pub async fn write(store: &Store, sid: &str, text: &str) -> StoreResult<bool> {
-    let ctx = store.context();
-    let conn = store.connection().await?;
-    let mut pipe = redis::pipe();
-    append_write(&mut pipe, ctx, sid, text);
-    match round_trip(&conn, &pipe).await?.pop() {
-        Some(Value::Int(n)) => Ok(n == 1),
-        // Errors name the hash, never the session.
-        Some(Value::ServerError(e)) => Err(reply_error(&ctx.keys.devices(sid), &e)),
-        other => Err(unexpected(other)),
-    }
-}
-
-/// A session's device data, if recorded (see `open`).
-pub async fn read(store: &Store, sid: &str) -> StoreResult<Option<String>> {
-    let ctx = store.context();
-    let conn = store.reader().await?;
-    let mut pipe = redis::pipe();
-    append_read(&mut pipe, ctx, sid);
-    match round_trip(&conn, &pipe).await?.pop() {
-        Some(Value::ServerError(e)) => Err(reply_error(&ctx.keys.devices(sid), &e)),
-        Some(reply) => Ok(open(ctx, sid, reply)),
-        None => Err(StoreError::short_reply()),
-    }
-}
-
-fn unexpected(reply: Option<Value>) -> StoreError {
-    StoreError::new(
-        ErrorKind::Reply,
-        format!("unexpected reply to a device write: {reply:?}"),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expiry::Lifetime;
-    use crate::keys::Keys;
-    use crate::seal::Keyring;
+    use crate::session::expiry::Lifetime;
+    use crate::session::keys::Keys;
+    use crate::session::seal::Keyring;
     use std::sync::Arc;
 
     fn ctx(seal: Option<Arc<Keyring>>) -> Context {

@@ -11,8 +11,8 @@ use std::sync::{Arc, OnceLock};
 
 use redis::Value;
 
-use crate::expiry::Lifetime;
-use crate::meta::Meta;
+use super::expiry::Lifetime;
+use super::meta::Meta;
 
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +144,7 @@ pub fn created(reply: &Value, sid: &str, owner: Option<&str>) -> Option<Event> {
     Some(Event::Created {
         sid: sid.to_owned(),
         owner: owner.unwrap_or_default().to_owned(),
-        created: crate::meta::read_time(born)?,
+        created: crate::session::meta::read_time(born)?,
     })
 }
 
@@ -205,7 +205,7 @@ impl Events {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::time;
+    use crate::session::meta::time;
 
     fn meta(created: i64, last: i64, cookie: Option<i64>) -> Meta {
         let cookie = cookie.map(time).unwrap_or_default();

@@ -12,8 +12,8 @@
 
 use redis::Value;
 
-use crate::expiry::Lifetime;
-use crate::keys::base36;
+use super::expiry::Lifetime;
+use super::keys::base36;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {

@@ -8,11 +8,11 @@
 //! - The meta of a session without an owner (it only feeds the `active`
 //!   count of `stats`) is rewritten at most every `META_EVERY_MS` per
 //!   session and process; metas have no TTL, so it lives as long as the
-//!   session does (`reclaim` removes it after).
+//!   session does (`cleanup` removes it after).
 
 use std::collections::{HashMap, HashSet};
 
-use crate::expiry::{Expiry, SLACK_MS};
+use crate::session::expiry::{Expiry, SLACK_MS};
 
 /// The least slack, for sessions shorter than this.
 const MIN_SLACK_MS: i64 = 1000;
@@ -34,14 +34,14 @@ struct Entry {
 #[derive(Default)]
 pub struct Recent {
     entries: HashMap<String, Entry>,
-    /// Sessions this process read and found (see `commands::prefer_rewrites`).
+    /// Sessions this process read and found (see `encode::prefer_rewrites`).
     read: HashSet<String>,
     /// Creation times learnt from metas and writes: with it a touch writes
     /// the meta with a plain HSET instead of the write script.
     created: HashMap<String, i64>,
     /// Sealed sessions read here (with `merge`): the SHA1 of the text and
     /// of the stored bytes, so a merge can expect the stored bytes at its
-    /// first try (see `commands::Op::Merge`).
+    /// first try (see `ops::Op::Merge`).
     sealed: HashMap<String, (String, String)>,
     /// Redis may evict index entries (an `allkeys-*` policy, or one the
     /// store could not read): nothing written is remembered as covered, so
@@ -97,7 +97,7 @@ impl Recent {
     /// Notes that `sid` is being indexed for `bound` at `now_ms`; returns
     /// the score to write, with the slack added. A short session gets a
     /// slack as short as its life (a second at least): its index entry, and
-    /// so what `reclaim` cleans up after it, then lingers about as long as
+    /// so what `cleanup` cleans up after it, then lingers about as long as
     /// the session lived, not ten minutes (churn of short sessions would
     /// pile up that much bookkeeping).
     pub fn record(

@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 
 use redis::{Pipeline, Value};
 
+use super::events::{Event, Reason};
+use super::expiry::now_ms;
+use super::keys::Keys;
 use crate::backend::{round_trip, Conn};
 use crate::error::{ErrorKind, StoreError, StoreResult};
-use crate::events::{Event, Reason};
-use crate::expiry::now_ms;
-use crate::keys::Keys;
 
 const MINUTE_MS: i64 = 60_000;
 

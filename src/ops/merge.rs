@@ -11,10 +11,9 @@ use redis::Value;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::commands::{Context, Op};
+use super::{scripts, Context, Op};
 use crate::error::{ErrorKind, StoreError, StoreResult};
-use crate::keys;
-use crate::scripts;
+use crate::session::keys;
 
 /// Top-level keys a merged session may have. Merging costs a hash lookup
 /// per key, but every key is also a separate JSON value parsed three times
