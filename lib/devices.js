@@ -4,7 +4,7 @@ const { endFor } = require('./events')
 
 // "My devices": a session's opaque handle, and the captureDevice middleware
 // that records a logged-in session's user agent and IP beside it (see
-// src/session/devices.rs), writing only when something changed.
+// src/ops/devices.rs), writing only when something changed.
 const { createHash } = require('node:crypto')
 const { isIP } = require('node:net')
 

@@ -12,10 +12,12 @@
 //! - `binding`: the napi surface (options, the wire format, the near path's face).
 //! - `store`: the queue and its writer, what the store knows of its server, cleanup.
 //! - `near`: the JS thread's own connection, for batches while the writer is idle.
-//! - `ops`: operations, their commands and replies, the Lua scripts, merging.
+//! - `ops`: operations, their commands and replies, merging, device data
+//!   commands, and what this process wrote recently.
 //! - `admin`: listing, users' sessions, stats, reindex, reencrypt, device calls.
-//! - `session`: what is kept beside a session (keys, meta, expiry, sealing,
-//!   device data, lifecycle events, ended-session numbers).
+//! - `session`: what is kept beside a session (keys, meta, expiry, the Lua
+//!   scripts that keep them, sealing, lifecycle events, ended-session
+//!   numbers). It depends on nothing above it.
 //! - `backend`: one module per topology (one server, TLS, Sentinel, Cluster, the
 //!   embedded engine) behind one interface.
 //! - `engine`: `memory://` and `file://`, answering as Redis would, running the

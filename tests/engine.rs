@@ -20,14 +20,15 @@ use redis::{Cmd, ConnectionLike, Pipeline, Value};
 
 use redis_session_store::engine::Engine;
 use redis_session_store::error::ErrorKind;
+use redis_session_store::ops::devices;
 use redis_session_store::ops::encode::build;
-use redis_session_store::ops::{scripts, Context, Op};
-use redis_session_store::session::devices;
+use redis_session_store::ops::recent::Recent;
+use redis_session_store::ops::{Context, Op};
 use redis_session_store::session::events::Reason;
 use redis_session_store::session::expiry::{now_ms, Expiry, Lifetime};
 use redis_session_store::session::keys::Keys;
 use redis_session_store::session::meta;
-use redis_session_store::store::recent::Recent;
+use redis_session_store::session::scripts;
 
 fn connect(server: &Server) -> redis::Connection {
     redis::Client::open(server.url())

@@ -7,12 +7,12 @@ use redis::Value;
 
 use redis_session_store::ops::decode::read_all;
 use redis_session_store::ops::encode::build;
+use redis_session_store::ops::recent::Recent;
 use redis_session_store::ops::{Context, Op, Outcome};
 use redis_session_store::session::events::Reason;
 use redis_session_store::session::expiry::{Expiry, Lifetime};
 use redis_session_store::session::keys::{slot, Keys};
 use redis_session_store::session::meta::{self, Meta};
-use redis_session_store::store::recent::Recent;
 
 fn value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![

@@ -456,11 +456,14 @@ async fn every_script_compiles_on_a_real_server() {
     let server = Server::start();
     let client = redis::Client::open(server.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let replies: Vec<redis::Value> = redis_session_store::ops::scripts::load_pipeline()
+    let replies: Vec<redis::Value> = redis_session_store::session::scripts::load_pipeline()
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(replies.len(), redis_session_store::ops::scripts::ALL.len());
+    assert_eq!(
+        replies.len(),
+        redis_session_store::session::scripts::ALL.len()
+    );
     for reply in replies {
         assert!(
             matches!(reply, redis::Value::BulkString(_)),

@@ -7,7 +7,7 @@ use redis::Value;
 use crate::backend::round_trip;
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::ops::decode::reply_error;
-use crate::session::devices::{append_read, append_write, open};
+use crate::ops::devices::{append_read, append_write, open};
 use crate::store::Store;
 
 /// Writes a session's device data if the session exists; whether it did.

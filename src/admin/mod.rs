@@ -33,7 +33,7 @@ pub struct Found {
     pub expires_at: Option<i64>,
     /// `cookie.expires` as of the last touch, as `get` reads it.
     pub cookie_expiry: Option<i64>,
-    /// Its device data as recorded (see `session::devices`), read with
+    /// Its device data as recorded (see `ops::devices`), read with
     /// `Read::Full`.
     pub device: Option<String>,
     /// Read with `Read::Full`, its value does not open (tampered, or under

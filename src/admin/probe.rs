@@ -8,7 +8,7 @@ use super::{batches, per_trip, Found, Read};
 use crate::backend::{round_trip, Conn};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::ops::decode::reply_error;
-use crate::session::devices;
+use crate::ops::devices;
 use crate::session::expiry::from_expiretime;
 use crate::session::meta::Meta;
 use crate::store::Store;

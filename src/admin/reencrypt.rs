@@ -14,7 +14,7 @@ use super::per_trip;
 use crate::backend::{round_trip, Conn};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::ops::decode::reply_error;
-use crate::ops::scripts;
+use crate::session::scripts;
 use crate::session::seal::Sealed;
 use crate::store::Store;
 

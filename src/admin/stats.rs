@@ -5,7 +5,8 @@ use std::collections::HashSet;
 
 use super::listing::live_all;
 use super::Read;
-use crate::error::StoreResult;
+use crate::backend::round_trip;
+use crate::error::{StoreError, StoreResult};
 use crate::session::ended;
 use crate::session::expiry::now_ms;
 use crate::store::Store;
@@ -34,7 +35,13 @@ pub async fn stats(
         Some(within) => {
             let ctx = store.context();
             let conn = store.reader().await?;
-            Some(ended::read(&conn, (&ctx.keys, &ctx.ended), within).await?)
+            let mut pipe = redis::pipe();
+            let (minutes, sent) = ended::ask(&mut pipe, (&ctx.keys, &ctx.ended), now_ms(), within);
+            let replies = round_trip(&conn, &pipe).await?;
+            if replies.len() != pipe.len() {
+                return Err(StoreError::short_reply());
+            }
+            Some(ended::total(minutes, replies.into_iter().skip(sent))?)
         }
         None => None,
     };

@@ -10,10 +10,10 @@ use super::{per_trip, Found, Read};
 use crate::backend::{round_trip, Conn, SendError};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::ops::decode::{self, reply_error};
+use crate::ops::recent::Recent;
 use crate::ops::{encode, Op, Outcome};
 use crate::session::events::Reason;
 use crate::session::expiry::now_ms;
-use crate::store::recent::Recent;
 use crate::store::replicas;
 use crate::store::Store;
 

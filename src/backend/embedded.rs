@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::contract::{Backend, Conn, Reply, SendError};
 use crate::engine::Engine;
 use crate::error::StoreResult;
-use crate::ops::scripts;
+use crate::session::scripts;
 
 /// Expired keys dropped per engine call of `tidy`: on a file each call is
 /// one commit, about 25 ms for 10,000; the writer gets the engine between

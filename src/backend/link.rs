@@ -14,7 +14,7 @@ use super::options::{self, ConnectionOptions};
 use super::sentinel::Sentinel;
 use super::single::Single;
 use crate::error::StoreResult;
-use crate::ops::scripts;
+use crate::session::scripts;
 
 /// The backend the options name; does not connect, so a store can exist
 /// before its server is reachable.

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::contract::{Backend, Conn, Reply, SendError};
 use super::options::{self, ConnectionOptions};
 use crate::error::{ErrorKind, StoreError, StoreResult};
-use crate::ops::scripts;
+use crate::session::scripts;
 
 /// Resolves any name to the URL's own host and port.
 struct Pinned {

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::contract::{Backend, Conn, Reply, SendError};
 use super::options::{self, ConnectionOptions};
 use crate::error::StoreResult;
-use crate::ops::scripts;
+use crate::session::scripts;
 
 pub struct Single {
     options: ConnectionOptions,

@@ -1,4 +1,4 @@
-//! The store's Lua scripts (`crate::ops::scripts`), run natively: each step
+//! The store's Lua scripts (`crate::session::scripts`), run natively: each step
 //! of the Lua, in order, through the same commands (so a wrong type or a
 //! bad argument fails where it fails in Redis, with Redis's error text and
 //! the script's line), Lua's number coercions and Lua's number printing
@@ -12,7 +12,7 @@ use super::commands;
 use super::keyspace::Keyspace;
 use super::lua::{self, Val};
 use super::{parse, reply};
-use crate::ops::scripts;
+use crate::session::scripts;
 
 type Native = fn(&mut Call, &[&[u8]], &[&[u8]]) -> Result<Value, Value>;
 
@@ -489,7 +489,7 @@ fn swap(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
 mod tests {
     use super::*;
 
-    /// A failure here means a script in `crate::ops::scripts` changed: make the
+    /// A failure here means a script in `crate::session::scripts` changed: make the
     /// native version here follow the new Lua, then pin the new SHA.
     #[test]
     fn each_native_version_follows_the_current_lua() {

@@ -23,9 +23,10 @@ use redis::Value;
 use tokio::time::Instant;
 
 use crate::error::StoreError;
-use crate::ops::{decode, encode, scripts, Op, Outcome};
+use crate::ops::recent::Recent;
+use crate::ops::{decode, encode, Op, Outcome};
 use crate::session::expiry::now_ms;
-use crate::store::recent::Recent;
+use crate::session::scripts;
 use crate::store::Store;
 use resp::Frame;
 

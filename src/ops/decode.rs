@@ -3,14 +3,15 @@
 
 use redis::Value;
 
-use super::{scripts, Context, Op, Outcome};
+use super::{Context, Op, Outcome};
 use crate::backend::Reply;
 use crate::error::{ErrorKind, StoreError, StoreResult};
+use crate::ops::recent::Recent;
 use crate::session::events::{self, Event};
 use crate::session::expiry::from_expiretime;
 use crate::session::keys;
 use crate::session::meta::{self, Meta};
-use crate::store::recent::Recent;
+use crate::session::scripts;
 
 impl Op {
     /// Reads back the replies that `append_to` asked for, taking the

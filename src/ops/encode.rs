@@ -5,12 +5,13 @@ use std::borrow::Cow;
 
 use redis::Pipeline;
 
-use super::{scripts, Context, Op};
+use super::{Context, Op};
+use crate::ops::recent::Recent;
 use crate::session::events::Reason;
 use crate::session::expiry::{Expiry, Lifetime, TOMBSTONE_MS};
 use crate::session::keys::{self, Keys};
 use crate::session::meta;
-use crate::store::recent::Recent;
+use crate::session::scripts;
 
 impl Op {
     /// Appends this operation's commands; returns how many replies they

@@ -11,9 +11,10 @@ use redis::Value;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{scripts, Context, Op};
+use super::{Context, Op};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 use crate::session::keys;
+use crate::session::scripts;
 
 /// Top-level keys a merged session may have. Merging costs a hash lookup
 /// per key, but every key is also a separate JSON value parsed three times

@@ -1,13 +1,16 @@
 //! Session operations and how each becomes Redis commands. A batch of
 //! operations becomes one pipeline (`encode`); each operation knows how many
 //! replies it owns and how to read them back (`decode`). The Lua scripts
-//! those commands run are in `scripts`; `merge` is what a save with
-//! `merge: true` applies when it finds another value than it loaded.
+//! those commands run are in `session::scripts`; `merge` is what a save
+//! with `merge: true` applies when it finds another value than it loaded;
+//! `devices` the commands of a session's device data; `recent` what this
+//! process wrote lately, which spares commands.
 
 pub mod decode;
+pub mod devices;
 pub mod encode;
 pub mod merge;
-pub mod scripts;
+pub mod recent;
 
 #[cfg(test)]
 mod tests;

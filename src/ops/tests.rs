@@ -4,13 +4,14 @@ use redis::Value;
 
 use super::decode::{read_all, reply_error};
 use super::encode::{build, prefer_rewrites};
-use super::{scripts, Context, Op, Outcome};
+use super::{Context, Op, Outcome};
 use crate::backend::Reply;
 use crate::error::ErrorKind;
+use crate::ops::recent::Recent;
 use crate::session::events::Reason;
 use crate::session::expiry::{Expiry, Lifetime};
 use crate::session::keys::{self, Keys};
-use crate::store::recent::Recent;
+use crate::session::scripts;
 
 fn ctx() -> Context {
     Context {
@@ -252,7 +253,7 @@ fn without_limits_touches_rewrite_the_meta_only_now_and_then() {
     // The next touches move the key's expiry only...
     assert_eq!(wire(1, &mut seen), "*3 $9 PEXPIREAT $6 sess:t $6 500000 ");
     // ...until the meta is due again.
-    let due = wire(crate::store::recent::META_EVERY_MS, &mut seen);
+    let due = wire(crate::ops::recent::META_EVERY_MS, &mut seen);
     assert!(due.contains(&scripts::WRITE.hash), "{due}");
     // Reads need no meta either: the key's expiry is the cookie's.
     let mut pipe = redis::pipe();

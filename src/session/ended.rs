@@ -16,9 +16,7 @@ use std::sync::{Arc, Mutex};
 use redis::{Pipeline, Value};
 
 use super::events::{Event, Reason};
-use super::expiry::now_ms;
 use super::keys::Keys;
-use crate::backend::{round_trip, Conn};
 use crate::error::{ErrorKind, StoreError, StoreResult};
 
 const MINUTE_MS: i64 = 60_000;
@@ -160,26 +158,30 @@ fn minutes(now: i64, within_ms: i64) -> RangeInclusive<i64> {
     (now - within).div_euclid(MINUTE_MS)..=now.div_euclid(MINUTE_MS)
 }
 
-/// The fleet's ends within `within_ms` of now: this instance's pending
-/// counts go first, then an HGETALL per minute, in one round trip.
-pub async fn read(
-    conn: &Conn,
+/// Asks for the fleet's ends within `within_ms` of `now`: this instance's
+/// pending counts go first, then an HGETALL per minute. Returns the minutes
+/// asked for and how many replies come before theirs.
+pub fn ask(
+    pipe: &mut Pipeline,
     (keys, ended): (&Keys, &Ended),
+    now: i64,
     within_ms: i64,
-) -> StoreResult<Summary> {
-    let now = now_ms();
-    let mut pipe = redis::pipe();
-    let sent = ended.send_with(&mut pipe, keys, now);
+) -> (RangeInclusive<i64>, usize) {
+    let sent = ended.send_with(pipe, keys, now);
     let minutes = minutes(now, within_ms);
     for minute in minutes.clone() {
         pipe.cmd("HGETALL").arg(keys.ended(minute));
     }
-    let replies = round_trip(conn, &pipe).await?;
-    if replies.len() != pipe.len() {
-        return Err(StoreError::short_reply());
-    }
+    (minutes, sent)
+}
+
+/// The sum of the minutes' replies to `ask`.
+pub fn total(
+    minutes: RangeInclusive<i64>,
+    replies: impl Iterator<Item = Value>,
+) -> StoreResult<Summary> {
     let mut total = Bucket::default();
-    for (minute, reply) in minutes.zip(replies.into_iter().skip(sent)) {
+    for (minute, reply) in minutes.zip(replies) {
         total.add(&bucket(minute, reply)?);
     }
     Ok(total.summary())

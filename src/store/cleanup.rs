@@ -15,11 +15,11 @@ use tokio::time::MissedTickBehavior;
 
 use crate::backend::{round_trip, Link};
 use crate::error::{StoreError, StoreResult};
-use crate::ops::scripts;
 use crate::ops::Context;
 use crate::session::events::Event;
 use crate::session::expiry::{now_ms, TOMBSTONE_MS};
 use crate::session::meta::{self, Meta};
+use crate::session::scripts;
 
 /// How often the index is looked at.
 const EVERY: Duration = Duration::from_secs(1);

@@ -3,21 +3,17 @@
 //! anything is sent, and merges that found another value than they
 //! expected are merged with it and sent again.
 
-use tokio::time::Instant;
-
-use super::recent::Recent;
-use super::writer::Writer;
 use crate::error::{ErrorKind, StoreError};
-use crate::ops::{merge, Op, Outcome};
+use crate::ops::{merge, Context, Op, Outcome};
 
 /// Merges that found another value than they expected are merged with it
 /// and sent again, a few times at most (each retry is a round trip in
 /// which another save landed on the same session).
-const MERGE_ATTEMPTS: usize = 8;
+pub(super) const ATTEMPTS: usize = 8;
 
 /// Runs of a batch sent one after the other: a run ends after a merge
 /// when a later operation of the batch is on the same session, since a
-/// merge may have to be sent again (see `settle_merges`) and must still
+/// merge may have to be sent again (see `retries`) and must still
 /// come first.
 pub(super) fn segments(ops: &[Op]) -> Vec<std::ops::Range<usize>> {
     let mut runs = Vec::new();
@@ -58,51 +54,42 @@ pub(super) fn refuse_oversized_merges(ops: Vec<Op>) -> (Vec<Op>, Vec<(usize, Sto
     (kept, refused)
 }
 
-impl Writer {
-    /// Merges each merge of a run that found another value with that value
-    /// and sends it again, up to `MERGE_ATTEMPTS` times; one that still
-    /// finds another value then fails.
-    pub(super) async fn settle_merges(
-        &self,
-        seen: &mut Recent,
-        ops: &[Op],
-        outcomes: &mut [Outcome],
-        deadline: Instant,
-    ) {
-        let ctx = &self.ctx;
-        for _ in 0..MERGE_ATTEMPTS {
-            let mut again = Vec::new();
-            let mut at = Vec::new();
-            for (i, outcome) in outcomes.iter_mut().enumerate() {
-                if let Outcome::Changed { current, owner } = outcome {
-                    let found = (std::mem::take(current), std::mem::take(owner));
-                    match merge::remerge(&ops[i], ctx, found) {
-                        Ok(op) => {
-                            again.push(op);
-                            at.push(i);
-                        }
-                        Err(e) => *outcome = Outcome::Failed(e),
-                    }
+/// The merges of a run that found another value, each merged with that
+/// value to be sent again (with its place in the run); one that cannot be
+/// merged fails.
+pub(super) fn retries(
+    ctx: &Context,
+    ops: &[Op],
+    outcomes: &mut [Outcome],
+) -> (Vec<Op>, Vec<usize>) {
+    let mut again = Vec::new();
+    let mut at = Vec::new();
+    for (i, outcome) in outcomes.iter_mut().enumerate() {
+        if let Outcome::Changed { current, owner } = outcome {
+            let found = (std::mem::take(current), std::mem::take(owner));
+            match merge::remerge(&ops[i], ctx, found) {
+                Ok(op) => {
+                    again.push(op);
+                    at.push(i);
                 }
-            }
-            if again.is_empty() {
-                return;
-            }
-            let done = self.exchange(seen, &again, deadline).await;
-            for (i, outcome) in at.into_iter().zip(done) {
-                outcomes[i] = outcome;
+                Err(e) => *outcome = Outcome::Failed(e),
             }
         }
-        for (op, outcome) in ops.iter().zip(outcomes.iter_mut()) {
-            if matches!(outcome, Outcome::Changed { .. }) {
-                *outcome = Outcome::Failed(StoreError::new(
-                    ErrorKind::Reply,
-                    format!(
-                        "{} changed at every one of {MERGE_ATTEMPTS} attempts to merge into it: retry the request",
-                        crate::session::keys::named(&ctx.keys.session(op.sid()))
-                    ),
-                ));
-            }
+    }
+    (again, at)
+}
+
+/// After `ATTEMPTS`, a merge that still finds another value fails.
+pub(super) fn give_up(ctx: &Context, ops: &[Op], outcomes: &mut [Outcome]) {
+    for (op, outcome) in ops.iter().zip(outcomes.iter_mut()) {
+        if matches!(outcome, Outcome::Changed { .. }) {
+            *outcome = Outcome::Failed(StoreError::new(
+                ErrorKind::Reply,
+                format!(
+                    "{} changed at every one of {ATTEMPTS} attempts to merge into it: retry the request",
+                    crate::session::keys::named(&ctx.keys.session(op.sid()))
+                ),
+            ));
         }
     }
 }

@@ -6,7 +6,6 @@
 //! connections they use.
 
 pub mod order;
-pub mod recent;
 pub mod replicas;
 pub mod server;
 
@@ -25,10 +24,10 @@ use tokio::time::Instant;
 
 use crate::backend::{self, Conn, ConnectionOptions, Link, Reader};
 use crate::error::{ErrorKind, StoreError, StoreResult};
+use crate::ops::recent::Recent;
 use crate::ops::{Context, Op, Outcome};
 use crate::session::expiry::now_ms;
 use order::Gate;
-use recent::Recent;
 use server::{OnWarning, Server};
 use writer::{fail, fail_ops, Job, Memory, Resent, Writer};
 

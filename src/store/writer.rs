@@ -13,16 +13,17 @@ use redis::Pipeline;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::merges::{refuse_oversized_merges, segments};
+use super::merges::{self, refuse_oversized_merges, segments};
 use super::order::Gate;
-use super::recent::Recent;
 use super::replicas;
 use super::server::Server;
 use super::Reply;
 use crate::backend::{self, Link, SendError};
 use crate::error::StoreError;
-use crate::ops::{decode, encode, scripts, Context, Op, Outcome};
+use crate::ops::recent::Recent;
+use crate::ops::{decode, encode, Context, Op, Outcome};
 use crate::session::expiry::now_ms;
+use crate::session::scripts;
 
 /// Most operations merged into one pipeline; more wait for the next one.
 const MAX_PIPELINE_OPS: usize = 4096;
@@ -209,6 +210,29 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Merges each merge of a run that found another value with that value
+    /// and sends it again, up to `merges::ATTEMPTS` times; one that still
+    /// finds another value then fails.
+    async fn settle_merges(
+        &self,
+        seen: &mut Recent,
+        ops: &[Op],
+        outcomes: &mut [Outcome],
+        deadline: Instant,
+    ) {
+        for _ in 0..merges::ATTEMPTS {
+            let (again, at) = merges::retries(&self.ctx, ops, outcomes);
+            if again.is_empty() {
+                return;
+            }
+            let done = self.exchange(seen, &again, deadline).await;
+            for (i, outcome) in at.into_iter().zip(done) {
+                outcomes[i] = outcome;
+            }
+        }
+        merges::give_up(&self.ctx, ops, outcomes);
     }
 
     /// Sends a run of operations as one pipeline and reads their outcomes.

@@ -7,8 +7,8 @@
 
 use redis::{Pipeline, Value};
 
-use crate::ops::scripts;
 use crate::ops::Context;
+use crate::session::scripts;
 
 /// What a sealed device value is bound to: its hash and its field.
 fn place(ctx: &Context, sid: &str) -> String {
