@@ -29,7 +29,7 @@ test('npm run bench --quick runs every part and writes its report', async (t) =>
   t.regex(stdout, /### Targets/)
   t.deepEqual([...new Set(report.targets.map((target) => target.item))], [1, 2, 3, 4, 5])
   // Redis's side per op, for ours plain and with owners: CPU, system time, calls.
-  for (const kind of ['ours', 'ours-owned', 'connect-redis']) {
+  for (const kind of ['ours', 'ours-plain', 'ours-owned', 'connect-redis']) {
     const m = report.store.configs[0][kind].median
     // A quick run can be too short for Redis's CPU clock to tick: a number, then.
     for (const field of ['redisCpuUsPerOp', 'redisSysUsPerOp']) t.true(m[field] >= 0, `${kind} ${field}: ${m[field]}`)

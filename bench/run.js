@@ -204,10 +204,11 @@ function parseConfig(argv) {
 
 const log = (...args) => console.error('[bench]', ...args)
 const STORE_FIELDS = ['opsPerSec', 'cpuUsPerOp', 'cpuUserUsPerOp', 'cpuSystemUsPerOp', 'elu', 'p50Ms', 'p99Ms', 'redisCpuUsPerOp', 'redisSysUsPerOp', 'redisCallsPerOp']
-// The Redis stores (ours plain, and with owners and an idle timeout), then
-// the in-process ones: MemoryStore (the limit of keeping sessions in the
-// process) and the JSON-only baseline (json-store.js).
-const KINDS = ['ours', 'ours-owned', 'connect-redis', 'ioredis', 'memory', 'json']
+// The Redis stores (ours as configured by default, without owners, and
+// with owners and an idle timeout; see stores.js), then the in-process
+// ones: MemoryStore (the limit of keeping sessions in the process) and
+// the JSON-only baseline (json-store.js).
+const KINDS = ['ours', 'ours-plain', 'ours-owned', 'connect-redis', 'ioredis', 'memory', 'json']
 const IN_PROCESS = new Set(['memory', 'json'])
 
 async function openWorker(kind, url) {

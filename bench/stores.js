@@ -6,6 +6,7 @@ const { CONNECT_REDIS, IOREDIS } = require('./peers')
 // The stores under test, each opened the way its users would open it.
 const STORES = {
   ours: 'redis-session-store',
+  'ours-plain': 'redis-session-store, no owners',
   'ours-owned': 'redis-session-store, owners + idleTimeout',
   'ours-cluster': 'redis-session-store on a cluster',
   'connect-redis-cluster': `${CONNECT_REDIS} cluster client`,
@@ -23,19 +24,18 @@ const FEATURES = {
   merge: () => ({ merge: true }),
 }
 
-// Kinds whose sessions have an owner (store-worker.js), and what they add
-// to ours: the per-user index and idle timeout, each write and touch
-// keeping both.
+// The bench's sessions carry `user.id`, which ours takes as the owner by
+// default (per-user index on). Variants: no owners at all, and owners
+// (`userId`, store-worker.js) with an idle timeout too.
 const OWNED = new Set(['ours-owned'])
-const OWNED_OPTIONS = { idleTimeout: 1800 }
+const VARIANTS = { 'ours-plain': { userId: () => undefined }, 'ours-owned': { idleTimeout: 1800 } }
 
 // `options`: more options for this store (ours only), e.g. its timeouts;
 // `feature`: a name in FEATURES to turn on (ours only).
 async function openStore(kind, { url, prefix, options = {}, feature }) {
-  if (kind === 'ours' || OWNED.has(kind)) {
+  if (kind === 'ours' || VARIANTS[kind]) {
     const { RedisStore } = require('..')
-    const owned = OWNED.has(kind) ? OWNED_OPTIONS : {}
-    const store = new RedisStore({ url, prefix, ...owned, ...options, ...(feature ? FEATURES[feature]() : {}) })
+    const store = new RedisStore({ url, prefix, ...VARIANTS[kind], ...options, ...(feature ? FEATURES[feature]() : {}) })
     return { store, close: () => store.close() }
   }
   // `url` is a comma-separated list of the cluster's nodes.
