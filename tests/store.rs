@@ -437,7 +437,7 @@ async fn a_users_sessions_are_listed_by_last_use_and_limited() {
 
     let except = ["s1".to_string()];
     assert_eq!(
-        users::destroy_user(&store, "ada", &except, 100)
+        users::destroy_user(&store, "ada", &except, (100, tokio::time::Instant::now()))
             .await
             .unwrap(),
         1

@@ -149,7 +149,8 @@ async fn owned(
 
 /// "Log out everywhere (else)": destroys the user's sessions but `except`,
 /// in steps of `per_trip(chunk)` sessions, each within the command timeout
-/// (the call as a whole is not bounded by it, see `Admin::Steps`): a user
+/// (the first counted from the call, `called`; the call as a whole is not
+/// bounded by it, see `Admin::Steps`): a user
 /// with a huge number of sessions is logged out however long that takes.
 /// A step that runs out of time fails the call; what earlier steps did
 /// stays done. Each step takes the head of the index, which the steps
@@ -159,11 +160,17 @@ pub async fn destroy_user(
     store: &Store,
     owner: &str,
     except: &[String],
-    chunk: usize,
+    (chunk, called): (usize, Instant),
 ) -> StoreResult<u64> {
-    let conn = store.connection().await?;
-    let index = store.context().keys.user_index(owner);
     let timeout = store.command_timeout();
+    let late = |_| StoreError::unfinished(timeout);
+    // The first step, with the wait behind the call's fence, settles within
+    // the command timeout of the call, as every call does.
+    let mut deadline = called + timeout;
+    let conn = tokio::time::timeout_at(deadline, store.connection())
+        .await
+        .map_err(late)??;
+    let index = store.context().keys.user_index(owner);
     let mut destroyed = 0;
     loop {
         let step = async {
@@ -179,12 +186,15 @@ pub async fn destroy_user(
                 .await
                 .map(Some)
         };
-        match tokio::time::timeout(timeout, step).await {
-            Ok(Ok(Some(n))) => destroyed += n,
-            Ok(Ok(None)) => return Ok(destroyed),
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(StoreError::unfinished(timeout)),
+        match tokio::time::timeout_at(deadline, step)
+            .await
+            .map_err(late)?
+        {
+            Ok(Some(n)) => destroyed += n,
+            Ok(None) => return Ok(destroyed),
+            Err(e) => return Err(e),
         }
+        deadline = Instant::now() + timeout;
     }
 }
 

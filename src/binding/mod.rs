@@ -485,10 +485,13 @@ impl NativeStore {
         owner: String,
         except: Vec<String>,
     ) -> Result<PromiseRaw<'env, f64>> {
-        self.admin(env, Admin::Steps, move |s, chunk| async move {
-            users::destroy_user(&s, &owner, &except, chunk)
-                .await
-                .map(|n| n as f64)
+        self.admin(env, Admin::Steps, move |s, chunk| {
+            let called = tokio::time::Instant::now();
+            async move {
+                users::destroy_user(&s, &owner, &except, (chunk, called))
+                    .await
+                    .map(|n| n as f64)
+            }
         })
     }
 
