@@ -12,8 +12,10 @@ const { timingVerdict } = require('./util')
 // Tests of one file that run at once. ava would start all of them
 // together: a hundred stores connecting (TLS handshakes, cluster slot maps)
 // and their calls queueing behind each other on 2 cores, which makes every
-// call slow and the lifetimes of a fraction of a second meaningless.
-const CONCURRENT_TESTS = 8
+// call slow and the lifetimes of a fraction of a second meaningless. Most
+// tests wait on lifetimes and expiries rather than work, so a dozen at once
+// keeps the suite's run short without that load.
+const CONCURRENT_TESTS = 12
 
 // At most `n` functions running at once; the others wait their turn.
 function gate(n) {
