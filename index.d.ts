@@ -86,6 +86,14 @@ export interface RedisSessionStoreOptions {
    */
   singleConnection?: boolean
   /**
+   * Make `get` also read the key's expiry (`PEXPIRETIME`, one more command a read), so that
+   * `cookie.expires` shows the last `touch`, as MemoryStore's does. Without it `get` returns the
+   * session as stored, as connect-redis does; express-session itself resets `cookie.expires` on
+   * every request. With `idleTimeout`/`absoluteTimeout` it is always read (from the meta).
+   * Default false.
+   */
+  readExpiry?: boolean
+  /**
    * OpenTelemetry metrics beyond the defaults (see docs/observability.md). `liveEvery`: report the
    * gauge `redis_session_store.sessions.live`, counting the sessions with `length()` (O(sessions))
    * at most every that many seconds. Without it there is no gauge.
@@ -265,6 +273,7 @@ export class RedisSessionStore extends Store {
   readonly encryptionKeyIds: string[] | undefined
   readonly merge: boolean
   readonly singleConnection: boolean
+  readonly readExpiry: boolean
 
   /** What the store learned of its server that you should know, e.g. `WARN_REDIS_EVICTION` for an allkeys-* policy, or `WARN_SESSION_BINDING` from `captureDevice({ bind })`. */
   on(event: 'warning', listener: (warning: Error & { code: string }) => void): this

@@ -115,6 +115,7 @@ class RedisSessionStore extends Store {
     this.waitForReplicas = o.waitForReplicas
     this.merge = o.merge
     this.singleConnection = o.singleConnection
+    this.readExpiry = o.readExpiry
     // The ids only: key material stays out of the store's properties.
     this.encryptionKeyIds = o.encryption ? o.encryption.keys.map((k) => k.id) : undefined
     try {

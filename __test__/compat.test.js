@@ -31,10 +31,10 @@ test.after.always(async () => {
 })
 
 // A connect-redis store and one of ours sharing a fresh prefix.
-function pair(options = {}) {
+function pair(options = {}, oursOnly = {}) {
   const prefix = `compat:${randomUUID()}:`
   const theirs = new RedisStore({ client, prefix, ...options })
-  const ours = new RedisSessionStore({ url: redis.url, prefix, ...options })
+  const ours = new RedisSessionStore({ url: redis.url, prefix, ...options, ...oursOnly })
   stores.push(ours)
   return { prefix, theirs, ours }
 }
@@ -125,7 +125,7 @@ test('destroy from either store is seen by the other', async (t) => {
 })
 
 test('our touch of a connect-redis session moves its expiry for both, and keeps its content', async (t) => {
-  const { prefix, theirs, ours } = pair()
+  const { prefix, theirs, ours } = pair({}, { readExpiry: true })
   const sess = session({ visits: 1 }, 10_000)
   await theirs.set('t', sess)
   const before = await client.get(`${prefix}t`)
@@ -135,15 +135,19 @@ test('our touch of a connect-redis session moves its expiry for both, and keeps 
   const newExpires = touched.cookie.expires.toISOString()
   t.is(await client.pExpireTime(`${prefix}t`), Date.parse(newExpires))
   t.is(await client.get(`${prefix}t`), before)
-  // connect-redis reads the stored value as is; ours returns the new expiry.
+  // connect-redis reads the stored value as is, as ours does by default;
+  // with readExpiry ours returns the new expiry.
   t.deepEqual(await theirs.get('t'), json(sess))
+  const plain = new RedisSessionStore({ url: redis.url, prefix })
+  stores.push(plain)
+  t.deepEqual(await plain.get('t'), json(sess))
   const got = await ours.get('t')
   t.is(got.cookie.expires, newExpires)
   t.is(got.visits, 1)
 })
 
-test('connect-redis touch of our session moves its expiry, and our get sees it', async (t) => {
-  const { prefix, theirs, ours } = pair()
+test('connect-redis touch of our session moves its expiry, and our get sees it with readExpiry', async (t) => {
+  const { prefix, theirs, ours } = pair({}, { readExpiry: true })
   const sess = session({ visits: 2 }, 10_000)
   await ours.set('t', sess)
   t.is(await client.pExpireTime(`${prefix}t`), Date.parse(sess.cookie.expires.toISOString()))

@@ -10,6 +10,7 @@ const path = require('node:path')
 const { randomBytes } = require('node:crypto')
 const { RedisSessionStore } = require('..')
 const { storeSuite, session } = require('./helpers/suite')
+const { storeKeys } = require('./helpers/pressure')
 
 const { raw, makeStore } = storeSuite(test, 'enc')
 const SECRET = 'oauth-token-5f0c8e'
@@ -103,6 +104,33 @@ test('a replayed value of a destroyed session: refused under the logout marker w
     const got = await store.get('replayed')
     t.is(got?.token, served ? SECRET : undefined, JSON.stringify(options))
   }
+})
+
+// A touch from a request that loaded the session before the logout lands
+// after it: its meta, a plain HSET, turns the logout marker back into a
+// live meta. The store that touched saw the session gone and puts the
+// marker back from the logout's tombstone at its next tick (about a
+// second), so a copy written back after that is refused again.
+test('a replayed value after a touch that landed after the logout: refused once the marker is back', async (t) => {
+  const store = makeStore({ encryption: { keys }, idleTimeout: 600 })
+  const key = store.prefix + 'late'
+  await store.set('late', session(60_000, { userId: 'ada', token: SECRET }))
+  const copy = Buffer.from(await stored(store, 'late'))
+  // The first touch tells this instance the creation time; the next one
+  // writes the meta beside the expiry. Another instance logs out.
+  await store.touch('late', session(60_000, { userId: 'ada', token: SECRET }))
+  await makeStore({ prefix: store.prefix, encryption: { keys }, idleTimeout: 600 }).destroy('late')
+  await store.touch('late', session(60_000, { userId: 'ada', token: SECRET }))
+  const shard = storeKeys(store.prefix).shard('late')
+  let meta = String(await raw.call('HGET', shard, 'late'))
+  t.regex(meta, /^[0-9a-z]+,[0-9a-z]+,[0-9a-z]+,,ada$/, 'the late touch revived the meta')
+  for (let i = 0; i < 40 && !meta.startsWith(',,,'); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    meta = String(await raw.call('HGET', shard, 'late'))
+  }
+  t.regex(meta, /^,,,[0-9a-z]+,ada$/, 'the logout marker is back')
+  await raw.call('SET', key, copy, 'PX', 60_000)
+  t.is(await store.get('late'), null)
 })
 
 test("the embedded engine's file holds no session text", async (t) => {

@@ -72,7 +72,7 @@ const NO_TRACES = { keys: [], meta: null, user: null }
 
 test('full (noeviction): get and touch of existing sessions succeed, and touch still moves the expiry', async (t) => {
   const { server, raw } = await redisWith('noeviction')
-  const store = makeStore(server.url)
+  const store = makeStore(server.url, { readExpiry: true })
   const sids = [randomUUID(), randomUUID()]
   for (const sid of sids) await store.set(sid, sess('ada'))
   await fillToLimit(raw)

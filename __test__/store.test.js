@@ -102,7 +102,7 @@ test('the key\'s TTL: the ttl option without cookie.expires, a ttl function, and
   t.is(await raw.call('PTTL', `${forever.prefix}n`), -1)
 })
 
-test('touch moves only the key\'s expiry, not the value; all() returns the value as stored', async (t) => {
+test('touch moves only the key\'s expiry, not the value; get reads it back with readExpiry; all() returns the value as stored', async (t) => {
   const store = makeStore()
   const sess = session(10_000, { user: 'u' })
   await store.set('t', sess)
@@ -112,7 +112,13 @@ test('touch moves only the key\'s expiry, not the value; all() returns the value
   t.is(await raw.call('PEXPIRETIME', `${store.prefix}t`), Date.parse(touched.cookie.expires))
   // The value was not rewritten: only the key's expiry moved.
   t.is(await raw.call('GET', `${store.prefix}t`), before)
-  t.is((await store.get('t')).cookie.expires, touched.cookie.expires)
+  // By default get returns the value as stored, as connect-redis does...
+  t.false(store.readExpiry)
+  t.is((await store.get('t')).cookie.expires, sess.cookie.expires)
+  // ...and with readExpiry, the expiry the touch set.
+  const reading = makeStore({ prefix: store.prefix, readExpiry: true })
+  t.true(reading.readExpiry)
+  t.is((await reading.get('t')).cookie.expires, touched.cookie.expires)
   // all() returns sessions as stored, as connect-redis's does (one MGET per
   // chunk keeps it fast): the value's own cookie.expires.
   const [listed] = await store.all()

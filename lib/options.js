@@ -22,6 +22,7 @@ const DEFAULTS = {
   encryption: undefined,
   merge: false,
   singleConnection: false,
+  readExpiry: false,
   metrics: undefined,
 }
 
@@ -351,6 +352,7 @@ function parseOptions(options) {
   if (o.encryption !== undefined) o.encryption = parseEncryption(o.encryption)
   if (typeof o.merge !== 'boolean') fail('option "merge" must be a boolean')
   if (typeof o.singleConnection !== 'boolean') fail('option "singleConnection" must be a boolean')
+  if (typeof o.readExpiry !== 'boolean') fail('option "readExpiry" must be a boolean')
   if (o.metrics !== undefined) o.metrics = parseMetrics(o.metrics)
   // Merging compares sessions key by key as JSON text.
   if (o.merge && o.serializer !== JSON) fail('option "merge" needs the default JSON serializer')

@@ -26,7 +26,7 @@ use redis_session_store::ops::recent::Recent;
 use redis_session_store::ops::{Context, Op};
 use redis_session_store::session::events::Reason;
 use redis_session_store::session::expiry::{now_ms, Expiry, Lifetime};
-use redis_session_store::session::keys::Keys;
+use redis_session_store::session::keys::{self, Keys};
 use redis_session_store::session::meta;
 use redis_session_store::session::scripts;
 
@@ -543,7 +543,7 @@ impl Gen {
         let mut c = Cmd::new();
         let now = self.now.to_string();
         c.arg("EVALSHA");
-        match self.rng.below(6) {
+        match self.rng.below(7) {
             0 => {
                 let (keys, sid) = self.script_keys(false);
                 c.arg(&scripts::WRITE.hash).arg(3).arg(&keys);
@@ -590,12 +590,13 @@ impl Gen {
                 }
             }
             1 => {
-                let ([session, shard, _], sid) = self.script_keys(false);
+                let ([session, shard, tomb], sid) = self.script_keys(false);
                 let devices = self.devices_key();
-                c.arg(&scripts::DESTROY.hash).arg(3).arg(session).arg(shard);
-                c.arg(devices);
-                let until = meta::time(self.now + 3_600_000);
-                c.arg(self.maybe(until)).arg(sid);
+                c.arg(&scripts::DESTROY.hash).arg(4).arg(session).arg(shard);
+                c.arg(devices).arg(tomb);
+                let end = self.now + 3_600_000;
+                c.arg(self.maybe(meta::time(end))).arg(sid);
+                c.arg(self.maybe(end.to_string()));
             }
             2 => {
                 let ([_, user, _], _) = self.script_keys(true);
@@ -617,10 +618,10 @@ impl Gen {
                     .arg(self.maybe(new.to_string()));
             }
             4 => {
-                let ([session, shard, _], sid) = self.script_keys(false);
+                let ([session, shard, tomb], sid) = self.script_keys(false);
                 let devices = self.devices_key();
-                c.arg(&scripts::RECLAIM.hash).arg(3).arg(session).arg(shard);
-                c.arg(devices).arg(self.maybe(now)).arg(sid);
+                c.arg(&scripts::RECLAIM.hash).arg(4).arg(session).arg(shard);
+                c.arg(devices).arg(tomb).arg(self.maybe(now)).arg(sid);
                 // Until when a session found ended lingers as a marker:
                 // mostly none, a time, or now and then no argument (nil).
                 match self.rng.below(4) {
@@ -632,6 +633,12 @@ impl Gen {
                         c.arg(meta::time(self.now + 3_600_000));
                     }
                 }
+            }
+            5 => {
+                let ([session, shard, tomb], sid) = self.script_keys(false);
+                let devices = self.devices_key();
+                c.arg(&scripts::REPAIR.hash).arg(4).arg(session).arg(shard);
+                c.arg(devices).arg(tomb).arg(self.maybe(sid));
             }
             _ => {
                 let ([session, shard, _], sid) = self.script_keys(false);
@@ -664,8 +671,10 @@ impl Store {
                 wait_for_replicas: false,
                 seal: None,
                 merge: false,
+                read_expiry: false,
                 events: Default::default(),
                 ended: Default::default(),
+                repairs: Default::default(),
             },
             seen: Recent::default(),
         }
@@ -811,6 +820,7 @@ fn tally(cmd: &Cmd, reply: &Value) -> String {
             ("RECLAIM", &scripts::RECLAIM),
             ("SWAP", &scripts::SWAP),
             ("DEVICE", &scripts::DEVICE),
+            ("REPAIR", &scripts::REPAIR),
         ]
         .into_iter()
         .find(|(_, s)| s.hash.as_bytes() == sha);
@@ -1170,10 +1180,11 @@ fn reclaim_round(pair: &mut Pair, ctx: &Context, now: i64) {
     for (shard, sid) in &metas {
         pipe.cmd("EVALSHA")
             .arg(&scripts::RECLAIM.hash)
-            .arg(3)
+            .arg(4)
             .arg(ctx.keys.session(sid))
             .arg(shard)
             .arg(ctx.keys.devices_beside(shard))
+            .arg(keys::tombstone(&ctx.keys.session(sid)))
             .arg(now)
             .arg(sid)
             // With limits a claimed end lingers as a marker (see store/cleanup.rs).

@@ -75,8 +75,10 @@ fn context(idle_ms: Option<i64>, absolute_ms: Option<i64>) -> Context {
         wait_for_replicas: true,
         seal: None,
         merge: false,
+        read_expiry: false,
         events: Default::default(),
         ended: Default::default(),
+        repairs: Default::default(),
     }
 }
 

@@ -40,8 +40,11 @@ fn open_with(prefix: &str, lifetime: Lifetime, options: &ConnectionOptions) -> S
         wait_for_replicas: true,
         seal: None,
         merge: false,
+        // Reads report the key's expiry (what a touch set), checked below.
+        read_expiry: true,
         events: Default::default(),
         ended: Default::default(),
+        repairs: Default::default(),
     };
     Store::open(ctx, options, std::sync::Arc::new(|_| {})).unwrap()
 }
@@ -488,8 +491,10 @@ fn open_sealed(prefix: &str, keys: &[(&str, u8)], options: &ConnectionOptions) -
             redis_session_store::session::seal::Keyring::new(keys, false).unwrap(),
         )),
         merge: true,
+        read_expiry: false,
         events: Default::default(),
         ended: Default::default(),
+        repairs: Default::default(),
     };
     Store::open(ctx, options, std::sync::Arc::new(|_| {})).unwrap()
 }

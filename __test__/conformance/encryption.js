@@ -16,7 +16,7 @@ module.exports = (test, ctx) => {
   const { makeStore, sibling } = ctx
 
   test('encryption: get, listUserSessions and all() return sessions as saved; touch keeps them readable', async (t) => {
-    const store = makeStore({ encryption: { keys: [key('k1')] } })
+    const store = makeStore({ encryption: { keys: [key('k1')] }, readExpiry: true })
     const owner = user()
     const a = session(60_000, { userId: owner, cart: ['é', { n: 1 }] })
     await store.set('a', a)

@@ -2,7 +2,8 @@
 
 // Expiry in milliseconds, connect-redis's TTL options, and the touch
 // contract: after touch(sid, sess), get(sid) returns sess.cookie.expires
-// (express-session's test "touch should reset session expiration").
+// with readExpiry or timeouts (express-session's test "touch should reset
+// session expiration"), the value as stored otherwise (as connect-redis).
 const { randomUUID } = require('node:crypto')
 const { inTime, counts, session, touched, asStored, sleep, sleepUntil, timed, PAST } = require('./util')
 
@@ -10,11 +11,11 @@ const { inTime, counts, session, touched, asStored, sleep, sleepUntil, timed, PA
 // shorter than the cookie the key's own expiry is the timeout's, so the
 // cookie's must be read from beside the session.
 const TOUCH_MODES = {
-  'by default': {},
+  'with readExpiry': { readExpiry: true },
   'with idleTimeout': { idleTimeout: 30 },
   'with absoluteTimeout': { absoluteTimeout: 30 },
   'with idleTimeout and absoluteTimeout': { idleTimeout: 20, absoluteTimeout: 40 },
-  'with maxSessionsPerUser': { maxSessionsPerUser: 3 },
+  'with maxSessionsPerUser and readExpiry': { maxSessionsPerUser: 3, readExpiry: true },
   'with a ttl function (the value is rewritten)': { ttl: () => 30 },
 }
 const HOUR = 3_600_000
@@ -149,6 +150,18 @@ module.exports = (test, { makeStore, held }) => {
     const [listed] = await store.listUserSessions('ada')
     t.is(listed.expiresAt, null)
     t.is(await store.length(), 1)
+  })
+
+  test('touch by default: get returns the value as stored (as connect-redis), listUserSessions the new cookie.expires', async (t) => {
+    const store = makeStore()
+    const sess = session(HOUR, { userId: 'ada', cart: [1] })
+    await store.set('t', sess)
+    const later = touched(sess, 2 * HOUR)
+    await store.touch('t', later)
+    t.deepEqual(await store.get('t'), asStored(sess))
+    const [listed] = await store.listUserSessions('ada')
+    t.is(listed.session.cookie.expires, later.cookie.expires)
+    t.is(listed.expiresAt.getTime(), Date.parse(later.cookie.expires))
   })
 
   for (const [mode, options] of Object.entries(TOUCH_MODES)) {

@@ -84,6 +84,9 @@ pub struct NativeOptions {
     pub merge: bool,
     /// One connection to the server (see `ConnectionOptions`).
     pub single_connection: bool,
+    /// Reads also ask for the key's expiry, so `cookie.expires` shows the
+    /// last touch (see `ops::Context::read_expiry`).
+    pub read_expiry: bool,
 }
 
 fn ms(seconds: Option<f64>) -> Option<i64> {
@@ -143,8 +146,10 @@ impl NativeOptions {
             wait_for_replicas: self.wait_for_replicas,
             seal,
             merge: self.merge,
+            read_expiry: self.read_expiry,
             events: Default::default(),
             ended: Default::default(),
+            repairs: Default::default(),
         })
     }
 }

@@ -24,7 +24,7 @@ static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 7] = [
         write,
     ),
     (
-        "f57225359e02f6956eaf03fd01e909bc97be7524",
+        "4aaf0a48d763f01f3ee48fd88c1b88034c47a228",
         &scripts::DESTROY,
         destroy,
     ),
@@ -34,7 +34,7 @@ static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 7] = [
         index,
     ),
     (
-        "a6f2dc4fb0bd816303da9a4881dfddba4a94e69c",
+        "10b943bcbd2aa5693be76bda4c7f093d53d5ba68",
         &scripts::RECLAIM,
         reclaim,
     ),
@@ -49,9 +49,9 @@ static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 7] = [
         device,
     ),
     (
-        "82569334ed8912ca39840ea1cc615a8a272c39b8",
-        &scripts::TOUCH,
-        touch,
+        "89ee195b822906daa807034f2f6968537f46fdd1",
+        &scripts::REPAIR,
+        repair,
     ),
 ];
 
@@ -372,6 +372,9 @@ fn destroy(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value>
         }
     }
     r.call(14, &[S(b"HDEL"), opt(key(3)), opt(arg(2))])?;
+    // `redis.pcall`: a full Redis may refuse the tombstone.
+    let tombstone = [S(b"SET"), opt(key(4)), opt(arg(1)), S(b"PXAT"), opt(arg(3))];
+    let _ = r.pcall(&tombstone);
     Ok(Value::Array(std::iter::once(done).chain(ended).collect()))
 }
 
@@ -424,14 +427,24 @@ fn reclaim(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value>
         Value::BulkString(m) => Some(&m[..]),
         _ => None,
     };
-    if x.is_some_and(<[u8]>::is_empty) && !is(arg(3), "") {
-        let head = r.lua(8, concat((Some(b",,,"), "?"), (arg(3), "field '?'")))?;
+    let live = x.is_some_and(<[u8]>::is_empty);
+    // `x == '' and redis.call('GET', KEYS[4])`: a live meta under a
+    // tombstone gets its logout marker back.
+    if live {
+        if let Value::BulkString(t) = r.call(7, &[S(b"GET"), opt(key(4))])? {
+            let marker = [&b",,,"[..], &t, b",", owner].concat();
+            r.call(9, &[S(b"HSET"), opt(key(2)), opt(arg(2)), S(&marker)])?;
+            return Ok(triple(2, b"", None));
+        }
+    }
+    if live && !is(arg(3), "") {
+        let head = r.lua(13, concat((Some(b",,,"), "?"), (arg(3), "field '?'")))?;
         let marker = [&head[..], b",", owner].concat();
-        r.call(8, &[S(b"HSET"), opt(key(2)), opt(arg(2)), S(&marker)])?;
+        r.call(13, &[S(b"HSET"), opt(key(2)), opt(arg(2)), S(&marker)])?;
         return Ok(triple(3, owner, meta));
     }
     if meta.is_some() {
-        r.call(11, &[S(b"HDEL"), opt(key(2)), opt(arg(2))])?;
+        r.call(16, &[S(b"HDEL"), opt(key(2)), opt(arg(2))])?;
     }
     Ok(triple(0, owner, Some(meta.unwrap_or_default())))
 }
@@ -449,27 +462,23 @@ fn device(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> 
     Ok(ONE)
 }
 
-/// `scripts::TOUCH`.
-fn touch(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
+/// `scripts::REPAIR`.
+fn repair(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> {
     let (key, arg) = (|i| nth(keys, i), |i| nth(argv, i));
-    let done = match arg(4) {
-        Some(value) => {
-            let args = [
-                S(b"SET"),
-                opt(key(1)),
-                S(value),
-                S(b"XX"),
-                S(b"PXAT"),
-                opt(arg(1)),
-            ];
-            r.call(3, &args)? != Value::Nil
-        }
-        None => r.call(4, &[S(b"PEXPIREAT"), opt(key(1)), opt(arg(1))])? == ONE,
-    };
-    if !done {
+    if r.call(2, &[S(b"EXISTS"), opt(key(1))])? == ONE {
         return Ok(ZERO);
     }
-    r.call(6, &[S(b"HSET"), opt(key(2)), opt(arg(2)), opt(arg(3))])?;
+    let Value::BulkString(t) = r.call(3, &[S(b"GET"), opt(key(4))])? else {
+        return Ok(ZERO);
+    };
+    let stored = r.call(5, &[S(b"HGET"), opt(key(2)), opt(arg(1))])?;
+    // `x ~= ''`: no meta, or a marker already.
+    let Some(([_, _, _, b""], owner)) = packed(&stored) else {
+        return Ok(ZERO);
+    };
+    let marker = [&b",,,"[..], &t, b",", owner].concat();
+    r.call(8, &[S(b"HSET"), opt(key(2)), opt(arg(1)), S(&marker)])?;
+    r.call(9, &[S(b"HDEL"), opt(key(3)), opt(arg(1))])?;
     Ok(ONE)
 }
 

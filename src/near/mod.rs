@@ -287,8 +287,10 @@ mod tests {
             wait_for_replicas: false,
             seal: None,
             merge: false,
+            read_expiry: false,
             events: Default::default(),
             ended: Default::default(),
+            repairs: Default::default(),
         };
         let options = ConnectionOptions {
             // Never dialled: these tests feed the bytes.
@@ -332,7 +334,7 @@ mod tests {
         assert!(String::from_utf8_lossy(&bytes).contains("sess:a"));
         assert!(!near.store.gate().passed(near.store.gate().mark()));
         let text = r#"{"cookie":{}}"#;
-        let reply = format!("${}\r\n{text}\r\n:-1\r\n", text.len()).into_bytes();
+        let reply = format!("${}\r\n{text}\r\n", text.len()).into_bytes();
         for byte in &reply[..reply.len() - 1] {
             assert!(near.feed(&[*byte]).answered.is_empty());
         }
@@ -353,7 +355,7 @@ mod tests {
         opened(&near);
         near.send(1, get("a")).unwrap();
         near.send(2, get("b")).unwrap();
-        let fed = near.feed(b"$-1\r\n:-2\r\n-NOSCRIPT No matching script\r\n");
+        let fed = near.feed(b"$-1\r\n-NOSCRIPT No matching script\r\n");
         assert_eq!(fed.answered.len(), 1);
         let back: Vec<u32> = fed.broken.unwrap().iter().map(|s| s.id).collect();
         assert_eq!(back, vec![2]);

@@ -25,12 +25,12 @@ impl Op {
                     expires_at: None,
                 },
                 Ok(value) => {
-                    let (meta, key_deadline) = match (ctx.limited(), &replies[1]) {
-                        (true, reply) => (Meta::read(reply), None),
-                        (false, Value::Int(at)) => (None, from_expiretime(*at)),
-                        // Redis < 7 has no PEXPIRETIME: only what a touch
-                        // did to cookie.expires is lost.
-                        (false, _) => (None, None),
+                    let (meta, key_deadline) = match (ctx.limited(), replies.get(1)) {
+                        (true, Some(reply)) => (Meta::read(reply), None),
+                        (false, Some(Value::Int(at))) => (None, from_expiretime(*at)),
+                        // Not asked (`read_expiry` off), or a Redis < 7
+                        // without PEXPIRETIME: the value's own cookie.expires.
+                        _ => (None, None),
                     };
                     // Under a logout marker the session ended: a value there
                     // was put back behind the store's back (a replayed
@@ -139,6 +139,9 @@ pub fn read_all(
                             ctx.ended.count(&e);
                             told.push(e);
                         }
+                        if touched_nothing(op, &values) {
+                            ctx.repairs.note(op.sid());
+                        }
                         if values.iter().any(is_oom) {
                             seen.forget(op.sid());
                         } else if let Some(at) = created(op, ctx, &values) {
@@ -193,6 +196,13 @@ fn event(op: &Op, now_ms: i64, values: &[Value], listening: bool) -> Option<Even
         }
         _ => None,
     }
+}
+
+/// A touch whose expiry found no session: a meta written beside it may
+/// have undone a logout marker (see `session::repairs`).
+fn touched_nothing(op: &Op, values: &[Value]) -> bool {
+    matches!(op, Op::Touch { .. } | Op::Rewrite { .. })
+        && matches!(values, [Value::Int(0) | Value::Nil, _, ..])
 }
 
 /// The creation time a batch's replies tell for an operation: the write

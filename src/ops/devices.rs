@@ -58,8 +58,10 @@ mod tests {
             wait_for_replicas: false,
             seal,
             merge: false,
+            read_expiry: false,
             events: Default::default(),
             ended: Default::default(),
+            repairs: Default::default(),
         }
     }
 

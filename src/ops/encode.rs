@@ -27,17 +27,22 @@ impl Op {
         match self {
             Op::Get { .. } => {
                 pipe.cmd("GET").arg(&key);
-                // `cookie.expires` as of the last touch: with idle/absolute
-                // limits the key's expiry is not the cookie's, the meta has
-                // it (and its logout marker); without, the key's is.
+                // With idle/absolute limits the meta too: its logout marker
+                // refuses a value put back after a logout, and it has
+                // `cookie.expires` as of the last touch (the key's expiry
+                // is not the cookie's). Without, the key's expiry is the
+                // cookie's, read only when asked (`read_expiry`).
                 if ctx.limited() {
                     pipe.cmd("HGET")
                         .arg(ctx.keys.shard(self.sid()))
                         .arg(self.sid());
-                } else {
+                    2
+                } else if ctx.read_expiry {
                     pipe.cmd("PEXPIRETIME").arg(&key);
+                    2
+                } else {
+                    1
                 }
-                2
             }
             Op::Set { expiry, owner, .. }
             | Op::Touch { expiry, owner, .. }
@@ -89,9 +94,8 @@ impl Op {
                 };
                 let target = (sid.as_str(), life.bound(*expiry, now_ms), owner.as_deref());
                 // Once the creation time is known (the meta is one value,
-                // and the absolute deadline counts from it), the small touch
-                // script or plain commands, at a fraction of the write
-                // script's cost. Without limits and an owner the meta only
+                // and the absolute deadline counts from it), plain commands,
+                // at a fraction of the write script's cost. Without limits and an owner the meta only
                 // feeds `stats().active`, so it is rewritten at most every
                 // `META_EVERY_MS` (see `recent`); an owner's sessions keep
                 // their exact last access (which device goes at
@@ -107,12 +111,21 @@ impl Op {
                     _ if bare && seen.meta_fresh(sid, None, now_ms) => {
                         plain_write(pipe, ctx, &key, (value, *expiry))
                     }
+                    // The meta by a plain HSET after the expiry: one that
+                    // lands after a logout revives the marker as a live
+                    // meta, which the tombstone undoes (see
+                    // `scripts::DESTROY`; `decode` asks for `REPAIR` when
+                    // the expiry found no session).
                     Some((created, at)) => {
                         let tail = meta::tail(now_ms, cookie, owner.as_deref());
                         let meta = format!("{}{tail}", meta::time(created));
-                        touch_with_meta(pipe, ctx, (sid, &key), (value, at), &meta);
+                        plain_write(pipe, ctx, &key, (value, Expiry::At(at)));
+                        pipe.cmd("HSET")
+                            .arg(ctx.keys.shard(sid))
+                            .arg(sid.as_str())
+                            .arg(meta);
                         seen.meta_written(sid, owner.as_deref(), now_ms);
-                        1
+                        2
                     }
                     // Not known yet, or a deadline already past (the write
                     // script deletes).
@@ -210,30 +223,8 @@ fn script_write(
         .arg(expected);
 }
 
-/// A touch (or a rewrite, with `value`) with its meta, by `scripts::TOUCH`.
-fn touch_with_meta(
-    pipe: &mut Pipeline,
-    ctx: &Context,
-    (sid, key): (&str, &str),
-    (value, deadline): (Option<&str>, i64),
-    meta: &str,
-) {
-    pipe.cmd("EVALSHA")
-        .arg(&scripts::TOUCH.hash)
-        .arg(2)
-        .arg(key)
-        .arg(ctx.keys.shard(sid))
-        .arg(deadline)
-        .arg(sid)
-        .arg(meta);
-    if let Some(v) = value {
-        pipe.arg(&*ctx.stored(key, v));
-    }
-}
-
-/// A touch (or a rewrite, with `value`) as plain commands, when the meta is
-/// not written: the key is never recreated (PEXPIREAT, SET XX). Returns the
-/// reply count.
+/// A touch (or a rewrite, with `value`) as plain commands: the key is
+/// never recreated (PEXPIREAT, SET XX). Returns the reply count.
 fn plain_write(
     pipe: &mut Pipeline,
     ctx: &Context,
@@ -259,14 +250,17 @@ fn plain_write(
 /// goes at once. The owner's index is pruned then, or when next read.
 /// Returns the reply count.
 fn destroy(pipe: &mut Pipeline, ctx: &Context, now_ms: i64, sid: &str, key: &str) -> usize {
+    let end = now_ms.saturating_add(TOMBSTONE_MS as i64);
     pipe.cmd("EVALSHA")
         .arg(&scripts::DESTROY.hash)
-        .arg(3)
+        .arg(4)
         .arg(key)
         .arg(ctx.keys.shard(sid))
         .arg(ctx.keys.devices(sid))
-        .arg(meta::time(now_ms.saturating_add(TOMBSTONE_MS as i64)))
-        .arg(sid);
+        .arg(keys::tombstone(key))
+        .arg(meta::time(end))
+        .arg(sid)
+        .arg(end);
     1
 }
 

@@ -25,6 +25,7 @@ use crate::session::ended::Ended;
 use crate::session::events::{Events, Reason};
 use crate::session::expiry::{Expiry, Lifetime};
 use crate::session::keys::Keys;
+use crate::session::repairs::Repairs;
 use crate::session::seal::Keyring;
 
 /// What every operation of a store shares: its key layout and limits.
@@ -48,10 +49,18 @@ pub struct Context {
     /// Saves may be merges (`merge: true`): sealed reads note what they
     /// found (see `Recent::learn_sealed`).
     pub merge: bool,
+    /// A read without idle/absolute limits also asks for the key's expiry
+    /// (`PEXPIRETIME`), so `cookie.expires` shows the last touch, as
+    /// MemoryStore's does. Off by default: express-session overwrites a
+    /// loaded session's `cookie.expires` before it saves or touches it, so
+    /// only direct `get` callers would see it, at one more command a read.
+    pub read_expiry: bool,
     /// Lifecycle events, told from the replies (see `events`).
     pub events: Events,
     /// The ends told here, counted for the fleet's numbers (see `ended`).
     pub ended: Ended,
+    /// Logout markers a touch here may have undone (see `repairs`).
+    pub repairs: Repairs,
 }
 
 impl Context {

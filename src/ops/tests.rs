@@ -25,8 +25,10 @@ fn ctx() -> Context {
         wait_for_replicas: true,
         seal: None,
         merge: false,
+        read_expiry: false,
         events: Default::default(),
         ended: Default::default(),
+        repairs: Default::default(),
     }
 }
 
@@ -195,7 +197,7 @@ fn with_limits_touches_run_the_script_and_index_once_per_slack() {
 }
 
 #[test]
-fn with_limits_a_known_creation_time_touches_by_the_small_script() {
+fn with_limits_a_known_creation_time_touches_by_plain_commands() {
     let ctx = Context {
         lifetime: Lifetime {
             idle_ms: Some(1_000),
@@ -218,11 +220,17 @@ fn with_limits_a_known_creation_time_touches_by_the_small_script() {
     };
     // Idle ends first (1_200), then absolute (5_100), then the cookie.
     let idle = wire(200, &mut seen);
-    assert!(idle.contains(&scripts::TOUCH.hash), "{idle}");
-    assert!(idle.contains("$4 1200 $1 t $"), "{idle}");
+    assert!(
+        idle.starts_with("*3 $9 PEXPIREAT $6 sess:t $4 1200 *4 $4 HSET "),
+        "{idle}"
+    );
+    assert!(!idle.contains("EVALSHA"), "{idle}");
     // Near the absolute deadline, it is the key's.
     let absolute = wire(4_500, &mut seen);
-    assert!(absolute.contains("$4 5100 $1 t $"), "{absolute}");
+    assert!(
+        absolute.contains("PEXPIREAT $6 sess:t $4 5100 "),
+        "{absolute}"
+    );
     // Past it, the write script ends the session.
     let past = wire(5_100, &mut seen);
     assert!(past.contains(&scripts::WRITE.hash), "{past}");
@@ -255,14 +263,24 @@ fn without_limits_touches_rewrite_the_meta_only_now_and_then() {
     // ...until the meta is due again.
     let due = wire(crate::ops::recent::META_EVERY_MS, &mut seen);
     assert!(due.contains(&scripts::WRITE.hash), "{due}");
-    // Reads need no meta either: the key's expiry is the cookie's.
-    let mut pipe = redis::pipe();
-    assert_eq!(
-        Op::Get { sid: "t".into() }.append_to(&mut pipe, &ctx, 0, &mut seen),
-        2
-    );
-    // An owner's session: its meta at every touch, with the small touch
-    // script once the write script has told its creation time.
+    // Reads need no meta either: a GET, and the key's expiry (the
+    // cookie's) only when asked.
+    let read = |ctx: &Context, seen: &mut Recent| {
+        let mut pipe = redis::pipe();
+        let n = Op::Get { sid: "t".into() }.append_to(&mut pipe, ctx, 0, seen);
+        let wire = String::from_utf8_lossy(&pipe.get_packed_pipeline()).replace("\r\n", " ");
+        (n, wire)
+    };
+    assert_eq!(read(&ctx, &mut seen), (1, "*2 $3 GET $6 sess:t ".into()));
+    let asked = Context {
+        read_expiry: true,
+        ..ctx.clone()
+    };
+    let (n, wire) = read(&asked, &mut seen);
+    assert_eq!(n, 2);
+    assert!(wire.ends_with("PEXPIRETIME $6 sess:t "), "{wire}");
+    // An owner's session: its meta at every touch, with plain commands
+    // once the write script has told its creation time.
     let owned = Op::Touch {
         sid: "o".into(),
         expiry: Expiry::At(500_000),
@@ -279,12 +297,38 @@ fn without_limits_touches_rewrite_the_meta_only_now_and_then() {
         replies,
     );
     let mut pipe = redis::pipe();
-    assert_eq!(owned.append_to(&mut pipe, &ctx, 5, &mut seen), 1);
+    assert_eq!(owned.append_to(&mut pipe, &ctx, 5, &mut seen), 2);
     let wire = String::from_utf8_lossy(&pipe.get_packed_pipeline()).replace("\r\n", " ");
     // 25 in base 36 is 77; 500000 is apsw.
-    assert!(wire.contains("$6 500000 $1 o $14 25,5,apsw,,ada"), "{wire}");
-    assert!(wire.contains(&scripts::TOUCH.hash), "{wire}");
-    assert!(!wire.contains(&scripts::WRITE.hash), "{wire}");
+    assert!(wire.contains("$1 o $14 25,5,apsw,,ada"), "{wire}");
+    assert!(
+        wire.starts_with("*3 $9 PEXPIREAT $6 sess:o $6 500000 *4 $4 HSET "),
+        "{wire}"
+    );
+    assert!(!wire.contains("EVALSHA"), "{wire}");
+}
+
+#[test]
+fn a_touch_that_finds_no_session_owes_a_repair() {
+    let ctx = ctx();
+    let mut seen = Recent::default();
+    seen.learn_created("o", 77);
+    let touch = Op::Touch {
+        sid: "o".into(),
+        expiry: Expiry::At(500_000),
+        owner: Some("ada".into()),
+        life: None,
+    };
+    let ops = std::slice::from_ref(&touch);
+    for (expired, owed) in [(1, false), (0, true)] {
+        let (_, counts) = build(ops, &ctx, 5, &mut seen);
+        let replies = ok(vec![Value::Int(expired), Value::Int(0)]);
+        read_all(ops, &ctx, (5, &mut seen), &counts, replies);
+        let mut pipe = redis::pipe();
+        ctx.repairs.send_with(&mut pipe, &ctx.keys);
+        let wire = String::from_utf8_lossy(&pipe.get_packed_pipeline()).into_owned();
+        assert_eq!(wire.contains(&scripts::REPAIR.hash), owed, "{wire}");
+    }
 }
 
 #[test]

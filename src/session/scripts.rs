@@ -24,8 +24,8 @@ impl Lua {
 /// the touches that write the meta (plain commands do the others, see
 /// `encode`). The meta is the session's field in its shard of the
 /// all-sessions index (see `meta`).
-/// KEYS: session, shard, legacy tombstone (what versions before persistent
-/// metas wrote on destroy; it lasts an hour).
+/// KEYS: session, shard, tombstone (`DESTROY` leaves it for as long as its
+/// logout marker lasts).
 /// ARGV, named on the script's first line: `mode`, `value`, `cookie` (the
 /// cookie's deadline, '' = none), `now`, `idle` (ms, '' = none), `absolute`
 /// (ms, '' = none), `linger` (how long after its last access an ended
@@ -97,18 +97,22 @@ return born
 });
 
 /// Destroys a session, leaving its meta as the logout marker until the
-/// given time (its owner kept, for `RECLAIM` to find the owner's index). A
-/// session that exists is deleted first: that frees memory, so on a full
-/// Redis the marker is still written (a logout never grows memory; EXISTS
-/// first, since any write, even a DEL of nothing, lets the later ones
-/// through). With no session to delete, the marker is still written
-/// against a save in flight, unless Redis is full (it then refuses that
-/// save too). Its device data (`captureDevice`) goes with it, last, so it
+/// given time (its owner kept, for `RECLAIM` to find the owner's index), and
+/// a tombstone key that lasts as long: touches write the meta with a plain
+/// HSET, and one that lands after the logout turns the marker back into a
+/// live meta; `REPAIR` and `RECLAIM` put the marker back from the
+/// tombstone. A session that exists is deleted first: that frees memory, so
+/// on a full Redis the marker is still written (a logout never grows
+/// memory; EXISTS first, since any write, even a DEL of nothing, lets the
+/// later ones through). With no session to delete, the marker is still
+/// written against a save in flight, unless Redis is full (it then refuses
+/// that save too). Its device data (`captureDevice`) goes with it, so it
 /// changes none of that, and even on a full Redis (HDEL is always
-/// allowed). KEYS: session, shard, devices. ARGV: the marker's end (as a
-/// meta holds it), sid. Returns `{done}`, or `{done, meta before}` when
-/// it ended a live session ('' for a session without a meta): the one
-/// script that ends it tells, so exactly one instance reports the logout.
+/// allowed). KEYS: session, shard, devices, tombstone. ARGV: the marker's
+/// end (as a meta holds it), sid, the marker's end in ms. Returns `{done}`,
+/// or `{done, meta before}` when it ended a live session ('' for a session
+/// without a meta): the one script that ends it tells, so exactly one
+/// instance reports the logout.
 pub static DESTROY: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
@@ -125,6 +129,7 @@ else
   if type(r) == 'table' and r.err then done = 0 end
 end
 redis.call('HDEL', KEYS[3], ARGV[2])
+redis.pcall('SET', KEYS[4], ARGV[1], 'PXAT', ARGV[3])
 if ended then return {done, ended} end
 return {done}
 ",
@@ -170,14 +175,16 @@ return 1
 /// its session lives or it is a logout marker that must stay, and the
 /// session's device data with it. Also run for device data whose meta is
 /// gone (a write past its deadline deletes the meta in `WRITE`). KEYS:
-/// session, shard, devices. ARGV: now, sid, until when the meta of a
-/// session found ended must linger ('' for not at all; as a meta holds
+/// session, shard, devices, tombstone. ARGV: now, sid, until when the meta
+/// of a session found ended must linger ('' for not at all; as a meta holds
 /// it). Returns `{state, owner, meta}`: 1 the session lives, 2 the marker
-/// stays, 3 the session ended and its meta became a marker until then
-/// (its device data gone), 0 the meta and device data are gone (owner:
-/// whose index to drop the session from). The meta returned, when it is
-/// not a marker, is a session's end that this call claimed: the instance
-/// whose call changed it reports the expiry, once for the fleet.
+/// stays (or is put back: a live meta under a tombstone is a touch that
+/// landed after the logout, whose end was told then), 3 the session ended
+/// and its meta became a marker until then (its device data gone), 0 the
+/// meta and device data are gone (owner: whose index to drop the session
+/// from). The meta returned, when it is not a marker, is a session's end
+/// that this call claimed: the instance whose call changed it reports the
+/// expiry, once for the fleet.
 pub static RECLAIM: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
@@ -186,12 +193,39 @@ local m = redis.call('HGET', KEYS[2], ARGV[2])
 local x, u = string.match(m or '', '^%w*,%w*,%w*,(%w*),(.*)$')
 if x and x ~= '' and tonumber(x, 36) > tonumber(ARGV[1]) then return {2, ''} end
 redis.call('HDEL', KEYS[3], ARGV[2])
+local t = x == '' and redis.call('GET', KEYS[4])
+if t then
+  redis.call('HSET', KEYS[2], ARGV[2], ',,,' .. t .. ',' .. u)
+  return {2, ''}
+end
 if x == '' and ARGV[3] ~= '' then
   redis.call('HSET', KEYS[2], ARGV[2], ',,,' .. ARGV[3] .. ',' .. u)
   return {3, u, m}
 end
 if m then redis.call('HDEL', KEYS[2], ARGV[2]) end
 return {0, u or '', m or ''}
+",
+    )
+});
+
+/// Puts a logout marker back that a touch turned into a live meta (see
+/// `DESTROY`), once the instance that touched saw the session was gone:
+/// the same as `RECLAIM` for that case, at once rather than when the
+/// cleanup comes by, and nothing else (no end is claimed here). KEYS:
+/// session, shard, devices, tombstone. ARGV: sid. Returns 1 when it put
+/// the marker back, else 0.
+pub static REPAIR: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local t = redis.call('GET', KEYS[4])
+if not t then return 0 end
+local m = redis.call('HGET', KEYS[2], ARGV[1])
+local x, u = string.match(m or '', '^%w*,%w*,%w*,(%w*),(.*)$')
+if x ~= '' then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ',,,' .. t .. ',' .. u)
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
 ",
     )
 });
@@ -212,28 +246,6 @@ return 1
     )
 });
 
-/// A touch (or, with a value, a rewrite) that also rewrites the meta, when
-/// the creation time is known and no limit moves the deadline: what two
-/// plain commands would do, but the meta only while the session exists. A
-/// plain HSET after a logout raced it would turn the logout marker back
-/// into a live meta, which the cleanup would then end a second time (two
-/// `sessionEnded` events) and which would no longer refuse a replayed
-/// value. The expiry moves first, so a full Redis still takes a touch.
-/// KEYS: session, shard. ARGV: deadline (epoch ms), sid, meta, and the
-/// value for a rewrite. Returns 1 when written, else 0.
-pub static TOUCH: LazyLock<Lua> = LazyLock::new(|| {
-    Lua::new(
-        r"
-local done
-if ARGV[4] then done = redis.call('SET', KEYS[1], ARGV[4], 'XX', 'PXAT', ARGV[1])
-else done = redis.call('PEXPIREAT', KEYS[1], ARGV[1]) == 1 end
-if not done then return 0 end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-return 1
-",
-    )
-});
-
 /// Lua's `redis.sha1hex`: the SHA1 of a value, lowercase hex (what
 /// `WRITE` compares against for `merge`).
 pub fn sha1hex(bytes: &[u8]) -> String {
@@ -242,7 +254,7 @@ pub fn sha1hex(bytes: &[u8]) -> String {
 }
 
 /// Every script.
-pub static ALL: [&LazyLock<Lua>; 7] = [&WRITE, &DESTROY, &INDEX, &RECLAIM, &SWAP, &DEVICE, &TOUCH];
+pub static ALL: [&LazyLock<Lua>; 7] = [&WRITE, &DESTROY, &INDEX, &RECLAIM, &SWAP, &DEVICE, &REPAIR];
 
 /// SCRIPT LOAD for every script.
 pub fn load_pipeline() -> redis::Pipeline {

@@ -18,6 +18,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::ops::Context;
 use crate::session::events::Event;
 use crate::session::expiry::{now_ms, TOMBSTONE_MS};
+use crate::session::keys;
 use crate::session::meta::{self, Meta};
 use crate::session::scripts;
 
@@ -53,13 +54,14 @@ const LISTENING_MARK_MS: u64 = 5_000;
 /// The grace this instance gives before claiming an end (see `GRACE_MS`):
 /// a listening instance marks that it listens; the others look for the mark.
 /// One command per tick, which also carries the ends this instance counted
-/// since the last one (see `ended`). A failed look keeps the grace (exactly
+/// since the last one (see `ended`) and the repairs it owes (see `repairs`). A failed look keeps the grace (exactly
 /// once wins).
 async fn grace(link: &Link, ctx: &Context) -> i64 {
     let conn = link.current();
     let key = ctx.keys.listening();
     let mut pipe = redis::pipe();
     ctx.ended.send_with(&mut pipe, &ctx.keys, now_ms());
+    ctx.repairs.send_with(&mut pipe, &ctx.keys);
     if ctx.events.listening() {
         pipe.cmd("SET")
             .arg(&key)
@@ -172,12 +174,14 @@ async fn round(link: &Link, ctx: &Context, shards: &[String], grace: i64) -> Sto
     }
     let mut pipe = redis::pipe();
     for (shard, sid, until) in &due {
+        let key = ctx.keys.session(sid);
         pipe.cmd("EVALSHA")
             .arg(&scripts::RECLAIM.hash)
-            .arg(3)
-            .arg(ctx.keys.session(sid))
+            .arg(4)
+            .arg(&key)
             .arg(*shard)
             .arg(ctx.keys.devices_beside(shard))
+            .arg(keys::tombstone(&key))
             .arg(now)
             .arg(sid)
             .arg(until);
@@ -337,8 +341,10 @@ mod tests {
             wait_for_replicas: false,
             seal: None,
             merge: false,
+            read_expiry: false,
             events: Default::default(),
             ended: Default::default(),
+            repairs: Default::default(),
         };
         let plain = ctx(Lifetime::default(), false);
         let limited = ctx(
