@@ -214,10 +214,9 @@ class RedisSessionStore extends Store {
     return this._policy.perSession ? this._policy.limits(sess) : NO_LIMITS
   }
 
-  // Keeps express-session's contract: a later get() returns the new
-  // cookie.expires. With cookie-derived TTLs only the key's expiry moves
-  // (PEXPIREAT) and get() reads it back; otherwise the value is rewritten,
-  // but never recreated if it was destroyed meanwhile.
+  // With cookie-derived TTLs only the key's expiry moves (PEXPIREAT; get()
+  // reads it back with readExpiry); otherwise the value is rewritten, but
+  // never recreated if it was destroyed meanwhile.
   touch(sid, sess, cb) {
     return quiet(
       callOrPromise(cb, (done) => {

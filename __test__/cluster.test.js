@@ -305,6 +305,8 @@ const UNKNOWN = Symbol('unknown')
 // A logout is followed by a login: a new sid, from `spareSlot` (at most one
 // per `newInSlotEveryMs`) when the old one was in `slotSids`, else a fresh
 // one outside `slot`.
+// Its model expects a get to return the expiry the last touch set: the
+// stores under it read it (readExpiry).
 function workload(store, { seed, workers, slot, slotSids, otherSids, spareSlot, newInSlotEveryMs = 20, users = false, bound }) {
   const rnd = prng(seed)
   const model = new Map() // sid → expected session, null once destroyed, or UNKNOWN
@@ -540,7 +542,7 @@ async function checkAfterLoad(t, store, load) {
 }
 
 test.serial('a slot migrated back and forth while in use: every call succeeds with the right data', async (t) => {
-  const store = makeStore({ commandTimeout: MIGRATION_TIMEOUT })
+  const store = makeStore({ commandTimeout: MIGRATION_TIMEOUT, readExpiry: true })
   const { prefix } = store
   // A slot, 48 session ids in it, and spares for logins into it.
   const slot = slotOf(`${prefix}anchor`)
@@ -597,7 +599,7 @@ test.serial('a login held back by a migrating slot is indexed only once written:
 })
 
 test.serial("the slot of a user's index migrated while in use: per-user calls, stats and length keep working", async (t) => {
-  const store = makeStore({ commandTimeout: MIGRATION_TIMEOUT })
+  const store = makeStore({ commandTimeout: MIGRATION_TIMEOUT, readExpiry: true })
   const { prefix } = store
   // Each user's index has a slot of its own: worker-0's moves.
   const slot = slotOf(`{${prefix}\u0001user:worker-0}`)
