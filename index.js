@@ -17,7 +17,9 @@ const NO_LIMITS = [NaN, NaN]
 const MAX_SID_LENGTH = 4096
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/
 // A lone surrogate becomes U+FFFD in Rust: two such ids would name one key.
+// String.prototype.isWellFormed (Node 20) checks without a regex.
 const LONE_SURROGATE = /\p{Surrogate}/u
+const wellFormed = typeof ''.isWellFormed === 'function' ? (s) => s.isWellFormed() : (s) => !LONE_SURROGATE.test(s)
 
 const MAX_OWNER_LENGTH = 1024
 
@@ -42,7 +44,7 @@ function checkOwner(userId) {
   const owner = String(userId)
   if (owner.length === 0) throw invalidArg('user id must not be empty (its toString gave an empty string)')
   if (owner.length > MAX_OWNER_LENGTH) throw invalidArg(`user id is longer than ${MAX_OWNER_LENGTH} characters`)
-  if (LONE_SURROGATE.test(owner)) throw invalidArg('user id is not well-formed UTF-16 (a lone surrogate): pass it as a proper Unicode string')
+  if (!wellFormed(owner)) throw invalidArg('user id is not well-formed UTF-16 (a lone surrogate): pass it as a proper Unicode string')
   return owner
 }
 
@@ -68,7 +70,7 @@ function checkSid(sid) {
   }
   if (sid.length > MAX_SID_LENGTH) throw invalidArg(`session id is longer than ${MAX_SID_LENGTH} characters`)
   if (CONTROL_CHARS.test(sid)) throw invalidArg('session id contains control characters')
-  if (LONE_SURROGATE.test(sid)) throw invalidArg('session id is not well-formed UTF-16 (a lone surrogate): use ids made of proper Unicode text')
+  if (!wellFormed(sid)) throw invalidArg('session id is not well-formed UTF-16 (a lone surrogate): use ids made of proper Unicode text')
 }
 
 // Runs `start(done)` with a node-style callback, or returns a promise when

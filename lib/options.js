@@ -37,12 +37,15 @@ const DEFAULTS = {
 function defaultUserId(sess) {
   const passport = sess.passport?.user
   const passportId = passport !== null && typeof passport === 'object' && !hasOwnToString(passport) ? passport.id : passport
-  const candidates = [sess.userId, passportId, sess.user?.id]
-  for (const id of candidates) {
-    if (id === undefined || id === null || id === '' || (typeof id === 'number' && !Number.isFinite(id))) continue
-    return id
-  }
-  return undefined
+  // Checked in turn without an array: this runs at every save and touch.
+  if (isSet(sess.userId)) return sess.userId
+  if (isSet(passportId)) return passportId
+  const userId = sess.user?.id
+  return isSet(userId) ? userId : undefined
+}
+
+function isSet(id) {
+  return !(id === undefined || id === null || id === '' || (typeof id === 'number' && !Number.isFinite(id)))
 }
 
 // An id object such as MongoDB's ObjectId: its class gives it a toString.
