@@ -24,7 +24,7 @@ static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 7] = [
         write,
     ),
     (
-        "4aaf0a48d763f01f3ee48fd88c1b88034c47a228",
+        "4edcc470870c6957049571df85b5becba3bc89a9",
         &scripts::DESTROY,
         destroy,
     ),
@@ -34,7 +34,7 @@ static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 7] = [
         index,
     ),
     (
-        "10b943bcbd2aa5693be76bda4c7f093d53d5ba68",
+        "110fb824361c60f88cae9df2184a79f1ba58b060",
         &scripts::RECLAIM,
         reclaim,
     ),
@@ -49,7 +49,7 @@ static SCRIPTS: [(&str, &std::sync::LazyLock<scripts::Lua>, Native); 7] = [
         device,
     ),
     (
-        "89ee195b822906daa807034f2f6968537f46fdd1",
+        "4f10130485002f04b968ec2d5e41f5862ec67e5b",
         &scripts::REPAIR,
         repair,
     ),
@@ -373,8 +373,8 @@ fn destroy(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value>
     }
     r.call(14, &[S(b"HDEL"), opt(key(3)), opt(arg(2))])?;
     // `redis.pcall`: a full Redis may refuse the tombstone.
-    let tombstone = [S(b"SET"), opt(key(4)), opt(arg(1)), S(b"PXAT"), opt(arg(3))];
-    let _ = r.pcall(&tombstone);
+    let _ = r.pcall(&[S(b"HSET"), opt(key(4)), S(b"end"), opt(arg(1))]);
+    let _ = r.pcall(&[S(b"PEXPIREAT"), opt(key(4)), opt(arg(3))]);
     Ok(Value::Array(std::iter::once(done).chain(ended).collect()))
 }
 
@@ -428,10 +428,10 @@ fn reclaim(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value>
         _ => None,
     };
     let live = x.is_some_and(<[u8]>::is_empty);
-    // `x == '' and redis.call('GET', KEYS[4])`: a live meta under a
-    // tombstone gets its logout marker back.
+    // `x == '' and redis.pcall('HGET', KEYS[4], 'end')`: a live meta
+    // under a tombstone gets its logout marker back.
     if live {
-        if let Value::BulkString(t) = r.call(7, &[S(b"GET"), opt(key(4))])? {
+        if let Ok(Value::BulkString(t)) = r.pcall(&[S(b"HGET"), opt(key(4)), S(b"end")]) {
             let marker = [&b",,,"[..], &t, b",", owner].concat();
             r.call(9, &[S(b"HSET"), opt(key(2)), opt(arg(2)), S(&marker)])?;
             return Ok(triple(2, b"", None));
@@ -468,7 +468,7 @@ fn repair(r: &mut Call, keys: &[&[u8]], argv: &[&[u8]]) -> Result<Value, Value> 
     if r.call(2, &[S(b"EXISTS"), opt(key(1))])? == ONE {
         return Ok(ZERO);
     }
-    let Value::BulkString(t) = r.call(3, &[S(b"GET"), opt(key(4))])? else {
+    let Ok(Value::BulkString(t)) = r.pcall(&[S(b"HGET"), opt(key(4)), S(b"end")]) else {
         return Ok(ZERO);
     };
     let stored = r.call(5, &[S(b"HGET"), opt(key(2)), opt(arg(1))])?;

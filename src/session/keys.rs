@@ -292,9 +292,8 @@ fn crc16(mut crc: u16, bytes: &[u8]) -> u16 {
     crc
 }
 
-/// The key versions before persistent metas wrote on destroy, in the
-/// session key's slot; the write script still honours one (it lasts an
-/// hour).
+/// A logout's tombstone, in the session key's slot: it lasts as long as the
+/// logout marker (see `scripts::DESTROY`).
 pub fn tombstone(session_key: &str) -> String {
     beside(session_key, ":gone")
 }

@@ -98,7 +98,9 @@ return born
 
 /// Destroys a session, leaving its meta as the logout marker until the
 /// given time (its owner kept, for `RECLAIM` to find the owner's index), and
-/// a tombstone key that lasts as long: touches write the meta with a plain
+/// a tombstone that lasts as long (a hash, field `end`: with a hash-tagged
+/// prefix its key matches `prefix*`, and a hash is neither a session to
+/// `reindex()`'s typed SCAN nor a value to connect-redis's MGET): touches write the meta with a plain
 /// HSET, and one that lands after the logout turns the marker back into a
 /// live meta; `REPAIR` and `RECLAIM` put the marker back from the
 /// tombstone. A session that exists is deleted first: that frees memory, so
@@ -129,7 +131,8 @@ else
   if type(r) == 'table' and r.err then done = 0 end
 end
 redis.call('HDEL', KEYS[3], ARGV[2])
-redis.pcall('SET', KEYS[4], ARGV[1], 'PXAT', ARGV[3])
+redis.pcall('HSET', KEYS[4], 'end', ARGV[1])
+redis.pcall('PEXPIREAT', KEYS[4], ARGV[3])
 if ended then return {done, ended} end
 return {done}
 ",
@@ -175,7 +178,8 @@ return 1
 /// its session lives or it is a logout marker that must stay, and the
 /// session's device data with it. Also run for device data whose meta is
 /// gone (a write past its deadline deletes the meta in `WRITE`). KEYS:
-/// session, shard, devices, tombstone. ARGV: now, sid, until when the meta
+/// session, shard, devices, tombstone (read with pcall: an older version's
+/// is a string). ARGV: now, sid, until when the meta
 /// of a session found ended must linger ('' for not at all; as a meta holds
 /// it). Returns `{state, owner, meta}`: 1 the session lives, 2 the marker
 /// stays (or is put back: a live meta under a tombstone is a touch that
@@ -193,8 +197,8 @@ local m = redis.call('HGET', KEYS[2], ARGV[2])
 local x, u = string.match(m or '', '^%w*,%w*,%w*,(%w*),(.*)$')
 if x and x ~= '' and tonumber(x, 36) > tonumber(ARGV[1]) then return {2, ''} end
 redis.call('HDEL', KEYS[3], ARGV[2])
-local t = x == '' and redis.call('GET', KEYS[4])
-if t then
+local t = x == '' and redis.pcall('HGET', KEYS[4], 'end')
+if type(t) == 'string' then
   redis.call('HSET', KEYS[2], ARGV[2], ',,,' .. t .. ',' .. u)
   return {2, ''}
 end
@@ -218,8 +222,8 @@ pub static REPAIR: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local t = redis.call('GET', KEYS[4])
-if not t then return 0 end
+local t = redis.pcall('HGET', KEYS[4], 'end')
+if type(t) ~= 'string' then return 0 end
 local m = redis.call('HGET', KEYS[2], ARGV[1])
 local x, u = string.match(m or '', '^%w*,%w*,%w*,(%w*),(.*)$')
 if x ~= '' then return 0 end
