@@ -68,18 +68,25 @@ class Near {
 
   read(socket, data) {
     if (this.socket !== socket) return
-    const { replies, broken } = this.native.nearRead(data)
-    if (broken) {
+    // [broken, then onReply's six arguments per batch answered] (see
+    // src/binding/near.rs).
+    const read = this.native.nearRead(data)
+    const answered = (read.length - 1) / 6
+    if (read[0]) {
       // Rust handed the batches still out to the writer.
       this.drop()
-    } else if (replies.length > 0) {
-      this.sentAt.splice(0, replies.length)
+    } else if (answered > 0) {
+      this.sentAt.splice(0, answered)
       if (this.sentAt.length === 0) {
         this.socket.unref()
         this.settleClose()
       }
     }
-    for (const r of replies) this.onReply(r.id, r.values, r.expiresAt, r.ownerSessions, r.errorCodes, r.errorMessages)
+    this.answer(read)
+  }
+
+  answer(read) {
+    for (let i = 1; i < read.length; i += 6) this.onReply(read[i], read[i + 1], read[i + 2], read[i + 3], read[i + 4], read[i + 5])
   }
 
   lost(socket) {
@@ -92,7 +99,7 @@ class Near {
 
   timedOut() {
     this.drop()
-    for (const r of this.native.nearTimedOut()) this.onReply(r.id, r.values, r.expiresAt, r.ownerSessions, r.errorCodes, r.errorMessages)
+    this.answer(this.native.nearTimedOut())
   }
 
   // Closes the socket; Rust has dealt with its batches.

@@ -246,9 +246,9 @@ impl NativeStore {
     // One argument per parallel array of the wire form (see `wire`).
     #[allow(clippy::too_many_arguments)]
     #[napi(catch_unwind)]
-    pub fn exec(
+    pub fn exec<'env>(
         &self,
-        env: Env,
+        env: &'env Env,
         batch_id: u32,
         count: u32,
         kinds: Uint8ArraySlice,
@@ -258,7 +258,7 @@ impl NativeStore {
         expires: Float64ArraySlice,
         limits: Option<Float64ArraySlice>,
         near: bool,
-    ) -> Result<Option<Buffer>> {
+    ) -> Result<Option<Unknown<'env>>> {
         // A panic here fails this batch's calls, as one in the writer does.
         std::panic::catch_unwind(AssertUnwindSafe(|| {
             if self.take_panic("exec") {
@@ -267,23 +267,27 @@ impl NativeStore {
             let n = count as usize;
             let malformed = || StoreError::new(ErrorKind::InvalidArgument, "malformed batch");
             let (Some(kinds), Some(expires)) = (kinds.get(..n), expires.get(..n)) else {
-                return Err(to_js(&env, malformed()));
+                return Err(to_js(env, malformed()));
             };
             let limits = limits.as_ref().map(|l| &l[..]);
             let ops = decode(kinds, &sids, (values, owners), expires, limits)
-                .map_err(|e| to_js(&env, e))?;
+                .map_err(|e| to_js(env, e))?;
             let ops = match near {
                 true => match self.near.send(batch_id, ops) {
-                    Ok(bytes) => return Ok(Some(bytes.into())),
+                    // Copied into a Buffer V8 owns: for a batch's few hundred
+                    // bytes, cheaper than an external one and its finalizer.
+                    Ok(bytes) => {
+                        return Ok(Some(BufferSlice::copy_from(env, &bytes)?.to_unknown()))
+                    }
                     Err(ops) => ops,
                 },
                 false => ops,
             };
-            let reply = self.reply_to(&env, batch_id, ops.len(), || {})?;
+            let reply = self.reply_to(env, batch_id, ops.len(), || {})?;
             self.inner.submit(ops, reply);
             Ok(None)
         }))
-        .unwrap_or_else(|_| Err(to_js(&env, internal("taking this batch"))))
+        .unwrap_or_else(|_| Err(to_js(env, internal("taking this batch"))))
     }
 
     /// Delivers `len` outcomes to `onReply` under `batch_id`, after `then`;

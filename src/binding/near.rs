@@ -16,40 +16,27 @@ pub struct NearServer {
     pub port: u32,
 }
 
-/// A batch's outcomes, as `onReply` takes them (see `wire::BatchReply`).
-#[napi(object)]
-pub struct NearReply {
-    pub id: u32,
-    pub values: Vec<Option<String>>,
-    pub expires_at: Vec<f64>,
-    pub owner_sessions: Vec<u32>,
-    pub error_codes: Option<Vec<Option<String>>>,
-    pub error_messages: Option<Vec<Option<String>>>,
-}
-
-/// What bytes read from the near socket did.
-#[napi(object)]
-pub struct NearRead {
-    pub replies: Vec<NearReply>,
-    /// The socket must close; its other batches went to the writer.
-    pub broken: bool,
-}
-
-fn replies(answered: Answered) -> Vec<NearReply> {
-    answered
-        .into_iter()
-        .map(|(id, outcomes)| {
-            let r = encode(outcomes);
-            NearReply {
-                id,
-                values: r.values,
-                expires_at: r.expires_at,
-                owner_sessions: r.owner_sessions,
-                error_codes: r.error_codes,
-                error_messages: r.error_messages,
-            }
-        })
-        .collect()
+/// What bytes read from the near socket (or its timeout) did, flat: whether
+/// the socket must close (its other batches went to the writer), then for
+/// each batch answered `onReply`'s six arguments (id, values, expiresAt,
+/// ownerSessions, errorCodes, errorMessages; see `wire::BatchReply`).
+/// Elements rather than an object per batch: named properties cost more
+/// than the arrays themselves.
+fn flat(env: &Env, broken: bool, answered: Answered) -> Result<Array<'_>> {
+    let mut out = env.create_array((1 + 6 * answered.len()) as u32)?;
+    out.set(0, broken)?;
+    let mut at = 1;
+    for (id, outcomes) in answered {
+        let r = encode(outcomes);
+        out.set(at, id)?;
+        out.set(at + 1, r.values)?;
+        out.set(at + 2, r.expires_at)?;
+        out.set(at + 3, r.owner_sessions)?;
+        out.set(at + 4, r.error_codes)?;
+        out.set(at + 5, r.error_messages)?;
+        at += 6;
+    }
+    Ok(out)
 }
 
 #[napi]
@@ -78,16 +65,13 @@ impl NativeStore {
 
     /// Bytes the near socket read: the batches they complete.
     #[napi]
-    pub fn near_read(&self, env: Env, data: BufferSlice) -> Result<NearRead> {
+    pub fn near_read<'env>(&self, env: &'env Env, data: BufferSlice) -> Result<Array<'env>> {
         let fed = self.near.feed(&data);
         let broken = fed.broken.is_some();
         if let Some(sent) = fed.broken {
-            self.resend(&env, sent)?;
+            self.resend(env, sent)?;
         }
-        Ok(NearRead {
-            replies: replies(fed.answered),
-            broken,
-        })
+        flat(env, broken, fed.answered)
     }
 
     /// The near socket closed: its batches go to the writer.
@@ -99,8 +83,8 @@ impl NativeStore {
 
     /// A near batch outlived the command timeout: the socket's batches fail.
     #[napi]
-    pub fn near_timed_out(&self) -> Vec<NearReply> {
-        replies(self.near.timed_out())
+    pub fn near_timed_out<'env>(&self, env: &'env Env) -> Result<Array<'env>> {
+        flat(env, false, self.near.timed_out())
     }
 }
 
