@@ -128,11 +128,16 @@ test('destroy from either store is seen by the other', async (t) => {
 // DESTROY). With a hash-tagged prefix its key matches `prefix*`: it is a
 // hash, which connect-redis's SCAN + MGET reads as nothing and reindex()'s
 // SCAN of strings skips, so neither takes it for a session.
-test('with a hash-tagged prefix, a logout\'s tombstone is no session to connect-redis or to reindex()', async (t) => {
+// So is the mark an instance listening for session events keeps there.
+test('with a hash-tagged prefix, a logout\'s tombstone and the listening mark are no sessions to connect-redis or to reindex()', async (t) => {
   const { prefix, theirs, ours } = pair({ prefix: `{c${randomUUID()}}sess:` })
+  ours.on('sessionEnded', () => {})
   await ours.set('a', session({ visits: 1 }))
   await ours.set('b', session({ visits: 2 }))
   await ours.destroy('a')
+  // The cleanup's tick (each second) writes the mark.
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  t.is(await client.type(`${prefix}\u0001listening`), 'hash', 'the listening mark')
   t.deepEqual((await theirs.all()).map((s) => s.id), ['b'])
   await ours.reindex()
   t.deepEqual(await ours.ids(), ['b'])

@@ -191,8 +191,8 @@ impl Keys {
         range.map(|s| self.shard_of(s as u16)).collect()
     }
 
-    /// Set (with a short TTL) while some instance listens for lifecycle
-    /// events, so the others leave the claiming of ends to it (see
+    /// A small hash, with a short TTL, while some instance listens for
+    /// lifecycle events, so the others leave the claiming of ends to it (see
     /// `store::cleanup`); never read as `prefix + sid`.
     pub fn listening(&self) -> String {
         match &*self.shards {

@@ -63,11 +63,15 @@ async fn grace(link: &Link, ctx: &Context) -> i64 {
     ctx.ended.send_with(&mut pipe, &ctx.keys, now_ms());
     ctx.repairs.send_with(&mut pipe, &ctx.keys);
     if ctx.events.listening() {
-        pipe.cmd("SET")
+        // A hash, not a string: with a hash-tagged prefix the key matches
+        // `prefix*`, and connect-redis's MGET would read a string as a session.
+        pipe.cmd("HSET")
             .arg(&key)
+            .arg("on")
             .arg(1)
-            .arg("PX")
-            .arg(LISTENING_MARK_MS);
+            .cmd("PEXPIREAT")
+            .arg(&key)
+            .arg(now_ms() + LISTENING_MARK_MS as i64);
         let _ = round_trip(&conn, &pipe).await;
         return 0;
     }
