@@ -198,7 +198,8 @@ fn event(op: &Op, now_ms: i64, values: &[Value], listening: bool) -> Option<Even
     }
 }
 
-/// A touch whose expiry found no session: a meta written beside it may
+/// A touch or rewrite that found no session (its first reply: PEXPIREAT's
+/// 0, SET XX's nil, or the write script's 0): a meta written beside it may
 /// have undone a logout marker (see `session::repairs`).
 fn touched_nothing(op: &Op, values: &[Value]) -> bool {
     matches!(op, Op::Touch { .. } | Op::Rewrite { .. })

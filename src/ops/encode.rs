@@ -95,8 +95,9 @@ impl Op {
                 let target = (sid.as_str(), life.bound(*expiry, now_ms), owner.as_deref());
                 // Once the creation time is known (the meta is one value,
                 // and the absolute deadline counts from it), plain commands,
-                // at a fraction of the write script's cost. Without limits and an owner the meta only
-                // feeds `stats().active`, so it is rewritten at most every
+                // at a fraction of the write script's cost. Without limits
+                // and an owner the meta only feeds `stats().active`, so it
+                // is rewritten at most every
                 // `META_EVERY_MS` (see `recent`); an owner's sessions keep
                 // their exact last access (which device goes at
                 // `maxSessionsPerUser`), and limits need it.
