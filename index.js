@@ -64,6 +64,13 @@ function withKey(err, key) {
   return own
 }
 
+// A callback that names the session's key on its error (see withKey). Made
+// here, not inside touch(): a closure there would keep the session object
+// alive until Redis answers (see _written).
+function keyed(done, prefix, sid) {
+  return (err) => done(err ? withKey(err, prefix + sid) : null)
+}
+
 function checkSid(sid) {
   if (typeof sid !== 'string' || sid.length === 0) {
     throw invalidArg(`session id must be a non-empty string, got ${sid === '' ? 'an empty string' : typeof sid}`)
@@ -85,9 +92,18 @@ function callOrPromise(cb, start) {
     }
     return undefined
   }
-  return new Promise((resolve, reject) => {
-    start((err, value) => (err ? reject(err) : resolve(value)))
+  // `settle` is made where it cannot see `start`, which sees the caller's
+  // arguments: held until Redis answers, it would keep them alive.
+  let settle
+  const promise = new Promise((resolve, reject) => {
+    settle = (err, value) => (err ? reject(err) : resolve(value))
   })
+  try {
+    start(settle)
+  } catch (err) {
+    settle(err)
+  }
+  return promise
 }
 
 // destroy() and touch() are often fired and forgotten; a rejection nobody
@@ -198,17 +214,23 @@ class RedisSessionStore extends Store {
       const cap = owner === '' ? undefined : this._policy.capOf(sess)
       const base = this.merge ? sess[LOADED] : undefined
       if (base !== undefined) return this._merge(sid, sess, value, owner, at, done, idle, absolute)
-      const written = (err, _, __, ownerSessions) => {
-        if (err) return done(withKey(err, this.prefix + sid))
-        // A login past the limit: the least recently used sessions go.
-        if (!(ownerSessions > cap)) return done(null)
-        this._native.enforceLimit(owner, cap).then(
-          () => done(null),
-          (e) => done(fromNative(e, this._target)),
-        )
-      }
-      this._batcher.push(OpKind.Set, sid, value, owner, at, written, idle, absolute)
+      this._batcher.push(OpKind.Set, sid, value, owner, at, this._written(done, sid, owner, cap), idle, absolute)
     })
+  }
+
+  // A set's callback, made outside set(): a closure there would keep the
+  // session object alive until Redis answers, long enough for V8 to move
+  // it out of the young generation (see docs/benchmarks.md, Speed III).
+  _written(done, sid, owner, cap) {
+    return (err, _, __, ownerSessions) => {
+      if (err) return done(withKey(err, this.prefix + sid))
+      // A login past the limit: the least recently used sessions go.
+      if (!(ownerSessions > cap)) return done(null)
+      this._native.enforceLimit(owner, cap).then(
+        () => done(null),
+        (e) => done(fromNative(e, this._target)),
+      )
+    }
   }
 
   // A perSession store's limits for `sess`, in ms (else the store's own, in Rust).
@@ -228,7 +250,7 @@ class RedisSessionStore extends Store {
         const owner = this._owner(sess)
         const [idle, absolute] = this._limits(sess)
         const base = this.merge ? sess[LOADED] : undefined
-        const settled = (err) => done(err ? withKey(err, this.prefix + sid) : null)
+        const settled = keyed(done, this.prefix, sid)
         if (this._expiryFollowsCookie()) {
           this._batcher.push(OpKind.Touch, sid, null, owner, at, settled, idle, absolute)
         } else if (base !== undefined) {

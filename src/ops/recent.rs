@@ -65,15 +65,20 @@ impl Recent {
 
     /// The entry for `sid` as owned by `owner`; a new owner starts afresh.
     fn entry_mut(&mut self, sid: &str, owner: Option<&str>) -> &mut Entry {
-        if self.entries.len() >= CAPACITY && !self.entries.contains_key(sid) {
-            self.entries.clear();
-        }
         let fresh = || Entry {
             owner: owner.map(str::to_owned),
             score: f64::NEG_INFINITY,
             meta_at: i64::MIN,
         };
-        let entry = self.entries.entry(sid.to_owned()).or_insert_with(fresh);
+        // Looked up before inserting: most touches find their entry, and
+        // `entry()` would allocate the key each time.
+        if !self.entries.contains_key(sid) {
+            if self.entries.len() >= CAPACITY {
+                self.entries.clear();
+            }
+            self.entries.insert(sid.to_owned(), fresh());
+        }
+        let entry = self.entries.get_mut(sid).expect("inserted above");
         if entry.owner.as_deref() != owner {
             *entry = fresh();
         }
@@ -130,6 +135,9 @@ impl Recent {
 
     /// Notes that `sid` was read and found.
     pub fn was_read(&mut self, sid: &str) {
+        if self.read.contains(sid) {
+            return;
+        }
         if self.read.len() >= CAPACITY {
             self.read.clear();
         }
@@ -142,7 +150,11 @@ impl Recent {
 
     /// Notes when `sid` was created (a session's creation never changes).
     pub fn learn_created(&mut self, sid: &str, at: i64) {
-        if self.created.len() >= CAPACITY && !self.created.contains_key(sid) {
+        if let Some(known) = self.created.get_mut(sid) {
+            *known = at;
+            return;
+        }
+        if self.created.len() >= CAPACITY {
             self.created.clear();
         }
         self.created.insert(sid.to_owned(), at);
