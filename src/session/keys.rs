@@ -135,7 +135,16 @@ impl Keys {
     /// read as `prefix + sid`: they start with `{`, or hold `\u{1}`, which
     /// sids never do (the JS layer refuses control characters).
     pub fn shard(&self, sid: &str) -> String {
-        self.shard_of(slot(self.session(sid).as_bytes()))
+        self.shard_of(self.session_slot(sid))
+    }
+
+    /// The slot of `sid`'s session key, without making the key when
+    /// neither part has a `{` (then the whole key is hashed).
+    fn session_slot(&self, sid: &str) -> u16 {
+        if self.prefix.contains('{') || sid.contains('{') {
+            return slot(self.session(sid).as_bytes());
+        }
+        crc16(crc16(0, self.prefix.as_bytes()), sid.as_bytes()) % SLOTS as u16
     }
 
     fn shard_of(&self, slot: u16) -> String {
@@ -147,7 +156,7 @@ impl Keys {
     /// never in its value, so a `get` reads no more. Like the shards, it
     /// never reads as `prefix + sid`.
     pub fn devices(&self, sid: &str) -> String {
-        self.in_slot(slot(self.session(sid).as_bytes()), "devices")
+        self.in_slot(self.session_slot(sid), "devices")
     }
 
     /// The device hash in the slot of `shard` (one of `shards()`).
@@ -157,19 +166,29 @@ impl Keys {
 
     /// The key `name` of the store's own keys in cluster slot `slot`.
     fn in_slot(&self, slot: u16, name: &str) -> String {
+        // Pushed, not format!ted: this runs for most writes and touches.
+        let mut key = String::with_capacity(self.prefix.len() * 2 + name.len() + 12);
         match &*self.shards {
-            Shards::Tagged => format!("{}\u{1}{name}", self.prefix),
+            Shards::Tagged => {
+                key.push_str(&self.prefix);
+                key.push('\u{1}');
+            }
             Shards::PerSlot { stem, tags } if stem.is_empty() => {
-                format!(
-                    "{{{}}}{}\u{1}{name}",
-                    base36(tags[slot as usize]),
-                    self.prefix
-                )
+                key.push('{');
+                push_base36(&mut key, tags[slot as usize].into());
+                key.push('}');
+                key.push_str(&self.prefix);
+                key.push('\u{1}');
             }
             Shards::PerSlot { stem, tags } => {
-                format!("{{{stem}{}}}{name}", base36(tags[slot as usize]))
+                key.push('{');
+                key.push_str(stem);
+                push_base36(&mut key, tags[slot as usize].into());
+                key.push('}');
             }
         }
+        key.push_str(name);
+        key
     }
 
     /// Every shard of the all-sessions index.
@@ -249,18 +268,25 @@ fn slot_tags(stem: &str) -> Arc<[u32]> {
 
 /// `n` in base 36, lowercase: short text for hash tags and meta times.
 pub fn base36(n: impl Into<u64>) -> String {
+    let mut out = String::with_capacity(8);
+    push_base36(&mut out, n.into());
+    out
+}
+
+fn push_base36(out: &mut String, mut n: u64) {
     const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut n = n.into();
-    let mut out = Vec::with_capacity(8);
+    // u64::MAX has 13 digits in base 36.
+    let mut digits = [0u8; 13];
+    let mut at = digits.len();
     loop {
-        out.push(DIGITS[(n % 36) as usize]);
+        at -= 1;
+        digits[at] = DIGITS[(n % 36) as usize];
         n /= 36;
         if n == 0 {
             break;
         }
     }
-    out.reverse();
-    String::from_utf8(out).unwrap_or_default()
+    out.extend(digits[at..].iter().map(|&d| d as char));
 }
 
 /// Hash slots of a Redis Cluster.
@@ -277,20 +303,34 @@ pub fn slot(key: &[u8]) -> u16 {
     crc16(0, tagged.unwrap_or(key)) % SLOTS as u16
 }
 
-/// CRC16 (XMODEM) of `bytes`, continuing from `crc`.
+/// CRC16 (XMODEM) of `bytes`, continuing from `crc`; a byte at a time
+/// from a table (every touch of an owned session computes a slot).
 fn crc16(mut crc: u16, bytes: &[u8]) -> u16 {
     for &byte in bytes {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
+        crc = (crc << 8) ^ CRC16_TABLE[usize::from((crc >> 8) as u8 ^ byte)];
+    }
+    crc
+}
+
+const CRC16_TABLE: [u16; 256] = {
+    let mut table = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = (i as u16) << 8;
+        let mut bit = 0;
+        while bit < 8 {
             crc = if crc & 0x8000 != 0 {
                 (crc << 1) ^ 0x1021
             } else {
                 crc << 1
             };
+            bit += 1;
         }
+        table[i] = crc;
+        i += 1;
     }
-    crc
-}
+    table
+};
 
 /// A logout's tombstone, in the session key's slot: it lasts as long as the
 /// logout marker (see `scripts::DESTROY`).
@@ -301,6 +341,36 @@ pub fn tombstone(session_key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_are_redis_clusters() {
+        // XMODEM's check value, and slots `CLUSTER KEYSLOT` gives.
+        assert_eq!(crc16(0, b"123456789"), 0x31c3);
+        assert_eq!(slot(b"somekey"), 11058);
+        assert_eq!(slot(b"foo{hash_tag}"), 2515);
+    }
+
+    #[test]
+    fn store_keys_read_as_tag_prefix_and_name() {
+        let n = |k: &Keys, s: u16| match &*k.shards {
+            Shards::PerSlot { tags, .. } => base36(tags[s as usize]),
+            Shards::Tagged => String::new(),
+        };
+        let plain = Keys::new("sess:");
+        for s in [0u16, 1, 9_999, 16_383] {
+            assert_eq!(plain.in_slot(s, "all"), format!("{{sess:\u{1}{}}}all", n(&plain, s)));
+        }
+        let odd = Keys::new("a}b:");
+        assert_eq!(odd.in_slot(7, "devices"), format!("{{{}}}a}}b:\u{1}devices", n(&odd, 7)));
+        assert_eq!(Keys::new("{app}s:").in_slot(3, "all"), "{app}s:\u{1}all");
+        assert_eq!(base36(0u32), "0");
+        for sid in ["abc", "x{y}z", "{", "}{t}"] {
+            for keys in [&plain, &odd, &Keys::new("p{q:")] {
+                assert_eq!(keys.session_slot(sid), slot(keys.session(sid).as_bytes()), "{sid}");
+            }
+        }
+        assert_eq!(base36(u64::MAX), "3w5e11264sgsf");
+    }
 
     #[test]
     fn keys_are_prefix_plus_sid() {
