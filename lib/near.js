@@ -58,12 +58,13 @@ class Near {
     socket.on('close', () => this.lost(socket))
   }
 
-  // Writes a batch Rust encoded for this socket (see Batcher.flush).
+  // Writes a batch Rust encoded for this socket (see Batcher.flush): its
+  // bytes as a latin1 string, one char per byte.
   send(bytes) {
     if (this.sentAt.length === 0) this.socket.ref()
     this.sentAt.push(performance.now())
     if (this.timer === null) this.arm(this.timeoutMs)
-    this.socket.write(bytes)
+    this.socket.write(bytes, 'latin1')
   }
 
   read(socket, data) {

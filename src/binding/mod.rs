@@ -274,11 +274,11 @@ impl NativeStore {
                 .map_err(|e| to_js(env, e))?;
             let ops = match near {
                 true => match self.near.send(batch_id, ops) {
-                    // Copied into a Buffer V8 owns: for a batch's few hundred
-                    // bytes, cheaper than an external one and its finalizer.
-                    Ok(bytes) => {
-                        return Ok(Some(BufferSlice::copy_from(env, &bytes)?.to_unknown()))
-                    }
+                    // As a latin1 string, one char per byte, which the socket
+                    // writes back byte for byte: a young V8 string costs less
+                    // than a Buffer (a backing store, and its prototype set
+                    // from C++), and Node writes a small one from the stack.
+                    Ok(bytes) => return Ok(Some(env.create_string_latin1(&bytes)?.to_unknown())),
                     Err(ops) => ops,
                 },
                 false => ops,
