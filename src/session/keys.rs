@@ -358,15 +358,25 @@ mod tests {
         };
         let plain = Keys::new("sess:");
         for s in [0u16, 1, 9_999, 16_383] {
-            assert_eq!(plain.in_slot(s, "all"), format!("{{sess:\u{1}{}}}all", n(&plain, s)));
+            assert_eq!(
+                plain.in_slot(s, "all"),
+                format!("{{sess:\u{1}{}}}all", n(&plain, s))
+            );
         }
         let odd = Keys::new("a}b:");
-        assert_eq!(odd.in_slot(7, "devices"), format!("{{{}}}a}}b:\u{1}devices", n(&odd, 7)));
+        assert_eq!(
+            odd.in_slot(7, "devices"),
+            format!("{{{}}}a}}b:\u{1}devices", n(&odd, 7))
+        );
         assert_eq!(Keys::new("{app}s:").in_slot(3, "all"), "{app}s:\u{1}all");
         assert_eq!(base36(0u32), "0");
         for sid in ["abc", "x{y}z", "{", "}{t}"] {
             for keys in [&plain, &odd, &Keys::new("p{q:")] {
-                assert_eq!(keys.session_slot(sid), slot(keys.session(sid).as_bytes()), "{sid}");
+                assert_eq!(
+                    keys.session_slot(sid),
+                    slot(keys.session(sid).as_bytes()),
+                    "{sid}"
+                );
             }
         }
         assert_eq!(base36(u64::MAX), "3w5e11264sgsf");
