@@ -15,7 +15,7 @@ function settle(cb, err, value, expiresAt, ownerSessions) {
   }
 }
 
-// Replies to fewer operations are not split (see onReply).
+// Replies to fewer operations are not split (see settleBatch).
 const SPLIT_MIN = 16
 const MIN_CAPACITY = 64
 const MAX_KEPT_CAPACITY = 4096
@@ -54,7 +54,8 @@ class Batcher {
     this.onReply = this.onReply.bind(this)
     this.native = open(this.onReply)
     const server = this.native.nearServer()
-    this.near = server ? new Near(this.native, server, timeoutMs, this.onReply) : null
+    this.onFlat = this.onFlat.bind(this)
+    this.near = server ? new Near(this.native, server, timeoutMs, this.onFlat) : null
   }
 
   reset() {
@@ -155,6 +156,25 @@ class Batcher {
   onReply(id, values, expiresAt, ownerSessions, errorCodes, errorMessages) {
     if (id === this.warningId) return this.onWarning(errorCodes[0], errorMessages[0])
     if (id === this.eventsId) return this.onEvents(values)
+    this.settleBatch(id, errorCodes, errorMessages, (cb, i) => settle(cb, null, values[i], expiresAt[i], ownerSessions[i]))
+  }
+
+  // The batch at `at` of a near socket's flat reply (see near.js, and
+  // flat() in src/binding/near.rs): id, n, errors, then n triples.
+  // Returns where the next batch starts.
+  onFlat(read, at) {
+    const n = read[at + 1]
+    const errors = read[at + 2]
+    const base = at + 3
+    this.settleBatch(read[at], errors && errors[0], errors && errors[1], (cb, i) =>
+      settle(cb, null, read[base + 3 * i], read[base + 3 * i + 1], read[base + 3 * i + 2]),
+    )
+    return base + 3 * n
+  }
+
+  // Settles batch `id`'s callbacks: an error where `errorCodes` has one,
+  // else through `ok(callback, i)`.
+  settleBatch(id, errorCodes, errorMessages, ok) {
     const callbacks = this.inFlight.get(id)
     if (!callbacks) return
     this.inFlight.delete(id)
@@ -171,7 +191,7 @@ class Batcher {
       if (errorCodes && errorCodes[i]) {
         settle(callbacks[i], new RedisSessionStoreError(errorCodes[i], atTarget(errorCodes[i], errorMessages[i], this.target)))
       } else {
-        settle(callbacks[i], null, values[i], expiresAt[i], ownerSessions[i])
+        ok(callbacks[i], i)
       }
     }
   }

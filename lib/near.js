@@ -15,11 +15,11 @@ const RETRY_MS = 1000
 // A socket that closes hands its batches to the writer; one that outlives
 // the command timeout fails them, as the writer does.
 class Near {
-  constructor(native, server, timeoutMs, onReply) {
+  constructor(native, server, timeoutMs, onFlat) {
     this.native = native
     this.server = server
     this.timeoutMs = timeoutMs
-    this.onReply = onReply
+    this.onFlat = onFlat
     this.socket = null
     this.connected = false
     // When each batch on the socket was written, oldest first.
@@ -69,25 +69,28 @@ class Near {
 
   read(socket, data) {
     if (this.socket !== socket) return
-    // [broken, then onReply's six arguments per batch answered] (see
-    // src/binding/near.rs).
+    // [broken, then per batch answered: id, n, errors, n × (value,
+    // expiresAt, ownerSessions)] (see src/binding/near.rs).
     const read = this.native.nearRead(data)
-    const answered = (read.length - 1) / 6
     if (read[0]) {
       // Rust handed the batches still out to the writer.
       this.drop()
-    } else if (answered > 0) {
-      this.sentAt.splice(0, answered)
-      if (this.sentAt.length === 0) {
-        this.socket.unref()
-        this.settleClose()
+    } else {
+      let answered = 0
+      for (let at = 1; at < read.length; at += 3 + 3 * read[at + 1]) answered++
+      if (answered > 0) {
+        this.sentAt.splice(0, answered)
+        if (this.sentAt.length === 0) {
+          this.socket.unref()
+          this.settleClose()
+        }
       }
     }
     this.answer(read)
   }
 
   answer(read) {
-    for (let i = 1; i < read.length; i += 6) this.onReply(read[i], read[i + 1], read[i + 2], read[i + 3], read[i + 4], read[i + 5])
+    for (let at = 1; at < read.length; ) at = this.onFlat(read, at)
   }
 
   lost(socket) {

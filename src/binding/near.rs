@@ -16,25 +16,40 @@ pub struct NearServer {
     pub port: u32,
 }
 
-/// What bytes read from the near socket (or its timeout) did, flat: whether
-/// the socket must close (its other batches went to the writer), then for
-/// each batch answered `onReply`'s six arguments (id, values, expiresAt,
-/// ownerSessions, errorCodes, errorMessages; see `wire::BatchReply`).
-/// Elements rather than an object per batch: named properties cost more
-/// than the arrays themselves.
+/// What bytes read from the near socket (or its timeout) did, in one flat
+/// array: whether the socket must close (its other batches went to the
+/// writer), then for each batch answered its id, its number of operations
+/// n, its errors (null, or [codes, messages] when one failed; see
+/// `wire::BatchReply`), and n triples (value, expiresAt, ownerSessions).
+/// One array in all: through napi each array made, and each element set,
+/// costs more than the values themselves.
 fn flat(env: &Env, broken: bool, answered: Answered) -> Result<Array<'_>> {
-    let mut out = env.create_array((1 + 6 * answered.len()) as u32)?;
+    let len: usize = answered.iter().map(|(_, o)| 3 + 3 * o.len()).sum();
+    let mut out = env.create_array((1 + len) as u32)?;
     out.set(0, broken)?;
     let mut at = 1;
     for (id, outcomes) in answered {
         let r = encode(outcomes);
+        let n = r.values.len() as u32;
         out.set(at, id)?;
-        out.set(at + 1, r.values)?;
-        out.set(at + 2, r.expires_at)?;
-        out.set(at + 3, r.owner_sessions)?;
-        out.set(at + 4, r.error_codes)?;
-        out.set(at + 5, r.error_messages)?;
-        at += 6;
+        out.set(at + 1, n)?;
+        match (r.error_codes, r.error_messages) {
+            (Some(codes), Some(messages)) => {
+                let mut errors = env.create_array(2)?;
+                errors.set(0, codes)?;
+                errors.set(1, messages)?;
+                out.set(at + 2, errors)?;
+            }
+            _ => out.set(at + 2, Null)?,
+        }
+        at += 3;
+        let numbers = r.expires_at.into_iter().zip(r.owner_sessions);
+        for (value, (expires_at, owner_sessions)) in r.values.into_iter().zip(numbers) {
+            out.set(at, value)?;
+            out.set(at + 1, expires_at)?;
+            out.set(at + 2, owner_sessions)?;
+            at += 3;
+        }
     }
     Ok(out)
 }
