@@ -118,8 +118,7 @@ impl Op {
                     // `scripts::DESTROY`; `decode` asks for `REPAIR` when
                     // the expiry found no session).
                     Some((created, at)) => {
-                        let tail = meta::tail(now_ms, cookie, owner.as_deref());
-                        let meta = format!("{}{tail}", meta::time(created));
+                        let meta = meta::whole(created, now_ms, cookie, owner.as_deref());
                         plain_write(pipe, ctx, &key, (value, Expiry::At(at)));
                         pipe.cmd("HSET")
                             .arg(ctx.keys.shard(sid))
@@ -277,11 +276,7 @@ fn adopt_meta(
     sid: &str,
     (expiry, owner): (Expiry, Option<&str>),
 ) -> usize {
-    let meta = format!(
-        "{}{}",
-        meta::time(now_ms),
-        meta::tail(now_ms, expiry.at(), owner)
-    );
+    let meta = meta::whole(now_ms, now_ms, expiry.at(), owner);
     pipe.cmd("HSETNX")
         .arg(ctx.keys.shard(sid))
         .arg(sid)

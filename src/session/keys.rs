@@ -273,7 +273,7 @@ pub fn base36(n: impl Into<u64>) -> String {
     out
 }
 
-fn push_base36(out: &mut String, mut n: u64) {
+pub fn push_base36(out: &mut String, mut n: u64) {
     const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     // u64::MAX has 13 digits in base 36.
     let mut digits = [0u8; 13];

@@ -13,7 +13,7 @@
 use redis::Value;
 
 use super::expiry::Lifetime;
-use super::keys::base36;
+use super::keys::{base36, push_base36};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
@@ -33,8 +33,29 @@ pub struct Meta {
 /// The meta a write records after the creation time (which the write
 /// script keeps, or sets): `,now,cookie deadline,,owner`.
 pub fn tail(now_ms: i64, cookie_expiry: Option<i64>, owner: Option<&str>) -> String {
-    let cookie = cookie_expiry.map_or_else(String::new, time);
-    format!(",{},{cookie},,{}", time(now_ms), owner.unwrap_or(""))
+    let mut out = String::new();
+    push_tail(&mut out, now_ms, cookie_expiry, owner);
+    out
+}
+
+/// A whole meta: `created`, then `tail`; one allocation (a touch of an
+/// owned session writes one).
+pub fn whole(created: i64, now_ms: i64, cookie_expiry: Option<i64>, owner: Option<&str>) -> String {
+    let mut out = String::with_capacity(32 + owner.map_or(0, str::len));
+    push_base36(&mut out, created.max(0) as u64);
+    push_tail(&mut out, now_ms, cookie_expiry, owner);
+    out
+}
+
+fn push_tail(out: &mut String, now_ms: i64, cookie_expiry: Option<i64>, owner: Option<&str>) {
+    out.push(',');
+    push_base36(out, now_ms.max(0) as u64);
+    out.push(',');
+    if let Some(at) = cookie_expiry {
+        push_base36(out, at.max(0) as u64);
+    }
+    out.push_str(",,");
+    out.push_str(owner.unwrap_or(""));
 }
 
 /// A time as a meta holds it: epoch ms in base 36 (negative ones, which no
@@ -169,6 +190,13 @@ mod tests {
         let marker = Meta::read(&stored(",,,2r,ada")).unwrap();
         assert_eq!((marker.marker, marker.owner.as_str()), (Some(99), "ada"));
         assert_eq!(tail(5, Some(37), Some("ada")), ",5,11,,ada");
+        assert_eq!(tail(-1, None, None), ",0,,,");
+        assert_eq!(whole(36, 5, Some(37), Some("ada")), "10,5,11,,ada");
+        let read = Meta::read(&stored(&whole(1_000, 2_000, None, Some("o")))).unwrap();
+        assert_eq!(
+            (read.created, read.last_access, read.cookie_expiry),
+            (1_000, 2_000, None)
+        );
         // Epoch ms in eight digits until 2059.
         assert_eq!(time(1_765_000_000_000), "mitvfg1s");
         assert_eq!(read_time("mitvfg1s"), Some(1_765_000_000_000));
