@@ -66,7 +66,7 @@ function withKey(err, key) {
 
 // A callback that names the session's key on its error (see withKey). Made
 // here, not inside touch(): a closure there would keep the session object
-// alive until Redis answers (see _written).
+// alive until Redis answers (see _written). destroy() shares it.
 function keyed(done, prefix, sid) {
   return (err) => done(err ? withKey(err, prefix + sid) : null)
 }
@@ -291,7 +291,7 @@ class RedisSessionStore extends Store {
     return quiet(
       callOrPromise(cb, (done) => {
         checkSid(sid)
-        this._batcher.push(OpKind.Destroy, sid, null, events.reasonOf(this, sid), NaN, (err) => done(err ? withKey(err, this.prefix + sid) : null))
+        this._batcher.push(OpKind.Destroy, sid, null, events.reasonOf(this, sid), NaN, keyed(done, this.prefix, sid))
       }),
     )
   }

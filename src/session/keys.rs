@@ -42,6 +42,9 @@ fn base64url(bytes: &[u8]) -> String {
 #[derive(Debug, Clone)]
 pub struct Keys {
     prefix: String,
+    /// CRC16 of the prefix, where a session's slot hashes the whole key
+    /// (no `{` in the prefix): a slot then continues from it.
+    prefix_crc: Option<u16>,
     shards: Arc<Shards>,
 }
 
@@ -96,6 +99,7 @@ impl Keys {
             Shards::PerSlot { stem, tags }
         };
         Keys {
+            prefix_crc: (!prefix.contains('{')).then(|| crc16(0, prefix.as_bytes())),
             prefix,
             shards: Arc::new(shards),
         }
@@ -141,10 +145,10 @@ impl Keys {
     /// The slot of `sid`'s session key, without making the key when
     /// neither part has a `{` (then the whole key is hashed).
     fn session_slot(&self, sid: &str) -> u16 {
-        if self.prefix.contains('{') || sid.contains('{') {
-            return slot(self.session(sid).as_bytes());
+        match self.prefix_crc {
+            Some(crc) if !sid.contains('{') => crc16(crc, sid.as_bytes()) % SLOTS as u16,
+            _ => slot(self.session(sid).as_bytes()),
         }
-        crc16(crc16(0, self.prefix.as_bytes()), sid.as_bytes()) % SLOTS as u16
     }
 
     fn shard_of(&self, slot: u16) -> String {
