@@ -68,6 +68,37 @@ test('a near socket cut with batches on it: they go through the writer, in order
   t.truthy(await nearOpen(store))
 })
 
+test('a read of many sessions at once on the near socket: each value as written, non-ASCII, missing and large ones too', async (t) => {
+  const store = makeStore()
+  const texts = ['plain', 'café ü', '😀 emoji, two UTF-16 units', '中文 text', '']
+  const ids = Array.from({ length: 300 }, (_, i) => `m${i}`)
+  // Every seventh id is never saved. The values (0-1 KB each) come back
+  // in several strings, each holding whole values; a session of 600 KB
+  // is a string of its own.
+  const saved = ids.filter((_, i) => i % 7 !== 3)
+  const big = 'ß'.repeat(300_000)
+  const text = (k) => texts[k % texts.length].repeat(1 + (k % 40))
+  for (const [i, id] of saved.entries()) await store.set(id, session(60_000, { i, text: text(i) }))
+  await store.set('big1', session(60_000, { big }))
+  await store.set('big2', session(60_000, { big, two: true }))
+  const near = await nearOpen(store)
+  // One batch each (issued in one tick), taken by the near socket: its
+  // numbers (2 + 2 + 3 per operation) outgrow the first array.
+  const read = await Promise.all(ids.map((id) => store.get(id)))
+  t.true(near.numbers.length >= 4 + 3 * ids.length)
+  for (const [i, id] of ids.entries()) {
+    const k = saved.indexOf(id)
+    if (k === -1) t.is(read[i], null, id)
+    else t.deepEqual([read[i].i, read[i].text], [k, text(k)], id)
+  }
+  t.is(await lastCommand(near), 'get')
+  const [one, two, none] = await Promise.all([store.get('big1'), store.get('big2'), store.get('nothing')])
+  t.is(one.big, big)
+  t.true(two.two && two.big === big)
+  t.is(none, null)
+  t.is(await lastCommand(near), 'get')
+})
+
 test('scripts flushed from the server: the save goes through the writer, which loads them again', async (t) => {
   const store = makeStore()
   await nearOpen(store)

@@ -54,8 +54,8 @@ class Batcher {
     this.onReply = this.onReply.bind(this)
     this.native = open(this.onReply)
     const server = this.native.nearServer()
-    this.onFlat = this.onFlat.bind(this)
-    this.near = server ? new Near(this.native, server, timeoutMs, this.onFlat) : null
+    this.onBatch = this.onBatch.bind(this)
+    this.near = server ? new Near(this.native, server, timeoutMs, this.onBatch) : null
   }
 
   reset() {
@@ -159,17 +159,31 @@ class Batcher {
     this.settleBatch(id, errorCodes, errorMessages, (cb, i) => settle(cb, null, values[i], expiresAt[i], ownerSessions[i]))
   }
 
-  // The batch at `at` of a near socket's flat reply (see near.js, and
-  // flat() in src/binding/near.rs): id, n, errors, then n triples.
+  // The batch at `at` of a near socket's reply numbers (see near.js, and
+  // answer() in src/binding/near.rs): id, n, then n triples (value length,
+  // -1 for none; expiresAt; ownerSessions). `text` holds its values in
+  // order, in one string or an array of strings each holding whole values.
   // Returns where the next batch starts.
-  onFlat(read, at) {
-    const n = read[at + 1]
-    const errors = read[at + 2]
-    const base = at + 3
-    this.settleBatch(read[at], errors && errors[0], errors && errors[1], (cb, i) =>
-      settle(cb, null, read[base + 3 * i], read[base + 3 * i + 1], read[base + 3 * i + 2]),
-    )
-    return base + 3 * n
+  onBatch(numbers, at, text, errors) {
+    const base = at + 2
+    const chunks = typeof text === 'string' ? null : text
+    let chunk = chunks === null ? text : chunks[0]
+    let next = 1
+    let pos = 0
+    this.settleBatch(numbers[at], errors && errors[0], errors && errors[1], (cb, i) => {
+      const len = numbers[base + 3 * i]
+      let value = null
+      if (len >= 0) {
+        if (pos + len > chunk.length) {
+          chunk = chunks[next++]
+          pos = 0
+        }
+        value = chunk.slice(pos, pos + len)
+        pos += len
+      }
+      settle(cb, null, value, numbers[base + 3 * i + 1], numbers[base + 3 * i + 2])
+    })
+    return base + 3 * numbers[at + 1]
   }
 
   // Settles batch `id`'s callbacks: an error where `errorCodes` has one,

@@ -15,11 +15,13 @@ const RETRY_MS = 1000
 // A socket that closes hands its batches to the writer; one that outlives
 // the command timeout fails them, as the writer does.
 class Near {
-  constructor(native, server, timeoutMs, onFlat) {
+  constructor(native, server, timeoutMs, onBatch) {
     this.native = native
     this.server = server
     this.timeoutMs = timeoutMs
-    this.onFlat = onFlat
+    this.onBatch = onBatch
+    // Replies' numbers, written by Rust (see adopt()).
+    this.numbers = null
     this.socket = null
     this.connected = false
     // When each batch on the socket was written, oldest first.
@@ -69,15 +71,15 @@ class Near {
 
   read(socket, data) {
     if (this.socket !== socket) return
-    // [broken, then per batch answered: id, n, errors, n × (value,
-    // expiresAt, ownerSessions)] (see src/binding/near.rs).
-    const read = this.native.nearRead(data)
-    if (read[0]) {
+    // Numbers in `this.numbers`, strings in `out` (see answer() in
+    // src/binding/near.rs).
+    const out = this.native.nearRead(data)
+    const numbers = this.adopt(out)
+    if (numbers[0]) {
       // Rust handed the batches still out to the writer.
       this.drop()
     } else {
-      let answered = 0
-      for (let at = 1; at < read.length; at += 3 + 3 * read[at + 1]) answered++
+      const answered = numbers[1]
       if (answered > 0) {
         this.sentAt.splice(0, answered)
         if (this.sentAt.length === 0) {
@@ -86,11 +88,21 @@ class Near {
         }
       }
     }
-    this.answer(read)
+    this.answer(numbers, out)
   }
 
-  answer(read) {
-    for (let at = 1; at < read.length; ) at = this.onFlat(read, at)
+  // Rust hands over a bigger array for the numbers when a read needs one.
+  adopt(out) {
+    if (out[0] !== null) this.numbers = out[0]
+    return this.numbers
+  }
+
+  // Per batch answered: numbers from [2] on, its values' text and its
+  // errors from out[1] on. Rust writes the numbers only during nearRead
+  // and nearTimedOut, which callbacks never call.
+  answer(numbers, out) {
+    const batches = numbers[1]
+    for (let b = 0, at = 2; b < batches; b++) at = this.onBatch(numbers, at, out[1 + 2 * b], out[2 + 2 * b])
   }
 
   lost(socket) {
@@ -103,7 +115,8 @@ class Near {
 
   timedOut() {
     this.drop()
-    this.answer(this.native.nearTimedOut())
+    const out = this.native.nearTimedOut()
+    this.answer(this.adopt(out), out)
   }
 
   // Closes the socket; Rust has dealt with its batches.

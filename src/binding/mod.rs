@@ -126,6 +126,7 @@ pub struct NativeStore {
     /// The JS thread's own socket, when the server and options allow one
     /// (see `near`).
     near: Near,
+    near_numbers: Mutex<near::NearNumbers>,
     /// None after `close()`: the callback into JS is released with the
     /// store, so nothing of it outlives the store (a test runner's
     /// open-handle check would see it).
@@ -228,6 +229,7 @@ impl NativeStore {
         let store = Arc::new(store);
         Ok(NativeStore {
             near: Near::new(store.clone()),
+            near_numbers: Mutex::default(),
             inner: store,
             on_reply: Mutex::new(Some(on_reply)),
             in_flight,

@@ -16,42 +16,134 @@ pub struct NearServer {
     pub port: u32,
 }
 
-/// What bytes read from the near socket (or its timeout) did, in one flat
-/// array: whether the socket must close (its other batches went to the
-/// writer), then for each batch answered its id, its number of operations
-/// n, its errors (null, or [codes, messages] when one failed; see
-/// `wire::BatchReply`), and n triples (value, expiresAt, ownerSessions).
-/// One array in all: through napi each array made, and each element set,
-/// costs more than the values themselves.
-fn flat(env: &Env, broken: bool, answered: Answered) -> Result<Array<'_>> {
-    let len: usize = answered.iter().map(|(_, o)| 3 + 3 * o.len()).sum();
-    let mut out = env.create_array((1 + len) as u32)?;
-    out.set(0, broken)?;
-    let mut at = 1;
-    for (id, outcomes) in answered {
+/// A batch's values come back in strings of about this many bytes at most
+/// (a longer value alone in one): V8 makes a bigger string in its large
+/// object space, at a cost per string above the copy's.
+const CHUNK: usize = 32 << 10;
+
+/// What bytes read from the near socket (or its timeout) did. The numbers
+/// go into a Float64Array JS and Rust share (see `NearNumbers`): whether
+/// the socket must close (its other batches went to the writer), how many
+/// batches were answered, then per batch its id and number of operations
+/// n, and n triples (value length in UTF-16 units or -1 for none,
+/// expiresAt, ownerSessions). The returned array holds that Float64Array
+/// when it was replaced by a bigger one (else null), then per batch its
+/// values, in order, in one string or several (see `set_text`), and its
+/// errors (null, or [codes, messages] when one failed; see
+/// `wire::BatchReply`). Through napi each element set costs more than a
+/// number written to memory, and one string per batch less than one per
+/// value.
+fn answer<'env>(
+    env: &'env Env,
+    numbers: &mut NearNumbers,
+    broken: bool,
+    answered: Answered,
+) -> Result<Array<'env>> {
+    let need = 2 + answered.iter().map(|(_, o)| 2 + 3 * o.len()).sum::<usize>();
+    let mut out = env.create_array((1 + 2 * answered.len()) as u32)?;
+    match numbers.fit(env, need)? {
+        Some(fresh) => out.set(0, fresh)?,
+        None => out.set(0, Null)?,
+    }
+    let nums = numbers.slice();
+    nums[0] = f64::from(u8::from(broken));
+    nums[1] = answered.len() as f64;
+    let mut at = 2;
+    for (b, (id, outcomes)) in answered.into_iter().enumerate() {
         let r = encode(outcomes);
-        let n = r.values.len() as u32;
-        out.set(at, id)?;
-        out.set(at + 1, n)?;
+        nums[at] = f64::from(id);
+        nums[at + 1] = r.values.len() as f64;
+        at += 2;
+        let numbers = r.expires_at.iter().zip(&r.owner_sessions);
+        for (value, (&expires_at, &owner_sessions)) in r.values.iter().zip(numbers) {
+            nums[at] = value.as_deref().map_or(-1.0, |v| utf16_len(v) as f64);
+            nums[at + 1] = expires_at;
+            nums[at + 2] = f64::from(owner_sessions);
+            at += 3;
+        }
+        let slot = (1 + 2 * b) as u32;
+        set_text(env, &mut out, slot, r.values)?;
         match (r.error_codes, r.error_messages) {
             (Some(codes), Some(messages)) => {
                 let mut errors = env.create_array(2)?;
                 errors.set(0, codes)?;
                 errors.set(1, messages)?;
-                out.set(at + 2, errors)?;
+                out.set(slot + 1, errors)?;
             }
-            _ => out.set(at + 2, Null)?,
-        }
-        at += 3;
-        let numbers = r.expires_at.into_iter().zip(r.owner_sessions);
-        for (value, (expires_at, owner_sessions)) in r.values.into_iter().zip(numbers) {
-            out.set(at, value)?;
-            out.set(at + 1, expires_at)?;
-            out.set(at + 2, owner_sessions)?;
-            at += 3;
+            _ => out.set(slot + 1, Null)?,
         }
     }
     Ok(out)
+}
+
+/// A batch's values in order, as one string or an array of strings each
+/// holding whole values (see `CHUNK`); latin1 when ASCII (a copy, where
+/// UTF-8 is decoded).
+fn set_text(env: &Env, out: &mut Array, slot: u32, values: Vec<Option<String>>) -> Result<()> {
+    let mut chunks = Vec::new();
+    let mut text = String::new();
+    for v in values.iter().flatten() {
+        if !text.is_empty() && text.len() + v.len() > CHUNK {
+            chunks.push(std::mem::take(&mut text));
+        }
+        text.push_str(v);
+    }
+    if chunks.is_empty() {
+        return out.set(slot, js_string(env, &text)?);
+    }
+    chunks.push(text);
+    let mut array = env.create_array(chunks.len() as u32)?;
+    for (i, chunk) in chunks.iter().enumerate() {
+        array.set(i as u32, js_string(env, chunk)?)?;
+    }
+    out.set(slot, array)
+}
+
+fn js_string<'env>(env: &'env Env, text: &str) -> Result<napi::JsString<'env>> {
+    if text.is_ascii() {
+        env.create_string_latin1(text.as_bytes())
+    } else {
+        env.create_string(text)
+    }
+}
+
+/// How long `text` is in JS (UTF-16 code units).
+fn utf16_len(text: &str) -> usize {
+    if text.is_ascii() {
+        text.len()
+    } else {
+        text.chars().map(char::len_utf16).sum()
+    }
+}
+
+/// The Float64Array near replies' numbers go to, held (by a napi reference)
+/// between reads; replaced by a bigger one when a read needs more.
+#[derive(Default)]
+pub(super) struct NearNumbers(Option<Float64Array>);
+
+impl NearNumbers {
+    /// Makes room for `need` numbers: the new array, for JS, when one was made.
+    fn fit<'env>(&mut self, env: &'env Env, need: usize) -> Result<Option<Unknown<'env>>> {
+        if self.0.as_ref().is_some_and(|n| n.len() >= need) {
+            return Ok(None);
+        }
+        let len = need
+            .max(2 * self.0.as_ref().map_or(0, |n| n.len()))
+            .max(256);
+        // SAFETY: `env` is this call's, and the value just made is a
+        // Float64Array; the kept one holds a reference to it.
+        unsafe {
+            let value = Float64Array::to_napi_value(env.raw(), Float64Array::new(vec![0.0; len]))?;
+            self.0 = Some(Float64Array::from_napi_value(env.raw(), value)?);
+            Ok(Some(Unknown::from_raw_unchecked(env.raw(), value)))
+        }
+    }
+
+    fn slice(&mut self) -> &mut [f64] {
+        // SAFETY: written only here, on the JS thread, during a napi call;
+        // JS reads it after the call returns.
+        self.0.as_mut().map_or(&mut [], |n| unsafe { n.as_mut() })
+    }
 }
 
 #[napi]
@@ -86,7 +178,12 @@ impl NativeStore {
         if let Some(sent) = fed.broken {
             self.resend(env, sent)?;
         }
-        flat(env, broken, fed.answered)
+        answer(
+            env,
+            &mut self.near_numbers.lock().unwrap(),
+            broken,
+            fed.answered,
+        )
     }
 
     /// The near socket closed: its batches go to the writer.
@@ -99,7 +196,8 @@ impl NativeStore {
     /// A near batch outlived the command timeout: the socket's batches fail.
     #[napi]
     pub fn near_timed_out<'env>(&self, env: &'env Env) -> Result<Array<'env>> {
-        flat(env, false, self.near.timed_out())
+        let answered = self.near.timed_out();
+        answer(env, &mut self.near_numbers.lock().unwrap(), false, answered)
     }
 }
 
