@@ -71,8 +71,8 @@ class Near {
 
   read(socket, data) {
     if (this.socket !== socket) return
-    // Numbers in `this.numbers`, strings in `out` (see answer() in
-    // src/binding/near.rs).
+    // Numbers in `this.numbers`; `out` is null, one batch's text, or an
+    // array (see answer() in src/binding/near.rs).
     const out = this.native.nearRead(data)
     const numbers = this.adopt(out)
     if (numbers[0]) {
@@ -93,14 +93,15 @@ class Near {
 
   // Rust hands over a bigger array for the numbers when a read needs one.
   adopt(out) {
-    if (out[0] !== null) this.numbers = out[0]
+    if (Array.isArray(out) && out[0] !== null) this.numbers = out[0]
     return this.numbers
   }
 
-  // Per batch answered: numbers from [2] on, its values' text and its
-  // errors from out[1] on. Rust writes the numbers only during nearRead
-  // and nearTimedOut, which callbacks never call.
+  // Per batch answered: numbers from [2] on; its values' text (and its
+  // errors) in `out`. Rust writes the numbers only during nearRead and
+  // nearTimedOut, which callbacks never call.
   answer(numbers, out) {
+    if (typeof out === 'string') return void this.onBatch(numbers, 2, out, null)
     const batches = numbers[1]
     for (let b = 0, at = 2; b < batches; b++) at = this.onBatch(numbers, at, out[1 + 2 * b], out[2 + 2 * b])
   }

@@ -275,12 +275,15 @@ impl NativeStore {
             let ops = decode(kinds, &sids, (values, owners), expires, limits)
                 .map_err(|e| to_js(env, e))?;
             let ops = match near {
-                true => match self.near.send(batch_id, ops) {
-                    // As a latin1 string, one char per byte, which the socket
-                    // writes back byte for byte: a young V8 string costs less
-                    // than a Buffer (a backing store, and its prototype set
-                    // from C++), and Node writes a small one from the stack.
-                    Ok(bytes) => return Ok(Some(env.create_string_latin1(&bytes)?.to_unknown())),
+                // As a latin1 string, one char per byte, which the socket
+                // writes back byte for byte: a young V8 string costs less
+                // than a Buffer (a backing store, and its prototype set from
+                // C++), and Node writes a small one from the stack.
+                true => match self
+                    .near
+                    .send(batch_id, ops, |b| env.create_string_latin1(b))
+                {
+                    Ok(text) => return Ok(Some(text?.to_unknown())),
                     Err(ops) => ops,
                 },
                 false => ops,

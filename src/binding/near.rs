@@ -3,6 +3,7 @@
 //! on the JS thread.
 
 use napi::bindgen_prelude::*;
+use napi::JsString;
 use napi_derive::napi;
 
 use super::wire::encode;
@@ -26,30 +27,30 @@ const CHUNK: usize = 32 << 10;
 /// the socket must close (its other batches went to the writer), how many
 /// batches were answered, then per batch its id and number of operations
 /// n, and n triples (value length in UTF-16 units or -1 for none,
-/// expiresAt, ownerSessions). The returned array holds that Float64Array
-/// when it was replaced by a bigger one (else null), then per batch its
-/// values, in order, in one string or several (see `set_text`), and its
-/// errors (null, or [codes, messages] when one failed; see
-/// `wire::BatchReply`). Through napi each element set costs more than a
-/// number written to memory, and one string per batch less than one per
-/// value.
+/// expiresAt, ownerSessions). The strings come back as
+/// - null when no batch was answered;
+/// - the usual read, one batch without errors: its values' text alone;
+/// - else an array: that Float64Array when it was replaced by a bigger one
+///   (else null), then per batch its values' text and its errors (null, or
+///   [codes, messages] when one failed; see `wire::BatchReply`).
+///
+/// A value's text is a string, or an array of strings (see `text`).
+/// Through napi each array and each element set costs more than numbers
+/// written to memory, and one string per batch less than one per value.
 fn answer<'env>(
     env: &'env Env,
     numbers: &mut NearNumbers,
     broken: bool,
     answered: Answered,
-) -> Result<Array<'env>> {
+) -> Result<Option<Unknown<'env>>> {
     let need = 2 + answered.iter().map(|(_, o)| 2 + 3 * o.len()).sum::<usize>();
-    let mut out = env.create_array((1 + 2 * answered.len()) as u32)?;
-    match numbers.fit(env, need)? {
-        Some(fresh) => out.set(0, fresh)?,
-        None => out.set(0, Null)?,
-    }
+    let fresh = numbers.fit(env, need)?;
     let nums = numbers.slice();
     nums[0] = f64::from(u8::from(broken));
     nums[1] = answered.len() as f64;
     let mut at = 2;
-    for (b, (id, outcomes)) in answered.into_iter().enumerate() {
+    let mut replies = Vec::with_capacity(answered.len());
+    for (id, outcomes) in answered {
         let r = encode(outcomes);
         nums[at] = f64::from(id);
         nums[at + 1] = r.values.len() as f64;
@@ -61,25 +62,49 @@ fn answer<'env>(
             nums[at + 2] = f64::from(owner_sessions);
             at += 3;
         }
+        let errors = r.error_codes.zip(r.error_messages);
+        replies.push((text(env, r.values)?, errors));
+    }
+    if fresh.is_none() {
+        match replies.as_slice() {
+            [] => return Ok(None),
+            [(Text::One(one), None)] => return Ok(Some(one.to_unknown())),
+            _ => {}
+        }
+    }
+    let mut out = env.create_array((1 + 2 * replies.len()) as u32)?;
+    match fresh {
+        Some(fresh) => out.set(0, fresh)?,
+        None => out.set(0, Null)?,
+    }
+    for (b, (text, errors)) in replies.into_iter().enumerate() {
         let slot = (1 + 2 * b) as u32;
-        set_text(env, &mut out, slot, r.values)?;
-        match (r.error_codes, r.error_messages) {
-            (Some(codes), Some(messages)) => {
+        match text {
+            Text::One(one) => out.set(slot, one)?,
+            Text::Chunks(chunks) => out.set(slot, chunks)?,
+        }
+        match errors {
+            Some((codes, messages)) => {
                 let mut errors = env.create_array(2)?;
                 errors.set(0, codes)?;
                 errors.set(1, messages)?;
                 out.set(slot + 1, errors)?;
             }
-            _ => out.set(slot + 1, Null)?,
+            None => out.set(slot + 1, Null)?,
         }
     }
-    Ok(out)
+    Ok(Some(out.to_unknown()))
+}
+
+enum Text<'env> {
+    One(JsString<'env>),
+    Chunks(Array<'env>),
 }
 
 /// A batch's values in order, as one string or an array of strings each
 /// holding whole values (see `CHUNK`); latin1 when ASCII (a copy, where
 /// UTF-8 is decoded).
-fn set_text(env: &Env, out: &mut Array, slot: u32, values: Vec<Option<String>>) -> Result<()> {
+fn text<'env>(env: &'env Env, values: Vec<Option<String>>) -> Result<Text<'env>> {
     let mut chunks = Vec::new();
     let mut text = String::new();
     for v in values.iter().flatten() {
@@ -89,17 +114,17 @@ fn set_text(env: &Env, out: &mut Array, slot: u32, values: Vec<Option<String>>) 
         text.push_str(v);
     }
     if chunks.is_empty() {
-        return out.set(slot, js_string(env, &text)?);
+        return Ok(Text::One(js_string(env, &text)?));
     }
     chunks.push(text);
     let mut array = env.create_array(chunks.len() as u32)?;
     for (i, chunk) in chunks.iter().enumerate() {
         array.set(i as u32, js_string(env, chunk)?)?;
     }
-    out.set(slot, array)
+    Ok(Text::Chunks(array))
 }
 
-fn js_string<'env>(env: &'env Env, text: &str) -> Result<napi::JsString<'env>> {
+fn js_string<'env>(env: &'env Env, text: &str) -> Result<JsString<'env>> {
     if text.is_ascii() {
         env.create_string_latin1(text.as_bytes())
     } else {
@@ -172,7 +197,11 @@ impl NativeStore {
 
     /// Bytes the near socket read: the batches they complete.
     #[napi]
-    pub fn near_read<'env>(&self, env: &'env Env, data: BufferSlice) -> Result<Array<'env>> {
+    pub fn near_read<'env>(
+        &self,
+        env: &'env Env,
+        data: BufferSlice,
+    ) -> Result<Option<Unknown<'env>>> {
         let fed = self.near.feed(&data);
         let broken = fed.broken.is_some();
         if let Some(sent) = fed.broken {
@@ -195,7 +224,7 @@ impl NativeStore {
 
     /// A near batch outlived the command timeout: the socket's batches fail.
     #[napi]
-    pub fn near_timed_out<'env>(&self, env: &'env Env) -> Result<Array<'env>> {
+    pub fn near_timed_out<'env>(&self, env: &'env Env) -> Result<Option<Unknown<'env>>> {
         let answered = self.near.timed_out();
         answer(env, &mut self.near_numbers.lock().unwrap(), false, answered)
     }

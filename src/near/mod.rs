@@ -23,6 +23,7 @@ use redis::Value;
 use tokio::time::Instant;
 
 use crate::error::StoreError;
+use crate::ops::commands::Resp;
 use crate::ops::recent::Recent;
 use crate::ops::{decode, encode, Op, Outcome};
 use crate::session::expiry::now_ms;
@@ -62,6 +63,8 @@ struct State {
     /// The replies of the oldest batch read so far.
     got: Vec<Value>,
     sent: VecDeque<Sent>,
+    /// Where a batch's commands are written, kept from batch to batch.
+    out: Resp,
 }
 
 /// What bytes read from the socket did.
@@ -125,9 +128,14 @@ impl Near {
             })
     }
 
-    /// The bytes that send this batch on the near socket, or the
-    /// operations back when it must go through the writer.
-    pub fn send(&self, id: u32, mut ops: Vec<Op>) -> Result<Vec<u8>, Vec<Op>> {
+    /// Hands `write` the bytes that send this batch on the near socket, or
+    /// gives the operations back when it must go through the writer.
+    pub fn send<R>(
+        &self,
+        id: u32,
+        mut ops: Vec<Op>,
+        write: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, Vec<Op>> {
         let mut state = self.state.lock().unwrap();
         if state.phase != Phase::Open || !self.takes(&ops) {
             return Err(ops);
@@ -143,7 +151,9 @@ impl Near {
         seen.set_evicting(self.store.evicting());
         encode::prefer_rewrites(&mut ops, ctx, &seen);
         let wall = now_ms();
-        let (pipe, counts) = encode::build(&ops, ctx, wall, &mut seen);
+        let mut out = std::mem::take(&mut state.out);
+        out.bytes.clear();
+        let counts = encode::append_all(&mut out, &ops, ctx, wall, &mut seen);
         state.sent.push_back(Sent {
             id,
             want: counts.iter().sum(),
@@ -153,7 +163,9 @@ impl Near {
             deadline: Instant::now() + self.store.command_timeout(),
         });
         self.store.gate().issue();
-        Ok(pipe.get_packed_pipeline())
+        let written = write(&out.bytes);
+        state.out = out;
+        Ok(written)
     }
 
     /// Bytes read from the socket.
@@ -315,7 +327,7 @@ mod tests {
         let hello = String::from_utf8(near.open()).unwrap();
         assert_eq!(hello.matches("SCRIPT").count(), scripts::ALL.len());
         assert!(
-            near.send(1, get("early")).is_err(),
+            near.send(1, get("early"), <[u8]>::to_vec).is_err(),
             "not before the replies"
         );
         let fed = near.feed(b"$2\r\nab\r\n".repeat(scripts::ALL.len()).as_slice());
@@ -326,11 +338,11 @@ mod tests {
     async fn a_batch_is_answered_once_all_its_replies_arrive_in_any_chunks() {
         let near = near();
         assert!(
-            near.send(1, get("a")).is_err(),
+            near.send(1, get("a"), <[u8]>::to_vec).is_err(),
             "closed until a socket opens"
         );
         opened(&near);
-        let bytes = near.send(7, get("a")).unwrap();
+        let bytes = near.send(7, get("a"), <[u8]>::to_vec).unwrap();
         assert!(String::from_utf8_lossy(&bytes).contains("sess:a"));
         assert!(!near.store.gate().passed(near.store.gate().mark()));
         let text = r#"{"cookie":{}}"#;
@@ -353,13 +365,13 @@ mod tests {
     async fn lost_scripts_or_stray_replies_break_the_socket_and_hand_back_its_batches() {
         let near = near();
         opened(&near);
-        near.send(1, get("a")).unwrap();
-        near.send(2, get("b")).unwrap();
+        near.send(1, get("a"), <[u8]>::to_vec).unwrap();
+        near.send(2, get("b"), <[u8]>::to_vec).unwrap();
         let fed = near.feed(b"$-1\r\n-NOSCRIPT No matching script\r\n");
         assert_eq!(fed.answered.len(), 1);
         let back: Vec<u32> = fed.broken.unwrap().iter().map(|s| s.id).collect();
         assert_eq!(back, vec![2]);
-        assert!(near.send(3, get("c")).is_err(), "closed");
+        assert!(near.send(3, get("c"), <[u8]>::to_vec).is_err(), "closed");
 
         opened(&near);
         assert!(
@@ -367,7 +379,7 @@ mod tests {
             "a reply nobody asked for"
         );
         opened(&near);
-        near.send(4, get("d")).unwrap();
+        near.send(4, get("d"), <[u8]>::to_vec).unwrap();
         assert!(near.feed(b"?\r\n").broken.is_some(), "not RESP2");
         let near2 = self::near();
         near2.open();
@@ -379,8 +391,8 @@ mod tests {
     async fn a_timeout_fails_every_batch_on_the_socket() {
         let near = near();
         opened(&near);
-        near.send(1, get("a")).unwrap();
-        near.send(2, get("b")).unwrap();
+        near.send(1, get("a"), <[u8]>::to_vec).unwrap();
+        near.send(2, get("b"), <[u8]>::to_vec).unwrap();
         let failed = near.timed_out();
         assert_eq!(
             failed.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
@@ -405,7 +417,7 @@ mod tests {
             owner: Some("ada".into()),
             life: None,
         };
-        near.send(1, vec![set]).unwrap();
+        near.send(1, vec![set], <[u8]>::to_vec).unwrap();
         // Someone else (the writer) holds the memory when the socket is lost.
         let held = near.store.try_seen().unwrap();
         assert!(held.covers("s", Some("ada"), at), "recorded when sent");
@@ -432,7 +444,7 @@ mod tests {
             against: None,
             life: None,
         }];
-        assert!(near.send(1, merge).is_err());
+        assert!(near.send(1, merge, <[u8]>::to_vec).is_err());
         let gate = near.store.gate().mark();
         assert_eq!(gate, 0, "nothing issued");
     }

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use redis::Pipeline;
 
+use super::commands::{command, Commands};
 use super::{Context, Op};
 use crate::ops::recent::Recent;
 use crate::session::events::Reason;
@@ -16,9 +17,9 @@ use crate::session::scripts;
 impl Op {
     /// Appends this operation's commands; returns how many replies they
     /// produce. `seen` is what this process already wrote to the indexes.
-    pub fn append_to(
+    pub fn append_to<C: Commands>(
         &self,
-        pipe: &mut Pipeline,
+        pipe: &mut C,
         ctx: &Context,
         now_ms: i64,
         seen: &mut Recent,
@@ -26,19 +27,17 @@ impl Op {
         let key = ctx.keys.session(self.sid());
         match self {
             Op::Get { .. } => {
-                pipe.cmd("GET").arg(&key);
+                command!(pipe, "GET", key);
                 // With idle/absolute limits the meta too: its logout marker
                 // refuses a value put back after a logout, and it has
                 // `cookie.expires` as of the last touch (the key's expiry
                 // is not the cookie's). Without, the key's expiry is the
                 // cookie's, read only when asked (`read_expiry`).
                 if ctx.limited() {
-                    pipe.cmd("HGET")
-                        .arg(ctx.keys.shard(self.sid()))
-                        .arg(self.sid());
+                    command!(pipe, "HGET", ctx.keys.shard(self.sid()), self.sid());
                     2
                 } else if ctx.read_expiry {
-                    pipe.cmd("PEXPIRETIME").arg(&key);
+                    command!(pipe, "PEXPIRETIME", key);
                     2
                 } else {
                     1
@@ -120,10 +119,7 @@ impl Op {
                     Some((created, at)) => {
                         let meta = meta::whole(created, now_ms, cookie, owner.as_deref());
                         plain_write(pipe, ctx, &key, (value, Expiry::At(at)));
-                        pipe.cmd("HSET")
-                            .arg(ctx.keys.shard(sid))
-                            .arg(sid.as_str())
-                            .arg(meta);
+                        command!(pipe, "HSET", ctx.keys.shard(sid), sid, meta);
                         seen.meta_written(sid, owner.as_deref(), now_ms);
                         2
                     }
@@ -193,55 +189,53 @@ fn optional(ms: Option<i64>) -> String {
 /// The write script, in the session's slot: one reply. Its arguments in
 /// the order `scripts::WRITE` names them: mode, value, cookie, now, idle,
 /// absolute, linger, sid, tail, stamp, expected.
-fn script_write(
-    pipe: &mut Pipeline,
+fn script_write<C: Commands>(
+    pipe: &mut C,
     (ctx, life, now_ms): (&Context, Lifetime, i64),
     (sid, key): (&str, &str),
     (mode, value, expiry, owner): (&str, &str, Expiry, &Option<String>),
     expected: &str,
 ) {
-    pipe.cmd("EVALSHA")
-        .arg(&scripts::WRITE.hash)
-        .arg(3)
-        .arg(key)
-        .arg(ctx.keys.shard(sid))
-        .arg(keys::tombstone(key))
-        .arg(mode)
-        // A touch writes no value: nothing to seal.
-        .arg(&*match mode {
-            "touch" => Cow::Borrowed(&[][..]),
-            _ => ctx.stored(key, value),
-        })
-        .arg(optional(expiry.at()))
-        .arg(now_ms)
-        .arg(optional(life.idle_ms))
-        .arg(optional(life.absolute_ms))
-        .arg(life.ended_window_ms())
-        .arg(sid)
-        .arg(meta::tail(now_ms, expiry.at(), owner.as_deref()))
-        .arg(meta::time(now_ms))
-        .arg(expected);
+    // A touch writes no value: nothing to seal.
+    let stored = match mode {
+        "touch" => Cow::Borrowed(&[][..]),
+        _ => ctx.stored(key, value),
+    };
+    command!(
+        pipe,
+        "EVALSHA",
+        scripts::WRITE.hash,
+        3usize,
+        key,
+        ctx.keys.shard(sid),
+        keys::tombstone(key),
+        mode,
+        *stored,
+        optional(expiry.at()),
+        now_ms,
+        optional(life.idle_ms),
+        optional(life.absolute_ms),
+        life.ended_window_ms(),
+        sid,
+        meta::tail(now_ms, expiry.at(), owner.as_deref()),
+        meta::time(now_ms),
+        expected,
+    );
 }
 
 /// A touch (or a rewrite, with `value`) as plain commands: the key is
 /// never recreated (PEXPIREAT, SET XX). Returns the reply count.
-fn plain_write(
-    pipe: &mut Pipeline,
+fn plain_write<C: Commands>(
+    pipe: &mut C,
     ctx: &Context,
     key: &str,
     (value, expiry): (Option<&str>, Expiry),
 ) -> usize {
     let at = expiry.at().unwrap_or(i64::MAX);
     match value {
-        Some(v) => pipe
-            .cmd("SET")
-            .arg(key)
-            .arg(&*ctx.stored(key, v))
-            .arg("XX")
-            .arg("PXAT")
-            .arg(at),
-        None => pipe.cmd("PEXPIREAT").arg(key).arg(at),
-    };
+        Some(v) => command!(pipe, "SET", key, *ctx.stored(key, v), "XX", "PXAT", at),
+        None => command!(pipe, "PEXPIREAT", key, at),
+    }
     1
 }
 
@@ -249,18 +243,21 @@ fn plain_write(
 /// logout marker, which `store::cleanup` removes when it ends; its device data
 /// goes at once. The owner's index is pruned then, or when next read.
 /// Returns the reply count.
-fn destroy(pipe: &mut Pipeline, ctx: &Context, now_ms: i64, sid: &str, key: &str) -> usize {
+fn destroy<C: Commands>(pipe: &mut C, ctx: &Context, now_ms: i64, sid: &str, key: &str) -> usize {
     let end = now_ms.saturating_add(TOMBSTONE_MS as i64);
-    pipe.cmd("EVALSHA")
-        .arg(&scripts::DESTROY.hash)
-        .arg(4)
-        .arg(key)
-        .arg(ctx.keys.shard(sid))
-        .arg(ctx.keys.devices(sid))
-        .arg(keys::tombstone(key))
-        .arg(meta::time(end))
-        .arg(sid)
-        .arg(end);
+    command!(
+        pipe,
+        "EVALSHA",
+        scripts::DESTROY.hash,
+        4usize,
+        key,
+        ctx.keys.shard(sid),
+        ctx.keys.devices(sid),
+        keys::tombstone(key),
+        meta::time(end),
+        sid,
+        end,
+    );
     1
 }
 
@@ -269,18 +266,15 @@ fn destroy(pipe: &mut Pipeline, ctx: &Context, now_ms: i64, sid: &str, key: &str
 /// already wrote stays as it is: a reindex must not make every session
 /// look just used, nor take the key's expiry for the cookie's. Returns the
 /// reply count.
-fn adopt_meta(
-    pipe: &mut Pipeline,
+fn adopt_meta<C: Commands>(
+    pipe: &mut C,
     ctx: &Context,
     now_ms: i64,
     sid: &str,
     (expiry, owner): (Expiry, Option<&str>),
 ) -> usize {
     let meta = meta::whole(now_ms, now_ms, expiry.at(), owner);
-    pipe.cmd("HSETNX")
-        .arg(ctx.keys.shard(sid))
-        .arg(sid)
-        .arg(meta);
+    command!(pipe, "HSETNX", ctx.keys.shard(sid), sid, meta);
     1
 }
 
@@ -289,8 +283,8 @@ fn adopt_meta(
 /// run it anyway, when its reply must count the owner's sessions, or to
 /// adopt a session). Sessions without an owner are listed by their meta
 /// alone. Returns the reply count.
-fn index(
-    pipe: &mut Pipeline,
+fn index<C: Commands>(
+    pipe: &mut C,
     ctx: &Context,
     now_ms: i64,
     seen: &mut Recent,
@@ -309,13 +303,16 @@ fn index(
     } else {
         "+inf".to_owned()
     };
-    pipe.cmd("EVALSHA")
-        .arg(&scripts::INDEX.hash)
-        .arg(1)
-        .arg(ctx.keys.user_index(owner))
-        .arg(sid)
-        .arg(score)
-        .arg(now_ms);
+    command!(
+        pipe,
+        "EVALSHA",
+        scripts::INDEX.hash,
+        1usize,
+        ctx.keys.user_index(owner),
+        sid,
+        score,
+        now_ms,
+    );
     1
 }
 
@@ -323,18 +320,18 @@ fn index(
 /// count, the session's DEL first. One key per command: on a cluster, a
 /// command over several keys of a slot that is migrating waits (TRYAGAIN)
 /// until the slot has moved, one key never does.
-pub fn delete(pipe: &mut Pipeline, keys: &Keys, sid: &str) -> usize {
-    pipe.cmd("DEL").arg(keys.session(sid));
-    pipe.cmd("HDEL").arg(keys.shard(sid)).arg(sid);
-    pipe.cmd("HDEL").arg(keys.devices(sid)).arg(sid);
+pub fn delete<C: Commands>(pipe: &mut C, keys: &Keys, sid: &str) -> usize {
+    command!(pipe, "DEL", keys.session(sid));
+    command!(pipe, "HDEL", keys.shard(sid), sid);
+    command!(pipe, "HDEL", keys.devices(sid), sid);
     3
 }
 
 /// Removes a session from its owner's index; returns the reply count.
-fn unindex(pipe: &mut Pipeline, ctx: &Context, sid: &str, owner: Option<&str>) -> usize {
+fn unindex<C: Commands>(pipe: &mut C, ctx: &Context, sid: &str, owner: Option<&str>) -> usize {
     match owner {
         Some(owner) => {
-            pipe.cmd("ZREM").arg(ctx.keys.user_index(owner)).arg(sid);
+            command!(pipe, "ZREM", ctx.keys.user_index(owner), sid);
             1
         }
         None => 0,
@@ -381,9 +378,19 @@ pub fn prefer_rewrites(ops: &mut [Op], ctx: &Context, seen: &Recent) {
 /// reply count so the replies can be split back.
 pub fn build(ops: &[Op], ctx: &Context, now_ms: i64, seen: &mut Recent) -> (Pipeline, Vec<usize>) {
     let mut pipe = redis::pipe();
-    let counts = ops
-        .iter()
-        .map(|op| op.append_to(&mut pipe, ctx, now_ms, seen))
-        .collect();
+    let counts = append_all(&mut pipe, ops, ctx, now_ms, seen);
     (pipe, counts)
+}
+
+/// Appends the commands of a run of operations; each one's reply count.
+pub fn append_all<C: Commands>(
+    pipe: &mut C,
+    ops: &[Op],
+    ctx: &Context,
+    now_ms: i64,
+    seen: &mut Recent,
+) -> Vec<usize> {
+    ops.iter()
+        .map(|op| op.append_to(pipe, ctx, now_ms, seen))
+        .collect()
 }

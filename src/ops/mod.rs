@@ -4,8 +4,10 @@
 //! those commands run are in `session::scripts`; `merge` is what a save
 //! with `merge: true` applies when it finds another value than it loaded;
 //! `devices` the commands of a session's device data; `recent` what this
-//! process wrote lately, which spares commands.
+//! process wrote lately, which spares commands; `commands` where commands
+//! are written (a redis-rs pipeline, or RESP bytes).
 
+pub mod commands;
 pub mod decode;
 pub mod devices;
 pub mod encode;

@@ -2,8 +2,9 @@
 
 use redis::Value;
 
+use super::commands::Resp;
 use super::decode::{read_all, reply_error};
-use super::encode::{build, prefer_rewrites};
+use super::encode::{append_all, build, prefer_rewrites};
 use super::{Context, Op, Outcome};
 use crate::backend::Reply;
 use crate::error::ErrorKind;
@@ -488,4 +489,81 @@ fn short_replies_fail_instead_of_panicking() {
         vec![Ok(Value::Nil)],
     );
     assert!(matches!(out[0], Outcome::Failed(_)));
+}
+
+#[test]
+fn the_near_sockets_resp_bytes_are_the_writers_pipeline_packed() {
+    let owner = || Some("ada".to_owned());
+    let at = Expiry::At(50_000);
+    let ops = vec![
+        Op::Get { sid: "g".into() },
+        Op::Set {
+            sid: "s".into(),
+            value: "{\"é\":1}".into(),
+            expiry: at,
+            owner: owner(),
+            life: None,
+        },
+        // Known creation time: plain commands, the meta by HSET.
+        Op::Touch {
+            sid: "known".into(),
+            expiry: at,
+            owner: owner(),
+            life: None,
+        },
+        Op::Touch {
+            sid: "t".into(),
+            expiry: Expiry::Never,
+            owner: None,
+            life: None,
+        },
+        Op::Rewrite {
+            sid: "known".into(),
+            value: "{}".into(),
+            expiry: at,
+            owner: None,
+            life: None,
+        },
+        // Past: deleted and taken out of the owner's index.
+        Op::Set {
+            sid: "old".into(),
+            value: "{}".into(),
+            expiry: Expiry::At(1),
+            owner: owner(),
+            life: None,
+        },
+        Op::Destroy {
+            sid: "d".into(),
+            reason: Reason::Logout,
+        },
+        Op::Adopt {
+            sid: "a".into(),
+            expiry: at,
+            owner: owner(),
+        },
+        Op::Merge {
+            sid: "m".into(),
+            base: "{}".into(),
+            value: "{\"a\":1}".into(),
+            expiry: at,
+            owner: None,
+            loaded_owner: None,
+            against: None,
+            life: None,
+        },
+    ];
+    let remembering = || {
+        let mut seen = Recent::default();
+        seen.learn_created("known", 10);
+        seen
+    };
+    let (pipe, counts) = build(&ops, &ctx(), 100, &mut remembering());
+    let mut resp = Resp::default();
+    let resp_counts = append_all(&mut resp, &ops, &ctx(), 100, &mut remembering());
+    assert_eq!(counts, resp_counts);
+    assert!(counts.iter().sum::<usize>() >= 14, "{counts:?}");
+    assert_eq!(
+        String::from_utf8(resp.bytes).unwrap(),
+        String::from_utf8(pipe.get_packed_pipeline()).unwrap()
+    );
 }
