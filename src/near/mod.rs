@@ -172,10 +172,16 @@ impl Near {
     pub fn feed(&self, data: &[u8]) -> Fed {
         let mut state = self.state.lock().unwrap();
         let mut answered = Vec::new();
-        state.buf.extend_from_slice(data);
+        // Replies usually arrive whole: read them where they are, and keep
+        // only a partial one.
+        let held = std::mem::take(&mut state.buf);
+        let buf = match held.is_empty() {
+            true => data,
+            false => &[held.as_slice(), data].concat(),
+        };
         let mut at = 0;
         let broken = loop {
-            let (value, used) = match resp::frame(&state.buf[at..]) {
+            let (value, used) = match resp::frame(&buf[at..]) {
                 Frame::Incomplete => break false,
                 Frame::Malformed => break true,
                 Frame::Value(v, used) => (v, used),
@@ -214,7 +220,9 @@ impl Near {
                 Phase::Closed => break true,
             }
         };
-        state.buf.drain(..at);
+        if !broken && at < buf.len() {
+            state.buf = buf[at..].to_vec();
+        }
         let broken = broken.then(|| self.close(&mut state));
         Fed { answered, broken }
     }
