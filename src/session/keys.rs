@@ -290,7 +290,8 @@ pub fn push_base36(out: &mut String, mut n: u64) {
             break;
         }
     }
-    out.extend(digits[at..].iter().map(|&d| d as char));
+    // ASCII digits: one copy, where pushing chars encodes each.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 /// Hash slots of a Redis Cluster.
