@@ -5,6 +5,7 @@
 
 mod near;
 mod options;
+mod text;
 mod wire;
 
 use std::panic::AssertUnwindSafe;
@@ -24,6 +25,7 @@ use crate::near::Near;
 use crate::store::server::{OnWarning, Warning};
 use crate::store::{Reply, Store};
 use options::NativeOptions;
+use text::{Text, Texts};
 use wire::{
     decode, encode, list_reply, ms, AllPage, BatchReply, ListReply, ReencryptReply, ScanReply,
     StatsReply,
@@ -254,9 +256,9 @@ impl NativeStore {
         batch_id: u32,
         count: u32,
         kinds: Uint8ArraySlice,
-        sids: String,
-        values: Vec<String>,
-        owners: Vec<String>,
+        #[napi(ts_arg_type = "string")] sids: Text,
+        #[napi(ts_arg_type = "Array<string>")] values: Texts,
+        #[napi(ts_arg_type = "Array<string>")] owners: Texts,
         expires: Float64ArraySlice,
         limits: Option<Float64ArraySlice>,
         near: bool,
@@ -272,7 +274,7 @@ impl NativeStore {
                 return Err(to_js(env, malformed()));
             };
             let limits = limits.as_ref().map(|l| &l[..]);
-            let ops = decode(kinds, &sids, (values, owners), expires, limits)
+            let ops = decode(kinds, &sids.0, (values.0, owners.0), expires, limits)
                 .map_err(|e| to_js(env, e))?;
             let ops = match near {
                 // As a latin1 string, one char per byte, which the socket

@@ -105,6 +105,10 @@ enum Text<'env> {
 /// holding whole values (see `CHUNK`); latin1 when ASCII (a copy, where
 /// UTF-8 is decoded).
 fn text<'env>(env: &'env Env, values: Vec<Option<String>>) -> Result<Text<'env>> {
+    // One value (a read one at a time) is its own text.
+    if let [value] = values.as_slice() {
+        return Ok(Text::One(js_string(env, value.as_deref().unwrap_or(""))?));
+    }
     let mut chunks = Vec::new();
     let mut text = String::new();
     for v in values.iter().flatten() {
