@@ -52,18 +52,20 @@ fn answer<'env>(
     let mut replies = Vec::with_capacity(answered.len());
     for (id, outcomes) in answered {
         let r = encode(outcomes);
+        let n = r.values.len();
         nums[at] = f64::from(id);
-        nums[at + 1] = r.values.len() as f64;
+        nums[at + 1] = n as f64;
         at += 2;
-        let numbers = r.expires_at.iter().zip(&r.owner_sessions);
-        for (value, (&expires_at, &owner_sessions)) in r.values.iter().zip(numbers) {
-            nums[at] = value.as_deref().map_or(-1.0, |v| utf16_len(v) as f64);
-            nums[at + 1] = expires_at;
-            nums[at + 2] = f64::from(owner_sessions);
-            at += 3;
+        for (i, (&expires_at, &owner_sessions)) in
+            r.expires_at.iter().zip(&r.owner_sessions).enumerate()
+        {
+            nums[at + 3 * i + 1] = expires_at;
+            nums[at + 3 * i + 2] = f64::from(owner_sessions);
         }
+        let text = text(env, &r.values, |i, units| nums[at + 3 * i] = units)?;
+        at += 3 * n;
         let errors = r.error_codes.zip(r.error_messages);
-        replies.push((text(env, r.values)?, errors));
+        replies.push((text, errors));
     }
     if fresh.is_none() {
         match replies.as_slice() {
@@ -102,34 +104,53 @@ enum Text<'env> {
 }
 
 /// A batch's values in order, as one string or an array of strings each
-/// holding whole values (see `CHUNK`); latin1 when ASCII (a copy, where
-/// UTF-8 is decoded).
-fn text<'env>(env: &'env Env, values: Vec<Option<String>>) -> Result<Text<'env>> {
+/// holding whole values (see `CHUNK`); `len` gets each value's length in
+/// UTF-16 units (-1 for none). Each value is scanned once: a text is ASCII,
+/// and made as latin1 (a copy, where UTF-8 is decoded), when its length in
+/// UTF-16 units is its length in bytes.
+fn text<'env>(
+    env: &'env Env,
+    values: &[Option<String>],
+    mut len: impl FnMut(usize, f64),
+) -> Result<Text<'env>> {
     // One value (a read one at a time) is its own text.
-    if let [value] = values.as_slice() {
-        return Ok(Text::One(js_string(env, value.as_deref().unwrap_or(""))?));
+    if let [Some(value)] = values {
+        let units = utf16_len(value);
+        len(0, units as f64);
+        return Ok(Text::One(js_string(env, value, units)?));
     }
     let mut chunks = Vec::new();
     let mut text = String::new();
-    for v in values.iter().flatten() {
+    let mut units = 0;
+    for (i, value) in values.iter().enumerate() {
+        let Some(v) = value else {
+            len(i, -1.0);
+            continue;
+        };
+        let n = utf16_len(v);
+        len(i, n as f64);
         if !text.is_empty() && text.len() + v.len() > CHUNK {
-            chunks.push(std::mem::take(&mut text));
+            chunks.push(js_string(env, &std::mem::take(&mut text), units)?);
+            units = 0;
         }
         text.push_str(v);
+        units += n;
     }
+    let last = js_string(env, &text, units)?;
     if chunks.is_empty() {
-        return Ok(Text::One(js_string(env, &text)?));
+        return Ok(Text::One(last));
     }
-    chunks.push(text);
+    chunks.push(last);
     let mut array = env.create_array(chunks.len() as u32)?;
-    for (i, chunk) in chunks.iter().enumerate() {
-        array.set(i as u32, js_string(env, chunk)?)?;
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        array.set(i as u32, chunk)?;
     }
     Ok(Text::Chunks(array))
 }
 
-fn js_string<'env>(env: &'env Env, text: &str) -> Result<JsString<'env>> {
-    if text.is_ascii() {
+/// `text`, `units` UTF-16 units long.
+fn js_string<'env>(env: &'env Env, text: &str, units: usize) -> Result<JsString<'env>> {
+    if units == text.len() {
         env.create_string_latin1(text.as_bytes())
     } else {
         env.create_string(text)

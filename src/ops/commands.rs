@@ -40,6 +40,16 @@ macro_rules! number_arg {
 }
 number_arg!(i64, usize);
 
+/// None is the empty string (the scripts read it as "no value").
+impl Arg for Option<i64> {
+    fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match self {
+            Some(n) => n.with_bytes(f),
+            None => f(b""),
+        }
+    }
+}
+
 impl<T: Arg + ?Sized> Arg for &T {
     fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         (**self).with_bytes(f)

@@ -182,10 +182,6 @@ impl Op {
     }
 }
 
-fn optional(ms: Option<i64>) -> String {
-    ms.map_or_else(String::new, |ms| ms.to_string())
-}
-
 /// The write script, in the session's slot: one reply. Its arguments in
 /// the order `scripts::WRITE` names them: mode, value, cookie, now, idle,
 /// absolute, linger, sid, tail, stamp, expected.
@@ -211,10 +207,10 @@ fn script_write<C: Commands>(
         keys::tombstone(key),
         mode,
         *stored,
-        optional(expiry.at()),
+        expiry.at(),
         now_ms,
-        optional(life.idle_ms),
-        optional(life.absolute_ms),
+        life.idle_ms,
+        life.absolute_ms,
         life.ended_window_ms(),
         sid,
         meta::tail(now_ms, expiry.at(), owner.as_deref()),
