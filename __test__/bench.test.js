@@ -49,3 +49,14 @@ test('bench/store-worker.js run by hand does one measured run of the workload an
   t.is(result.errors, 0, String(result.firstError))
   t.true(result.sessionBytes > 100)
 })
+
+test('the targets give each round’s ratio beside the medians’', (t) => {
+  const { targets } = require('../bench/targets')
+  const run = (opsPerSec) => ({ opsPerSec, cpuUsPerOp: 1, p50Ms: 1 })
+  const store = (...ops) => ({ runs: ops.map(run), median: run(ops[1]) })
+  const others = { 'ours-plain': store(1, 1, 1), 'ours-owned': store(1, 1, 1), memory: store(1, 1, 1) }
+  const config = { size: 300, concurrency: 64, sizeLabel: '300 B', ours: store(90, 120, 150), 'connect-redis': store(100, 100, 100), ...others }
+  const [opsTarget] = targets({ store: { configs: [config] } })
+  t.is(opsTarget.value, 1.2)
+  t.is(opsTarget.figures, '120 vs 100 ops/s; rounds 0.90–1.50×')
+})

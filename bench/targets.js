@@ -35,7 +35,9 @@ function targets(results) {
   const { out, add, note } = targetList()
   const store = results.store
   const cfg = (size, concurrency) => store && store.configs.find((c) => c.size === size && c.concurrency === concurrency)
-  const pair = (c, kind, field, digits, unit, mine = 'ours') => (c ? `${f(c[mine].median[field], digits)} vs ${f(c[kind].median[field], digits)} ${unit}` : 'not measured')
+  // The medians, then the ratio of each round (the stores run in turn within a round).
+  const pair = (c, kind, field, digits, unit, mine = 'ours') =>
+    c ? `${f(c[mine].median[field], digits)} vs ${f(c[kind].median[field], digits)} ${unit}${spread(c[mine].runs, c[kind].runs, field)}` : 'not measured'
   const quotient = (c, mine, kind, field) => (c ? ratioOf(c[mine].median[field], c[kind].median[field]) : null)
   const CR = 'connect-redis'
 
@@ -67,7 +69,8 @@ function targets(results) {
   const ours = httpOf('ours')
   for (const [kind, name] of [[CR, 'connect-redis'], ['memory', 'MemoryStore']]) {
     const peer = httpOf(kind)
-    add(4, `HTTP: req/s ours ÷ ${name}`, ours && peer && ratioOf(ours.median.reqPerSec, peer.median.reqPerSec), 'min', 1, ours && peer ? `${f(ours.median.reqPerSec, 0)} vs ${f(peer.median.reqPerSec, 0)} req/s` : 'not measured')
+    const figures = ours && peer ? `${f(ours.median.reqPerSec, 0)} vs ${f(peer.median.reqPerSec, 0)} req/s${spread(ours.runs, peer.runs, 'reqPerSec')}` : 'not measured'
+    add(4, `HTTP: req/s ours ÷ ${name}`, ours && peer && ratioOf(ours.median.reqPerSec, peer.median.reqPerSec), 'min', 1, figures)
   }
 
   const admin = results.admin
@@ -75,6 +78,14 @@ function targets(results) {
     add(5, `${name}() among unrelated keys: connect-redis time ÷ ours`, admin && admin.ratios[name], 'min', 50, admin ? `${f(admin.sessionsPerStore, 0)} sessions among ${f(admin.unrelatedKeys, 0)} other keys; times in the admin table` : 'not measured')
   }
   return out
+}
+
+// Round by round, `field` of `mine` ÷ `theirs`: how far one round's ratio
+// strays from the medians' (rounds on a shared machine vary).
+function spread(mine, theirs, field) {
+  const ratios = (mine || []).map((run, i) => theirs && theirs[i] && ratioOf(run[field], theirs[i][field])).filter((r) => r != null)
+  if (ratios.length < 2) return ''
+  return `; rounds ${f(Math.min(...ratios), 2)}–${f(Math.max(...ratios), 2)}×`
 }
 
 function ratioOf(a, b) {
