@@ -140,10 +140,8 @@ class RedisSessionStore extends Store {
       // The options go to Rust as the user wrote them (checked above).
       const onWarning = (code, message) => this._warn(code, message)
       const native = this._policy.native(o)
-      const perSession = this._policy.perSession
       this._target = targetOf(o)
       this._batcher = new Batcher((onReply) => new NativeStore(native, onReply), WARNING_BATCH, onWarning, o.commandTimeout, {
-        perSession,
         target: this._target,
       })
     } catch (err) {

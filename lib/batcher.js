@@ -2,6 +2,11 @@
 
 const { fromNative, RedisSessionStoreError, atTarget } = require('./errors')
 const { Near } = require('./near')
+const binding = require('./native').loadBinding()
+
+// Numbers per operation in the store's input array: kind, expiresAt, idle
+// and absolute limits (see wire::decode in src/binding/wire.rs).
+const { INPUT_STRIDE } = binding
 
 // A user's callback that throws must not stop the others in its batch, nor
 // be called twice: rethrow it on its own tick, as Node does for callbacks.
@@ -28,11 +33,9 @@ class Batcher {
   // `open(onReply)` creates the native store with the reply callback;
   // replies under `warningId` are warnings about the server, for `onWarning`.
   // Batches go over the near socket when the server allows one (see
-  // near.js), with `timeoutMs` the command timeout. `perSession`: the
-  // store's limits are functions of the session, so each write carries its
-  // own idle and absolute limits (ms, NaN for none). `target`: where the
+  // near.js), with `timeoutMs` the command timeout. `target`: where the
   // store connects, for connection errors (see errors.js).
-  constructor(open, warningId, onWarning, timeoutMs, { perSession = false, target } = {}) {
+  constructor(open, warningId, onWarning, timeoutMs, { target } = {}) {
     this.target = target
     this.warningId = warningId
     // Replies under `eventsId` are lifecycle events, for `onEvents` (set by
@@ -43,19 +46,18 @@ class Batcher {
     this.scheduled = false
     this.nextId = 0
     this.inFlight = new Map()
-    // Kinds and deadlines go to Rust in typed arrays reused from batch to
-    // batch (Rust copies what it needs during exec), not allocated per batch.
-    this.perSession = perSession
-    this.kinds = new Uint8Array(MIN_CAPACITY)
-    this.expires = new Float64Array(MIN_CAPACITY)
-    this.limits = perSession ? new Float64Array(2 * MIN_CAPACITY) : null
     this.reset()
     this.flush = this.flush.bind(this)
     this.onReply = this.onReply.bind(this)
     this.native = open(this.onReply)
+    // Each operation's numbers go to Rust in an array it holds too, written
+    // in place: no conversion per batch (Rust copies what it needs in exec).
+    this.inputs = this.native.inputs(MIN_CAPACITY * INPUT_STRIDE)
+    // exec and nearRead name the store by its slot (see src/binding/slots.rs).
+    this.slot = this.native.slot()
     const server = this.native.nearServer()
     this.onBatch = this.onBatch.bind(this)
-    this.near = server ? new Near(this.native, server, timeoutMs, this.onBatch) : null
+    this.near = server ? new Near(this.native, this.slot, server, timeoutMs, this.onBatch) : null
   }
 
   reset() {
@@ -69,16 +71,16 @@ class Batcher {
   // Set and Rewrite, null otherwise; `owner` is a string ('' for none) for
   // writes and Adopt, the reason ('logout', 'revoked', 'binding') for
   // Destroy, null otherwise; `idleMs` and `absoluteMs` are the
-  // session's own limits, for a `perSession` store's writes.
+  // session's own limits, for the writes of a store whose limits are
+  // functions of the session (ms, NaN for none).
   push(kind, sid, value, owner, expiresAt, cb, idleMs = NaN, absoluteMs = NaN) {
-    const i = this.callbacks.length
-    if (i === this.kinds.length) this.grow()
-    this.kinds[i] = kind
-    this.expires[i] = expiresAt
-    if (this.limits !== null) {
-      this.limits[2 * i] = idleMs
-      this.limits[2 * i + 1] = absoluteMs
-    }
+    const at = this.callbacks.length * INPUT_STRIDE
+    if (at === this.inputs.length) this.grow()
+    const inputs = this.inputs
+    inputs[at] = kind
+    inputs[at + 1] = expiresAt
+    inputs[at + 2] = idleMs
+    inputs[at + 3] = absoluteMs
     this.sids.push(sid)
     // A merge carries two values: what was loaded, then what is saved.
     if (Array.isArray(value)) this.values.push(value[0], value[1])
@@ -99,17 +101,9 @@ class Batcher {
   }
 
   grow() {
-    const kinds = new Uint8Array(this.kinds.length * 2)
-    const expires = new Float64Array(this.expires.length * 2)
-    kinds.set(this.kinds)
-    expires.set(this.expires)
-    this.kinds = kinds
-    this.expires = expires
-    if (this.limits !== null) {
-      const limits = new Float64Array(this.limits.length * 2)
-      limits.set(this.limits)
-      this.limits = limits
-    }
+    const inputs = this.native.inputs(this.inputs.length * 2)
+    inputs.set(this.inputs)
+    this.inputs = inputs
   }
 
   flush() {
@@ -121,12 +115,13 @@ class Batcher {
     const id = this.nextId
     this.nextId = (id + 1) >>> 0
     try {
-      // Few napi conversions per batch: typed arrays, and the sids joined
-      // (checkSid keeps newlines out of them). See decode() in src/binding/wire.rs.
+      // Few napi conversions per batch: the numbers are in `inputs` already,
+      // the sids joined (checkSid keeps newlines out of them). See decode()
+      // in src/binding/wire.rs.
       // Rust keeps Node alive until the reply (see InFlight in src/binding/mod.rs).
       // With the near socket open, Rust may hand back bytes to write there.
       const near = this.near !== null && this.near.usable()
-      const bytes = this.native.exec(id, n, this.kinds, sids.join('\n'), values, owners, this.expires, this.limits, near)
+      const bytes = binding.exec(this.slot, id, n, sids.join('\n'), values, owners, near)
       if (bytes !== null) this.near.send(bytes)
     } catch (err) {
       const error = fromNative(err, this.target)
@@ -135,12 +130,8 @@ class Batcher {
       })
       return
     } finally {
-      // A burst's arrays are not kept.
-      if (this.kinds.length > MAX_KEPT_CAPACITY) {
-        this.kinds = new Uint8Array(MIN_CAPACITY)
-        this.expires = new Float64Array(MIN_CAPACITY)
-        if (this.limits !== null) this.limits = new Float64Array(2 * MIN_CAPACITY)
-      }
+      // A burst's array is not kept.
+      if (this.inputs.length > MAX_KEPT_CAPACITY * INPUT_STRIDE) this.inputs = this.native.inputs(MIN_CAPACITY * INPUT_STRIDE)
     }
     this.inFlight.set(id, callbacks)
   }

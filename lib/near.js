@@ -2,6 +2,7 @@
 
 const net = require('node:net')
 const { performance } = require('node:perf_hooks')
+const binding = require('./native').loadBinding()
 
 // After a socket failed, the next one is tried no sooner than this.
 const RETRY_MS = 1000
@@ -15,8 +16,9 @@ const RETRY_MS = 1000
 // A socket that closes hands its batches to the writer; one that outlives
 // the command timeout fails them, as the writer does.
 class Near {
-  constructor(native, server, timeoutMs, onBatch) {
+  constructor(native, slot, server, timeoutMs, onBatch) {
     this.native = native
+    this.slot = slot
     this.server = server
     this.timeoutMs = timeoutMs
     this.onBatch = onBatch
@@ -73,7 +75,7 @@ class Near {
     if (this.socket !== socket) return
     // Numbers in `this.numbers`; `out` is null, one batch's text, or an
     // array (see answer() in src/binding/near.rs).
-    const out = this.native.nearRead(data)
+    const out = binding.nearRead(this.slot, data)
     const numbers = this.adopt(out)
     if (numbers[0]) {
       // Rust handed the batches still out to the writer.

@@ -5,6 +5,8 @@
 
 mod near;
 mod options;
+mod shared;
+mod slots;
 mod text;
 mod wire;
 
@@ -128,7 +130,10 @@ pub struct NativeStore {
     /// The JS thread's own socket, when the server and options allow one
     /// (see `near`).
     near: Near,
-    near_numbers: Mutex<near::NearNumbers>,
+    near_numbers: Mutex<shared::Shared>,
+    /// What JS writes for each batch: kinds, deadlines and limits (see
+    /// `wire::decode`).
+    inputs: Mutex<shared::Shared>,
     /// None after `close()`: the callback into JS is released with the
     /// store, so nothing of it outlives the store (a test runner's
     /// open-handle check would see it).
@@ -138,6 +143,8 @@ pub struct NativeStore {
     /// "exec" or "admin": where the native core panics once (see
     /// `panic_once`).
     panic_next: Mutex<Option<String>>,
+    /// Where `exec` and `nearRead` find this store (see `slots`).
+    slot: slots::Slot,
 }
 
 fn internal(what: &str) -> StoreError {
@@ -232,35 +239,28 @@ impl NativeStore {
         Ok(NativeStore {
             near: Near::new(store.clone()),
             near_numbers: Mutex::default(),
+            inputs: Mutex::default(),
             inner: store,
             on_reply: Mutex::new(Some(on_reply)),
             in_flight,
             chunk: options.scan_count.max(1) as usize,
             panic_next: Mutex::new(None),
+            slot: slots::Slot::default(),
         })
     }
 
-    /// Takes one tick's operations, the first `count` of `kinds` and
-    /// `expires` (JS reuses both arrays). With `near` (the JS thread's
-    /// socket is open, see `crate::near`) and when that path may take
-    /// them, returns the bytes for JS to write there; otherwise queues them
-    /// for the writer and returns null. Either way the outcome arrives
-    /// through `onReply` with the same `batch_id`. Synchronous, so batches
-    /// reach Redis in the order JS issued them.
-    // One argument per parallel array of the wire form (see `wire`).
-    #[allow(clippy::too_many_arguments)]
-    #[napi(catch_unwind)]
-    pub fn exec<'env>(
+    /// Takes one tick's operations (through `slots::exec`): the first
+    /// `count` of the input array's (see `inputs`), with their texts. With
+    /// `near` (the JS thread's socket is open, see `crate::near`) and when
+    /// that path may take them, returns the bytes for JS to write there;
+    /// otherwise queues them for the writer and returns null. Either way
+    /// the outcome arrives through `onReply` with the same `batch_id`.
+    /// Synchronous, so batches reach Redis in the order JS issued them.
+    fn exec<'env>(
         &self,
         env: &'env Env,
-        batch_id: u32,
-        count: u32,
-        kinds: Uint8ArraySlice,
-        #[napi(ts_arg_type = "string")] sids: Text,
-        #[napi(ts_arg_type = "Array<string>")] values: Texts,
-        #[napi(ts_arg_type = "Array<string>")] owners: Texts,
-        expires: Float64ArraySlice,
-        limits: Option<Float64ArraySlice>,
+        (batch_id, count): (u32, u32),
+        (sids, values, owners): (Text, Texts, Texts),
         near: bool,
     ) -> Result<Option<Unknown<'env>>> {
         // A panic here fails this batch's calls, as one in the writer does.
@@ -268,14 +268,11 @@ impl NativeStore {
             if self.take_panic("exec") {
                 panic!("a panic in exec, asked for by a test");
             }
-            let n = count as usize;
-            let malformed = || StoreError::new(ErrorKind::InvalidArgument, "malformed batch");
-            let (Some(kinds), Some(expires)) = (kinds.get(..n), expires.get(..n)) else {
-                return Err(to_js(env, malformed()));
-            };
-            let limits = limits.as_ref().map(|l| &l[..]);
-            let ops = decode(kinds, &sids.0, (values.0, owners.0), expires, limits)
-                .map_err(|e| to_js(env, e))?;
+            let per_session = self.inner.context().session_limits;
+            let mut inputs = self.inputs.lock().unwrap();
+            let batch = (&*inputs.slice(), count as usize, per_session);
+            let ops = decode(batch, &sids.0, (values.0, owners.0)).map_err(|e| to_js(env, e))?;
+            drop(inputs);
             let ops = match near {
                 // As a latin1 string, one char per byte, which the socket
                 // writes back byte for byte: a young V8 string costs less
@@ -295,6 +292,14 @@ impl NativeStore {
             Ok(None)
         }))
         .unwrap_or_else(|_| Err(to_js(env, internal("taking this batch"))))
+    }
+
+    /// A new input array of `length` numbers, which `exec` reads from now
+    /// on (`INPUT_STRIDE` per operation; JS grows it, and shrinks it after
+    /// a burst).
+    #[napi(ts_return_type = "Float64Array")]
+    pub fn inputs<'env>(&self, env: &'env Env, length: u32) -> Result<Unknown<'env>> {
+        self.inputs.lock().unwrap().replace(env, length as usize)
     }
 
     /// Delivers `len` outcomes to `onReply` under `batch_id`, after `then`;

@@ -6,6 +6,7 @@ use napi::bindgen_prelude::*;
 use napi::JsString;
 use napi_derive::napi;
 
+use super::shared::Shared;
 use super::wire::encode;
 use super::NativeStore;
 use crate::near::{Answered, Sent};
@@ -23,7 +24,7 @@ pub struct NearServer {
 const CHUNK: usize = 32 << 10;
 
 /// What bytes read from the near socket (or its timeout) did. The numbers
-/// go into a Float64Array JS and Rust share (see `NearNumbers`): whether
+/// go into a Float64Array JS and Rust share (see `Shared`): whether
 /// the socket must close (its other batches went to the writer), how many
 /// batches were answered, then per batch its id and number of operations
 /// n, and n triples (value length in UTF-16 units or -1 for none,
@@ -39,7 +40,7 @@ const CHUNK: usize = 32 << 10;
 /// written to memory, and one string per batch less than one per value.
 fn answer<'env>(
     env: &'env Env,
-    numbers: &mut NearNumbers,
+    numbers: &mut Shared,
     broken: bool,
     answered: Answered,
 ) -> Result<Option<Unknown<'env>>> {
@@ -166,36 +167,6 @@ fn utf16_len(text: &str) -> usize {
     }
 }
 
-/// The Float64Array near replies' numbers go to, held (by a napi reference)
-/// between reads; replaced by a bigger one when a read needs more.
-#[derive(Default)]
-pub(super) struct NearNumbers(Option<Float64Array>);
-
-impl NearNumbers {
-    /// Makes room for `need` numbers: the new array, for JS, when one was made.
-    fn fit<'env>(&mut self, env: &'env Env, need: usize) -> Result<Option<Unknown<'env>>> {
-        if self.0.as_ref().is_some_and(|n| n.len() >= need) {
-            return Ok(None);
-        }
-        let len = need
-            .max(2 * self.0.as_ref().map_or(0, |n| n.len()))
-            .max(256);
-        // SAFETY: `env` is this call's, and the value just made is a
-        // Float64Array; the kept one holds a reference to it.
-        unsafe {
-            let value = Float64Array::to_napi_value(env.raw(), Float64Array::new(vec![0.0; len]))?;
-            self.0 = Some(Float64Array::from_napi_value(env.raw(), value)?);
-            Ok(Some(Unknown::from_raw_unchecked(env.raw(), value)))
-        }
-    }
-
-    fn slice(&mut self) -> &mut [f64] {
-        // SAFETY: written only here, on the JS thread, during a napi call;
-        // JS reads it after the call returns.
-        self.0.as_mut().map_or(&mut [], |n| unsafe { n.as_mut() })
-    }
-}
-
 #[napi]
 impl NativeStore {
     /// Where a near socket connects, or null when this store's server is
@@ -220,26 +191,6 @@ impl NativeStore {
         self.near.open().into()
     }
 
-    /// Bytes the near socket read: the batches they complete.
-    #[napi]
-    pub fn near_read<'env>(
-        &self,
-        env: &'env Env,
-        data: BufferSlice,
-    ) -> Result<Option<Unknown<'env>>> {
-        let fed = self.near.feed(&data);
-        let broken = fed.broken.is_some();
-        if let Some(sent) = fed.broken {
-            self.resend(env, sent)?;
-        }
-        answer(
-            env,
-            &mut self.near_numbers.lock().unwrap(),
-            broken,
-            fed.answered,
-        )
-    }
-
     /// The near socket closed: its batches go to the writer.
     #[napi]
     pub fn near_lost(&self, env: Env) -> Result<()> {
@@ -256,6 +207,26 @@ impl NativeStore {
 }
 
 impl NativeStore {
+    /// Bytes the near socket read (through `slots::near_read`): the
+    /// batches they complete.
+    pub(super) fn near_read<'env>(
+        &self,
+        env: &'env Env,
+        data: &[u8],
+    ) -> Result<Option<Unknown<'env>>> {
+        let fed = self.near.feed(data);
+        let broken = fed.broken.is_some();
+        if let Some(sent) = fed.broken {
+            self.resend(env, sent)?;
+        }
+        answer(
+            env,
+            &mut self.near_numbers.lock().unwrap(),
+            broken,
+            fed.answered,
+        )
+    }
+
     /// Hands near batches to the writer, in order; each counts as answered
     /// (see `order::Gate`) once the writer has its outcomes.
     fn resend(&self, env: &Env, sent: Vec<Sent>) -> Result<()> {

@@ -159,40 +159,48 @@ pub fn list_reply(found: Vec<Found>) -> ListReply {
     reply
 }
 
-/// Decodes a batch. Its wire form keeps napi conversions to a few per batch
-/// rather than several per operation: kinds and deadlines as typed arrays,
-/// the sids as one newline-joined string (JS rejects sids with control
-/// characters), and values and owners ("" for none) only for the operations
-/// that carry them (a destroy's "owner" is its reason: `logout`, `revoked`
-/// or `binding`). `limits`, only from a store whose limits are functions
-/// of the session, holds each operation's idle and absolute limits in ms
-/// (NaN: none for this session).
+/// Numbers per operation in the store's input array (see
+/// `NativeStore::inputs`): its kind, its `expiresAt`, then, for a store
+/// whose limits are functions of the session, its idle and absolute limits
+/// in ms (NaN: none for this session).
+#[napi]
+pub const INPUT_STRIDE: u32 = 4;
+
+/// Decodes a batch of `count` operations. Its wire form keeps napi
+/// conversions to a few per batch rather than several per operation: the
+/// numbers in `inputs`, an array JS writes in place between calls
+/// (`INPUT_STRIDE` per operation), the sids as one newline-joined string
+/// (JS rejects sids with control characters), and values and owners (""
+/// for none) only for the operations that carry them (a destroy's "owner"
+/// is its reason: `logout`, `revoked` or `binding`). `per_session`: read
+/// each operation's own limits.
 pub fn decode(
-    kinds: &[u8],
+    (inputs, count, per_session): (&[f64], usize, bool),
     sids: &str,
     (values, owners): (Vec<String>, Vec<String>),
-    expires: &[f64],
-    limits: Option<&[f64]>,
 ) -> std::result::Result<Vec<Op>, StoreError> {
     let malformed = || StoreError::new(ErrorKind::InvalidArgument, "malformed batch");
-    if expires.len() != kinds.len() || limits.is_some_and(|l| l.len() < 2 * kinds.len()) {
-        return Err(malformed());
-    }
+    let stride = INPUT_STRIDE as usize;
+    let inputs = inputs.get(..count * stride).ok_or_else(malformed)?;
     let ms = |v: f64| v.is_finite().then(|| v.ceil() as i64);
-    let life = |i: usize| {
-        limits.map(|l| Lifetime {
-            idle_ms: ms(l[2 * i]),
-            absolute_ms: ms(l[2 * i + 1]),
+    let life = |op: &[f64]| {
+        per_session.then(|| Lifetime {
+            idle_ms: ms(op[2]),
+            absolute_ms: ms(op[3]),
         })
     };
     let mut sids = sids.split('\n');
     let mut values = values.into_iter();
     let mut owners = owners.into_iter();
-    let ops = kinds
-        .iter()
-        .zip(expires)
-        .enumerate()
-        .map(|(i, (&kind, &at))| {
+    let ops = inputs
+        .chunks_exact(stride)
+        .map(|op| {
+            // Not a kind when it is not a small whole number.
+            let kind = match op[0] {
+                k if k.fract() == 0.0 && (0.0..=255.0).contains(&k) => k as u8,
+                _ => u8::MAX,
+            };
+            let at = op[1];
             let sid = sids.next().ok_or_else(malformed)?.to_owned();
             let expiry = Expiry::from_wire(at);
             let mut value = || values.next().ok_or_else(malformed);
@@ -209,20 +217,20 @@ pub fn decode(
                     value: value()?,
                     expiry,
                     owner: owner()?,
-                    life: life(i),
+                    life: life(op),
                 },
                 k if k == OpKind::Touch as u8 => Op::Touch {
                     sid,
                     expiry,
                     owner: owner()?,
-                    life: life(i),
+                    life: life(op),
                 },
                 k if k == OpKind::Rewrite as u8 => Op::Rewrite {
                     sid,
                     value: value()?,
                     expiry,
                     owner: owner()?,
-                    life: life(i),
+                    life: life(op),
                 },
                 k if k == OpKind::Destroy as u8 => Op::Destroy {
                     sid,
@@ -236,7 +244,7 @@ pub fn decode(
                     loaded_owner: owner()?,
                     owner: owner()?,
                     against: None,
-                    life: life(i),
+                    life: life(op),
                 },
                 k if k == OpKind::Adopt as u8 => Op::Adopt {
                     sid,
@@ -354,23 +362,41 @@ pub fn encode(outcomes: Vec<Outcome>) -> BatchReply {
 mod tests {
     use super::*;
 
+    /// The input array JS would write: kind, expiresAt, idle, absolute.
+    fn inputs(ops: &[(u8, f64, f64, f64)]) -> Vec<f64> {
+        ops.iter()
+            .flat_map(|&(kind, at, idle, absolute)| [f64::from(kind), at, idle, absolute])
+            .collect()
+    }
+
+    /// Operations with no limits of their own.
+    fn plain(kinds: &[u8], expires: &[f64]) -> Vec<f64> {
+        let ops: Vec<_> = (kinds.iter().zip(expires))
+            .map(|(&k, &at)| (k, at, f64::NAN, f64::NAN))
+            .collect();
+        inputs(&ops)
+    }
+
     #[test]
     fn a_batch_decodes_in_order_with_values_only_where_needed() {
+        let kinds = [
+            OpKind::Get as u8,
+            OpKind::Set as u8,
+            OpKind::Destroy as u8,
+            OpKind::Rewrite as u8,
+            OpKind::Touch as u8,
+        ];
         let ops = decode(
-            &[
-                OpKind::Get as u8,
-                OpKind::Set as u8,
-                OpKind::Destroy as u8,
-                OpKind::Rewrite as u8,
-                OpKind::Touch as u8,
-            ],
+            (
+                &plain(&kinds, &[f64::NAN, 10.0, f64::NAN, f64::INFINITY, 5.0]),
+                5,
+                false,
+            ),
             "a\nb\nc\nd\ne",
             (
                 vec!["vb".into(), "vd".into()],
                 vec!["ada".into(), "revoked".into(), "".into(), "bo".into()],
             ),
-            &[f64::NAN, 10.0, f64::NAN, f64::INFINITY, 5.0],
-            None,
         )
         .unwrap();
         assert_eq!(
@@ -407,14 +433,11 @@ mod tests {
 
     #[test]
     fn per_session_limits_go_with_each_write() {
-        let ops = decode(
-            &[OpKind::Get as u8, OpKind::Touch as u8],
-            "a\nb",
-            (vec![], vec!["".into()]),
-            &[f64::NAN, 10.0],
-            Some(&[f64::NAN, f64::NAN, 1000.2, f64::NAN]),
-        )
-        .unwrap();
+        let batch = inputs(&[
+            (GET, f64::NAN, f64::NAN, f64::NAN),
+            (OpKind::Touch as u8, 10.0, 1000.2, f64::NAN),
+        ]);
+        let ops = decode((&batch, 2, true), "a\nb", (vec![], vec!["".into()])).unwrap();
         assert_eq!(
             ops[1],
             Op::Touch {
@@ -427,8 +450,8 @@ mod tests {
                 }),
             }
         );
-        // Fewer limits than operations: refused.
-        let short = decode(&[GET], "a", (vec![], vec![]), &[0.0], Some(&[1.0]));
+        // Fewer inputs than operations: refused.
+        let short = decode((&batch[..7], 2, true), "a\nb", (vec![], vec!["".into()]));
         assert_eq!(short.unwrap_err().kind, ErrorKind::InvalidArgument);
     }
 
@@ -438,17 +461,19 @@ mod tests {
     #[test]
     fn malformed_batches_are_refused_not_misread() {
         let v = |s: &str| vec![s.to_string()];
-        for (kinds, sids, values, owners, expires) in [
-            (vec![GET, GET], "a", vec![], vec![], vec![0.0, 0.0]),
-            (vec![GET], "a\nb", vec![], vec![], vec![0.0]),
-            (vec![SET], "a", vec![], v(""), vec![0.0]),
-            (vec![SET], "a", v("x"), vec![], vec![0.0]),
-            (vec![GET], "a", v("extra"), vec![], vec![0.0]),
-            (vec![GET], "a", vec![], v("extra"), vec![0.0]),
-            (vec![GET], "a", vec![], vec![], vec![]),
-            (vec![9], "a", vec![], vec![], vec![0.0]),
+        let get = plain(&[GET], &[0.0]);
+        for (batch, count, sids, values, owners) in [
+            (plain(&[GET, GET], &[0.0, 0.0]), 2, "a", vec![], vec![]),
+            (get.clone(), 1, "a\nb", vec![], vec![]),
+            (plain(&[SET], &[0.0]), 1, "a", vec![], v("")),
+            (plain(&[SET], &[0.0]), 1, "a", v("x"), vec![]),
+            (get.clone(), 1, "a", v("extra"), vec![]),
+            (get.clone(), 1, "a", vec![], v("extra")),
+            (get.clone(), 2, "a\nb", vec![], vec![]),
+            (plain(&[9], &[0.0]), 1, "a", vec![], vec![]),
+            (vec![0.5, 0.0, f64::NAN, f64::NAN], 1, "a", vec![], vec![]),
         ] {
-            let err = decode(&kinds, sids, (values, owners), &expires, None).unwrap_err();
+            let err = decode((&batch, count, false), sids, (values, owners)).unwrap_err();
             assert_eq!(err.kind, ErrorKind::InvalidArgument);
         }
     }
