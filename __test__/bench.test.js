@@ -60,3 +60,16 @@ test('the targets give each round’s ratio beside the medians’', (t) => {
   t.is(opsTarget.value, 1.2)
   t.is(opsTarget.figures, '120 vs 100 ops/s; rounds 0.90–1.50×')
 })
+
+test('bench/crossing.js times the calls into Rust around that run', async (t) => {
+  const { RedisServer } = require('./helpers/redis.js')
+  const server = await RedisServer.start()
+  t.teardown(() => server.dispose())
+  const crossing = path.join(__dirname, '../bench/crossing.js')
+  const { stdout } = await execFileAsync(process.execPath, [crossing, 'ours', server.url, '200', '1', '0.5'], { timeout: 60_000 })
+  for (const name of ['exec', 'nearRead']) {
+    const [, calls, perCall] = new RegExp(`^${name}: (\\d+) calls, ([\\d.]+) µs per call`, 'm').exec(stdout) || []
+    t.true(Number(calls) > 0, `${name} calls in:\n${stdout}`)
+    t.true(Number(perCall) > 0, `${name} time per call`)
+  }
+})
