@@ -160,6 +160,27 @@ test.serial('a slow connection (answers arrive, late): a call over many sessions
   t.is(await reader('mget'), before, 'the reader kept its connection')
 })
 
+test.serial('reencrypt() over a slow link goes in steps that each settle within commandTimeout, and finishes', async (t) => {
+  t.timeout(60_000)
+  const { randomBytes } = require('node:crypto')
+  const old = { id: 'old', key: randomBytes(32) }
+  const { proxy, store } = await rig(t, { encryption: { keys: [old] } })
+  await store.set('a', sess({ userId: 'ada', n: 1 }))
+  const rotated = new RedisSessionStore({
+    url: proxy.url,
+    prefix: store.prefix,
+    commandTimeout: TIMEOUT,
+    encryption: { keys: [{ id: 'new', key: randomBytes(32) }, old] },
+  })
+  t.teardown(() => rotated.close())
+  // 3 ms each way: walking the 16,384 shards 64 at a time is 256 round
+  // trips, over 1.5 s, so one step over all of them would time out.
+  proxy.delay(3)
+  t.deepEqual(await rotated.reencrypt(), { reencrypted: 1, current: 0, unreadable: 0, raced: 0 })
+  proxy.delay(0)
+  t.is((await rotated.get('a')).n, 1)
+})
+
 test.serial('a SIGSTOPped redis-server: calls time out within the bound, then work after SIGCONT', async (t) => {
   const { server, store } = await rig(t)
   const bound = callBound(t)

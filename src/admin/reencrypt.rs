@@ -129,8 +129,9 @@ fn unencrypted() -> StoreError {
 }
 
 /// One step from shard `from`: gathers the sessions of the next shards
-/// (about a round trip's worth), rewrites those not under the first key,
-/// and returns where the next step starts (`None`: done).
+/// (about a round trip's worth, for a quarter of the command timeout at
+/// most), rewrites those not under the first key, and returns where the
+/// next step starts (`None`: done).
 pub async fn step(
     store: &Store,
     from: usize,
@@ -144,7 +145,11 @@ pub async fn step(
     let count = ctx.keys.shard_count();
     let mut at = from.min(count);
     let mut sids = Vec::new();
-    while at < count && sids.len() < per_trip(chunk) {
+    // A store with few sessions would otherwise walk every shard in one
+    // step: hundreds of round trips, past the timeout on a slow link.
+    let gathering = tokio::time::Instant::now();
+    let budget = store.command_timeout() / 4;
+    while at < count && sids.len() < per_trip(chunk) && gathering.elapsed() < budget {
         let end = (at + SHARDS_PER_READ).min(count);
         let metas = listing::metas(&conn, &ctx.keys.shards_in(at..end)).await?;
         // A logout marker's session is gone.
