@@ -1,7 +1,7 @@
 'use strict'
 
 const { Store } = require('express-session')
-const { NativeStore, OpKind, WARNING_BATCH, EVENT_BATCH } = require('./lib/native').loadBinding()
+const { NativeStore, OpKind, WARNING_BATCH, EVENT_BATCH } = require('./lib/native').binding()
 const { Batcher } = require('./lib/batcher')
 const { isoDate } = require('./lib/iso-date')
 const { allSessions, reindex, reencrypt, statsWindows, statsOf } = require('./lib/admin')

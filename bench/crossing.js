@@ -6,7 +6,7 @@
 //   node bench/crossing.js ours redis://127.0.0.1:6379 [size B] [concurrency] [seconds]
 // Wall time on the JS thread, which is blocked meanwhile: at one request at
 // a time each call starts with caches the event loop's wait left cold.
-const binding = require('../lib/native').loadBinding()
+const binding = require('../lib/native').binding()
 
 const timed = {}
 // Operations sent: exec's third argument.

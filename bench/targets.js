@@ -6,6 +6,7 @@
 // not measured rather than left out. The store options' lines
 // (featureTargets) are listed apart: they are not items of the issue.
 const { sizeLabel } = require('./sessions')
+const { ratio } = require('./stats')
 
 const f = (v, digits = 1) => (typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a')
 
@@ -38,7 +39,7 @@ function targets(results) {
   // The medians, then the ratio of each round (the stores run in turn within a round).
   const pair = (c, kind, field, digits, unit, mine = 'ours') =>
     c ? `${f(c[mine].median[field], digits)} vs ${f(c[kind].median[field], digits)} ${unit}${spread(c[mine].runs, c[kind].runs, field)}` : 'not measured'
-  const quotient = (c, mine, kind, field) => (c ? ratioOf(c[mine].median[field], c[kind].median[field]) : null)
+  const quotient = (c, mine, kind, field) => (c ? ratio(c[mine].median[field], c[kind].median[field]) : null)
   const CR = 'connect-redis'
 
   for (const size of [300, 2000]) {
@@ -47,7 +48,7 @@ function targets(results) {
     add(1, `${label}: ops/s ours ÷ connect-redis`, quotient(c, 'ours', CR, 'opsPerSec'), 'min', 1.2, pair(c, CR, 'opsPerSec', 0, 'ops/s'))
     add(1, `${label}: CPU/op ours ÷ connect-redis`, quotient(c, 'ours', CR, 'cpuUsPerOp'), 'max', 0.9, pair(c, CR, 'cpuUsPerOp', 1, 'µs'))
     const above = (kind) => (c ? c[kind].median.cpuUsPerOp - c.memory.median.cpuUsPerOp : null)
-    note(1, `${label}: CPU/op above MemoryStore's, ours ÷ connect-redis`, ratioOf(above('ours'), above(CR)), c ? `${f(above('ours'), 1)} vs ${f(above(CR), 1)} µs (MemoryStore ${f(c.memory.median.cpuUsPerOp, 1)} µs)` : 'not measured')
+    note(1, `${label}: CPU/op above MemoryStore's, ours ÷ connect-redis`, ratio(above('ours'), above(CR)), c ? `${f(above('ours'), 1)} vs ${f(above(CR), 1)} µs (MemoryStore ${f(c.memory.median.cpuUsPerOp, 1)} µs)` : 'not measured')
   }
   for (const size of [300, 2000]) {
     const c = cfg(size, 1)
@@ -70,7 +71,7 @@ function targets(results) {
   for (const [kind, name] of [[CR, 'connect-redis'], ['memory', 'MemoryStore']]) {
     const peer = httpOf(kind)
     const figures = ours && peer ? `${f(ours.median.reqPerSec, 0)} vs ${f(peer.median.reqPerSec, 0)} req/s${spread(ours.runs, peer.runs, 'reqPerSec')}` : 'not measured'
-    add(4, `HTTP: req/s ours ÷ ${name}`, ours && peer && ratioOf(ours.median.reqPerSec, peer.median.reqPerSec), 'min', 1, figures)
+    add(4, `HTTP: req/s ours ÷ ${name}`, ours && peer && ratio(ours.median.reqPerSec, peer.median.reqPerSec), 'min', 1, figures)
   }
 
   const admin = results.admin
@@ -83,13 +84,9 @@ function targets(results) {
 // Round by round, `field` of `mine` ÷ `theirs`: how far one round's ratio
 // strays from the medians' (rounds on a shared machine vary).
 function spread(mine, theirs, field) {
-  const ratios = (mine || []).map((run, i) => theirs && theirs[i] && ratioOf(run[field], theirs[i][field])).filter((r) => r != null)
+  const ratios = (mine || []).map((run, i) => theirs && theirs[i] && ratio(run[field], theirs[i][field])).filter((r) => r != null)
   if (ratios.length < 2) return ''
   return `; rounds ${f(Math.min(...ratios), 2)}–${f(Math.max(...ratios), 2)}×`
-}
-
-function ratioOf(a, b) {
-  return typeof a === 'number' && typeof b === 'number' && b !== 0 ? a / b : null
 }
 
 // Store options off and on (features.js), 64 concurrent. Encryption runs in

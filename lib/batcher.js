@@ -2,7 +2,7 @@
 
 const { fromNative, RedisSessionStoreError, atTarget } = require('./errors')
 const { Near } = require('./near')
-const binding = require('./native').loadBinding()
+const binding = require('./native').binding()
 
 // Numbers per operation in the store's input array: kind, expiresAt, idle
 // and absolute limits (see wire::decode in src/binding/wire.rs).

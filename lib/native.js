@@ -133,4 +133,12 @@ function installed(pkg, from) {
   }
 }
 
-module.exports = { loadBinding, platformSuffix, detectLibc, PUBLISHED }
+// The addon as the store's modules use it: found and loaded once, however
+// many of them ask.
+let loaded = null
+function binding() {
+  if (loaded === null) loaded = loadBinding()
+  return loaded
+}
+
+module.exports = { binding, loadBinding, platformSuffix, detectLibc, PUBLISHED }

@@ -2,7 +2,7 @@
 
 const net = require('node:net')
 const { performance } = require('node:perf_hooks')
-const binding = require('./native').loadBinding()
+const binding = require('./native').binding()
 
 // After a socket failed, the next one is tried no sooner than this.
 const RETRY_MS = 1000
