@@ -121,7 +121,10 @@ fn text<'env>(
         return Ok(Text::One(js_string(env, value, units)?));
     }
     let mut chunks = Vec::new();
-    let mut text = String::new();
+    // Sized once per chunk: grown by pushes, a batch's text was copied
+    // again at each doubling.
+    let mut left: usize = values.iter().flatten().map(String::len).sum();
+    let mut text = String::with_capacity(left.min(CHUNK));
     let mut units = 0;
     for (i, value) in values.iter().enumerate() {
         let Some(v) = value else {
@@ -131,10 +134,13 @@ fn text<'env>(
         let n = utf16_len(v);
         len(i, n as f64);
         if !text.is_empty() && text.len() + v.len() > CHUNK {
-            chunks.push(js_string(env, &std::mem::take(&mut text), units)?);
+            chunks.push(js_string(env, &text, units)?);
+            text.clear();
+            text.reserve(left.min(CHUNK));
             units = 0;
         }
         text.push_str(v);
+        left -= v.len();
         units += n;
     }
     let last = js_string(env, &text, units)?;
