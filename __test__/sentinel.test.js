@@ -7,7 +7,7 @@ const test = require('ava')
 const { RedisSessionStore } = require('..')
 const { RedisServer, freePort, sentinelMonitor } = require('./helpers/redis')
 const { untilRecovered } = require('./helpers/suite')
-const { RawRedis } = require('./helpers/raw')
+const { RawRedis, untilReplicaSynced } = require('./helpers/raw')
 
 const NAME = 'sessions-master'
 const PASSWORD = 's3cret'
@@ -40,7 +40,10 @@ test.before(async () => {
     ].join('\n')
     sentinels.push(await RedisServer.start({ sentinel: conf }))
   }
-  // The replica is in sync, and every sentinel knows it.
+  // The replica is in sync (the test WAITs for it before killing the
+  // master; on a loaded machine its first sync can take seconds), and every
+  // sentinel knows it.
+  await untilReplicaSynced(replica.url, PASSWORD)
   const until = Date.now() + 10_000
   for (;;) {
     const raw = await RawRedis.connect(sentinels[2].url)

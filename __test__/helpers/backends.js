@@ -14,7 +14,7 @@ const path = require('node:path')
 const { execFileSync } = require('node:child_process')
 const { RedisServer, redisForTests } = require('./redis')
 const { RedisCluster } = require('./cluster')
-const { RawRedis } = require('./raw')
+const { RawRedis, untilReplicaSynced } = require('./raw')
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const hostPort = (url) => {
@@ -83,16 +83,8 @@ async function startSentinelGroup({ name = 'conformance', password = 'c0nform', 
     servers.push(...sentinels)
     // The replica is in sync (logouts WAIT for it), and every sentinel
     // answers for the master and has seen the replica.
+    await untilReplicaSynced(replica.url, password)
     const until = Date.now() + 15_000
-    for (;;) {
-      const raw = await RawRedis.connect(replica.url)
-      await raw.call('AUTH', password)
-      const info = String(await raw.call('INFO', 'replication'))
-      raw.close()
-      if (/master_link_status:up/.test(info)) break
-      if (Date.now() > until) throw new Error('the replica never synced')
-      await sleep(50)
-    }
     for (const s of sentinels) {
       for (;;) {
         const raw = await RawRedis.connect(s.url)
