@@ -121,10 +121,10 @@ fn text<'env>(
         return Ok(Text::One(js_string(env, value, units)?));
     }
     let mut chunks = Vec::new();
-    // Sized once per chunk: grown by pushes, a batch's text was copied
-    // again at each doubling.
-    let mut left: usize = values.iter().flatten().map(String::len).sum();
-    let mut text = String::with_capacity(left.min(CHUNK));
+    // Sized once, a chunk at most, and reused for each chunk: grown by
+    // pushes, a batch's text was copied again at each doubling.
+    let total: usize = values.iter().flatten().map(String::len).sum();
+    let mut text = String::with_capacity(total.min(CHUNK));
     let mut units = 0;
     for (i, value) in values.iter().enumerate() {
         let Some(v) = value else {
@@ -136,11 +136,9 @@ fn text<'env>(
         if !text.is_empty() && text.len() + v.len() > CHUNK {
             chunks.push(js_string(env, &text, units)?);
             text.clear();
-            text.reserve(left.min(CHUNK));
             units = 0;
         }
         text.push_str(v);
-        left -= v.len();
         units += n;
     }
     let last = js_string(env, &text, units)?;
