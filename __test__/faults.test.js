@@ -7,7 +7,7 @@ const path = require('node:path')
 const { promisify } = require('node:util')
 const { monitorEventLoopDelay } = require('node:perf_hooks')
 const execFileAsync = promisify(require('node:child_process').execFile)
-const { randomUUID } = require('node:crypto')
+const { randomUUID, randomBytes } = require('node:crypto')
 const express = require('express')
 const session = require('express-session')
 const request = require('supertest')
@@ -162,7 +162,6 @@ test.serial('a slow connection (answers arrive, late): a call over many sessions
 
 test.serial('reencrypt() over a slow link goes in steps that each settle within commandTimeout, and finishes', async (t) => {
   t.timeout(60_000)
-  const { randomBytes } = require('node:crypto')
   const old = { id: 'old', key: randomBytes(32) }
   const { proxy, store } = await rig(t, { encryption: { keys: [old] } })
   await store.set('a', sess({ userId: 'ada', n: 1 }))

@@ -5,9 +5,9 @@
 // sentinels, logs in, and follows a failover when the master is killed.
 const test = require('ava')
 const { RedisSessionStore } = require('..')
-const { RedisServer, freePort, sentinelMonitor } = require('./helpers/redis')
+const { RedisServer, freePort, sentinelMonitor, untilReplicaSynced } = require('./helpers/redis')
 const { untilRecovered } = require('./helpers/suite')
-const { RawRedis, untilReplicaSynced } = require('./helpers/raw')
+const { RawRedis } = require('./helpers/raw')
 
 const NAME = 'sessions-master'
 const PASSWORD = 's3cret'

@@ -12,9 +12,9 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { execFileSync } = require('node:child_process')
-const { RedisServer, redisForTests } = require('./redis')
+const { RedisServer, redisForTests, untilReplicaSynced } = require('./redis')
 const { RedisCluster } = require('./cluster')
-const { RawRedis, untilReplicaSynced } = require('./raw')
+const { RawRedis } = require('./raw')
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const hostPort = (url) => {

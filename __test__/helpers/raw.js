@@ -95,19 +95,4 @@ class RawRedis {
   }
 }
 
-// Resolves once the replica at `url` has synced with its master (its first
-// sync can take seconds on a loaded machine); throws after `timeoutMs`.
-async function untilReplicaSynced(url, password, timeoutMs = 15_000) {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const raw = await RawRedis.connect(url)
-    await raw.call('AUTH', password)
-    const info = String(await raw.call('INFO', 'replication'))
-    raw.close()
-    if (/master_link_status:up/.test(info)) return
-    if (Date.now() > until) throw new Error('the replica never synced')
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
-
-module.exports = { RawRedis, untilReplicaSynced }
+module.exports = { RawRedis }

@@ -8,6 +8,7 @@ const tls = require('node:tls')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
+const { RawRedis } = require('./raw')
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -48,6 +49,22 @@ async function waitFor(check, timeoutMs, what) {
     await new Promise((r) => setTimeout(r, 20))
   }
   throw new Error(`timed out waiting for ${what}`)
+}
+
+// Resolves once the replica at `url` has synced with its master (its first
+// sync can take seconds on a loaded machine).
+function untilReplicaSynced(url, password, timeoutMs = 15_000) {
+  return waitFor(
+    async () => {
+      const raw = await RawRedis.connect(url)
+      await raw.call('AUTH', password)
+      const info = String(await raw.call('INFO', 'replication'))
+      raw.close()
+      return /master_link_status:up/.test(info)
+    },
+    timeoutMs,
+    'the replica to sync',
+  )
 }
 
 // A redis-server child process on its own port; restartable on the same port.
@@ -146,4 +163,4 @@ function sentinelMonitor(name, port, password) {
   ]
 }
 
-module.exports = { RedisServer, redisForTests, freePort, sentinelMonitor }
+module.exports = { RedisServer, redisForTests, freePort, sentinelMonitor, untilReplicaSynced }
