@@ -21,13 +21,15 @@ function get(port, path, headers = {}) {
 
 let cookies = []
 
-function cannon(port, connections, seconds) {
+// `amount`: that many requests instead of `seconds` of them; `timeout`:
+// seconds a request may take.
+function cannon(port, connections, seconds, amount, timeout = 5) {
   let k = 0
   return autocannon({
     url: `http://127.0.0.1:${port}/`,
     connections,
-    duration: seconds,
-    timeout: 5,
+    ...(amount ? { amount } : { duration: seconds }),
+    timeout,
     setupClient(client) {
       client.setHeaders({ cookie: cookies[k++ % cookies.length] })
     },
@@ -61,8 +63,8 @@ serve({
     return { sessions: cookies.length }
   },
 
-  async load({ port, connections, seconds }) {
-    return summary(await cannon(port, connections, seconds))
+  async load({ port, connections, seconds, amount, timeout }) {
+    return summary(await cannon(port, connections, seconds, amount, timeout))
   },
 
   close() {

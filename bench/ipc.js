@@ -7,9 +7,12 @@ const path = require('node:path')
 const live = new Set()
 
 // Forks bench/<file> and returns a handle with call(cmd, args, timeoutMs).
-function spawnChild(file, args = [], { execArgv = [], env } = {}) {
+// `execPath`: what runs it instead of this node (valgrind, with node among
+// its execArgv).
+function spawnChild(file, args = [], { execArgv = [], env, execPath } = {}) {
   const child = fork(path.join(__dirname, file), args, {
     execArgv,
+    execPath,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })

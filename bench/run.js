@@ -40,7 +40,7 @@ const HELP = `usage: node bench/run.js [options]
   --only LIST             store, features, http, nest, rss, memory, scale, admin, cluster, embedded
                           (comma-separated; "store" includes rss; default all of them)
   --rounds N              store rounds, each store in a fresh process (default 3)
-  --http-rounds N         HTTP rounds (default 3)
+  --http-rounds N         HTTP rounds (default 5)
   --duration S            measured seconds per store run (default 2)
   --warmup S              warm-up seconds per store run (default 0.5)
   --sizes LIST            session sizes in bytes (default 300,2000,20000)
@@ -147,7 +147,7 @@ function parseConfig(argv) {
       embedded: only.includes('embedded'),
     },
     rounds: Math.max(1, Math.round(num('rounds', quick ? 1 : 3))),
-    httpRounds: Math.max(1, Math.round(num('http-rounds', quick ? 1 : 3))),
+    httpRounds: Math.max(1, Math.round(num('http-rounds', quick ? 1 : 5))),
     durationMs: num('duration', quick ? 0.15 : 2) * 1000,
     warmupMs: num('warmup', quick ? 0.05 : 0.5) * 1000,
     sizes: list('sizes', [300, 2000, 20000]),
