@@ -5,7 +5,7 @@
 // sentinels, logs in, and follows a failover when the master is killed.
 const test = require('ava')
 const { RedisSessionStore } = require('..')
-const { RedisServer, freePort, sentinelMonitor, untilReplicaSynced } = require('./helpers/redis')
+const { RedisServer, freePort, sentinelMonitor, untilReplicaSynced, untilSentinelsSeeReplica } = require('./helpers/redis')
 const { untilRecovered } = require('./helpers/suite')
 const { RawRedis } = require('./helpers/raw')
 
@@ -16,7 +16,6 @@ let master
 let replica
 const sentinels = []
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const sess = (n) => ({ cookie: { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000).toISOString() }, n, userId: 'ada' })
 
 async function masterPort() {
@@ -44,15 +43,7 @@ test.before(async () => {
   // master; on a loaded machine its first sync can take seconds), and every
   // sentinel knows it.
   await untilReplicaSynced(replica.url, PASSWORD)
-  const until = Date.now() + 10_000
-  for (;;) {
-    const raw = await RawRedis.connect(sentinels[2].url)
-    const replicas = await raw.call('SENTINEL', 'replicas', NAME)
-    raw.close()
-    if (replicas.length === 1) break
-    if (Date.now() > until) throw new Error('the sentinels never saw the replica')
-    await sleep(100)
-  }
+  await untilSentinelsSeeReplica(sentinels.map((s) => s.url), NAME)
 })
 
 test.after.always(async () => {

@@ -16,6 +16,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { spawnChild } = require('./ipc')
+const { CALLGRIND, instructions } = require('./callgrind')
 
 const url = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
 const WARMUP = 2000
@@ -28,8 +29,7 @@ async function count(kind, connections, requests) {
   const log = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'http-instr-')), 'valgrind.log')
   const server = spawnChild('http-server.js', [kind, url], {
     execPath: 'valgrind',
-    // JIT-compiled code is written at run time: valgrind must check it.
-    execArgv: ['--tool=callgrind', '--callgrind-out-file=/dev/null', '--smc-check=all-non-file', `--log-file=${log}`, process.execPath],
+    execArgv: [...CALLGRIND, `--log-file=${log}`, process.execPath],
   })
   const loader = spawnChild('http-load.js')
   try {
@@ -45,10 +45,9 @@ async function count(kind, connections, requests) {
     await loader.stop()
     await server.stop(SLOW_MS)
   }
-  const refs = /I\s+refs:\s+([\d,]+)/.exec(fs.readFileSync(log, 'utf8'))
+  const report = fs.readFileSync(log, 'utf8')
   fs.rmSync(path.dirname(log), { recursive: true, force: true })
-  if (!refs) throw new Error(`${kind}: no instruction count from valgrind`)
-  return Number(refs[1].replace(/,/g, ''))
+  return instructions(report, kind)
 }
 
 async function main([kinds = 'ours,connect-redis', connections = '64', requests = '1000']) {

@@ -23,7 +23,7 @@ let cookies = []
 
 // `amount`: that many requests instead of `seconds` of them; `timeout`:
 // seconds a request may take.
-function cannon(port, connections, seconds, amount, timeout = 5) {
+function cannon({ port, connections, seconds, amount, timeout = 5 }) {
   let k = 0
   return autocannon({
     url: `http://127.0.0.1:${port}/`,
@@ -63,8 +63,8 @@ serve({
     return { sessions: cookies.length }
   },
 
-  async load({ port, connections, seconds, amount, timeout }) {
-    return summary(await cannon(port, connections, seconds, amount, timeout))
+  async load(args) {
+    return summary(await cannon(args))
   },
 
   close() {

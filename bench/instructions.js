@@ -14,6 +14,7 @@
 const { spawnSync } = require('node:child_process')
 const { openStore } = require('./stores')
 const { makeSession } = require('./sessions')
+const { CALLGRIND, instructions } = require('./callgrind')
 
 const url = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
 const call = (fn) => new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))))
@@ -43,14 +44,12 @@ async function work(kind, size, conc, rounds) {
 
 function count(args, rounds, jitless) {
   const node = [...(jitless ? ['--jitless'] : []), __filename, '--work', ...args.slice(0, 3), String(rounds)]
-  // JIT-compiled code is written at run time: valgrind must check it.
-  const run = spawnSync('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', '--smc-check=all-non-file', process.execPath, ...node], {
+  const run = spawnSync('valgrind', [...CALLGRIND, process.execPath, ...node], {
     encoding: 'utf8',
     env: { ...process.env, REDIS_URL: url },
   })
-  const refs = run.status === 0 && /I\s+refs:\s+([\d,]+)/.exec(run.stderr)
-  if (!refs) throw new Error(`no instruction count from valgrind (${run.error ? run.error.message : `exit ${run.status}`}):\n${run.stderr}`)
-  return Number(refs[1].replace(/,/g, ''))
+  if (run.status !== 0) throw new Error(`valgrind failed (${run.error ? run.error.message : `exit ${run.status}`}):\n${run.stderr}`)
+  return instructions(run.stderr, `${args.join(' ')}, ${rounds} rounds`)
 }
 
 const argv = process.argv.slice(2)

@@ -12,11 +12,9 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { execFileSync } = require('node:child_process')
-const { RedisServer, redisForTests, untilReplicaSynced } = require('./redis')
+const { RedisServer, redisForTests, untilReplicaSynced, untilSentinelsSeeReplica } = require('./redis')
 const { RedisCluster } = require('./cluster')
-const { RawRedis } = require('./raw')
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const hostPort = (url) => {
   const u = new URL(url)
   return { host: u.hostname, port: Number(u.port) }
@@ -84,17 +82,7 @@ async function startSentinelGroup({ name = 'conformance', password = 'c0nform', 
     // The replica is in sync (logouts WAIT for it), and every sentinel
     // answers for the master and has seen the replica.
     await untilReplicaSynced(replica.url, password)
-    const until = Date.now() + 15_000
-    for (const s of sentinels) {
-      for (;;) {
-        const raw = await RawRedis.connect(s.url)
-        const replicas = await raw.call('SENTINEL', 'replicas', name)
-        raw.close()
-        if (Array.isArray(replicas) && replicas.length === 1) break
-        if (Date.now() > until) throw new Error('the sentinels never saw the replica')
-        await sleep(50)
-      }
-    }
+    await untilSentinelsSeeReplica(sentinels.map((s) => s.url), name)
     return { name, password, nodes: sentinels.map((s) => s.url), dispose }
   } catch (err) {
     await dispose()

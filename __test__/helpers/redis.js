@@ -67,6 +67,23 @@ function untilReplicaSynced(url, password, timeoutMs = 15_000) {
   )
 }
 
+// Resolves once every sentinel at `urls` lists the one replica of `name`.
+function untilSentinelsSeeReplica(urls, name, timeoutMs = 15_000) {
+  return waitFor(
+    async () => {
+      for (const url of urls) {
+        const raw = await RawRedis.connect(url)
+        const replicas = await raw.call('SENTINEL', 'replicas', name)
+        raw.close()
+        if (!Array.isArray(replicas) || replicas.length !== 1) return false
+      }
+      return true
+    },
+    timeoutMs,
+    'the sentinels to see the replica',
+  )
+}
+
 // A redis-server child process on its own port; restartable on the same port.
 class RedisServer {
   // `tls`: { cert, key, ca } file paths for a TLS-only server, and
@@ -163,4 +180,4 @@ function sentinelMonitor(name, port, password) {
   ]
 }
 
-module.exports = { RedisServer, redisForTests, freePort, sentinelMonitor, untilReplicaSynced }
+module.exports = { RedisServer, redisForTests, freePort, sentinelMonitor, untilReplicaSynced, untilSentinelsSeeReplica }
