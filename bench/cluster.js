@@ -8,7 +8,7 @@
 // every redis-server, so the cluster cannot be faster here: the figure says
 // what routing across nodes costs, not what more machines would give.
 const { spawnChild } = require('./ipc')
-const { medians, ratio } = require('./stats')
+const { medians, ratio, fmt } = require('./stats')
 const { sizeLabel } = require('./sessions')
 const { RedisCluster } = require('../__test__/helpers/cluster.js')
 
@@ -39,7 +39,7 @@ async function clusterBench(c, url, problems) {
           )
           row.runs.push(r)
           if (r.errors) problems.push(`cluster bench ${row.name}, round ${round}: ${r.errors} errors (first: ${r.firstError})`)
-          log(`cluster round ${round}/${c.rounds} ${row.name.padEnd(22)} ${Math.round(r.opsPerSec).toString().padStart(7)} ops/s  ${r.cpuUsPerOp.toFixed(1).padStart(6)} µs CPU/op`)
+          log(`cluster round ${round}/${c.rounds} ${row.name.padEnd(22)} ${Math.round(r.opsPerSec).toString().padStart(7)} ops/s  ${fmt(r.cpuUsPerOp, 1).padStart(6)} µs CPU/op`)
           await w.call('close', {}, 30_000)
         } finally {
           await w.stop()

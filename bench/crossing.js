@@ -33,4 +33,4 @@ process.on('exit', () => {
   }
 })
 
-require('./store-worker')
+require('./store-worker').main()

@@ -12,7 +12,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { spawnChild } = require('./ipc')
-const { medians, ratio } = require('./stats')
+const { medians, ratio, fmt } = require('./stats')
 const { sizeLabel } = require('./sessions')
 
 const log = (...args) => console.error('[bench]', ...args)
@@ -74,7 +74,7 @@ async function workload(c, urlOf, problems) {
           cfg.sessionBytes = r.sessionBytes
           cfg.stores[s.id].runs.push(r)
           if (r.errors) problems.push(`embedded ${s.label}, ${cfg.sizeLabel}, conc. ${cfg.concurrency}, round ${round}: ${r.errors} errors (first: ${r.firstError})`)
-          log(`embedded round ${round}/${c.rounds} ${cfg.sizeLabel} conc ${cfg.concurrency} ${s.label.padEnd(16)} ${Math.round(r.opsPerSec).toString().padStart(7)} ops/s  ${r.cpuUsPerOp.toFixed(1).padStart(6)} µs CPU/op  ELU ${(r.elu * 100).toFixed(0)}%`)
+          log(`embedded round ${round}/${c.rounds} ${cfg.sizeLabel} conc ${cfg.concurrency} ${s.label.padEnd(16)} ${Math.round(r.opsPerSec).toString().padStart(7)} ops/s  ${fmt(r.cpuUsPerOp, 1).padStart(6)} µs CPU/op  ELU ${(r.elu * 100).toFixed(0)}%`)
         }
       }
     } finally {

@@ -11,7 +11,7 @@
 // always runs second.
 const { spawnChild } = require('./ipc')
 const { command } = require('./redis')
-const { medians, ratio } = require('./stats')
+const { medians, ratio, fmt } = require('./stats')
 const { sizeLabel } = require('./sessions')
 
 const log = (...args) => console.error('[bench]', ...args)
@@ -66,7 +66,7 @@ async function featureRound(c, url, g, round, problems) {
         if (g.feature === 'encryption' && side === 'on' && r.plainAtRest) problems.push(`${where}: Redis holds the session as plain JSON`)
         log(
           `features round ${round}/${c.featuresRounds} ${g.feature.padEnd(10)} ${side.padEnd(3)} ${cfg.sizeLabel.padStart(6)} ${Math.round(r.opsPerSec).toString().padStart(7)} ops/s  ` +
-            `${r.eluUsPerOp.toFixed(2).padStart(6)} µs JS busy/op  ${r.cpuUsPerOp.toFixed(1).padStart(6)} µs CPU/op  ELU ${(r.elu * 100).toFixed(0)}%`,
+            `${fmt(r.eluUsPerOp, 2).padStart(6)} µs JS busy/op  ${fmt(r.cpuUsPerOp, 1).padStart(6)} µs CPU/op  ELU ${(r.elu * 100).toFixed(0)}%`,
         )
       }
     }

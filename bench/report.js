@@ -3,7 +3,7 @@
 // Markdown tables of the medians and ratios.
 const { STORES } = require('./stores')
 const { versionLine } = require('./peers')
-const f = (v, digits = 0) => (typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a')
+const { fmt: f } = require('./stats')
 const x = (v) => (typeof v === 'number' && Number.isFinite(v) ? `${v.toFixed(2)}×` : 'n/a')
 
 const pct = (v) => (typeof v === 'number' ? `${(v * 100).toFixed(0)}%` : 'n/a')

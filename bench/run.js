@@ -21,7 +21,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { spawnChild, killAll } = require('./ipc')
 const { startRedis, redisVersion } = require('./redis')
-const { median, medians, ratio } = require('./stats')
+const { median, medians, ratio, fmt } = require('./stats')
 const { sizeLabel } = require('./sessions')
 const { STORES } = require('./stores')
 const { markdown } = require('./report')
@@ -243,7 +243,8 @@ async function storeBench(c, url, problems) {
           cfg.sessionBytes = r.sessionBytes
           cfg[kind].runs.push(r)
           if (r.errors) problems.push(`store ${kind}, ${cfg.sizeLabel}, conc. ${cfg.concurrency}, round ${round}: ${r.errors} errors (first: ${r.firstError})`)
-          log(`round ${round}/${c.rounds} ${cfg.sizeLabel} conc ${cfg.concurrency} ${kind.padEnd(13)} ${Math.round(r.opsPerSec).toString().padStart(7)} ops/s  ${r.cpuUsPerOp.toFixed(1).padStart(6)} µs CPU/op  ELU ${(r.elu * 100).toFixed(0)}%  p50 ${r.p50Ms == null ? 'n/a' : r.p50Ms.toFixed(2)} ms`)
+          if (!r.ops) problems.push(`store ${kind}, ${cfg.sizeLabel}, conc. ${cfg.concurrency}, round ${round}: no request completed in the measured ${c.durationMs} ms`)
+          log(`round ${round}/${c.rounds} ${cfg.sizeLabel} conc ${cfg.concurrency} ${kind.padEnd(13)} ${Math.round(r.opsPerSec).toString().padStart(7)} ops/s  ${fmt(r.cpuUsPerOp, 1).padStart(6)} µs CPU/op  ELU ${(r.elu * 100).toFixed(0)}%  p50 ${fmt(r.p50Ms, 2)} ms`)
         }
       }
     } finally {

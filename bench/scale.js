@@ -16,7 +16,7 @@
 // keys in Redis cost any store, beside what they cost this one.
 const { spawnChild } = require('./ipc')
 const { command, info } = require('./redis')
-const { median, medians, ratio } = require('./stats')
+const { median, medians, ratio, fmt } = require('./stats')
 const { sizeLabel } = require('./sessions')
 const { RedisServer } = require('../__test__/helpers/redis.js')
 
@@ -79,7 +79,7 @@ async function scaleBench(c, problems) {
             side[s][kind === 'ours' ? 'runs' : 'peerRuns'].push(r)
             if (kind === 'ours') side[s].commands = await perCall(servers[s].url)
             if (r.errors) problems.push(`scale ${s} ${kind}, round ${round}: ${r.errors} errors (first: ${r.firstError})`)
-            log(`scale round ${round}/${c.rounds} ${kind.padEnd(13)} ${side[s].fill.written.toLocaleString('en-US').padStart(9)} sessions ${Math.round(r.opsPerSec).toString().padStart(7)} ops/s  ${r.cpuUsPerOp.toFixed(1).padStart(6)} µs CPU/op`)
+            log(`scale round ${round}/${c.rounds} ${kind.padEnd(13)} ${side[s].fill.written.toLocaleString('en-US').padStart(9)} sessions ${Math.round(r.opsPerSec).toString().padStart(7)} ops/s  ${fmt(r.cpuUsPerOp, 1).padStart(6)} µs CPU/op`)
           } finally {
             await w.stop()
           }

@@ -18,6 +18,12 @@ function ratio(a, b) {
   return typeof a === 'number' && typeof b === 'number' && b !== 0 ? a / b : null
 }
 
+// `v` with `digits` decimals, or 'n/a' when it is not a number (a per-op
+// figure of a run that completed no operation arrives as null over IPC).
+function fmt(v, digits = 0) {
+  return typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a'
+}
+
 // Median of every numeric field over a list of run results.
 function medians(runs, fields) {
   const out = {}
@@ -25,4 +31,4 @@ function medians(runs, fields) {
   return out
 }
 
-module.exports = { median, percentile, ratio, medians }
+module.exports = { median, percentile, ratio, medians, fmt }

@@ -88,6 +88,7 @@ function load(store, sids, { concurrency, warmupMs, durationMs, warmupReqs, meas
     let startReqs = 0
     let endReqs = 0
     let measureT0 = Infinity
+    let stopAtNext = false
     const timers = []
     const t0 = performance.now()
 
@@ -98,7 +99,13 @@ function load(store, sids, { concurrency, warmupMs, durationMs, warmupReqs, meas
       start = snapshot()
       measureT0 = start.t
       startReqs = completed
-      if (durationMs != null) timers.push(setTimeout(stop, durationMs))
+      if (durationMs != null) timers.push(setTimeout(timeUp, durationMs))
+    }
+    // A window in which no request completed measures nothing (a short run
+    // of large sessions on a loaded machine): it ends at the next one.
+    function timeUp() {
+      if (phase === 'measure' && completed === startReqs) stopAtNext = true
+      else stop()
     }
     function stop() {
       if (phase === 'stop') return
@@ -142,7 +149,7 @@ function load(store, sids, { concurrency, warmupMs, durationMs, warmupReqs, meas
       completed++
       if (phase === 'measure' && began >= measureT0) lat.push(performance.now() - began)
       if (phase === 'warmup' && warmupReqs != null && completed >= warmupReqs) begin()
-      if (phase === 'measure' && measureReqs != null && completed - startReqs >= measureReqs) stop()
+      if (phase === 'measure' && (stopAtNext || (measureReqs != null && completed - startReqs >= measureReqs))) stop()
       if (phase === 'stop') {
         if (--active === 0) finish()
         return
@@ -305,11 +312,17 @@ async function standalone([size = 200, concurrency = 64, seconds = 5]) {
   process.exit(0)
 }
 
-if (process.send) {
-  serve(handlers)
-} else {
-  standalone(process.argv.slice(4)).catch((err) => {
-    console.error(err)
-    process.exit(1)
-  })
+function main() {
+  if (process.send) {
+    serve(handlers)
+  } else {
+    standalone(process.argv.slice(4)).catch((err) => {
+      console.error(err)
+      process.exit(1)
+    })
+  }
 }
+
+if (require.main === module) main()
+
+module.exports = { main, load }
